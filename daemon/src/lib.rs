@@ -1,0 +1,1 @@
+//! The Roentgen daemon: receives X-Ray UDP datagrams, scrubs, batches and forwards them.

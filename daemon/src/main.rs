@@ -1,0 +1,3 @@
+//! `roentgen-daemon`: the X-Ray-compatible daemon binary.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Criterion benchmarks for the SDK's hot paths.
+
+fn main() {}

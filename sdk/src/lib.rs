@@ -1,0 +1,13 @@
+//! Roentgen's instrumentation SDK and the X-Ray segment model shared by the whole workspace.
+//!
+//! Features decide how much of it a crate pulls in:
+//! - `model`: the segment document, ids, the trace header and the UDP wire framing (serde only);
+//! - `scrub`: the PII scrubber, for the daemon and the collector;
+//! - `runtime`: the recorder, sampler and emitter linked into apps;
+//! - `axum`: the tower/axum middleware and the outgoing-call helper;
+//! - `otel`: the OpenTelemetry exporter and propagator.
+
+#[cfg(feature = "model")]
+pub mod model;
+#[cfg(feature = "scrub")]
+pub mod scrub;

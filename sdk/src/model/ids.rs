@@ -1,0 +1,273 @@
+//! `TraceId` and `SegmentId`: parsed once at the boundary, so one that exists is well-formed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a string is not a valid trace or segment id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The string has the wrong length.
+    #[error("expected {expected} characters, found {found}")]
+    Length {
+        /// Required length.
+        expected: usize,
+        /// Actual length.
+        found: usize,
+    },
+    /// A character is not a lowercase hex digit where one is required.
+    #[error("character {column} must be a lowercase hex digit")]
+    NotHex {
+        /// 1-based column of the offending character.
+        column: usize,
+    },
+    /// The trace id does not have the `1-XXXXXXXX-` shape.
+    #[error("trace id must look like 1-5759e988-bd862e3fe1be46a994272793")]
+    Shape,
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex(digits: &[u8], first_column: usize) -> Result<u128, IdError> {
+    let mut value: u128 = 0;
+    for (i, &b) in digits.iter().enumerate() {
+        let nibble = hex_value(b).ok_or(IdError::NotHex {
+            column: first_column + i,
+        })?;
+        value = (value << 4) | u128::from(nibble);
+    }
+    Ok(value)
+}
+
+/// An X-Ray trace id: `1-` + 8 hex digits of the epoch second + `-` + 24 random hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId {
+    epoch_seconds: u32,
+    random: u128, // low 96 bits used
+}
+
+impl TraceId {
+    /// Length of the textual form.
+    pub const LEN: usize = 35;
+    const RANDOM_MASK: u128 = (1u128 << 96) - 1;
+
+    /// Builds a trace id from its two parts; only the low 96 bits of `random` are kept.
+    pub fn from_parts(epoch_seconds: u32, random: u128) -> Self {
+        Self {
+            epoch_seconds,
+            random: random & Self::RANDOM_MASK,
+        }
+    }
+
+    /// The epoch second the trace started in.
+    pub fn epoch_seconds(&self) -> u32 {
+        self.epoch_seconds
+    }
+
+    /// The 96 random bits.
+    pub fn random_bits(&self) -> u128 {
+        self.random
+    }
+
+    /// A new trace id for the current second, with 96 bits from the thread's CSPRNG
+    /// (ChaCha seeded from the operating system).
+    #[cfg(feature = "runtime")]
+    pub fn generate() -> Self {
+        use rand::Rng;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let random: u128 = rand::rng().random();
+        Self::from_parts(u32::try_from(now).unwrap_or(u32::MAX), random)
+    }
+}
+
+impl FromStr for TraceId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let b = s.as_bytes();
+        if b.len() != Self::LEN {
+            return Err(IdError::Length {
+                expected: Self::LEN,
+                found: s.chars().count(),
+            });
+        }
+        if b[0] != b'1' || b[1] != b'-' || b[10] != b'-' {
+            return Err(IdError::Shape);
+        }
+        let epoch = parse_hex(&b[2..10], 3)?;
+        let random = parse_hex(&b[11..35], 12)?;
+        Ok(Self::from_parts(epoch as u32, random))
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "1-{:08x}-{:024x}", self.epoch_seconds, self.random)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// A segment or subsegment id: 16 lowercase hex digits (64 bits).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SegmentId(u64);
+
+impl SegmentId {
+    /// Length of the textual form.
+    pub const LEN: usize = 16;
+
+    /// Wraps a raw 64-bit value.
+    pub fn from_u64(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The raw 64-bit value.
+    pub fn as_u64(&self) -> u64 {
+        self.0
+    }
+
+    /// A new random, non-zero id from the thread's CSPRNG.
+    #[cfg(feature = "runtime")]
+    pub fn generate() -> Self {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        loop {
+            let v: u64 = rng.random();
+            if v != 0 {
+                return Self(v);
+            }
+        }
+    }
+}
+
+impl FromStr for SegmentId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let b = s.as_bytes();
+        if b.len() != Self::LEN {
+            return Err(IdError::Length {
+                expected: Self::LEN,
+                found: s.chars().count(),
+            });
+        }
+        Ok(Self(parse_hex(b, 1)? as u64))
+    }
+}
+
+impl fmt::Display for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl fmt::Debug for SegmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SegmentId({self})")
+    }
+}
+
+macro_rules! string_serde {
+    ($ty:ty, $what:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse()
+                            .map_err(|e| E::custom(format_args!("invalid {}: {e}", $what)))
+                    }
+                }
+                deserializer.deserialize_str(V)
+            }
+        }
+    };
+}
+
+string_serde!(TraceId, "trace id");
+string_serde!(SegmentId, "segment id");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let id: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
+        assert_eq!(id.epoch_seconds(), 0x5759e988);
+        assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn rejects_malformed_ids_precisely() {
+        assert_eq!(
+            "1-5759e988-bd862e3fe1be46a99427279".parse::<TraceId>(),
+            Err(IdError::Length {
+                expected: 35,
+                found: 34
+            })
+        );
+        assert_eq!(
+            "2-5759e988-bd862e3fe1be46a994272793".parse::<TraceId>(),
+            Err(IdError::Shape)
+        );
+        assert_eq!(
+            "1-5759e988-bd862e3fe1bE46a994272793".parse::<TraceId>(),
+            Err(IdError::NotHex { column: 23 })
+        );
+        assert_eq!(
+            "53995c3f42cd8adz".parse::<SegmentId>(),
+            Err(IdError::NotHex { column: 16 })
+        );
+    }
+
+    #[cfg(feature = "runtime")]
+    #[test]
+    fn generated_ids_are_well_formed_and_distinct() {
+        let a = TraceId::generate();
+        let b = TraceId::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<TraceId>().unwrap(), a);
+        assert_ne!(SegmentId::generate(), SegmentId::generate());
+    }
+
+    proptest! {
+        #[test]
+        fn trace_id_print_parse_roundtrip(epoch: u32, random: u128) {
+            let id = TraceId::from_parts(epoch, random);
+            prop_assert_eq!(id.to_string().parse::<TraceId>().unwrap(), id);
+        }
+
+        #[test]
+        fn segment_id_print_parse_roundtrip(v: u64) {
+            let id = SegmentId::from_u64(v);
+            prop_assert_eq!(id.to_string().parse::<SegmentId>().unwrap(), id);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests: real binaries, real UDP and HTTP on loopback, official SDKs as clients.
+
+mod captures;

@@ -1,0 +1,1 @@
+//! The Roentgen collector and dashboard server.

@@ -1,0 +1,3 @@
+//! `roentgen-web`: the collector and dashboard binary.
+
+fn main() {}
