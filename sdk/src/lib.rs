@@ -11,3 +11,11 @@
 pub mod model;
 #[cfg(feature = "scrub")]
 pub mod scrub;
+#[cfg(feature = "runtime")]
+pub mod emitter;
+#[cfg(feature = "runtime")]
+pub mod sampling;
+#[cfg(feature = "runtime")]
+pub mod recorder;
+#[cfg(feature = "axum")]
+pub mod middleware;

@@ -1,0 +1,353 @@
+//! The emitter: hands finished documents to a background thread that scrubs, serializes and
+//! sends them to the daemon over UDP, batching system calls with `sendmmsg`.
+//!
+//! The app's thread only moves a boxed document into a bounded queue; when the queue is full the
+//! document is dropped and counted (the app is never slowed down by tracing). The background
+//! thread is the only place documents leave the process, and it scrubs every one of them first
+//! unless scrubbing was explicitly disabled.
+
+mod address;
+mod stream;
+
+use std::io::IoSlice;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
+
+use crate::model::{MAX_DOCUMENT_BYTES, Segment, encode_datagram};
+use crate::scrub::Scrubber;
+
+pub use address::{AddressError, DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+pub use stream::split as split_for_streaming;
+
+/// Whether documents are scrubbed before they leave the process.
+#[derive(Debug, Clone)]
+pub enum Scrubbing {
+    /// Every document goes through this scrubber (the default).
+    Enabled(Scrubber),
+    /// Documents leave as recorded. Logged as a warning when the emitter starts.
+    Disabled,
+}
+
+impl Default for Scrubbing {
+    fn default() -> Self {
+        Self::Enabled(Scrubber::default())
+    }
+}
+
+/// Emitter settings.
+#[derive(Debug, Clone)]
+pub struct EmitterConfig {
+    /// Where the daemon listens.
+    pub daemon: SocketAddr,
+    /// Documents waiting to be sent before new ones are dropped.
+    pub queue_capacity: usize,
+    /// A segment with more subsegments than this is streamed in pieces (Java and Node use 100).
+    pub stream_threshold: usize,
+    /// Scrubbing policy.
+    pub scrubbing: Scrubbing,
+}
+
+impl EmitterConfig {
+    /// Defaults for a daemon address: 8,192 queued documents, streaming above 100 subsegments,
+    /// built-in scrubbing.
+    pub fn new(daemon: SocketAddr) -> Self {
+        Self {
+            daemon,
+            queue_capacity: 8192,
+            stream_threshold: 100,
+            scrubbing: Scrubbing::default(),
+        }
+    }
+}
+
+/// Why the emitter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitterError {
+    /// The UDP socket could not be created.
+    #[error("emitter socket: {0}")]
+    Socket(#[from] std::io::Error),
+}
+
+/// Counters an operator would ask about.
+#[derive(Debug, Default)]
+pub struct EmitterStats {
+    /// Documents handed to the emitter.
+    pub submitted: AtomicU64,
+    /// Datagrams sent.
+    pub sent: AtomicU64,
+    /// Documents dropped because the queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Documents dropped because they exceed 64 KiB even after streaming.
+    pub dropped_oversize: AtomicU64,
+    /// Datagrams the kernel refused to send.
+    pub send_errors: AtomicU64,
+    /// Values rewritten by the scrubber.
+    pub scrubbed_values: AtomicU64,
+}
+
+/// A point-in-time copy of [`EmitterStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmitterSnapshot {
+    /// Documents handed to the emitter.
+    pub submitted: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Dropped, queue full.
+    pub dropped_queue_full: u64,
+    /// Dropped, over 64 KiB.
+    pub dropped_oversize: u64,
+    /// Send failures.
+    pub send_errors: u64,
+    /// Values rewritten by the scrubber.
+    pub scrubbed_values: u64,
+}
+
+enum Message {
+    Document(Box<Segment>),
+    Flush(SyncSender<()>),
+}
+
+/// Sends documents to the daemon from a background thread. Dropping it sends what is queued.
+#[derive(Debug)]
+pub struct Emitter {
+    queue: Option<SyncSender<Message>>,
+    stats: Arc<EmitterStats>,
+    thread: Option<JoinHandle<()>>,
+    last_drop_warning: AtomicU64,
+}
+
+const BATCH: usize = 64;
+
+impl Emitter {
+    /// Starts the background sender.
+    pub fn start(config: EmitterConfig) -> Result<Self, EmitterError> {
+        let bind: SocketAddr = if config.daemon.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(bind)?;
+        if matches!(config.scrubbing, Scrubbing::Disabled) {
+            tracing::warn!(
+                daemon = %config.daemon,
+                "PII scrubbing is DISABLED: documents leave this process as recorded"
+            );
+        }
+        let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        let stats = Arc::new(EmitterStats::default());
+        let worker = Worker {
+            socket,
+            scrubbing: config.scrubbing,
+            stream_threshold: config.stream_threshold,
+            stats: Arc::clone(&stats),
+            buffers: Vec::new(),
+            pieces: Vec::new(),
+            json: Vec::new(),
+            addresses: vec![Some(SockaddrStorage::from(config.daemon)); BATCH],
+        };
+        let thread = std::thread::Builder::new()
+            .name("roentgen-emitter".into())
+            .spawn(move || worker.run(rx))?;
+        Ok(Self {
+            queue: Some(tx),
+            stats,
+            thread: Some(thread),
+            last_drop_warning: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues a finished document; never blocks. Drops and counts it when the queue is full.
+    pub fn submit(&self, document: Box<Segment>) {
+        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(Message::Document(document)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let dropped = self
+                    .stats
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                self.warn_dropped(dropped);
+            }
+        }
+    }
+
+    /// At most one warning every ten seconds, with the running count.
+    fn warn_dropped(&self, dropped: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last_drop_warning.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_drop_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(dropped, "emitter queue full: dropping trace documents");
+        }
+    }
+
+    /// Waits until everything queued before this call has been sent, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let Some(queue) = &self.queue else {
+            return true;
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + timeout;
+        let mut message = Message::Flush(tx);
+        loop {
+            match queue.try_send(message) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
+                    message = m;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
+            }
+        }
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_ok()
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> EmitterSnapshot {
+        let s = &self.stats;
+        EmitterSnapshot {
+            submitted: s.submitted.load(Ordering::Relaxed),
+            sent: s.sent.load(Ordering::Relaxed),
+            dropped_queue_full: s.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_oversize: s.dropped_oversize.load(Ordering::Relaxed),
+            send_errors: s.send_errors.load(Ordering::Relaxed),
+            scrubbed_values: s.scrubbed_values.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Emitter {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Worker {
+    socket: UdpSocket,
+    scrubbing: Scrubbing,
+    stream_threshold: usize,
+    stats: Arc<EmitterStats>,
+    /// Framed datagrams of the current batch; reused across batches.
+    buffers: Vec<Vec<u8>>,
+    pieces: Vec<Segment>,
+    json: Vec<u8>,
+    /// The daemon's address once per batch slot, as `sendmmsg` wants it.
+    addresses: Vec<Option<SockaddrStorage>>,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Message>) {
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut flushes = Vec::new();
+        // Block for one message, take whatever else is already queued, send, repeat.
+        while let Ok(first) = rx.recv() {
+            let mut used = 0;
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Document(doc) => used = self.prepare(*doc, used, &mut headers),
+                    Message::Flush(done) => flushes.push(done),
+                }
+                next = rx.try_recv().ok();
+            }
+            self.send(used, &mut headers);
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Scrubs, splits and frames one document into the batch; returns the new batch length.
+    fn prepare(
+        &mut self,
+        mut doc: Segment,
+        mut used: usize,
+        headers: &mut MultiHeaders<SockaddrStorage>,
+    ) -> usize {
+        if let Scrubbing::Enabled(scrubber) = &self.scrubbing {
+            let report = scrubber.scrub_segment(&mut doc);
+            let total = report.total();
+            if total > 0 {
+                self.stats
+                    .scrubbed_values
+                    .fetch_add(total, Ordering::Relaxed);
+            }
+        }
+        self.pieces.clear();
+        stream::split(doc, self.stream_threshold, &mut self.pieces);
+        for piece in std::mem::take(&mut self.pieces) {
+            self.json.clear();
+            if serde_json::to_writer(&mut self.json, &piece).is_err()
+                || self.json.len() > MAX_DOCUMENT_BYTES
+            {
+                self.stats.dropped_oversize.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    id = %piece.id,
+                    bytes = self.json.len(),
+                    "trace document over 64 KiB after streaming: dropped"
+                );
+                continue;
+            }
+            if used == self.buffers.len() {
+                self.buffers.push(Vec::with_capacity(1024));
+            }
+            if encode_datagram(&self.json, &mut self.buffers[used]).is_ok() {
+                used += 1;
+            }
+            if used >= BATCH {
+                self.send(used, headers);
+                used = 0;
+            }
+        }
+        used
+    }
+
+    /// Sends the first `used` framed datagrams with as few system calls as possible.
+    fn send(&mut self, used: usize, headers: &mut MultiHeaders<SockaddrStorage>) {
+        let mut start = 0;
+        while start < used {
+            let batch = &self.buffers[start..used];
+            let slices: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|b| [IoSlice::new(b)]).collect();
+            let sent = sendmmsg(
+                self.socket.as_raw_fd(),
+                headers,
+                &slices,
+                &self.addresses[..slices.len()],
+                [],
+                MsgFlags::empty(),
+            )
+            .map(|results| results.count());
+            match sent {
+                Ok(n) if n > 0 => {
+                    self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                    start += n;
+                }
+                Ok(_) | Err(_) => {
+                    // Skip the datagram that failed and carry on with the rest.
+                    self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    start += 1;
+                }
+            }
+        }
+    }
+}
