@@ -1,0 +1,391 @@
+//! The built-in detectors: one regex each, plus a validator where the pattern alone would flag
+//! too much (Luhn and card prefixes, dates in Korean resident numbers, SSN ranges, ...).
+//!
+//! Patterns are ASCII-only (`[0-9]`, `(?-u:\b)`) so the lazy DFA never falls back to the slow
+//! engine on non-ASCII text. A group named `v` narrows the rewrite to the secret part of a match
+//! (`password=<v>`). The order of the table is the priority when matches overlap.
+
+use std::borrow::Cow;
+use std::net::Ipv6Addr;
+
+/// Checks a candidate `hay[start..end]`; returns the span to rewrite (possibly narrowed) or
+/// `None` to reject it.
+pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
+
+/// A built-in detector.
+pub(crate) struct BuiltIn {
+    pub name: &'static str,
+    pub pattern: Cow<'static, str>,
+    pub validate: Option<Validator>,
+}
+
+/// Names of the built-in detectors, in priority order.
+pub const BUILT_IN_NAMES: &[&str] = &[
+    "url_userinfo",
+    "jwt",
+    "aws_access_key",
+    "secret",
+    "bearer",
+    "email",
+    "kr_rrn",
+    "card",
+    "ssn",
+    "phone",
+    "ipv6",
+    "ipv4",
+    "aws_secret_key",
+];
+
+/// Keys whose values are secrets in `key=value` text, query strings, headers and connection
+/// strings. The optional `prefix_` words let `db_password` and `aws_secret_access_key` match.
+const SECRET_KEY: &str = r#"(?:[A-Za-z0-9]+[_.-])*(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie)"#;
+
+pub(crate) fn built_ins() -> Vec<BuiltIn> {
+    let secret = format!(
+        r#"(?:^|[^A-Za-z0-9_.-]){SECRET_KEY}["']?[ \t]*[:=][ \t]*["']?(?P<v>(?:(?i-u:bearer|basic|digest)[ \t]+)?[^\s&;,"'<>\[\]]+)"#
+    );
+    vec![
+        BuiltIn {
+            name: "url_userinfo",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^/\s:@?#\[\]]+(?::[^/\s@?#\[\]]*)?)@",
+            ),
+            validate: None,
+        },
+        BuiltIn {
+            name: "jwt",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            ),
+            validate: None,
+        },
+        BuiltIn {
+            name: "aws_access_key",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{16}(?-u:\b)",
+            ),
+            validate: None,
+        },
+        BuiltIn {
+            name: "secret",
+            pattern: Cow::Owned(secret),
+            validate: Some(secret_value),
+        },
+        BuiltIn {
+            name: "bearer",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)(?i-u:bearer|basic|digest)[ \t]+(?P<v>[A-Za-z0-9._~+/=-]{8,})",
+            ),
+            validate: Some(token_value),
+        },
+        BuiltIn {
+            name: "email",
+            pattern: Cow::Borrowed(r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?-u:\b)"),
+            validate: None,
+        },
+        BuiltIn {
+            name: "kr_rrn",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])-?[1-8][0-9]{6}(?-u:\b)",
+            ),
+            validate: Some(kr_rrn),
+        },
+        BuiltIn {
+            name: "card",
+            pattern: Cow::Borrowed(r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)"),
+            validate: Some(card),
+        },
+        BuiltIn {
+            name: "ssn",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
+            ),
+            validate: Some(ssn),
+        },
+        BuiltIn {
+            name: "phone",
+            pattern: Cow::Borrowed(concat!(
+                // E.164 and international forms: +, then 8 to 15 digits with separators.
+                r"\+[1-9](?:[ .-]?\(?[0-9]\)?){7,14}",
+                // North American: (555) 123-4567, 555-123-4567, 1-555-123-4567.
+                r"|(?:(?-u:\b)1[ .-])?(?:\([2-9][0-9]{2}\)[ ]?|(?-u:\b)[2-9][0-9]{2}[ .-])[0-9]{3}[ .-][0-9]{4}(?-u:\b)",
+                // Korean mobile: 010-1234-5678, 010 1234 5678, 01012345678.
+                r"|(?-u:\b)01[016789](?:-[0-9]{3,4}-|\.[0-9]{3,4}\.| [0-9]{3,4} |[0-9]{3,4})[0-9]{4}(?-u:\b)",
+                // Korean landline: 02-123-4567, 031-123-4567.
+                r"|(?-u:\b)0(?:2|[3-6][1-5])[-. ][0-9]{3,4}[-. ][0-9]{4}(?-u:\b)",
+                // UK-style national: 020 7946 0958.
+                r"|(?-u:\b)0[1-9][0-9]{1,3} [0-9]{3,4} [0-9]{3,4}(?-u:\b)",
+            )),
+            validate: Some(phone),
+        },
+        BuiltIn {
+            name: "ipv6",
+            pattern: Cow::Borrowed(
+                r"(?:^|[^A-Za-z0-9_:.])(?P<v>[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3})",
+            ),
+            validate: Some(ipv6),
+        },
+        BuiltIn {
+            name: "ipv4",
+            pattern: Cow::Borrowed(
+                r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?-u:\b)",
+            ),
+            validate: Some(ipv4),
+        },
+        BuiltIn {
+            name: "aws_secret_key",
+            pattern: Cow::Borrowed(r"(?:^|[^A-Za-z0-9/+=])(?P<v>[A-Za-z0-9/+]{40})"),
+            validate: Some(aws_secret_key),
+        },
+    ]
+}
+
+fn byte_at(hay: &str, i: usize) -> Option<u8> {
+    hay.as_bytes().get(i).copied()
+}
+
+fn digits(text: &str) -> impl Iterator<Item = u32> + '_ {
+    text.bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'))
+}
+
+/// Luhn checksum over the digits of `text`.
+pub(crate) fn luhn(text: &str) -> bool {
+    let all: Vec<u32> = digits(text).collect();
+    let sum: u32 = all
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Issuer prefixes and lengths of the card networks (Visa, Mastercard, Amex, Discover, JCB,
+/// Diners, UnionPay, Maestro).
+fn card_network(number: &[u8]) -> bool {
+    let len = number.len();
+    let prefix = |n: usize| -> u32 {
+        number
+            .iter()
+            .take(n)
+            .fold(0, |acc, d| acc * 10 + u32::from(d - b'0'))
+    };
+    let p1 = prefix(1);
+    let p2 = prefix(2);
+    let p3 = prefix(3);
+    let p4 = prefix(4);
+    match p1 {
+        4 => matches!(len, 13 | 16 | 19),
+        5 => (51..=55).contains(&p2) && len == 16 || matches!(p2, 50 | 56..=59) && len >= 12,
+        2 => (2221..=2720).contains(&p4) && len == 16,
+        3 => {
+            (matches!(p2, 34 | 37) && len == 15)
+                || ((3528..=3589).contains(&p4) && (16..=19).contains(&len))
+                || ((matches!(p2, 36 | 38 | 39) || (300..=305).contains(&p3)) && len >= 14)
+        }
+        6 => (16..=19).contains(&len) || (len >= 12 && matches!(p2, 60..=69)),
+        _ => false,
+    }
+}
+
+/// Cards: the digit run must pass Luhn and start with a network prefix. When the whole run
+/// fails, the longest run of whole separator-delimited groups that passes is taken instead
+/// (`order 12 4111 1111 1111 1111`).
+fn card(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let text = &hay[start..end];
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    let mut group_start = None;
+    for (i, b) in text.bytes().enumerate() {
+        match (b.is_ascii_digit(), group_start) {
+            (true, None) => group_start = Some(i),
+            (false, Some(s)) => {
+                groups.push((s, i));
+                group_start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = group_start {
+        groups.push((s, text.len()));
+    }
+    let is_card = |a: usize, b: usize| {
+        let number: Vec<u8> = text[a..b].bytes().filter(u8::is_ascii_digit).collect();
+        (13..=19).contains(&number.len())
+            && card_network(&number)
+            && luhn(std::str::from_utf8(&number).unwrap_or(""))
+    };
+    let mut best: Option<(usize, usize)> = None;
+    for i in 0..groups.len() {
+        for j in (i..groups.len()).rev() {
+            let (a, b) = (groups[i].0, groups[j].1);
+            if best.is_some_and(|(x, y)| y - x >= b - a) {
+                break;
+            }
+            if is_card(a, b) {
+                best = Some((a, b));
+                break;
+            }
+        }
+    }
+    best.map(|(a, b)| (start + a, start + b))
+}
+
+fn ssn(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let d: Vec<u32> = digits(&hay[start..end]).collect();
+    let area = d[0] * 100 + d[1] * 10 + d[2];
+    let group = d[3] * 10 + d[4];
+    let serial = d[5..].iter().fold(0, |a, x| a * 10 + x);
+    let ok = area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+    ok.then_some((start, end))
+}
+
+fn days_in_month(month: u32, year: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Korean resident registration numbers: YYMMDD-GNNNNNN with a real date (the 7th digit gives
+/// the century); without the dash the old check digit must also hold.
+fn kr_rrn(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let text = &hay[start..end];
+    let d: Vec<u32> = digits(text).collect();
+    let century = match d[6] {
+        1 | 2 | 5 | 6 => 1900,
+        3 | 4 | 7 | 8 => 2000,
+        _ => return None,
+    };
+    let year = century + d[0] * 10 + d[1];
+    let month = d[2] * 10 + d[3];
+    let day = d[4] * 10 + d[5];
+    if day > days_in_month(month, year) {
+        return None;
+    }
+    if !text.contains('-') {
+        const WEIGHTS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
+        let sum: u32 = d.iter().zip(WEIGHTS).map(|(a, w)| a * w).sum();
+        if (11 - sum % 11) % 10 != d[12] {
+            return None;
+        }
+    }
+    Some((start, end))
+}
+
+/// Phones: international numbers must not run on into more digits.
+fn phone(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if byte_at(hay, end).is_some_and(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if start > 0 && byte_at(hay, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// IPv4: not part of a longer dotted run (OIDs, four-part versions followed by more parts).
+fn ipv4(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if start > 0 && byte_at(hay, start - 1) == Some(b'.') {
+        return None;
+    }
+    if byte_at(hay, end) == Some(b'.') && byte_at(hay, end + 1).is_some_and(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// IPv6: the candidate run of hex digits and colons must parse as an address and contain a
+/// digit (so `std::vec` or `cafe::face` stay), and must not run on into a word.
+fn ipv6(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if byte_at(hay, end).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') {
+        return None;
+    }
+    let text = &hay[start..end];
+    if !text.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<Ipv6Addr>().ok().map(|_| (start, end))
+}
+
+/// AWS secret keys: exactly 40 characters, mixing upper case, lower case and digits.
+fn aws_secret_key(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    if byte_at(hay, end).is_some_and(|b| b.is_ascii_alphanumeric() || b"/+=".contains(&b)) {
+        return None;
+    }
+    let text = &hay[start..end];
+    let upper = text.bytes().any(|b| b.is_ascii_uppercase());
+    let lower = text.bytes().any(|b| b.is_ascii_lowercase());
+    let digit = text.bytes().any(|b| b.is_ascii_digit());
+    (upper && lower && digit).then_some((start, end))
+}
+
+/// Secret values: skip SQL and format placeholders (`?`, `%s`, `$1`, `:name`) and masks (`***`).
+fn secret_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let text = &hay[start..end];
+    let placeholder = matches!(
+        text.as_bytes().first(),
+        Some(b'?' | b'%' | b'$' | b':' | b'@')
+    ) || text.bytes().all(|b| b == b'*' || b == b'x' || b == b'X')
+        || ["null", "none", "true", "false", "undefined"]
+            .iter()
+            .any(|w| text.eq_ignore_ascii_case(w));
+    (!placeholder).then_some((start, end))
+}
+
+/// Bearer/Basic credentials: a token has a digit or punctuation (so "basic information" stays).
+fn token_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let text = &hay[start..end];
+    text.bytes()
+        .any(|b| b.is_ascii_digit() || b"._~+/=-".contains(&b))
+        .then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luhn_accepts_test_cards_and_rejects_neighbours() {
+        assert!(luhn("4111111111111111"));
+        assert!(luhn("378282246310005"));
+        assert!(!luhn("4111111111111112"));
+    }
+
+    #[test]
+    fn card_narrows_to_the_valid_groups() {
+        let hay = "order 12 4111 1111 1111 1111";
+        let (a, b) = card(hay, 6, hay.len()).expect("card");
+        assert_eq!(&hay[a..b], "4111 1111 1111 1111");
+        assert_eq!(card("1234 5678 9012 3456", 0, 19), None);
+    }
+
+    #[test]
+    fn kr_rrn_checks_dates() {
+        let ok = "900101-1234567";
+        assert!(kr_rrn(ok, 0, ok.len()).is_some());
+        let bad = "900231-1234567";
+        assert!(kr_rrn(bad, 0, bad.len()).is_none());
+    }
+
+    #[test]
+    fn ipv6_needs_a_digit_and_a_parse() {
+        let hay = "fe80::1ff:fe23:4567:890a";
+        assert!(ipv6(hay, 0, hay.len()).is_some());
+        assert!(ipv6("cafe::face", 0, 10).is_none());
+        assert!(ipv6("12:30:45", 0, 8).is_none());
+    }
+}

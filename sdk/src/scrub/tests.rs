@@ -1,0 +1,230 @@
+//! Unit tests of the scrubber: detectors on single strings, actions, rules, configuration errors.
+
+use serde_json::json;
+
+use super::*;
+
+fn scrub_text(scrubber: &Scrubber, text: &str) -> String {
+    let mut s = text.to_owned();
+    scrubber.scrub_text(&mut s);
+    s
+}
+
+#[test]
+fn each_built_in_detector_rewrites_its_kind() {
+    let s = Scrubber::default();
+    let cases = [
+        ("mail jane.doe@example.com now", "mail [email] now"),
+        ("card 4111 1111 1111 1111.", "card [card]."),
+        ("amex 3782-822463-10005", "amex [card]"),
+        ("ssn 123-45-6789", "ssn [ssn]"),
+        ("rrn 900101-1234567", "rrn [kr_rrn]"),
+        ("call +1 (555) 123-4567", "call [phone]"),
+        ("call 010-1234-5678", "call [phone]"),
+        ("call (555) 123-4567", "call [phone]"),
+        ("from 203.0.113.7:443", "from [ipv4]:443"),
+        ("from 2001:db8::8a2e:370:7334 ok", "from [ipv6] ok"),
+        ("key AKIAIOSFODNN7EXAMPLE", "key [aws_access_key]"),
+        (
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "[aws_secret_key]",
+        ),
+        (
+            "t eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl",
+            "t [jwt]",
+        ),
+        (
+            "Authorization: Bearer abc123def456",
+            "Authorization: [secret]",
+        ),
+        ("sent Bearer abc123def456", "sent Bearer [bearer]"),
+        (
+            "/login?user=bob&password=hunter2&x=1",
+            "/login?user=bob&password=[secret]&x=1",
+        ),
+        (
+            "postgres://app:s3cret@db:5432/x",
+            "postgres://[url_userinfo]@db:5432/x",
+        ),
+        (
+            "Server=db;Uid=sa;Pwd=p@ss;",
+            "Server=db;Uid=sa;Pwd=[secret];",
+        ),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(scrub_text(&s, input), expected, "input: {input}");
+    }
+}
+
+#[test]
+fn look_alikes_are_left_alone() {
+    let s = Scrubber::default();
+    for text in [
+        "order ORD-2024-000123 shipped",
+        "550e8400-e29b-41d4-a716-446655440000",
+        "5b7b903722d5dd88",
+        "version 2.15.0 and 10.0.19041.1",
+        "price 1,299.99 USD",
+        "1234 5678 9012 3456",
+        "at 2026-11-28T23:51:29Z took 12:30:45",
+        "std::vec::Vec and cafe::face",
+        "1795905087532",
+        "WHERE password = ? AND email = %s",
+        "token_type=refresh and basic information",
+        "sha 3f786850e387550fdab836ed7e6dc881de23001b",
+    ] {
+        assert_eq!(scrub_text(&s, text), text, "false positive");
+    }
+}
+
+#[test]
+fn scrubbing_twice_changes_nothing() {
+    let s = Scrubber::default();
+    let once = scrub_text(
+        &s,
+        "jane@example.com 4111111111111111 password=[x] https://u:p@h.io/?token=abc",
+    );
+    let mut twice = once.clone();
+    let report = s.scrub_text(&mut twice);
+    assert_eq!(once, twice);
+    assert!(report.is_clean(), "{report:?}");
+}
+
+#[test]
+fn key_names_scrub_whole_values_and_numbers() {
+    let s = Scrubber::default();
+    let mut doc = json!({
+        "name": "svc", "id": "0694be9a856b4345", "start_time": 1.0,
+        "metadata": {"payment": {"cvv": "123", "pin_cvv": 987, "password": "hunter2",
+            "customer_email": "not an address", "items": 3, "email_count": 12}}
+    });
+    let report = s.scrub(&mut doc);
+    assert_eq!(
+        doc["metadata"]["payment"],
+        json!({"cvv": "[card]", "pin_cvv": "[card]", "password": "[secret]",
+            "customer_email": "[email]", "items": 3, "email_count": 12})
+    );
+    assert_eq!(report.total(), 4);
+    assert_eq!(report.count("card"), 2);
+}
+
+#[test]
+fn hash_action_is_keyed_truncated_and_stable() {
+    let config = ScrubConfig::from_toml_str(
+        "hash_key = \"0123456789abcdef0123\"\n[detectors.email]\naction = \"hash\"\n",
+    )
+    .expect("config");
+    let s = Scrubber::new(&config).expect("scrubber");
+    let a = scrub_text(&s, "a jane@example.com b jane@example.com");
+    let parts: Vec<&str> = a.split(' ').collect();
+    assert_eq!(parts[1], parts[3]);
+    assert!(parts[1].starts_with("[email#") && parts[1].len() == "[email#]".len() + 16);
+    assert_eq!(scrub_text(&s, &a), a);
+}
+
+#[test]
+fn field_rules_exempt_drop_and_whole_value() {
+    let config = ScrubConfig::from_toml_str(
+        r#"
+exempt_fields = ["http.request.client_ip"]
+[fields."metadata.debug"]
+action = "drop"
+[fields."user"]
+whole_value = true
+[fields."annotations"]
+detectors = { email = "keep" }
+"#,
+    )
+    .expect("config");
+    let s = Scrubber::new(&config).expect("scrubber");
+    let mut doc = json!({
+        "name": "svc", "id": "0694be9a856b4345", "start_time": 1.0, "user": "user-1234",
+        "http": {"request": {"client_ip": "203.0.113.7", "url": "http://x/?ip=203.0.113.7"}},
+        "annotations": {"who": "jane@example.com", "ip": "203.0.113.9"},
+        "metadata": {"debug": {"note": "ip 10.0.0.1", "ok": "fine"}}
+    });
+    s.scrub(&mut doc);
+    assert_eq!(doc["http"]["request"]["client_ip"], "203.0.113.7");
+    assert_eq!(doc["http"]["request"]["url"], "http://x/?ip=[ipv4]");
+    assert_eq!(doc["user"], "[field]");
+    assert_eq!(
+        doc["annotations"],
+        json!({"who": "jane@example.com", "ip": "[ipv4]"})
+    );
+    assert_eq!(doc["metadata"]["debug"], json!({"ok": "fine"}));
+}
+
+#[test]
+fn ids_times_names_and_types_are_never_touched() {
+    let s = Scrubber::default();
+    let mut doc = json!({
+        "name": "jane@example.com", "id": "4111111111111111", "start_time": 1.0,
+        "trace_id": "1-6b0b563f-bd5f12f36c129ba2856caf10", "parent_id": "4111111111111111",
+        "type": "subsegment", "namespace": "remote",
+        "cause": {"exceptions": [{"id": "4111111111111111", "message": "jane@example.com"}]}
+    });
+    let before = doc.clone();
+    s.scrub(&mut doc);
+    doc["cause"]["exceptions"][0]["message"] = before["cause"]["exceptions"][0]["message"].clone();
+    assert_eq!(doc, before);
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let cases = [
+        (
+            "[detectors.card]\naction = \"foo\"\n",
+            "detectors.card.action: unknown action \"foo\"",
+        ),
+        ("[detectors.nope]\n", "detectors.nope: unknown detector"),
+        (
+            "[[custom]]\nname = \"emp\"\npattern = \"EMP-(\"\n",
+            "custom[0].pattern: custom detector \"emp\": invalid regex",
+        ),
+        (
+            "[[custom]]\nname = \"Bad Name\"\npattern = \"x\"\n",
+            "custom[0].name",
+        ),
+        (
+            "[detectors.email]\naction = \"hash\"\n",
+            "hash_key: required because detectors.email.action",
+        ),
+        ("hash_length = 2\n", "hash_length"),
+        (
+            "[fields.\"user\"]\ndetectors = { nope = \"keep\" }\n",
+            "fields.\"user\".detectors.nope",
+        ),
+        ("surprise = 1\n", "surprise"),
+    ];
+    for (text, expected) in cases {
+        let error = ScrubConfig::from_toml_str(text)
+            .expect_err(text)
+            .to_string();
+        assert!(
+            error.contains(expected),
+            "{error:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn custom_detectors_and_disabled_built_ins() {
+    let config = ScrubConfig::from_toml_str(
+        "[detectors.ipv4]\nenabled = false\n[[custom]]\nname = \"employee_id\"\npattern = \"EMP-[0-9]{6}\"\n",
+    )
+    .expect("config");
+    let s = Scrubber::new(&config).expect("scrubber");
+    assert_eq!(
+        scrub_text(&s, "EMP-123456 at 10.1.2.3"),
+        "[employee_id] at 10.1.2.3"
+    );
+}
+
+#[test]
+fn clean_reports_do_not_allocate_counts() {
+    let s = Scrubber::default();
+    let mut text = "nothing to see here".to_owned();
+    let report = s.scrub_text(&mut text);
+    assert!(report.is_clean());
+    assert_eq!(report.iter().count(), 0);
+}
