@@ -1,0 +1,46 @@
+//! Benchmarks of the daemon's per-document work: validation with `DocumentHead` against a full
+//! typed parse (the baseline), and with the server-side scrubber on top, on the ~620-byte
+//! documents the load generator sends.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roentgen_daemon::loadgen;
+use roentgen_daemon::processor::{check, scrub};
+use roentgen_daemon::telemetry::Counters;
+use roentgen_sdk::model::{Segment, split_datagram};
+use roentgen_sdk::scrub::Scrubber;
+use std::hint::black_box;
+
+fn per_document(c: &mut Criterion) {
+    let mut datagram = Vec::new();
+    loadgen::datagram(1, 42, &mut datagram);
+    let scrubber = Scrubber::default();
+    let counters = Counters::default();
+    let mut group = c.benchmark_group("per_document");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("baseline_typed_parse_and_validate", |b| {
+        b.iter(|| {
+            let doc = split_datagram(black_box(&datagram)).ok();
+            let seg: Option<Segment> = doc.and_then(|d| serde_json::from_slice(d).ok());
+            black_box(seg.map(|s| s.validate_for_ingest().is_ok()))
+        })
+    });
+    group.bench_function("check_document_head", |b| {
+        b.iter(|| black_box(check(black_box(&datagram), 65536).is_ok()))
+    });
+    group.bench_function("check_and_scrub", |b| {
+        b.iter(|| {
+            let accepted = check(black_box(&datagram), 65536).ok();
+            black_box(accepted.map(|a| scrub(&scrubber, a.document, &counters)))
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = per_document
+}
+criterion_main!(benches);

@@ -1,0 +1,278 @@
+//! The processing workers: framing and validation of each datagram on its own, server-side PII
+//! scrubbing, and batching. One bad datagram is counted, logged (rate-limited) and skipped;
+//! its neighbours are untouched.
+//!
+//! Validation uses the model's [`DocumentHead`], which reads only the required fields; a
+//! document is parsed into a `serde_json::Value` only for the scrubber, and re-serialized only
+//! when the scrubber changed something, so clean documents leave byte for byte as they came.
+
+use std::fmt::Display;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use roentgen_sdk::model::{
+    DocumentHead, SegmentId, ValidationError, ValidationErrorKind, WireError, split_datagram,
+};
+use roentgen_sdk::scrub::Scrubber;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::batcher::{Batch, Batcher};
+use crate::listener::{PacketBatch, PacketPool};
+use crate::memory::MemoryBudget;
+use crate::telemetry::{Counters, RateLimit, RejectReason};
+
+static REJECT_LOGS: LazyLock<Vec<RateLimit>> = LazyLock::new(|| {
+    RejectReason::ALL
+        .iter()
+        .map(|_| RateLimit::new(Duration::from_secs(10)))
+        .collect()
+});
+
+/// Logs a rejected datagram, at most once per 10 s per reason.
+pub fn log_reject(reason: RejectReason, detail: &dyn Display) {
+    let index = RejectReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0);
+    if let Some(suppressed) = REJECT_LOGS.get(index).and_then(RateLimit::check) {
+        tracing::warn!(
+            reason = reason.as_str(),
+            %detail,
+            suppressed_since_last = suppressed,
+            "rejected datagram"
+        );
+    }
+}
+
+fn reason_for(error: &ValidationError) -> RejectReason {
+    match error.kind {
+        ValidationErrorKind::Missing => RejectReason::MissingField,
+        ValidationErrorKind::Id(_) => RejectReason::BadId,
+        ValidationErrorKind::Time(_)
+        | ValidationErrorKind::EndBeforeStart { .. }
+        | ValidationErrorKind::NotEnded => RejectReason::BadTime,
+        ValidationErrorKind::NameLength(_) | ValidationErrorKind::NameCharacter { .. } => {
+            RejectReason::BadName
+        }
+        _ => RejectReason::NotJson,
+    }
+}
+
+/// A datagram that passed framing and validation.
+#[derive(Debug)]
+pub struct Accepted<'a> {
+    /// The document text (header stripped, surrounding whitespace trimmed).
+    pub document: &'a str,
+    /// Its `id`.
+    pub id: SegmentId,
+}
+
+/// Checks one datagram: framing, size, UTF-8, required fields, ids and times.
+pub fn check(datagram: &[u8], max_document_bytes: usize) -> Result<Accepted<'_>, RejectReason> {
+    let document = split_datagram(datagram).map_err(|e| {
+        let reason = match e {
+            WireError::NoHeader => RejectReason::NoHeader,
+            WireError::BadHeader(_) => RejectReason::BadHeader,
+            WireError::Empty => RejectReason::Empty,
+            WireError::Oversize(_) => RejectReason::Oversize,
+        };
+        log_reject(reason, &e);
+        reason
+    })?;
+    if document.len() > max_document_bytes {
+        log_reject(
+            RejectReason::Oversize,
+            &format_args!(
+                "document of {} bytes exceeds {max_document_bytes}",
+                document.len()
+            ),
+        );
+        return Err(RejectReason::Oversize);
+    }
+    let text = std::str::from_utf8(document).map_err(|e| {
+        log_reject(RejectReason::NotJson, &e);
+        RejectReason::NotJson
+    })?;
+    let head = DocumentHead::parse(document).map_err(|e| {
+        let reason = reason_for(&e);
+        log_reject(reason, &e);
+        reason
+    })?;
+    Ok(Accepted {
+        document: text,
+        id: head.id,
+    })
+}
+
+/// Scrubs a document; returns the rewritten text when something was scrubbed.
+pub fn scrub(scrubber: &Scrubber, document: &str, counters: &Counters) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_str(document).ok()?;
+    let report = scrubber.scrub(&mut value);
+    if report.total() == 0 {
+        return None;
+    }
+    counters.add_scrubbed(report.iter());
+    serde_json::to_string(&value).ok()
+}
+
+/// One processing worker: its input channel and what it needs to turn datagrams into batches.
+pub struct Worker {
+    /// Packet batches from the listener.
+    pub input: Receiver<PacketBatch>,
+    /// Where emptied packet batches go back.
+    pub pool: Arc<PacketPool>,
+    /// The memory bound.
+    pub budget: Arc<MemoryBudget>,
+    /// Counters.
+    pub counters: Arc<Counters>,
+    /// The scrubber, if scrubbing is on.
+    pub scrubber: Option<Scrubber>,
+    /// Largest document accepted.
+    pub max_document_bytes: usize,
+    /// The batcher (one per worker, so workers never contend).
+    pub batcher: Batcher,
+    /// Closed batches go to the forwarder.
+    pub output: UnboundedSender<Batch>,
+}
+
+impl Worker {
+    /// Runs until the listener hangs up, then flushes the partial batch.
+    pub fn run(mut self) {
+        loop {
+            let wait = self
+                .batcher
+                .time_to_flush(Instant::now())
+                .unwrap_or(Duration::from_secs(3600));
+            match self.input.recv_timeout(wait) {
+                Ok(packets) => {
+                    self.process(&packets);
+                    self.pool.give(packets);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if let Some(batch) = self.batcher.poll(Instant::now()) {
+                self.emit(batch);
+            }
+        }
+        if let Some(batch) = self.batcher.take() {
+            self.emit(batch);
+        }
+    }
+
+    fn emit(&self, batch: Batch) {
+        if let Err(returned) = self.output.send(batch) {
+            // The forwarder is gone (only during a failed start-up): release and count.
+            let batch = returned.0;
+            self.budget.release(batch.charged);
+            self.counters
+                .buffered_documents
+                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            self.counters
+                .drop_documents(crate::telemetry::DropReason::Shutdown, batch.len() as u64);
+        }
+    }
+
+    /// Validates, scrubs and batches every datagram of a packet batch.
+    pub fn process(&mut self, packets: &PacketBatch) {
+        let received_at = packets.received_at.unwrap_or_else(Instant::now);
+        let mut closed = Vec::new();
+        for datagram in packets.iter() {
+            let raw = datagram.len();
+            let accepted = match check(datagram, self.max_document_bytes) {
+                Ok(a) => a,
+                Err(reason) => {
+                    self.counters.reject(reason);
+                    self.budget.release(raw);
+                    continue;
+                }
+            };
+            let scrubbed = self
+                .scrubber
+                .as_ref()
+                .and_then(|s| scrub(s, accepted.document, &self.counters));
+            let text = scrubbed.as_deref().unwrap_or(accepted.document);
+            let grown = self
+                .batcher
+                .push(accepted.id, text, received_at, |b| closed.push(b));
+            if grown > raw {
+                self.budget.force_acquire(grown - raw);
+            } else {
+                self.budget.release(raw - grown);
+            }
+            self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .buffered_documents
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        for batch in closed {
+            self.emit(batch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
+
+    fn datagram(doc: &str) -> Vec<u8> {
+        format!("{HEADER}{doc}").into_bytes()
+    }
+
+    const GOOD: &str = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449}"#;
+
+    #[test]
+    fn accepts_a_valid_document_verbatim() {
+        let d = datagram(GOOD);
+        let a = check(&d, 65536).unwrap();
+        assert_eq!(a.document, GOOD);
+        assert_eq!(a.id.to_string(), "70de5b6f19ff9a0a");
+    }
+
+    #[test]
+    fn each_malformation_has_its_reason() {
+        let cases: Vec<(Vec<u8>, RejectReason)> = vec![
+            (GOOD.as_bytes().to_vec(), RejectReason::NoHeader),
+            (
+                format!("{{\"format\":\"xml\"}}\n{GOOD}").into_bytes(),
+                RejectReason::BadHeader,
+            ),
+            (datagram("   "), RejectReason::Empty),
+            (datagram("not json"), RejectReason::NotJson),
+            (datagram("[1,2]"), RejectReason::NotJson),
+            (
+                datagram(&GOOD.replace("\"name\":\"api\",", "")),
+                RejectReason::MissingField,
+            ),
+            (
+                datagram(&GOOD.replace("70de5b6f19ff9a0a", "xyz")),
+                RejectReason::BadId,
+            ),
+            (
+                datagram(&GOOD.replace("1-581cf771", "2-581cf771")),
+                RejectReason::BadId,
+            ),
+            (
+                datagram(&GOOD.replace("1478293361.449", "1478293000")),
+                RejectReason::BadTime,
+            ),
+            (
+                datagram(&GOOD.replace("\"api\"", "\"a<b>\"")),
+                RejectReason::BadName,
+            ),
+            (datagram(GOOD), RejectReason::Oversize),
+        ];
+        for (i, (d, want)) in cases.iter().enumerate() {
+            let max = if i == cases.len() - 1 { 10 } else { 65536 };
+            assert_eq!(check(d, max).unwrap_err(), *want, "case {i}");
+        }
+        let mut bad_utf8 = datagram(GOOD);
+        let at = bad_utf8.len() - 3;
+        bad_utf8[at] = 0xff;
+        assert_eq!(check(&bad_utf8, 65536).unwrap_err(), RejectReason::NotJson);
+    }
+}
