@@ -19,3 +19,5 @@ pub mod sampling;
 pub mod recorder;
 #[cfg(feature = "axum")]
 pub mod middleware;
+#[cfg(feature = "otel")]
+pub mod otel;

@@ -1,6 +1,8 @@
 //! The captures from the official Python and Node SDKs parse into the model, validate, and
 //! re-serialize to the same JSON (field order aside).
 
+#![allow(clippy::unwrap_used)] // test helpers may panic on setup failures
+
 use std::path::PathBuf;
 
 use roentgen_sdk::model::{DocumentHead, Segment, split_datagram};

@@ -191,6 +191,11 @@ impl Recorder {
         segment.aws = Some(self.inner.aws.clone());
     }
 
+    /// Hands a finished document to the emitter (it is scrubbed there before it is sent).
+    pub fn submit(&self, document: Box<crate::model::Segment>) {
+        self.inner.emitter.submit(document);
+    }
+
     /// Emitter counters: submitted, sent, dropped, scrubbed.
     pub fn stats(&self) -> EmitterSnapshot {
         self.inner.emitter.stats()

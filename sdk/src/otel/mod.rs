@@ -1,0 +1,33 @@
+//! The OpenTelemetry bridge: apps that trace with `opentelemetry` export through Roentgen.
+//!
+//! - [`XRayExporter`]: an `opentelemetry_sdk` span exporter that turns spans into X-Ray
+//!   documents and sends them through the recorder's emitter (so they are scrubbed first);
+//! - [`XRayIdGenerator`]: trace ids whose first 32 bits are the epoch second, as X-Ray requires;
+//! - [`XRayPropagator`]: reads and writes `X-Amzn-Trace-Id`.
+
+mod convert;
+mod exporter;
+mod propagator;
+
+pub use convert::span_to_segment;
+pub use exporter::{XRayExporter, XRayIdGenerator};
+pub use propagator::XRayPropagator;
+
+use crate::model::{SegmentId, TraceId};
+
+/// An OpenTelemetry trace id as an X-Ray trace id (high 32 bits = epoch second).
+pub fn trace_id_from_otel(id: opentelemetry::trace::TraceId) -> TraceId {
+    let value = u128::from_be_bytes(id.to_bytes());
+    TraceId::from_parts((value >> 96) as u32, value)
+}
+
+/// An X-Ray trace id as an OpenTelemetry trace id.
+pub fn trace_id_to_otel(id: TraceId) -> opentelemetry::trace::TraceId {
+    let value = (u128::from(id.epoch_seconds()) << 96) | id.random_bits();
+    opentelemetry::trace::TraceId::from_bytes(value.to_be_bytes())
+}
+
+/// An OpenTelemetry span id as a segment id.
+pub fn segment_id_from_otel(id: opentelemetry::trace::SpanId) -> SegmentId {
+    SegmentId::from_u64(u64::from_be_bytes(id.to_bytes()))
+}

@@ -1,0 +1,188 @@
+//! The recorder through a real UDP socket: assembly of subsegments across tasks, propagation,
+//! sampling, streaming of large segments, and the emitter's accounting.
+
+#![allow(clippy::unwrap_used)] // test helpers may panic on setup failures
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use roentgen_sdk::model::{SamplingDecision, Segment, TraceHeader, split_datagram};
+use roentgen_sdk::recorder::{Recorder, RecorderConfig, current, scope};
+use roentgen_sdk::sampling::Rules;
+
+fn setup(rules: &str) -> (UdpSocket, Recorder) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let address = socket.local_addr().unwrap().to_string();
+    let mut config = RecorderConfig::new(address.parse().unwrap());
+    config.rules = Rules::from_json(rules).unwrap();
+    (socket, Recorder::new(config).unwrap())
+}
+
+const ALWAYS: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#;
+const NEVER: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":0}}"#;
+
+fn receive(socket: &UdpSocket) -> Segment {
+    let mut buf = vec![0u8; 65536];
+    let n = socket.recv(&mut buf).expect("a datagram");
+    let doc: Segment = serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap();
+    doc.validate().unwrap();
+    doc
+}
+
+fn nothing_more(socket: &UdpSocket) -> bool {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    socket.recv(&mut buf).is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subsegments_follow_the_work_across_tasks() {
+    let (socket, recorder) = setup(ALWAYS);
+    let segment = recorder.begin_segment("checkout", None);
+    scope(segment.clone(), async {
+        let parent = current().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..3 {
+            let parent = parent.clone();
+            tasks.push(tokio::spawn(async move {
+                let sub = parent.begin_subsegment(&format!("worker-{i}"));
+                let inner = sub.begin_subsegment("step");
+                inner.put_annotation("n", i).unwrap();
+                inner.end();
+                sub.end();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await;
+    segment.put_annotation("tier", "gold").unwrap();
+    assert!(segment.put_annotation("bad-key", 1).is_err());
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+
+    let doc = receive(&socket);
+    assert_eq!(doc.name, "checkout");
+    let subs = doc.subsegments.as_ref().unwrap();
+    assert_eq!(subs.len(), 3);
+    for sub in subs {
+        assert!(sub.name.starts_with("worker-"));
+        assert!(
+            sub.parent_id.is_none(),
+            "embedded subsegments need no parent_id"
+        );
+        let inner = &sub.subsegments.as_ref().unwrap()[0];
+        assert_eq!(inner.name, "step");
+    }
+    assert_eq!(doc.subsegment_count(), 6);
+    assert!(nothing_more(&socket));
+}
+
+#[test]
+fn late_subsegments_are_sent_on_their_own() {
+    let (socket, recorder) = setup(ALWAYS);
+    let segment = recorder.begin_segment("api", None);
+    let slow = segment.begin_subsegment("slow-call");
+    segment.end();
+    slow.end();
+    recorder.flush(Duration::from_secs(5));
+    let first = receive(&socket);
+    let second = receive(&socket);
+    assert_eq!(first.id, segment.id());
+    assert!(first.subsegments.is_none());
+    assert!(second.is_subsegment());
+    assert_eq!(second.parent_id, Some(segment.id()));
+    assert_eq!(second.trace_id, first.trace_id);
+}
+
+#[test]
+fn incoming_header_continues_the_trace_and_outgoing_calls_name_their_subsegment() {
+    let (socket, recorder) = setup(NEVER);
+    let incoming: TraceHeader =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a:1"
+            .parse()
+            .unwrap();
+    let segment = recorder.begin_segment("api", Some(&incoming));
+    let (call, header) = segment.begin_remote_call("inventory", "GET", "http://inv/items");
+    assert_eq!(header.root, incoming.root);
+    assert_eq!(header.parent, Some(call.id()));
+    assert_eq!(header.sampled, SamplingDecision::Sampled);
+    assert_eq!(header.extra, vec![("Lineage".into(), "a:1".into())]);
+    call.set_http_response(429, None);
+    call.end();
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    let doc = receive(&socket);
+    assert_eq!(doc.trace_id, incoming.root);
+    assert_eq!(doc.parent_id, incoming.parent);
+    let sub = &doc.subsegments.as_ref().unwrap()[0];
+    assert_eq!(sub.namespace.as_deref(), Some("remote"));
+    assert_eq!((sub.error, sub.throttle), (Some(true), Some(true)));
+}
+
+#[test]
+fn unsampled_requests_send_nothing_but_propagate_the_decision() {
+    let (socket, recorder) = setup(NEVER);
+    let segment = recorder.begin_segment("api", None);
+    assert!(!segment.is_sampled());
+    let sub = segment.begin_subsegment("db");
+    assert_eq!(sub.outgoing_header().sampled, SamplingDecision::NotSampled);
+    sub.end();
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    assert!(nothing_more(&socket));
+
+    // A caller asking `Sampled=?` gets the decision back.
+    let asked: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?"
+        .parse()
+        .unwrap();
+    let segment = recorder.begin_segment("api", Some(&asked));
+    assert_eq!(
+        segment.response_header().sampled,
+        SamplingDecision::NotSampled
+    );
+}
+
+#[test]
+fn large_segments_are_streamed_in_pieces() {
+    let (socket, recorder) = setup(ALWAYS);
+    let segment = recorder.begin_segment("batch-job", None);
+    for i in 0..150 {
+        segment.begin_subsegment(&format!("step-{i:03}")).end();
+    }
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    let docs: Vec<Segment> = (0..151).map(|_| receive(&socket)).collect();
+    let (pieces, segments): (Vec<_>, Vec<_>) = docs.iter().partition(|d| d.is_subsegment());
+    assert_eq!(pieces.len(), 150);
+    assert_eq!(segments.len(), 1);
+    assert!(pieces.iter().all(|p| p.parent_id == Some(segment.id())));
+    assert_eq!(recorder.stats().sent, 151);
+}
+
+#[test]
+fn every_document_is_sent_or_counted_as_dropped() {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap().to_string();
+    let mut config = RecorderConfig::new(address.parse().unwrap());
+    config.rules = Rules::from_json(ALWAYS).unwrap();
+    config.emitter.queue_capacity = 4;
+    let recorder = Recorder::new(config).unwrap();
+    for _ in 0..2_000 {
+        recorder.begin_segment("burst", None).end();
+    }
+    recorder.flush(Duration::from_secs(10));
+    let stats = recorder.stats();
+    assert_eq!(stats.submitted, 2_000);
+    assert_eq!(
+        stats.sent + stats.dropped_queue_full + stats.send_errors,
+        2_000,
+        "{stats:?}"
+    );
+}
