@@ -41,7 +41,10 @@ async fn checkout(
     Query(order): Query<Checkout>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     let Some(segment) = current() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "untraced"})));
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "untraced"})),
+        );
     };
     let items = order.items.unwrap_or(1);
     let _ = segment.put_annotation("items", items);

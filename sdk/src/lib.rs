@@ -7,17 +7,17 @@
 //! - `axum`: the tower/axum middleware and the outgoing-call helper;
 //! - `otel`: the OpenTelemetry exporter and propagator.
 
-#[cfg(feature = "model")]
-pub mod model;
-#[cfg(feature = "scrub")]
-pub mod scrub;
 #[cfg(feature = "runtime")]
 pub mod emitter;
-#[cfg(feature = "runtime")]
-pub mod sampling;
-#[cfg(feature = "runtime")]
-pub mod recorder;
 #[cfg(feature = "axum")]
 pub mod middleware;
+#[cfg(feature = "model")]
+pub mod model;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "runtime")]
+pub mod recorder;
+#[cfg(feature = "runtime")]
+pub mod sampling;
+#[cfg(feature = "scrub")]
+pub mod scrub;
