@@ -4,6 +4,8 @@
 //! Binaries are built before the tests run (`scripts/test` runs `cargo build --workspace
 //! --bins --examples`); a missing binary is reported with that command, not silently skipped.
 
+pub mod http;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};

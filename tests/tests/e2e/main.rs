@@ -1,3 +1,4 @@
 //! End-to-end tests: real binaries, real UDP and HTTP on loopback, official SDKs as clients.
 
 mod captures;
+mod sdk;
