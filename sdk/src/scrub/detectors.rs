@@ -134,7 +134,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
         },
         BuiltIn {
             name: "aws_secret_key",
-            pattern: Cow::Borrowed(r"(?:^|[^A-Za-z0-9/+=])(?P<v>[A-Za-z0-9/+]{40})"),
+            pattern: Cow::Borrowed(r"(?:^|[^A-Za-z0-9/+])(?P<v>[A-Za-z0-9/+]{40})"),
             validate: Some(aws_secret_key),
         },
     ]
@@ -285,12 +285,21 @@ fn kr_rrn(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// Phones: international numbers must not run on into more digits.
+/// Phones: not part of a longer run of digit groups (`5527 0325 9770 4154`), and international
+/// numbers must not run on into more digits.
 fn phone(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
-    if byte_at(hay, end).is_some_and(|b| b.is_ascii_digit()) {
+    let bytes = hay.as_bytes();
+    let separator = |b: u8| matches!(b, b' ' | b'.' | b'-');
+    if byte_at(hay, end).is_some_and(|b| b.is_ascii_digit())
+        || (byte_at(hay, end).is_some_and(separator)
+            && byte_at(hay, end + 1).is_some_and(|b| b.is_ascii_digit()))
+    {
         return None;
     }
-    if start > 0 && byte_at(hay, start - 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
+    if start > 0 && bytes[start - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    if start > 1 && separator(bytes[start - 1]) && bytes[start - 2].is_ascii_digit() {
         return None;
     }
     Some((start, end))
@@ -333,13 +342,24 @@ fn aws_secret_key(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>
     (upper && lower && digit).then_some((start, end))
 }
 
-/// Secret values: skip SQL and format placeholders (`?`, `%s`, `$1`, `:name`) and masks (`***`).
+/// Secret values: skip SQL and format placeholders (`?`, `%s`, `%(name)s`, `$1`, `:name`,
+/// `@name`) and masks (`***`).
 fn secret_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
-    let text = &hay[start..end];
-    let placeholder = matches!(
-        text.as_bytes().first(),
-        Some(b'?' | b'%' | b'$' | b':' | b'@')
-    ) || text.bytes().all(|b| b == b'*' || b == b'x' || b == b'X')
+    let text = hay[start..end].trim_end_matches([')', '.', ',', '!']);
+    let ident =
+        |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let placeholder = text == "?"
+        || matches!(text, "%s" | "%d" | "%b")
+        || text
+            .strip_prefix("%(")
+            .and_then(|t| t.strip_suffix(")s"))
+            .is_some_and(ident)
+        || text
+            .strip_prefix('$')
+            .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+        || text.strip_prefix(':').is_some_and(ident)
+        || text.strip_prefix('@').is_some_and(ident)
+        || text.bytes().all(|b| b == b'*' || b == b'x' || b == b'X')
         || ["null", "none", "true", "false", "undefined"]
             .iter()
             .any(|w| text.eq_ignore_ascii_case(w));

@@ -1,0 +1,194 @@
+//! The scrubber against its labeled corpus (`tests/data/pii/`, made by `generate.py` there):
+//! recall per kind of planted PII must be at least 99% and the share of look-alikes rewritten at
+//! most 1%. Also checks the JSON and typed walks agree, and the captures from the official SDKs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use roentgen_sdk::model::{MAX_DOCUMENT_BYTES, Segment, split_datagram};
+use roentgen_sdk::scrub::Scrubber;
+use serde_json::Value;
+
+fn data(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(path)
+}
+
+fn lines(file: &str) -> Vec<Value> {
+    std::fs::read_to_string(data(file))
+        .expect("corpus file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("corpus line"))
+        .collect()
+}
+
+/// Scrubs a document both ways, checks they agree and the output is a valid document within
+/// 64 KiB, and returns the scrubbed JSON and the count of rewrites.
+fn scrub_both(scrubber: &Scrubber, doc: &Value) -> (Value, u64) {
+    let mut as_value = doc.clone();
+    let report = scrubber.scrub(&mut as_value);
+    let mut typed: Segment = serde_json::from_value(doc.clone()).expect("corpus doc parses");
+    let typed_report = scrubber.scrub_segment(&mut typed);
+    assert_eq!(report, typed_report, "reports differ for {doc}");
+    let typed_json = serde_json::to_value(&typed).expect("serialize");
+    assert_eq!(as_value, typed_json, "typed and JSON walks differ");
+    let bytes = serde_json::to_vec(&as_value).expect("serialize");
+    assert!(bytes.len() <= MAX_DOCUMENT_BYTES);
+    let again: Segment = serde_json::from_slice(&bytes).expect("scrubbed output parses");
+    assert_eq!(again.id, typed.id);
+    (as_value, report.total())
+}
+
+fn contains(output: &str, value: &str) -> bool {
+    let escaped = serde_json::to_string(value).expect("escape");
+    output.contains(&escaped[1..escaped.len() - 1])
+}
+
+#[test]
+fn recall_per_kind_and_false_positive_rate_meet_the_bar() {
+    let scrubber = Scrubber::default();
+    let mut per_kind: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut misses = Vec::new();
+    for line in lines("pii/pii.jsonl") {
+        let (out, _) = scrub_both(&scrubber, &line["doc"]);
+        let text = out.to_string();
+        for planted in line["planted"].as_array().expect("planted") {
+            let kind = planted["kind"].as_str().expect("kind").to_owned();
+            let value = planted["value"].as_str().expect("value");
+            let entry = per_kind.entry(kind.clone()).or_default();
+            entry.1 += 1;
+            if contains(&text, value) {
+                misses.push(format!("{kind} in {}: {value}", planted["field"]));
+            } else {
+                entry.0 += 1;
+            }
+        }
+    }
+    let (mut lookalikes, mut rewritten, mut clean_docs, mut touched_docs) = (0u64, 0u64, 0, 0);
+    let mut false_positives = Vec::new();
+    for line in lines("pii/clean.jsonl") {
+        let (out, total) = scrub_both(&scrubber, &line["doc"]);
+        clean_docs += 1;
+        if total > 0 {
+            touched_docs += 1;
+        }
+        let text = out.to_string();
+        for value in line["lookalikes"].as_array().expect("lookalikes") {
+            let value = value.as_str().expect("lookalike");
+            lookalikes += 1;
+            if !contains(&text, value) {
+                rewritten += 1;
+                false_positives.push(value.to_owned());
+            }
+        }
+    }
+
+    println!(
+        "{:<16} {:>7} {:>7} {:>8}",
+        "kind", "found", "planted", "recall"
+    );
+    let mut failing = Vec::new();
+    for (kind, (found, planted)) in &per_kind {
+        let recall = *found as f64 / *planted as f64;
+        println!(
+            "{kind:<16} {found:>7} {planted:>7} {:>7.2}%",
+            recall * 100.0
+        );
+        if recall < 0.99 {
+            failing.push(kind.clone());
+        }
+    }
+    let fp_rate = rewritten as f64 / lookalikes as f64;
+    println!(
+        "false positives: {rewritten} of {lookalikes} look-alikes ({:.2}%); {touched_docs} of {clean_docs} clean documents touched",
+        fp_rate * 100.0
+    );
+    for m in &misses {
+        println!("missed: {m}");
+    }
+    for f in &false_positives {
+        println!("false positive: {f}");
+    }
+    assert_eq!(per_kind.len(), 13, "every built-in kind is planted");
+    assert!(failing.is_empty(), "recall below 99% for {failing:?}");
+    assert!(fp_rate <= 0.01, "false-positive rate {fp_rate}");
+}
+
+fn capture_documents() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data("captures")).expect("captures") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("capture");
+        for block in text.split("--- datagram ").skip(1) {
+            let body = block.split_once("---\n").expect("marker").1.trim_end();
+            let doc = split_datagram(body.as_bytes()).expect("framing").to_vec();
+            out.push((path.display().to_string(), doc));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn captures_scrub_the_same_both_ways_and_lose_the_planted_pii() {
+    let scrubber = Scrubber::default();
+    let mut found = 0;
+    for (file, doc) in capture_documents() {
+        let value: Value = serde_json::from_slice(&doc).expect("json");
+        let (out, total) = scrub_both(&scrubber, &value);
+        found += total;
+        let text = out.to_string();
+        for pii in [
+            "jane.doe@example.com",
+            "4111 1111 1111 1111",
+            "4111111111111111",
+            "4111-1111-1111-1111",
+        ] {
+            assert!(!text.contains(pii), "{file}: {pii} survived");
+        }
+        // Ids, times and names are untouched.
+        for key in [
+            "id",
+            "trace_id",
+            "parent_id",
+            "name",
+            "start_time",
+            "end_time",
+        ] {
+            assert_eq!(out.get(key), value.get(key), "{file}: {key} changed");
+        }
+    }
+    assert!(found > 0);
+}
+
+/// Replaces ids and times so snapshots do not depend on them.
+fn redact_ids(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "id" | "parent_id" | "trace_id" => *v = Value::String("[id]".into()),
+                    "start_time" | "end_time" => *v = Value::String("[time]".into()),
+                    _ => redact_ids(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_ids),
+        _ => {}
+    }
+}
+
+#[test]
+fn python_checkout_capture_snapshot() {
+    let scrubber = Scrubber::default();
+    let (_, doc) = capture_documents()
+        .into_iter()
+        .find(|(f, _)| f.ends_with("python-sdk-2.15-checkout.txt"))
+        .expect("python capture");
+    let mut value: Value = serde_json::from_slice(&doc).expect("json");
+    let report = scrubber.scrub(&mut value);
+    redact_ids(&mut value);
+    insta::assert_json_snapshot!("python_checkout_scrubbed", value);
+    insta::assert_debug_snapshot!("python_checkout_report", report.by_detector());
+}
