@@ -1,1 +1,70 @@
-//! The Roentgen collector and dashboard server.
+//! The Roentgen collector and dashboard server: an X-Ray-compatible HTTP API over an embedded
+//! store, with trace assembly, the filter language and the service graph.
+//!
+//! - [`api`]: the axum routes of the X-Ray API ([`api::router`] builds them over an
+//!   [`api::AppState`]; merge the dashboard's routes into the result).
+//! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
+//! - [`assembly`]: per-document facts and the trace fold (summaries and graph samples).
+//! - [`filter`]: the filter-expression language.
+//! - [`graph`]: statistics, histograms and the service graph.
+//! - [`query`]: queries shared by the API and the dashboard.
+//! - [`sampling`]: centralized sampling rules and targets.
+//! - [`retention`]: background deletion of old data.
+//! - [`synth`]: synthetic traces for tests and benchmarks.
+
+pub mod api;
+pub mod assembly;
+pub mod config;
+pub mod filter;
+pub mod graph;
+pub mod query;
+pub mod retention;
+pub mod sampling;
+pub mod store;
+pub mod synth;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use config::Config;
+use store::sqlite::SqliteStore;
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the server stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Binding or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the store, binds, prints `roentgen-web listening http=ADDR` on stdout, and serves
+/// until the process ends.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let store: Arc<dyn store::Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    if config.scrubber.is_some() {
+        tracing::info!("server-side scrubbing of PutTraceSegments documents is on");
+    }
+    let state = api::AppState::new(store.clone(), config.scrubber.clone());
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "collector listening");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "roentgen-web listening http={addr}")?;
+        out.flush()?;
+    }
+    tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
+    axum::serve(listener, app).await?;
+    Ok(())
+}

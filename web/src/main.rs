@@ -1,3 +1,18 @@
 //! `roentgen-web`: the collector and dashboard binary.
 
-fn main() {}
+use clap::Parser;
+use roentgen_web::config::Args;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = Args::parse().validate()?;
+    roentgen_web::serve(config).await?;
+    Ok(())
+}

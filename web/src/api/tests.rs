@@ -1,0 +1,343 @@
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::store::sqlite::SqliteStore;
+use crate::test_support::capture_documents;
+
+pub(crate) struct TestApi {
+    _dir: tempfile::TempDir,
+    pub app: Router,
+}
+
+pub(crate) fn api() -> TestApi {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    TestApi {
+        _dir: dir,
+        app: router(AppState::new(store, None)),
+    }
+}
+
+impl TestApi {
+    pub async fn call(&self, path: &str, body: Value) -> (StatusCode, Value, Option<String>) {
+        let req = Request::post(path)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261129/us-east-1/xray/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc",
+            )
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let kind = resp
+            .headers()
+            .get("x-amzn-ErrorType")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, v, kind)
+    }
+}
+
+#[tokio::test]
+async fn put_trace_segments_stores_good_documents_and_lists_bad_ones() {
+    let api = api();
+    let mut docs = capture_documents("python-sdk-2.15-checkout.txt");
+    docs.push(
+        r#"{"name":"x","id":"zz","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1}"#
+            .to_owned(),
+    );
+    docs.push("not json".to_owned());
+    docs.push(r#"{"name":"bad*name","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1,"end_time":2}"#.to_owned());
+    let (status, body, _) = api
+        .call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let unprocessed = body["UnprocessedTraceSegments"].as_array().unwrap();
+    assert_eq!(unprocessed.len(), 3, "{body}");
+    assert_eq!(unprocessed[0]["Id"], "zz");
+    assert_eq!(unprocessed[2]["Id"], "70de5b6f19ff9a0a");
+    assert!(
+        unprocessed[2]["Message"].as_str().unwrap().contains("name"),
+        "{body}"
+    );
+    let trace_id = "1-6b0b563f-bd5f12f36c129ba2856caf10";
+    let (status, body, _) = api
+        .call(
+            "/Traces",
+            json!({ "TraceIds": [trace_id, "1-00000000-000000000000000000000000"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["Traces"][0]["Id"], trace_id);
+    assert_eq!(
+        body["UnprocessedTraceIds"][0],
+        "1-00000000-000000000000000000000000"
+    );
+    let doc: Value = serde_json::from_str(
+        body["Traces"][0]["Segments"][0]["Document"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["name"], "checkout-api");
+}
+
+#[tokio::test]
+async fn errors_have_the_xray_shape() {
+    let api = api();
+    let (status, body, kind) = api.call("/TraceSegments", json!({ "Nope": 1 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["__type"], "InvalidRequestException");
+    assert_eq!(kind.as_deref(), Some("InvalidRequestException"));
+    let (status, body, _) = api
+        .call(
+            "/TraceSummaries",
+            json!({ "StartTime": 1, "EndTime": 2, "FilterExpression": "responsetime > " }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("column 16"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn summaries_filter_and_paginate() {
+    let api = api();
+    let mut docs = Vec::new();
+    for n in 0..250 {
+        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    for chunk in docs.chunks(50) {
+        let (status, _, _) = api
+            .call("/TraceSegments", json!({ "TraceSegmentDocuments": chunk }))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let mut token: Option<String> = None;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let mut req = json!({ "StartTime": 1_799_999_000, "EndTime": 1_800_001_000 });
+        if let Some(t) = &token {
+            req["NextToken"] = json!(t);
+        }
+        let (status, body, _) = api.call("/TraceSummaries", req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for s in body["TraceSummaries"].as_array().unwrap() {
+            assert!(
+                seen.insert(s["Id"].as_str().unwrap().to_owned()),
+                "no duplicates"
+            );
+        }
+        token = body["NextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 250);
+    let (_, body, _) = api
+        .call(
+            "/TraceSummaries",
+            json!({ "StartTime": 1_799_999_000, "EndTime": 1_800_001_000,
+                    "FilterExpression": "annotation.tier = \"gold\" AND fault" }),
+        )
+        .await;
+    let list = body["TraceSummaries"].as_array().unwrap();
+    // Faults: n % 20 in {0, 4}; gold: n % 3 == 0 → 0, 24, 60, 84, 120, 144, 180, 204, 240.
+    assert_eq!(list.len(), 9, "{body}");
+    assert!(list.iter().all(|s| s["HasFault"] == true));
+    assert_eq!(
+        list[0]["Annotations"]["tier"][0]["AnnotationValue"]["StringValue"],
+        "gold"
+    );
+}
+
+#[tokio::test]
+async fn sampling_rules_and_targets() {
+    let api = api();
+    let (_, body, _) = api.call("/GetSamplingRules", json!({})).await;
+    let rules = body["SamplingRuleRecords"].as_array().unwrap();
+    assert_eq!(rules[0]["SamplingRule"]["RuleName"], "Default");
+    assert_eq!(rules[0]["SamplingRule"]["Priority"], 10000);
+    let rule = json!({ "SamplingRule": {
+        "RuleName": "checkout", "ResourceARN": "*", "Priority": 10, "FixedRate": 0.5,
+        "ReservoirSize": 4, "ServiceName": "checkout-api", "ServiceType": "*", "Host": "*",
+        "HTTPMethod": "POST", "URLPath": "/api/*", "Version": 1 } });
+    let (status, body, _) = api.call("/CreateSamplingRule", rule.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = api.call("/CreateSamplingRule", rule).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body, _) = api
+        .call(
+            "/UpdateSamplingRule",
+            json!({ "SamplingRuleUpdate": { "RuleName": "checkout", "FixedRate": 0.25 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["SamplingRuleRecord"]["SamplingRule"]["FixedRate"],
+        0.25
+    );
+    let stats = |client: &str, n: i64| {
+        json!({ "RuleName": "checkout", "ClientID": client, "Timestamp": 1_800_000_000,
+                "RequestCount": n, "SampledCount": 1, "BorrowCount": 0 })
+    };
+    api.call(
+        "/SamplingTargets",
+        json!({ "SamplingStatisticsDocuments": [stats("aaaaaaaaaaaaaaaaaaaaaaaa", 30)] }),
+    )
+    .await;
+    let (_, body, _) = api
+        .call(
+            "/SamplingTargets",
+            json!({ "SamplingStatisticsDocuments": [stats("bbbbbbbbbbbbbbbbbbbbbbbb", 10),
+                    { "RuleName": "nope", "ClientID": "bbbbbbbbbbbbbbbbbbbbbbbb", "Timestamp": 1, "RequestCount": 1, "SampledCount": 0 }] }),
+        )
+        .await;
+    let t = &body["SamplingTargetDocuments"][0];
+    assert_eq!(t["RuleName"], "checkout");
+    assert_eq!(t["ReservoirQuota"], 1, "b gets a quarter of 4: {body}");
+    assert_eq!(t["FixedRate"], 0.25);
+    assert_eq!(body["UnprocessedStatistics"][0]["RuleName"], "nope");
+    let (status, _, _) = api
+        .call("/DeleteSamplingRule", json!({ "RuleName": "Default" }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = api
+        .call("/DeleteSamplingRule", json!({ "RuleName": "checkout" }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn groups_filter_the_service_graph_and_searches() {
+    let api = api();
+    let mut docs = Vec::new();
+    for n in 0..40 {
+        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    let (status, body, _) = api
+        .call(
+            "/CreateGroup",
+            json!({ "GroupName": "faults", "FilterExpression": "fault" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["Group"]["GroupARN"]
+            .as_str()
+            .unwrap()
+            .ends_with("group/faults")
+    );
+    let (status, body, _) = api
+        .call(
+            "/CreateGroup",
+            json!({ "GroupName": "broken", "FilterExpression": "fault AND (" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let window = json!({ "StartTime": 1_799_999_000, "EndTime": 1_800_001_000 });
+    let (_, all, _) = api.call("/ServiceGraph", window.clone()).await;
+    let mut grouped = window.clone();
+    grouped["GroupName"] = json!("faults");
+    let (status, faults, _) = api.call("/ServiceGraph", grouped).await;
+    assert_eq!(status, StatusCode::OK, "{faults}");
+    let total = |g: &Value, name: &str| {
+        g["Services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Name"] == name)
+            .map(|s| s["SummaryStatistics"]["TotalCount"].as_i64().unwrap())
+    };
+    assert_eq!(total(&all, "frontend"), Some(40));
+    // Faulted traces: n % 20 in {0, 4}: 4 of 40.
+    assert_eq!(total(&faults, "frontend"), Some(4));
+    let (_, body, _) = api
+        .call(
+            "/TraceSummaries",
+            json!({ "StartTime": 1_799_999_000, "EndTime": 1_800_001_000, "FilterExpression": "group.name = \"faults\"" }),
+        )
+        .await;
+    assert_eq!(body["TraceSummaries"].as_array().unwrap().len(), 4);
+    let (_, body, _) = api.call("/Groups", json!({})).await;
+    assert_eq!(body["Groups"].as_array().unwrap().len(), 1);
+    let (status, _, _) = api
+        .call(
+            "/UpdateGroup",
+            json!({ "GroupName": "faults", "FilterExpression": "error" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body, _) = api
+        .call("/GetGroup", json!({ "GroupName": "faults" }))
+        .await;
+    assert_eq!(body["Group"]["FilterExpression"], "error");
+    let (status, _, _) = api
+        .call("/DeleteGroup", json!({ "GroupName": "faults" }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = api
+        .call("/GetGroup", json!({ "GroupName": "faults" }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn telemetry_and_time_series() {
+    let api = api();
+    let (status, body, _) = api
+        .call(
+            "/TelemetryRecords",
+            json!({ "TelemetryRecords": [{ "Timestamp": 1_800_000_000, "SegmentsReceivedCount": 5,
+                     "BackendConnectionErrors": { "TimeoutCount": 0 } }], "Hostname": "h1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut docs = Vec::new();
+    for n in 0..20 {
+        docs.extend(crate::synth::shop_trace(
+            n,
+            1_800_000_000.0 + n as f64 * 10.0,
+        ));
+    }
+    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    let (status, body, _) = api
+        .call(
+            "/TimeSeriesServiceStatistics",
+            json!({ "StartTime": 1_799_999_940, "EndTime": 1_800_000_600,
+                    "EntitySelectorExpression": "service(\"frontend\")", "Period": 60 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let series = body["TimeSeriesServiceStatistics"].as_array().unwrap();
+    let total: i64 = series
+        .iter()
+        .map(|p| {
+            p["ServiceSummaryStatistics"]["TotalCount"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 20);
+    let (status, _, _) = api
+        .call(
+            "/TimeSeriesServiceStatistics",
+            json!({ "StartTime": 1, "EndTime": 2, "Period": 61 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

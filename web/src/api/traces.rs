@@ -1,0 +1,292 @@
+//! `PutTraceSegments`, `GetTraceSummaries` and `BatchGetTraces`.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use roentgen_sdk::model::{MAX_DOCUMENT_BYTES, Segment};
+use roentgen_sdk::scrub::Scrubber;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, check_window, parse_body, parse_filter};
+use crate::assembly::{AnnotationValue, DocFacts, NodeKey, TraceSummary};
+use crate::query;
+use crate::store::IngestDocument;
+
+/// A document that passed validation, or why it did not.
+pub type PreparedDocument = Result<IngestDocument, Value>;
+
+fn unprocessed(id: Option<String>, code: &str, message: String) -> Value {
+    let mut v = json!({ "ErrorCode": code, "Message": message });
+    if let Some(id) = id {
+        v["Id"] = Value::String(id);
+    }
+    v
+}
+
+/// Validates one `PutTraceSegments` document alone (and scrubs it when a scrubber is given);
+/// a refusal is the `UnprocessedTraceSegment` to answer with.
+pub fn prepare_document(raw: &str, scrubber: Option<&Scrubber>) -> PreparedDocument {
+    let loose_id = || {
+        serde_json::from_str::<Value>(raw)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+    };
+    if raw.len() > MAX_DOCUMENT_BYTES {
+        return Err(unprocessed(
+            loose_id(),
+            "DocumentTooLarge",
+            format!(
+                "document of {} bytes exceeds {MAX_DOCUMENT_BYTES}",
+                raw.len()
+            ),
+        ));
+    }
+    let mut segment: Segment = serde_json::from_str(raw).map_err(|e| {
+        unprocessed(
+            loose_id(),
+            "InvalidSegment",
+            format!("not a segment document: {e}"),
+        )
+    })?;
+    if let Err(e) = segment.validate_for_ingest() {
+        return Err(unprocessed(
+            Some(segment.id.to_string()),
+            "InvalidSegment",
+            e.to_string(),
+        ));
+    }
+    let document = match scrubber {
+        Some(s) => {
+            let report = s.scrub_segment(&mut segment);
+            if report.total() > 0 {
+                serde_json::to_string(&segment).map_err(|e| {
+                    unprocessed(
+                        Some(segment.id.to_string()),
+                        "InternalFailure",
+                        e.to_string(),
+                    )
+                })?
+            } else {
+                raw.to_owned()
+            }
+        }
+        None => raw.to_owned(),
+    };
+    let Some(trace_id) = segment.trace_id else {
+        return Err(unprocessed(
+            Some(segment.id.to_string()),
+            "InvalidSegment",
+            "trace_id: is required".to_owned(),
+        ));
+    };
+    Ok(IngestDocument {
+        trace_id: trace_id.to_string(),
+        id: segment.id.to_string(),
+        parent_id: segment.parent_id.map(|p| p.to_string()),
+        start_time: segment.start_time,
+        in_progress: segment.in_progress == Some(true),
+        subsegment: segment.is_subsegment(),
+        document,
+        facts: DocFacts::extract(&segment),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutTraceSegmentsRequest {
+    trace_segment_documents: Vec<String>,
+}
+
+/// `POST /TraceSegments`.
+pub async fn put_trace_segments(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: PutTraceSegmentsRequest = parse_body(&body)?;
+    let mut docs = Vec::with_capacity(req.trace_segment_documents.len());
+    let mut refused = Vec::new();
+    for raw in &req.trace_segment_documents {
+        match prepare_document(raw, state.scrubber.as_ref()) {
+            Ok(d) => docs.push(d),
+            Err(u) => refused.push(u),
+        }
+    }
+    let accepted = docs.len() as u64;
+    if !docs.is_empty() {
+        state.store.put_documents(docs).await?;
+    }
+    state
+        .counters
+        .documents_accepted
+        .fetch_add(accepted, Ordering::Relaxed);
+    if !refused.is_empty() {
+        state
+            .counters
+            .documents_rejected
+            .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        tracing::warn!(refused = refused.len(), accepted, "documents refused");
+    }
+    Ok(Json(json!({ "UnprocessedTraceSegments": refused })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetTraceSummariesRequest {
+    start_time: f64,
+    end_time: f64,
+    #[serde(default)]
+    filter_expression: Option<String>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+fn service_id(k: &NodeKey) -> Value {
+    let mut v = json!({ "Name": k.name, "Names": [k.name] });
+    if !k.kind.is_empty() {
+        v["Type"] = Value::String(k.kind.clone());
+    }
+    v
+}
+
+fn annotation_value(v: &AnnotationValue) -> Value {
+    match v {
+        AnnotationValue::Bool(b) => json!({ "BooleanValue": b }),
+        AnnotationValue::Number(n) => json!({ "NumberValue": n }),
+        AnnotationValue::String(s) => json!({ "StringValue": s }),
+    }
+}
+
+/// The X-Ray `TraceSummary` shape of a stored summary.
+pub fn summary_json(s: &TraceSummary) -> Value {
+    let mut annotations = serde_json::Map::new();
+    for a in &s.annotations {
+        let entry = annotations
+            .entry(a.key.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = entry {
+            list.push(json!({
+                "AnnotationValue": annotation_value(&a.value),
+                "ServiceIds": a.services.iter().map(service_id).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    let mut v = json!({
+        "Id": s.id,
+        "StartTime": s.start_time,
+        "HasFault": s.has_fault,
+        "HasError": s.has_error,
+        "HasThrottle": s.has_throttle,
+        "IsPartial": s.is_partial,
+        "Annotations": annotations,
+        "Users": s.users.iter().map(|(u, svcs)| json!({
+            "UserName": u,
+            "ServiceIds": svcs.iter().map(service_id).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "ServiceIds": s.services.iter().map(|x| service_id(&x.key)).collect::<Vec<_>>(),
+        "ResourceARNs": s.resource_arns.iter().map(|a| json!({ "ARN": a })).collect::<Vec<_>>(),
+        "InstanceIds": s.instance_ids.iter().map(|a| json!({ "Id": a })).collect::<Vec<_>>(),
+        "AvailabilityZones": s.availability_zones.iter().map(|a| json!({ "Name": a })).collect::<Vec<_>>(),
+        "Revision": s.document_count,
+    });
+    if let Some(d) = s.duration {
+        v["Duration"] = json!(d);
+    }
+    if let Some(r) = s.response_time {
+        v["ResponseTime"] = json!(r);
+    }
+    if let Some(e) = &s.entry_point {
+        v["EntryPoint"] = service_id(e);
+    }
+    if let Some(h) = &s.http {
+        let mut http = serde_json::Map::new();
+        let mut put = |k: &str, val: Option<Value>| {
+            if let Some(val) = val {
+                http.insert(k.to_owned(), val);
+            }
+        };
+        put("HttpURL", h.url.clone().map(Value::String));
+        put("HttpStatus", h.status.map(|s| json!(s)));
+        put("HttpMethod", h.method.clone().map(Value::String));
+        put("UserAgent", h.user_agent.clone().map(Value::String));
+        put("ClientIp", h.client_ip.clone().map(Value::String));
+        v["Http"] = Value::Object(http);
+    }
+    v
+}
+
+/// `POST /TraceSummaries`.
+pub async fn get_trace_summaries(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: GetTraceSummariesRequest = parse_body(&body)?;
+    check_window(req.start_time, req.end_time)?;
+    let filter = parse_filter(&state, req.filter_expression.as_deref()).await?;
+    let page = query::trace_summaries(
+        state.store.as_ref(),
+        req.start_time,
+        req.end_time,
+        filter.as_ref(),
+        req.next_token.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        query::QueryError::BadToken => ApiError::InvalidRequest("invalid NextToken".to_owned()),
+        query::QueryError::Store(s) => s.into(),
+    })?;
+    let mut out = json!({
+        "TraceSummaries": page.summaries.iter().map(summary_json).collect::<Vec<_>>(),
+        "ApproximateTime": crate::store::sqlite::now_seconds().floor(),
+        "TracesProcessedCount": page.scanned,
+    });
+    if let Some(t) = page.next_token {
+        out["NextToken"] = Value::String(t);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchGetTracesRequest {
+    trace_ids: Vec<String>,
+}
+
+/// Most trace ids per `BatchGetTraces` / `GetTraceGraph`.
+pub(crate) const MAX_TRACE_IDS: usize = 100;
+
+/// `POST /Traces`.
+pub async fn batch_get_traces(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let req: BatchGetTracesRequest = parse_body(&body)?;
+    if req.trace_ids.len() > MAX_TRACE_IDS {
+        return Err(ApiError::InvalidRequest(format!(
+            "at most {MAX_TRACE_IDS} TraceIds per request"
+        )));
+    }
+    let found = query::trace_segments(state.store.as_ref(), req.trace_ids.clone()).await?;
+    let unprocessed: Vec<&String> = req
+        .trace_ids
+        .iter()
+        .filter(|id| !found.iter().any(|(f, _, _)| f == *id))
+        .collect();
+    let traces: Vec<Value> = found
+        .into_iter()
+        .map(|(id, duration, segments)| {
+            json!({
+                "Id": id,
+                "Duration": duration,
+                "LimitExceeded": false,
+                "Segments": segments.into_iter().map(|(sid, doc)| json!({ "Id": sid, "Document": doc })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "Traces": traces,
+        "UnprocessedTraceIds": unprocessed,
+    })))
+}

@@ -1,0 +1,316 @@
+//! What one stored document contributes to its trace, extracted once at ingest so that
+//! re-folding a trace never re-parses documents.
+
+use roentgen_sdk::model::{Cause, Segment, SegmentId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An annotation value: string, number or boolean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnnotationValue {
+    /// Boolean.
+    Bool(bool),
+    /// Number.
+    Number(f64),
+    /// String.
+    String(String),
+}
+
+impl AnnotationValue {
+    /// Converts a JSON annotation value; `None` for other JSON types.
+    pub fn from_json(value: &Value) -> Option<Self> {
+        match value {
+            Value::Bool(b) => Some(Self::Bool(*b)),
+            Value::Number(n) => n.as_f64().map(Self::Number),
+            Value::String(s) => Some(Self::String(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// Canonical text, used as the store's index key (`true`, `12.5`, the string itself).
+    pub fn index_text(&self) -> String {
+        match self {
+            Self::Bool(b) => b.to_string(),
+            Self::Number(n) => n.to_string(),
+            Self::String(s) => s.clone(),
+        }
+    }
+}
+
+/// HTTP facts of a request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HttpFacts {
+    /// URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// User agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
+/// A call to a downstream (`remote` or `aws` subsegment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallFacts {
+    /// Subsegment id (a downstream segment's `parent_id` points here).
+    pub id: SegmentId,
+    /// Downstream name.
+    pub name: String,
+    /// Inferred node type: `remote` or `AWS::<name>`.
+    pub kind: String,
+    /// Start.
+    pub start: f64,
+    /// End.
+    pub end: Option<f64>,
+    /// Still in progress.
+    #[serde(default)]
+    pub in_progress: bool,
+    /// Error flag.
+    #[serde(default)]
+    pub error: bool,
+    /// Throttle flag.
+    #[serde(default)]
+    pub throttle: bool,
+    /// Fault flag.
+    #[serde(default)]
+    pub fault: bool,
+}
+
+/// Everything the trace fold needs from one stored document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocFacts {
+    /// Document id.
+    pub id: SegmentId,
+    /// Parent id.
+    #[serde(default)]
+    pub parent_id: Option<SegmentId>,
+    /// A subsegment sent on its own.
+    #[serde(default)]
+    pub subsegment: bool,
+    /// Name.
+    pub name: String,
+    /// Segment origin (node type).
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Start.
+    pub start: f64,
+    /// End.
+    #[serde(default)]
+    pub end: Option<f64>,
+    /// Latest end among nested subsegments (for in-progress documents).
+    #[serde(default)]
+    pub max_end: Option<f64>,
+    /// In progress.
+    #[serde(default)]
+    pub in_progress: bool,
+    /// Own error flag (or 4xx status).
+    #[serde(default)]
+    pub error: bool,
+    /// Own throttle flag (or 429).
+    #[serde(default)]
+    pub throttle: bool,
+    /// Own fault flag (or 5xx).
+    #[serde(default)]
+    pub fault: bool,
+    /// Any error in the document tree.
+    #[serde(default)]
+    pub any_error: bool,
+    /// Any throttle in the document tree.
+    #[serde(default)]
+    pub any_throttle: bool,
+    /// Any fault in the document tree.
+    #[serde(default)]
+    pub any_fault: bool,
+    /// HTTP facts of the document itself.
+    #[serde(default)]
+    pub http: Option<HttpFacts>,
+    /// User.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Annotations of the whole tree.
+    #[serde(default)]
+    pub annotations: Vec<(String, AnnotationValue)>,
+    /// Ids of nested subsegments.
+    #[serde(default)]
+    pub inner_ids: Vec<SegmentId>,
+    /// Downstream calls in the tree (the document itself included when it is one).
+    #[serde(default)]
+    pub calls: Vec<CallFacts>,
+    /// Exception messages (at most 10).
+    #[serde(default)]
+    pub messages: Vec<String>,
+    /// Resource ARNs.
+    #[serde(default)]
+    pub resource_arns: Vec<String>,
+    /// EC2 instance ids.
+    #[serde(default)]
+    pub instance_ids: Vec<String>,
+    /// Availability zones.
+    #[serde(default)]
+    pub availability_zones: Vec<String>,
+    /// Account ids.
+    #[serde(default)]
+    pub account_ids: Vec<String>,
+}
+
+fn status_flags(s: &Segment) -> (bool, bool, bool) {
+    let status = s
+        .http
+        .as_ref()
+        .and_then(|h| h.response.as_ref())
+        .and_then(|r| r.status);
+    let mut error = s.error == Some(true);
+    let mut throttle = s.throttle == Some(true);
+    let mut fault = s.fault == Some(true);
+    match status {
+        Some(429) => {
+            error = true;
+            throttle = true;
+        }
+        Some(400..=499) => error = true,
+        Some(500..=599) => fault = true,
+        _ => {}
+    }
+    (error, throttle, fault)
+}
+
+fn http_facts(s: &Segment) -> Option<HttpFacts> {
+    let h = s.http.as_ref()?;
+    let req = h.request.as_ref();
+    Some(HttpFacts {
+        url: req.and_then(|r| r.url.clone()),
+        method: req.and_then(|r| r.method.clone()),
+        status: h.response.as_ref().and_then(|r| r.status),
+        user_agent: req.and_then(|r| r.user_agent.clone()),
+        client_ip: req.and_then(|r| r.client_ip.clone()),
+    })
+}
+
+fn str_at<'a>(map: &'a serde_json::Map<String, Value>, path: &[&str]) -> Option<&'a str> {
+    let (last, init) = path.split_last()?;
+    let mut at = map;
+    for key in init {
+        at = at.get(*key)?.as_object()?;
+    }
+    at.get(*last)?.as_str()
+}
+
+impl DocFacts {
+    /// Extracts the facts of a validated top-level document.
+    pub fn extract(doc: &Segment) -> Self {
+        let (error, throttle, fault) = status_flags(doc);
+        let mut facts = Self {
+            id: doc.id,
+            parent_id: doc.parent_id,
+            subsegment: doc.is_subsegment(),
+            name: doc.name.clone(),
+            origin: doc.origin.clone(),
+            start: doc.start_time,
+            end: doc.end_time,
+            max_end: None,
+            in_progress: doc.in_progress == Some(true),
+            error,
+            throttle,
+            fault,
+            any_error: false,
+            any_throttle: false,
+            any_fault: false,
+            http: http_facts(doc),
+            user: doc.user.clone(),
+            annotations: Vec::new(),
+            inner_ids: Vec::new(),
+            calls: Vec::new(),
+            messages: Vec::new(),
+            resource_arns: Vec::new(),
+            instance_ids: Vec::new(),
+            availability_zones: Vec::new(),
+            account_ids: Vec::new(),
+        };
+        facts.visit(doc, true);
+        facts
+    }
+
+    fn visit(&mut self, s: &Segment, top: bool) {
+        let (error, throttle, fault) = status_flags(s);
+        self.any_error |= error;
+        self.any_throttle |= throttle;
+        self.any_fault |= fault;
+        if !top {
+            self.inner_ids.push(s.id);
+        }
+        if let Some(end) = s.end_time {
+            self.max_end = Some(self.max_end.map_or(end, |m: f64| m.max(end)));
+        }
+        if self.user.is_none() && s.user.is_some() {
+            self.user = s.user.clone();
+        }
+        for (k, v) in s.annotations.iter().flatten() {
+            if let Some(v) = AnnotationValue::from_json(v)
+                && self.annotations.len() < 50
+            {
+                self.annotations.push((k.clone(), v));
+            }
+        }
+        if let Some(Cause::Details(d)) = &s.cause {
+            for e in d.exceptions.iter().flatten() {
+                if let Some(m) = &e.message
+                    && self.messages.len() < 10
+                    && !self.messages.contains(m)
+                {
+                    self.messages.push(m.clone());
+                }
+            }
+        }
+        if let Some(arn) = &s.resource_arn
+            && !self.resource_arns.contains(arn)
+        {
+            self.resource_arns.push(arn.clone());
+        }
+        if let Some(aws) = &s.aws {
+            let add = |list: &mut Vec<String>, v: Option<&str>| {
+                if let Some(v) = v
+                    && !list.iter().any(|x| x == v)
+                {
+                    list.push(v.to_owned());
+                }
+            };
+            add(&mut self.instance_ids, str_at(aws, &["ec2", "instance_id"]));
+            add(
+                &mut self.availability_zones,
+                str_at(aws, &["ec2", "availability_zone"]),
+            );
+            add(&mut self.account_ids, str_at(aws, &["account_id"]));
+        }
+        let namespace = s.namespace.as_deref();
+        if (!top || s.is_subsegment()) && matches!(namespace, Some("remote" | "aws")) {
+            let kind = if namespace == Some("aws") {
+                format!("AWS::{}", s.name)
+            } else {
+                "remote".to_owned()
+            };
+            self.calls.push(CallFacts {
+                id: s.id,
+                name: s.name.clone(),
+                kind,
+                start: s.start_time,
+                end: s.end_time,
+                in_progress: s.in_progress == Some(true),
+                error,
+                throttle,
+                fault,
+            });
+        }
+        for sub in s.subsegments.iter().flatten() {
+            self.visit(sub, false);
+        }
+    }
+}

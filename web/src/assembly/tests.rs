@@ -1,0 +1,169 @@
+use super::*;
+use crate::test_support::{capture_documents, prepared, shuffled};
+
+fn facts(docs: &[String]) -> Vec<DocFacts> {
+    prepared(docs).into_iter().map(|d| d.facts).collect()
+}
+
+/// A summary with its lists sorted, so folds of different arrival orders compare equal.
+fn normalized(view: &TraceView) -> (String, Vec<String>) {
+    let mut s = view.summary.clone();
+    s.users.sort_by(|a, b| a.0.cmp(&b.0));
+    for u in &mut s.users {
+        u.1.sort();
+    }
+    s.annotations
+        .sort_by(|a, b| (&a.key, a.value.index_text()).cmp(&(&b.key, b.value.index_text())));
+    s.messages.sort();
+    let mut samples: Vec<String> = view
+        .samples
+        .iter()
+        .map(|x| serde_json::to_string(x).unwrap())
+        .collect();
+    samples.sort();
+    (serde_json::to_string(&s).unwrap(), samples)
+}
+
+fn fold_in_order(docs: &[DocFacts], order: &[usize]) -> TraceView {
+    let ordered: Vec<DocFacts> = order.iter().map(|i| docs[*i].clone()).collect();
+    fold_trace("t", &ordered)
+}
+
+#[test]
+fn streamed_captures_fold_the_same_in_every_arrival_order() {
+    for capture in [
+        "python-sdk-2.15-streamed-40.txt",
+        "node-sdk-3.12-streamed-105.txt",
+    ] {
+        let docs = facts(&capture_documents(capture));
+        let n = docs.len();
+        let reference = normalized(&fold_in_order(&docs, &(0..n).collect::<Vec<_>>()));
+        let mut orders: Vec<Vec<usize>> = vec![(0..n).rev().collect()];
+        for seed in 1..8 {
+            orders.push(shuffled(n, seed));
+        }
+        for order in orders {
+            assert_eq!(
+                normalized(&fold_in_order(&docs, &order)),
+                reference,
+                "{capture}"
+            );
+        }
+        let view = fold_in_order(&docs, &(0..n).collect::<Vec<_>>());
+        assert!(
+            !view.summary.is_partial,
+            "{capture}: complete trace is not partial"
+        );
+        assert_eq!(
+            view.summary.entry_point.as_ref().map(|e| e.name.as_str()),
+            Some("checkout-api")
+        );
+    }
+}
+
+#[test]
+fn subsegments_without_their_segment_make_a_partial_trace() {
+    let docs = facts(&capture_documents("python-sdk-2.15-streamed-40.txt"));
+    let pieces: Vec<DocFacts> = docs.iter().filter(|d| d.subsegment).cloned().collect();
+    assert!(!pieces.is_empty());
+    let view = fold_trace("t", &pieces);
+    assert!(view.summary.is_partial);
+    assert!(view.summary.entry_point.is_none());
+    assert!(
+        view.samples.is_empty(),
+        "nothing is counted before the owner arrives"
+    );
+}
+
+#[test]
+fn checkout_capture_summary_has_http_flags_annotations_and_inferred_calls() {
+    let docs = facts(&capture_documents("python-sdk-2.15-checkout.txt"));
+    let view = fold_trace("t", &docs);
+    let s = &view.summary;
+    assert_eq!(s.http.as_ref().and_then(|h| h.status), Some(502));
+    assert!(s.has_fault);
+    assert!(s.annotations.iter().any(
+        |a| a.key == "order_id" && a.value == AnnotationValue::String("ord-9f8e7d".to_owned())
+    ));
+    let names: Vec<(&str, &str)> = s
+        .services
+        .iter()
+        .map(|x| (x.key.name.as_str(), x.key.kind.as_str()))
+        .collect();
+    assert!(names.contains(&("checkout-api", "")), "{names:?}");
+    assert!(
+        names.contains(&("payments.example.com", "remote")),
+        "{names:?}"
+    );
+    assert!(names.contains(&("DynamoDB", "AWS::DynamoDB")), "{names:?}");
+    assert!(
+        s.edges
+            .iter()
+            .any(|e| e.src == NodeKey::client() && e.dst.name == "checkout-api")
+    );
+}
+
+#[test]
+fn a_downstream_segment_replaces_the_inferred_node() {
+    let docs = crate::synth::shop_trace(5, 1_800_000_000.0);
+    let all = facts(&docs);
+    // Only the frontend: `orders` is inferred from its remote subsegment.
+    let alone = fold_trace("t", &all[..1]);
+    assert!(
+        alone
+            .summary
+            .services
+            .iter()
+            .any(|s| s.key.name == "orders" && s.inferred && s.key.kind == "remote")
+    );
+    // With the orders segment: the real node replaces the inferred one, in either order.
+    for order in [[0, 1], [1, 0]] {
+        let view = fold_in_order(&all, &order);
+        let orders: Vec<&ServiceFacts> = view
+            .summary
+            .services
+            .iter()
+            .filter(|s| s.key.name == "orders")
+            .collect();
+        assert_eq!(orders.len(), 1);
+        assert!(!orders[0].inferred);
+        assert_eq!(orders[0].key.kind, "AWS::ECS::Container");
+        assert!(view.summary.edges.iter().any(|e| e.src.name == "frontend"
+            && e.dst.name == "orders"
+            && e.dst.kind == "AWS::ECS::Container"));
+    }
+}
+
+#[test]
+fn streamed_subsegments_are_grafted_back_into_their_segment() {
+    for capture in [
+        "python-sdk-2.15-streamed-40.txt",
+        "node-sdk-3.12-streamed-105.txt",
+    ] {
+        let raw = capture_documents(capture);
+        let docs = prepared(&raw);
+        let total_subsegments: usize = raw
+            .iter()
+            .map(|d| {
+                let s: roentgen_sdk::model::Segment = serde_json::from_str(d).unwrap();
+                s.subsegment_count() + usize::from(s.is_subsegment())
+            })
+            .sum();
+        for seed in 0..4 {
+            let stored: Vec<StoredDocument> = shuffled(docs.len(), seed)
+                .into_iter()
+                .map(|i| StoredDocument {
+                    id: docs[i].id.clone(),
+                    parent_id: docs[i].parent_id.clone(),
+                    subsegment: docs[i].subsegment,
+                    start_time: docs[i].start_time,
+                    document: docs[i].document.clone(),
+                })
+                .collect();
+            let out = assemble_documents(stored);
+            assert_eq!(out.len(), 1, "{capture}: one segment document");
+            let seg: roentgen_sdk::model::Segment = serde_json::from_str(&out[0].1).unwrap();
+            assert_eq!(seg.subsegment_count(), total_subsegments, "{capture}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Command-line arguments and the validated configuration they become.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
+
+/// Which store backs the collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded SQLite store in `--data-dir`.
+    Sqlite,
+    /// ClickHouse (not built yet).
+    Clickhouse,
+}
+
+/// `roentgen-web` arguments.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "roentgen-web",
+    version,
+    about = "Roentgen collector and dashboard"
+)]
+pub struct Args {
+    /// Address to serve the X-Ray API (and dashboard) on.
+    #[arg(long, env = "ROENTGEN_WEB_LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: String,
+    /// Directory of the embedded store.
+    #[arg(long, env = "ROENTGEN_WEB_DATA_DIR", default_value = "roentgen-data")]
+    pub data_dir: PathBuf,
+    /// Store backend.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+    /// Days of traces to keep.
+    #[arg(long, env = "ROENTGEN_WEB_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+    /// Scrub documents received by `PutTraceSegments` with the default scrubber configuration.
+    #[arg(long, env = "ROENTGEN_WEB_SCRUB")]
+    pub scrub: bool,
+    /// Scrub documents with this scrubber configuration (TOML); implies `--scrub`.
+    #[arg(long, env = "ROENTGEN_WEB_SCRUB_CONFIG")]
+    pub scrub_config: Option<PathBuf>,
+}
+
+/// Why the arguments are unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--listen` is not an address.
+    #[error("--listen {0:?} is not an address like 127.0.0.1:4000")]
+    Listen(String),
+    /// The ClickHouse store is not available.
+    #[error("--store clickhouse: the ClickHouse store is not built yet; use --store sqlite")]
+    ClickhouseNotBuilt,
+    /// The retention window is zero.
+    #[error("--retention-days must be at least 1")]
+    Retention,
+    /// The scrubber configuration cannot be read or is invalid.
+    #[error("--scrub-config {path}: {message}")]
+    Scrub {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Store directory.
+    pub data_dir: PathBuf,
+    /// How long traces are kept.
+    pub retention: Duration,
+    /// Server-side scrubber, when enabled.
+    pub scrubber: Option<Scrubber>,
+}
+
+impl Args {
+    /// Checks the arguments and builds the configuration.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
+        if self.store == StoreKind::Clickhouse {
+            return Err(ConfigError::ClickhouseNotBuilt);
+        }
+        if self.retention_days == 0 {
+            return Err(ConfigError::Retention);
+        }
+        let scrubber = match (&self.scrub_config, self.scrub) {
+            (Some(path), _) => {
+                let scrub_err = |message: String| ConfigError::Scrub {
+                    path: path.clone(),
+                    message,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| scrub_err(e.to_string()))?;
+                let config =
+                    ScrubConfig::from_toml_str(&text).map_err(|e| scrub_err(e.to_string()))?;
+                Some(Scrubber::new(&config).map_err(|e| scrub_err(e.to_string()))?)
+            }
+            (None, true) => {
+                Some(
+                    Scrubber::new(&ScrubConfig::default()).map_err(|e| ConfigError::Scrub {
+                        path: PathBuf::new(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
+            (None, false) => None,
+        };
+        Ok(Config {
+            listen,
+            data_dir: self.data_dir,
+            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            scrubber,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["roentgen-web"];
+        v.extend_from_slice(extra);
+        Args::parse_from(v)
+    }
+
+    #[test]
+    fn defaults_are_loopback_sqlite_and_thirty_days() {
+        let c = args(&[]).validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:4000");
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert!(c.scrubber.is_none());
+    }
+
+    #[test]
+    fn clickhouse_is_refused_clearly() {
+        let e = args(&["--store", "clickhouse"]).validate().unwrap_err();
+        assert!(e.to_string().contains("not built yet"), "{e}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_flag() {
+        let e = args(&["--listen", "nowhere"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--listen"), "{e}");
+    }
+}

@@ -1,0 +1,421 @@
+//! The X-Ray filter-expression language: lexer, recursive-descent parser with errors that point
+//! at a column, evaluation over trace summaries, and the extraction of the predicates a store
+//! can answer from its indexes (time range aside, which every query carries).
+
+mod eval;
+mod lexer;
+mod parser;
+
+use std::fmt;
+
+use crate::store::Pushdown;
+
+pub use eval::matches;
+
+/// A filter expression that failed to parse, with the 1-based column and what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct FilterError {
+    /// 1-based column (characters) of the offending token; one past the end for a missing one.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl FilterError {
+    fn new(column: usize, message: impl Into<String>) -> Self {
+        Self {
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Boolean keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// No error, throttle or fault.
+    Ok,
+    /// 4xx.
+    Error,
+    /// 429.
+    Throttle,
+    /// 5xx.
+    Fault,
+    /// Missing pieces.
+    Partial,
+    /// An inferred service.
+    Inferred,
+    /// The first service of a path (the root).
+    First,
+    /// The last service of a path (no downstream).
+    Last,
+    /// A remote (inferred) service.
+    Remote,
+    /// The root service.
+    Root,
+}
+
+/// Number keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberKey {
+    /// `responsetime`.
+    ResponseTime,
+    /// `duration`.
+    Duration,
+    /// `http.status`.
+    HttpStatus,
+    /// `index`.
+    Index,
+    /// `coverage`.
+    Coverage,
+}
+
+/// String keywords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringKey {
+    /// `http.url`.
+    HttpUrl,
+    /// `http.method`.
+    HttpMethod,
+    /// `http.useragent`.
+    HttpUserAgent,
+    /// `http.clientip`.
+    HttpClientIp,
+    /// `user`.
+    User,
+    /// `name`.
+    Name,
+    /// `type`.
+    Type,
+    /// `message`.
+    Message,
+    /// `availabilityzone`.
+    AvailabilityZone,
+    /// `instance.id`.
+    InstanceId,
+    /// `resource.arn`.
+    ResourceArn,
+    /// `account.id`.
+    AccountId,
+}
+
+/// What a comparison or presence test looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    /// A number keyword.
+    Number(NumberKey),
+    /// A string keyword.
+    String(StringKey),
+    /// `annotation.KEY`.
+    Annotation(String),
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`.
+    Eq,
+    /// `!=`.
+    Ne,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `CONTAINS`.
+    Contains,
+    /// `BEGINSWITH`.
+    BeginsWith,
+    /// `ENDSWITH`.
+    EndsWith,
+}
+
+/// A literal value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// String.
+    Str(String),
+    /// Number.
+    Num(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+/// Which service a `service(...)`, `edge(...)` or `id(...)` names.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceSelector {
+    /// Name.
+    pub name: Option<String>,
+    /// Type.
+    pub kind: Option<String>,
+}
+
+/// Root-cause kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootCause {
+    /// `rootcause.fault`.
+    Fault,
+    /// `rootcause.error`.
+    Error,
+    /// `rootcause.responsetime`.
+    ResponseTime,
+}
+
+/// A parsed filter expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Both.
+    And(Box<Expr>, Box<Expr>),
+    /// Either.
+    Or(Box<Expr>, Box<Expr>),
+    /// Negation.
+    Not(Box<Expr>),
+    /// A boolean keyword.
+    Flag(Flag),
+    /// `key op value`.
+    Compare(Key, Op, Literal),
+    /// A bare keyword: the value is set.
+    Exists(Key),
+    /// `service(selector) { body }`.
+    Service(ServiceSelector, Option<Box<Expr>>),
+    /// `edge(from, to) { body }`.
+    Edge(ServiceSelector, ServiceSelector, Option<Box<Expr>>),
+    /// `id(name: ..., type: ...)`.
+    Id(ServiceSelector),
+    /// `group.name = "g"`; resolved to the group's expression before evaluation.
+    Group(String),
+    /// `rootcause.KIND.service { body }`.
+    RootCause(RootCause, Option<Box<Expr>>),
+}
+
+/// Parses a filter expression.
+pub fn parse(text: &str) -> Result<Expr, FilterError> {
+    let tokens = lexer::lex(text)?;
+    parser::Parser::new(tokens, text.chars().count()).parse_all()
+}
+
+impl Expr {
+    /// Replaces `group.name = "g"` by the group's own expression; `lookup` returns the group's
+    /// expression text. Fails on unknown groups and on groups nested too deep.
+    pub fn resolve_groups(
+        self,
+        lookup: &dyn Fn(&str) -> Option<Option<String>>,
+    ) -> Result<Expr, String> {
+        self.resolve_at(lookup, 0)
+    }
+
+    fn resolve_at(
+        self,
+        lookup: &dyn Fn(&str) -> Option<Option<String>>,
+        depth: usize,
+    ) -> Result<Expr, String> {
+        if depth > 8 {
+            return Err("groups refer to each other too deeply".to_owned());
+        }
+        let r = |e: Box<Expr>| e.resolve_at(lookup, depth).map(Box::new);
+        Ok(match self {
+            Expr::Group(name) => match lookup(&name) {
+                None => return Err(format!("group {name:?} does not exist")),
+                Some(None) => Expr::Flag(Flag::Ok).or_true(),
+                Some(Some(text)) => parse(&text)
+                    .map_err(|e| format!("group {name:?}: {e}"))?
+                    .resolve_at(lookup, depth + 1)?,
+            },
+            Expr::And(a, b) => Expr::And(r(a)?, r(b)?),
+            Expr::Or(a, b) => Expr::Or(r(a)?, r(b)?),
+            Expr::Not(a) => Expr::Not(r(a)?),
+            Expr::Service(s, Some(b)) => Expr::Service(s, Some(r(b)?)),
+            Expr::Edge(a, b, Some(body)) => Expr::Edge(a, b, Some(r(body)?)),
+            Expr::RootCause(k, Some(b)) => Expr::RootCause(k, Some(r(b)?)),
+            other => other,
+        })
+    }
+
+    /// An expression that every trace satisfies.
+    fn or_true(self) -> Expr {
+        Expr::Or(Box::new(self.clone()), Box::new(Expr::Not(Box::new(self))))
+    }
+
+    /// Predicates implied by this expression that a store can answer from its indexes.
+    pub fn pushdown(&self) -> Vec<Pushdown> {
+        let mut out = Vec::new();
+        self.collect_pushdown(&mut out);
+        out
+    }
+
+    fn collect_pushdown(&self, out: &mut Vec<Pushdown>) {
+        match self {
+            Expr::And(a, b) => {
+                a.collect_pushdown(out);
+                b.collect_pushdown(out);
+            }
+            Expr::Flag(Flag::Fault) => out.push(Pushdown::HasFault(true)),
+            Expr::Flag(Flag::Error) => out.push(Pushdown::HasError(true)),
+            Expr::Flag(Flag::Throttle) => out.push(Pushdown::HasThrottle(true)),
+            Expr::Not(inner) => match **inner {
+                Expr::Flag(Flag::Fault) => out.push(Pushdown::HasFault(false)),
+                Expr::Flag(Flag::Error) => out.push(Pushdown::HasError(false)),
+                Expr::Flag(Flag::Throttle) => out.push(Pushdown::HasThrottle(false)),
+                _ => {}
+            },
+            Expr::Compare(Key::Number(NumberKey::HttpStatus), Op::Eq, Literal::Num(n))
+                if n.fract() == 0.0 && (0.0..1000.0).contains(n) =>
+            {
+                out.push(Pushdown::HttpStatus(*n as u16));
+            }
+            Expr::Compare(
+                Key::Number(k @ (NumberKey::ResponseTime | NumberKey::Duration)),
+                op,
+                Literal::Num(n),
+            ) => {
+                if let Some(sym) = op_symbol(*op) {
+                    out.push(match k {
+                        NumberKey::ResponseTime => Pushdown::ResponseTime(sym, *n),
+                        _ => Pushdown::Duration(sym, *n),
+                    });
+                }
+            }
+            Expr::Compare(Key::Annotation(k), Op::Eq, lit) => {
+                out.push(Pushdown::AnnotationEquals(
+                    k.clone(),
+                    literal_index_text(lit),
+                ));
+            }
+            Expr::Compare(Key::Annotation(k), op, Literal::Num(n)) => {
+                if let Some(sym) = op_symbol(*op) {
+                    out.push(Pushdown::AnnotationNumber(k.clone(), sym, *n));
+                }
+            }
+            Expr::Exists(Key::Annotation(k)) => out.push(Pushdown::AnnotationExists(k.clone())),
+            Expr::Service(sel, _) | Expr::Id(sel) => {
+                if let Some(name) = &sel.name {
+                    out.push(Pushdown::Service(name.clone()));
+                }
+            }
+            Expr::Edge(a, b, _) => {
+                for sel in [a, b] {
+                    if let Some(name) = &sel.name {
+                        out.push(Pushdown::Service(name.clone()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn op_symbol(op: Op) -> Option<&'static str> {
+    match op {
+        Op::Lt => Some("<"),
+        Op::Le => Some("<="),
+        Op::Gt => Some(">"),
+        Op::Ge => Some(">="),
+        Op::Eq => Some("="),
+        _ => None,
+    }
+}
+
+/// The text a literal is indexed under (the same form as `AnnotationValue::index_text`).
+pub(crate) fn literal_index_text(lit: &Literal) -> String {
+    match lit {
+        Literal::Str(s) => s.clone(),
+        Literal::Num(n) => n.to_string(),
+        Literal::Bool(b) => b.to_string(),
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Contains => "CONTAINS",
+            Op::BeginsWith => "BEGINSWITH",
+            Op::EndsWith => "ENDSWITH",
+        })
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Str(s) => {
+                write!(f, "\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+            Literal::Num(n) => write!(f, "{n}"),
+            Literal::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Annotation(k) => write!(f, "annotation.{k}"),
+            Key::Number(k) => f.write_str(parser::number_key_name(*k)),
+            Key::String(k) => f.write_str(parser::string_key_name(*k)),
+        }
+    }
+}
+
+impl fmt::Display for ServiceSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lit = |s: &str| Literal::Str(s.to_owned()).to_string();
+        match (&self.name, &self.kind) {
+            (Some(n), None) => f.write_str(&lit(n)),
+            (Some(n), Some(k)) => write!(f, "id(name: {}, type: {})", lit(n), lit(k)),
+            (None, Some(k)) => write!(f, "id(type: {})", lit(k)),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = |f: &mut fmt::Formatter<'_>, b: &Option<Box<Expr>>| match b {
+            Some(b) => write!(f, " {{ {b} }}"),
+            None => Ok(()),
+        };
+        match self {
+            Expr::And(a, b) => write!(f, "({a} AND {b})"),
+            Expr::Or(a, b) => write!(f, "({a} OR {b})"),
+            Expr::Not(a) => write!(f, "!{a}"),
+            Expr::Flag(flag) => f.write_str(parser::flag_name(*flag)),
+            Expr::Compare(k, op, v) => write!(f, "{k} {op} {v}"),
+            Expr::Exists(k) => write!(f, "{k}"),
+            Expr::Service(sel, b) => {
+                write!(f, "service({sel})")?;
+                body(f, b)
+            }
+            Expr::Edge(a, c, b) => {
+                write!(f, "edge({a}, {c})")?;
+                body(f, b)
+            }
+            Expr::Id(sel) => match &sel.name {
+                Some(_) if sel.kind.is_none() => write!(f, "id(name: {sel})"),
+                _ => write!(f, "{sel}"),
+            },
+            Expr::Group(name) => write!(f, "group.name = {}", Literal::Str(name.clone())),
+            Expr::RootCause(k, b) => {
+                let k = match k {
+                    RootCause::Fault => "fault",
+                    RootCause::Error => "error",
+                    RootCause::ResponseTime => "responsetime",
+                };
+                write!(f, "rootcause.{k}.service")?;
+                body(f, b)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,439 @@
+//! Recursive-descent parser for filter expressions:
+//!
+//! ```text
+//! expr      := and (OR and)*
+//! and       := unary (AND unary)*
+//! unary     := '!' unary | primary
+//! primary   := '(' expr ')' | service | edge | id | rootcause | predicate
+//! service   := 'service' '(' selector? ')' body?
+//! edge      := 'edge' '(' selector ',' selector ')' body?
+//! selector  := STRING | 'id' '(' ('name' | 'type') ':' STRING (',' ...)* ')'
+//! body      := '{' expr '}'
+//! predicate := keyword (op value)?
+//! ```
+
+use super::lexer::Token;
+use super::{
+    Expr, FilterError, Flag, Key, Literal, NumberKey, Op, RootCause, ServiceSelector, StringKey,
+};
+
+const FLAGS: &[(&str, Flag)] = &[
+    ("ok", Flag::Ok),
+    ("error", Flag::Error),
+    ("throttle", Flag::Throttle),
+    ("fault", Flag::Fault),
+    ("partial", Flag::Partial),
+    ("inferred", Flag::Inferred),
+    ("first", Flag::First),
+    ("last", Flag::Last),
+    ("remote", Flag::Remote),
+    ("root", Flag::Root),
+];
+
+const NUMBERS: &[(&str, NumberKey)] = &[
+    ("responsetime", NumberKey::ResponseTime),
+    ("duration", NumberKey::Duration),
+    ("http.status", NumberKey::HttpStatus),
+    ("index", NumberKey::Index),
+    ("coverage", NumberKey::Coverage),
+];
+
+const STRINGS: &[(&str, StringKey)] = &[
+    ("http.url", StringKey::HttpUrl),
+    ("http.method", StringKey::HttpMethod),
+    ("http.useragent", StringKey::HttpUserAgent),
+    ("http.clientip", StringKey::HttpClientIp),
+    ("user", StringKey::User),
+    ("name", StringKey::Name),
+    ("type", StringKey::Type),
+    ("message", StringKey::Message),
+    ("availabilityzone", StringKey::AvailabilityZone),
+    ("instance.id", StringKey::InstanceId),
+    ("resource.arn", StringKey::ResourceArn),
+    ("account.id", StringKey::AccountId),
+];
+
+/// Keyword text of a flag.
+pub(super) fn flag_name(flag: Flag) -> &'static str {
+    FLAGS
+        .iter()
+        .find(|(_, f)| *f == flag)
+        .map_or("ok", |(n, _)| n)
+}
+
+/// Keyword text of a number key.
+pub(super) fn number_key_name(key: NumberKey) -> &'static str {
+    NUMBERS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map_or("responsetime", |(n, _)| n)
+}
+
+/// Keyword text of a string key.
+pub(super) fn string_key_name(key: StringKey) -> &'static str {
+    STRINGS
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map_or("name", |(n, _)| n)
+}
+
+/// The parser state: tokens with their columns and a cursor.
+pub(super) struct Parser {
+    tokens: Vec<(Token, usize)>,
+    pos: usize,
+    end_column: usize,
+}
+
+impl Parser {
+    /// A parser over `tokens` of a text `len` characters long.
+    pub(super) fn new(tokens: Vec<(Token, usize)>, len: usize) -> Self {
+        Self {
+            tokens,
+            pos: 0,
+            end_column: len + 1,
+        }
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos).map(|(t, _)| t)
+    }
+
+    fn column(&self) -> usize {
+        self.tokens
+            .get(self.pos)
+            .map_or(self.end_column, |(_, c)| *c)
+    }
+
+    fn found(&self) -> String {
+        self.peek()
+            .map_or("the end of the expression".to_owned(), Token::describe)
+    }
+
+    fn expected(&self, what: &str) -> FilterError {
+        FilterError::new(
+            self.column(),
+            format!("expected {what}, found {}", self.found()),
+        )
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).map(|(t, _)| t.clone());
+        self.pos += 1;
+        t
+    }
+
+    fn eat(&mut self, token: &Token) -> bool {
+        if self.peek() == Some(token) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, token: &Token) -> Result<(), FilterError> {
+        if self.eat(token) {
+            Ok(())
+        } else {
+            Err(self.expected(&token.describe()))
+        }
+    }
+
+    fn is_word(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    /// Parses the whole input.
+    pub(super) fn parse_all(mut self) -> Result<Expr, FilterError> {
+        if self.tokens.is_empty() {
+            return Err(FilterError::new(1, "the expression is empty"));
+        }
+        let e = self.expr()?;
+        if self.peek().is_some() {
+            return Err(self.expected("AND, OR or the end of the expression"));
+        }
+        Ok(e)
+    }
+
+    fn expr(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.and()?;
+        while self.is_word("or") {
+            self.pos += 1;
+            let right = self.and()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr, FilterError> {
+        let mut left = self.unary()?;
+        while self.is_word("and") {
+            self.pos += 1;
+            let right = self.unary()?;
+            left = Expr::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, FilterError> {
+        if self.eat(&Token::Bang) {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        self.primary()
+    }
+
+    fn body(&mut self) -> Result<Option<Box<Expr>>, FilterError> {
+        if !self.eat(&Token::LBrace) {
+            return Ok(None);
+        }
+        if self.eat(&Token::RBrace) {
+            return Ok(None);
+        }
+        let e = self.expr()?;
+        self.expect(&Token::RBrace)?;
+        Ok(Some(Box::new(e)))
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, FilterError> {
+        match self.peek() {
+            Some(Token::Str(s)) => {
+                let s = s.clone();
+                self.pos += 1;
+                Ok(s)
+            }
+            _ => Err(self.expected(what)),
+        }
+    }
+
+    /// `id(name: "n", type: "t")`, after the word `id`.
+    fn id_fields(&mut self) -> Result<ServiceSelector, FilterError> {
+        self.expect(&Token::LParen)?;
+        let mut sel = ServiceSelector::default();
+        loop {
+            let col = self.column();
+            let field = match self.next() {
+                Some(Token::Word(w)) => w.to_ascii_lowercase(),
+                _ => {
+                    self.pos -= 1;
+                    return Err(self.expected("name or type"));
+                }
+            };
+            self.expect(&Token::Colon)?;
+            let value = self.string("a quoted string")?;
+            match field.as_str() {
+                "name" => sel.name = Some(value),
+                "type" => sel.kind = Some(value),
+                "account.id" => {}
+                other => {
+                    return Err(FilterError::new(
+                        col,
+                        format!("expected name or type, found {other:?}"),
+                    ));
+                }
+            }
+            if !self.eat(&Token::Comma) {
+                break;
+            }
+        }
+        self.expect(&Token::RParen)?;
+        Ok(sel)
+    }
+
+    fn selector(&mut self) -> Result<ServiceSelector, FilterError> {
+        match self.peek() {
+            Some(Token::Str(_)) => Ok(ServiceSelector {
+                name: Some(self.string("a service name")?),
+                kind: None,
+            }),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("id") => {
+                self.pos += 1;
+                self.id_fields()
+            }
+            _ => Err(self.expected("a quoted service name or id(...)")),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, FilterError> {
+        let col = self.column();
+        let word = match self.peek() {
+            Some(Token::LParen) => {
+                self.pos += 1;
+                let e = self.expr()?;
+                self.expect(&Token::RParen)?;
+                return Ok(e);
+            }
+            Some(Token::Word(w)) => w.clone(),
+            _ => return Err(self.expected("a keyword, service(...), edge(...), \"!\" or \"(\"")),
+        };
+        self.pos += 1;
+        let lower = word.to_ascii_lowercase();
+        match lower.as_str() {
+            "service" => {
+                self.expect(&Token::LParen)?;
+                let sel = if self.peek() == Some(&Token::RParen) {
+                    ServiceSelector::default()
+                } else {
+                    self.selector()?
+                };
+                self.expect(&Token::RParen)?;
+                let body = self.body()?;
+                return Ok(Expr::Service(sel, body));
+            }
+            "edge" => {
+                self.expect(&Token::LParen)?;
+                let from = self.selector()?;
+                self.expect(&Token::Comma)?;
+                let to = self.selector()?;
+                self.expect(&Token::RParen)?;
+                let body = self.body()?;
+                return Ok(Expr::Edge(from, to, body));
+            }
+            "id" => return Ok(Expr::Id(self.id_fields()?)),
+            "and" | "or" => {
+                return Err(FilterError::new(
+                    col,
+                    format!(
+                        "expected a keyword before {}, found {word:?}",
+                        word.to_uppercase()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(rest) = lower.strip_prefix("rootcause.") {
+            let kind = match rest.split('.').next() {
+                Some("fault") => RootCause::Fault,
+                Some("error") => RootCause::Error,
+                Some("responsetime") => RootCause::ResponseTime,
+                _ => {
+                    return Err(FilterError::new(
+                        col,
+                        format!(
+                            "expected rootcause.fault, rootcause.error or rootcause.responsetime, found {word:?}"
+                        ),
+                    ));
+                }
+            };
+            return Ok(Expr::RootCause(kind, self.body()?));
+        }
+        if lower == "group.name" || lower == "group.arn" {
+            if !self.eat(&Token::Cmp("=")) {
+                return Err(self.expected("\"=\" after group.name"));
+            }
+            let name = self.string("a quoted group name")?;
+            let name = name.rsplit('/').next().unwrap_or(&name).to_owned();
+            return Ok(Expr::Group(name));
+        }
+        if let Some((_, flag)) = FLAGS.iter().find(|(n, _)| *n == lower) {
+            // `fault = true` is accepted as well as the bare keyword.
+            if let Some(Token::Cmp(op @ ("=" | "!="))) = self.peek() {
+                let negate = *op == "!=";
+                self.pos += 1;
+                let value = match self.next() {
+                    Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => true,
+                    Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => false,
+                    _ => {
+                        self.pos -= 1;
+                        return Err(self.expected("true or false"));
+                    }
+                };
+                let e = Expr::Flag(*flag);
+                return Ok(if value != negate {
+                    e
+                } else {
+                    Expr::Not(Box::new(e))
+                });
+            }
+            return Ok(Expr::Flag(*flag));
+        }
+        let key = if let Some((_, k)) = NUMBERS.iter().find(|(n, _)| *n == lower) {
+            Key::Number(*k)
+        } else if let Some((_, k)) = STRINGS.iter().find(|(n, _)| *n == lower) {
+            Key::String(*k)
+        } else if let Some(k) = word
+            .strip_prefix("annotation.")
+            .or_else(|| word.strip_prefix("Annotation."))
+        {
+            if k.is_empty() || k.contains('.') {
+                return Err(FilterError::new(
+                    col,
+                    format!(
+                        "expected annotation.KEY with KEY of letters, digits and _, found {word:?}"
+                    ),
+                ));
+            }
+            Key::Annotation(k.to_owned())
+        } else {
+            return Err(FilterError::new(col, format!("unknown keyword {word:?}")));
+        };
+        let op = match self.peek() {
+            Some(Token::Cmp(op)) => match *op {
+                "=" => Op::Eq,
+                "!=" => Op::Ne,
+                "<" => Op::Lt,
+                "<=" => Op::Le,
+                ">" => Op::Gt,
+                _ => Op::Ge,
+            },
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("contains") => Op::Contains,
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("beginswith") => Op::BeginsWith,
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("endswith") => Op::EndsWith,
+            _ => return Ok(Expr::Exists(key)),
+        };
+        let op_col = self.column();
+        self.pos += 1;
+        let value_col = self.column();
+        let value = match self.next() {
+            Some(Token::Str(s)) => Literal::Str(s),
+            Some(Token::Num(n)) => Literal::Num(n),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
+            Some(Token::Word(w)) if w.eq_ignore_ascii_case("false") => Literal::Bool(false),
+            _ => {
+                self.pos -= 1;
+                return Err(self.expected(&format!("a value after {op}")));
+            }
+        };
+        let string_op = matches!(op, Op::Contains | Op::BeginsWith | Op::EndsWith);
+        let ordering_op = matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge);
+        match (&key, &value) {
+            (Key::Number(_), Literal::Num(_)) if !string_op => {}
+            (Key::Number(_), _) if string_op => {
+                return Err(FilterError::new(
+                    op_col,
+                    format!("{word} is a number: expected =, !=, <, <=, > or >=, found {op}"),
+                ));
+            }
+            (Key::Number(_), _) => {
+                return Err(FilterError::new(
+                    value_col,
+                    format!("{word} is a number: expected a number after {op}"),
+                ));
+            }
+            (Key::String(_), Literal::Str(_)) if !ordering_op => {}
+            (Key::String(_), _) if ordering_op => {
+                return Err(FilterError::new(
+                    op_col,
+                    format!(
+                        "{word} is a string: expected =, !=, CONTAINS, BEGINSWITH or ENDSWITH, found {op}"
+                    ),
+                ));
+            }
+            (Key::String(_), _) => {
+                return Err(FilterError::new(
+                    value_col,
+                    format!("{word} is a string: expected a quoted string after {op}"),
+                ));
+            }
+            (Key::Annotation(_), Literal::Str(_)) if !ordering_op => {}
+            (Key::Annotation(_), Literal::Num(_)) if !string_op => {}
+            (Key::Annotation(_), Literal::Bool(_)) if matches!(op, Op::Eq | Op::Ne) => {}
+            (Key::Annotation(_), _) => {
+                return Err(FilterError::new(
+                    op_col,
+                    format!("operator {op} does not apply to that value"),
+                ));
+            }
+        }
+        Ok(Expr::Compare(key, op, value))
+    }
+}

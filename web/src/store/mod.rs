@@ -1,0 +1,234 @@
+//! The storage trait the API talks to, designed for an embedded store (SQLite, one writer
+//! thread) and a remote column store (ClickHouse) alike: every call is asynchronous, writes come
+//! in batches and are acknowledged only once durable, and queries take pushed-down predicates so
+//! a store can use its indexes instead of scanning.
+
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assembly::{DocFacts, Sample, TraceSummary};
+
+pub use crate::assembly::StoredDocument;
+
+/// A boxed future, so the trait stays object-safe (`Arc<dyn Store>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the store's writer has stopped")]
+    WriterGone,
+    /// A named item already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A named item does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// A write transaction failed (the detail is logged).
+    #[error("write failed: {0}")]
+    Write(String),
+    /// Opening the store failed.
+    #[error("cannot open the store: {0}")]
+    Open(String),
+}
+
+/// A validated document ready to store.
+#[derive(Debug, Clone)]
+pub struct IngestDocument {
+    /// Trace id text.
+    pub trace_id: String,
+    /// Document id text.
+    pub id: String,
+    /// Parent id text.
+    pub parent_id: Option<String>,
+    /// Start time.
+    pub start_time: f64,
+    /// In progress (a later complete document replaces it).
+    pub in_progress: bool,
+    /// A subsegment sent on its own.
+    pub subsegment: bool,
+    /// The JSON text to keep.
+    pub document: String,
+    /// Facts for the trace fold.
+    pub facts: DocFacts,
+}
+
+/// A predicate a store can answer from an index; every one is a necessary condition of the
+/// filter it came from, so the store may return a superset and the caller filters exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pushdown {
+    /// Trace has a fault.
+    HasFault(bool),
+    /// Trace has an error.
+    HasError(bool),
+    /// Trace was throttled.
+    HasThrottle(bool),
+    /// Entry point HTTP status equals.
+    HttpStatus(u16),
+    /// Response time comparison: operator (`<`, `<=`, `>`, `>=`, `=`) and value.
+    ResponseTime(&'static str, f64),
+    /// Duration comparison.
+    Duration(&'static str, f64),
+    /// Annotation equals (by canonical text).
+    AnnotationEquals(String, String),
+    /// Annotation number comparison.
+    AnnotationNumber(String, &'static str, f64),
+    /// Annotation key is present.
+    AnnotationExists(String),
+    /// Some service of this name took part.
+    Service(String),
+}
+
+/// A scan over trace summaries, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanQuery {
+    /// Window start, epoch seconds (inclusive).
+    pub start: f64,
+    /// Window end (inclusive).
+    pub end: f64,
+    /// Index predicates.
+    pub pushdown: Vec<Pushdown>,
+    /// Continue after this `(start_time, trace_id)` (exclusive), in descending order.
+    pub after: Option<(f64, String)>,
+    /// Maximum rows.
+    pub limit: usize,
+    /// Also return graph samples.
+    pub with_samples: bool,
+}
+
+/// A trace summary as stored, optionally with its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRecord {
+    /// Summary.
+    pub summary: TraceSummary,
+    /// Graph samples (when asked for).
+    pub samples: Vec<Sample>,
+}
+
+/// All stored documents of one trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTrace {
+    /// Trace id.
+    pub id: String,
+    /// Duration from the summary.
+    pub duration: Option<f64>,
+    /// Documents.
+    pub documents: Vec<StoredDocument>,
+}
+
+/// Per-minute statistics of one node (`dst` empty) or edge.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RollupRow {
+    /// Epoch minute.
+    pub minute: i64,
+    /// Node or caller (encoded node key).
+    pub src: String,
+    /// Callee (encoded), empty for nodes.
+    pub dst: String,
+    /// Statistics.
+    pub stats: crate::graph::Stats,
+}
+
+/// A sampling rule and its timestamps, stored as the API shapes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRule {
+    /// The rule (API shape, PascalCase fields).
+    pub rule: crate::sampling::SamplingRule,
+    /// Creation time.
+    pub created_at: f64,
+    /// Last modification.
+    pub modified_at: f64,
+}
+
+/// A group: a named filter expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    /// Name.
+    pub name: String,
+    /// Filter expression, if any.
+    pub filter_expression: Option<String>,
+    /// Insights configuration as sent (kept, not acted on).
+    pub insights: Option<serde_json::Value>,
+}
+
+/// One daemon telemetry record as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryRow {
+    /// When it arrived.
+    pub received_at: f64,
+    /// Reporting host.
+    pub hostname: Option<String>,
+    /// Reporting instance.
+    pub instance_id: Option<String>,
+    /// The record's JSON.
+    pub record: String,
+}
+
+/// The store behind the collector.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch of documents and re-folds the traces they belong to; resolves once the
+    /// batch is durable.
+    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Candidate trace summaries for a window and index predicates, newest first.
+    fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;
+
+    /// Summaries and samples of the given traces (missing ids are left out).
+    fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;
+
+    /// Stored documents of the given traces (missing ids are left out).
+    fn trace_documents(
+        &self,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<StoredTrace>, StoreError>>;
+
+    /// Node and edge rollups for epoch minutes in `[first, last]`.
+    fn rollups(&self, first: i64, last: i64) -> BoxFuture<'_, Result<Vec<RollupRow>, StoreError>>;
+
+    /// All sampling rules.
+    fn sampling_rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>>;
+
+    /// Creates (`create`) or replaces a sampling rule.
+    fn put_sampling_rule(
+        &self,
+        rule: StoredRule,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes a sampling rule, returning it.
+    fn delete_sampling_rule(&self, name: String) -> BoxFuture<'_, Result<StoredRule, StoreError>>;
+
+    /// All groups.
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<StoredGroup>, StoreError>>;
+
+    /// Creates (`create`) or replaces a group.
+    fn put_group(&self, group: StoredGroup, create: bool) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes a group.
+    fn delete_group(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Stores daemon telemetry.
+    fn put_telemetry(&self, rows: Vec<TelemetryRow>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes up to `max_traces` traces that started before `cutoff` (and rollups and
+    /// telemetry older than it); returns how many traces went. Called repeatedly by retention.
+    fn delete_before(
+        &self,
+        cutoff: f64,
+        max_traces: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+#[cfg(test)]
+mod tests;

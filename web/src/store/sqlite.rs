@@ -1,0 +1,828 @@
+//! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that groups
+//! whatever is queued into one transaction (group commit) and answers each request only after
+//! its transaction committed; read by a small pool of connections on the blocking thread pool.
+//!
+//! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
+//! (`traces`), annotation and service index rows, and per-minute node/edge statistics
+//! (`rollups`), all updated in the same transaction as the documents.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    BoxFuture, IngestDocument, Pushdown, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
+    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+};
+use crate::assembly::{DocFacts, Sample, TraceSummary, fold_trace, minute_of};
+use crate::graph::{Histogram, Stats};
+use crate::sampling::{DEFAULT_RULE, SamplingRule};
+
+/// Most documents grouped into one write transaction.
+const MAX_BATCH_DOCUMENTS: usize = 20_000;
+/// Depth of the writer's queue (requests, not documents); senders wait when it is full.
+const WRITER_QUEUE: usize = 256;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS segments (
+    trace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent_id TEXT,
+    subsegment INTEGER NOT NULL,
+    start_time REAL NOT NULL,
+    in_progress INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    PRIMARY KEY (trace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY,
+    start_time REAL NOT NULL,
+    end_time REAL,
+    duration REAL,
+    response_time REAL,
+    has_fault INTEGER NOT NULL,
+    has_error INTEGER NOT NULL,
+    has_throttle INTEGER NOT NULL,
+    is_partial INTEGER NOT NULL,
+    http_status INTEGER,
+    summary TEXT NOT NULL,
+    samples TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_time, trace_id);
+CREATE TABLE IF NOT EXISTS trace_annotations (
+    key TEXT NOT NULL,
+    value_text TEXT NOT NULL,
+    value_number REAL,
+    trace_id TEXT NOT NULL,
+    PRIMARY KEY (key, value_text, trace_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_annotations_by_trace ON trace_annotations (trace_id);
+CREATE TABLE IF NOT EXISTS trace_services (
+    name TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    PRIMARY KEY (name, trace_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_services_by_trace ON trace_services (trace_id);
+CREATE TABLE IF NOT EXISTS rollups (
+    minute INTEGER NOT NULL,
+    src TEXT NOT NULL,
+    dst TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    error_other INTEGER NOT NULL,
+    throttle INTEGER NOT NULL,
+    fault INTEGER NOT NULL,
+    total_response_time REAL NOT NULL,
+    histogram TEXT NOT NULL,
+    PRIMARY KEY (minute, src, dst)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sampling_rules (
+    name TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    modified_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS telemetry (
+    received_at REAL NOT NULL,
+    hostname TEXT,
+    instance_id TEXT,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (received_at);
+";
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum WriteCommand {
+    Documents(Vec<IngestDocument>, Reply<()>),
+    PutRule(StoredRule, bool, Reply<()>),
+    DeleteRule(String, Reply<StoredRule>),
+    PutGroup(StoredGroup, bool, Reply<()>),
+    DeleteGroup(String, Reply<()>),
+    Telemetry(Vec<TelemetryRow>, Reply<()>),
+    DeleteBefore(f64, usize, Reply<usize>),
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReadPool {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(&self.path)?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.pragma_update(None, "query_only", true)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the
+/// queued work is done.
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteCommand>,
+    readers: Arc<ReadPool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.path)
+            .finish()
+    }
+}
+
+/// Current time, epoch seconds.
+pub fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join("roentgen.db");
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: every commit is fsynced before the request that waits on it is answered.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        let exists: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sampling_rules WHERE name = ?1",
+                [DEFAULT_RULE],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            let now = now_seconds();
+            conn.execute(
+                "INSERT INTO sampling_rules (name, rule, created_at, modified_at) VALUES (?1, ?2, ?3, ?3)",
+                params![
+                    DEFAULT_RULE,
+                    serde_json::to_string(&SamplingRule::default_rule())?,
+                    now
+                ],
+            )?;
+        }
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        std::thread::Builder::new()
+            .name("roentgen-store-writer".to_owned())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn write<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> WriteCommand + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.writer
+                .send(make(tx))
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        let pool = self.readers.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || pool.with(f))
+                .await
+                .map_err(|_| StoreError::WriterGone)?
+        })
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut docs: Vec<IngestDocument> = Vec::new();
+        let mut replies: Vec<Reply<()>> = Vec::new();
+        let mut others: Vec<WriteCommand> = Vec::new();
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                WriteCommand::Documents(d, reply) => {
+                    docs.extend(d);
+                    replies.push(reply);
+                }
+                other => others.push(other),
+            }
+            if docs.len() < MAX_BATCH_DOCUMENTS && others.len() < 64 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !replies.is_empty() {
+            let result = write_transaction(&mut conn, |tx| write_documents(tx, &docs));
+            if let Err(e) = &result {
+                tracing::error!(error = %e, documents = docs.len(), "write transaction failed");
+            }
+            for reply in replies {
+                let _ = reply.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(StoreError::Write(e.to_string())),
+                });
+            }
+        }
+        for cmd in others {
+            run_other(&mut conn, cmd);
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+fn write_transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn.transaction()?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+fn run_other(conn: &mut Connection, cmd: WriteCommand) {
+    match cmd {
+        WriteCommand::Documents(..) => {}
+        WriteCommand::PutRule(rule, create, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| {
+                let exists: Option<f64> = tx
+                    .query_row(
+                        "SELECT created_at FROM sampling_rules WHERE name = ?1",
+                        [&rule.rule.rule_name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match (exists, create) {
+                    (Some(_), true) => return Err(StoreError::Exists(rule.rule.rule_name)),
+                    (None, false) => return Err(StoreError::NotFound(rule.rule.rule_name)),
+                    _ => {}
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO sampling_rules (name, rule, created_at, modified_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        rule.rule.rule_name,
+                        serde_json::to_string(&rule.rule)?,
+                        exists.unwrap_or(rule.created_at),
+                        rule.modified_at
+                    ],
+                )?;
+                Ok(())
+            }));
+        }
+        WriteCommand::DeleteRule(name, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| {
+                let rule = read_rules(tx)?
+                    .into_iter()
+                    .find(|r| r.rule.rule_name == name)
+                    .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+                tx.execute("DELETE FROM sampling_rules WHERE name = ?1", [&name])?;
+                Ok(rule)
+            }));
+        }
+        WriteCommand::PutGroup(group, create, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| {
+                let exists: Option<String> = tx
+                    .query_row(
+                        "SELECT name FROM groups WHERE name = ?1",
+                        [&group.name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match (exists.is_some(), create) {
+                    (true, true) => return Err(StoreError::Exists(group.name)),
+                    (false, false) => return Err(StoreError::NotFound(group.name)),
+                    _ => {}
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO groups (name, body) VALUES (?1, ?2)",
+                    params![group.name, serde_json::to_string(&group)?],
+                )?;
+                Ok(())
+            }));
+        }
+        WriteCommand::DeleteGroup(name, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| {
+                let n = tx.execute("DELETE FROM groups WHERE name = ?1", [&name])?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(name));
+                }
+                Ok(())
+            }));
+        }
+        WriteCommand::Telemetry(rows, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO telemetry (received_at, hostname, instance_id, record) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for r in rows {
+                    stmt.execute(params![r.received_at, r.hostname, r.instance_id, r.record])?;
+                }
+                Ok(())
+            }));
+        }
+        WriteCommand::DeleteBefore(cutoff, max, reply) => {
+            let _ = reply.send(write_transaction(conn, |tx| delete_before(tx, cutoff, max)));
+        }
+    }
+}
+
+fn delete_before(tx: &Transaction<'_>, cutoff: f64, max: usize) -> Result<usize, StoreError> {
+    let ids: Vec<String> = {
+        let mut stmt =
+            tx.prepare_cached("SELECT trace_id FROM traces WHERE start_time < ?1 LIMIT ?2")?;
+        stmt.query_map(params![cutoff, max as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for id in &ids {
+        tx.execute("DELETE FROM segments WHERE trace_id = ?1", [id])?;
+        tx.execute("DELETE FROM trace_annotations WHERE trace_id = ?1", [id])?;
+        tx.execute("DELETE FROM trace_services WHERE trace_id = ?1", [id])?;
+        tx.execute("DELETE FROM traces WHERE trace_id = ?1", [id])?;
+    }
+    tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
+    tx.execute("DELETE FROM telemetry WHERE received_at < ?1", [cutoff])?;
+    Ok(ids.len())
+}
+
+/// Whether a document replaces the one stored under the same id: a complete document replaces
+/// an in-progress one; an in-progress one never replaces a complete one; equal states are
+/// duplicates (idempotent).
+fn replaces(stored_in_progress: bool, new_in_progress: bool) -> bool {
+    stored_in_progress || !new_in_progress
+}
+
+#[derive(Default)]
+struct RollupDelta(HashMap<(i64, String, String), Stats>);
+
+impl RollupDelta {
+    fn add(&mut self, samples: &[Sample], sign: i64) {
+        for s in samples {
+            self.0
+                .entry((s.minute, s.src.clone(), s.dst.clone()))
+                .or_default()
+                .add(s.outcome, s.response_time, sign);
+        }
+    }
+}
+
+fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), StoreError> {
+    // In-batch view per trace, for traces the store has not seen before.
+    let mut batch: BTreeMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = BTreeMap::new();
+    {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document, facts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (trace_id, id) DO UPDATE SET
+                parent_id = excluded.parent_id, subsegment = excluded.subsegment,
+                start_time = excluded.start_time, in_progress = excluded.in_progress,
+                document = excluded.document, facts = excluded.facts
+             WHERE segments.in_progress = 1 OR excluded.in_progress = 0",
+        )?;
+        for d in docs {
+            let facts = serde_json::to_string(&d.facts)?;
+            let changed = upsert.execute(params![
+                d.trace_id,
+                d.id,
+                d.parent_id,
+                d.subsegment,
+                d.start_time,
+                d.in_progress,
+                d.document,
+                facts
+            ])?;
+            if changed > 0 {
+                let entry = batch.entry(&d.trace_id).or_default();
+                match entry.get(d.id.as_str()) {
+                    Some((_, stored)) if !replaces(*stored, d.in_progress) => {}
+                    _ => {
+                        entry.insert(&d.id, (&d.facts, d.in_progress));
+                    }
+                }
+            }
+        }
+    }
+    let mut delta = RollupDelta::default();
+    let mut old_row = tx.prepare_cached("SELECT samples FROM traces WHERE trace_id = ?1")?;
+    let mut all_facts = tx.prepare_cached("SELECT facts FROM segments WHERE trace_id = ?1")?;
+    let mut put_trace = tx.prepare_cached(
+        "INSERT OR REPLACE INTO traces (trace_id, start_time, end_time, duration, response_time,
+            has_fault, has_error, has_throttle, is_partial, http_status, summary, samples)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut del_ann = tx.prepare_cached("DELETE FROM trace_annotations WHERE trace_id = ?1")?;
+    let mut put_ann = tx.prepare_cached(
+        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut del_svc = tx.prepare_cached("DELETE FROM trace_services WHERE trace_id = ?1")?;
+    let mut put_svc =
+        tx.prepare_cached("INSERT OR IGNORE INTO trace_services (name, trace_id) VALUES (?1, ?2)")?;
+    for (trace_id, pieces) in &batch {
+        let old: Option<String> = old_row.query_row([trace_id], |r| r.get(0)).optional()?;
+        let view = match &old {
+            None => {
+                let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
+                fold_trace(trace_id, &facts)
+            }
+            Some(old) => {
+                let old: Vec<Sample> = serde_json::from_str(old)?;
+                delta.add(&old, -1);
+                del_ann.execute([trace_id])?;
+                del_svc.execute([trace_id])?;
+                let facts: Vec<DocFacts> = all_facts
+                    .query_map([trace_id], |r| r.get::<_, String>(0))?
+                    .map(|t| Ok(serde_json::from_str(&t?)?))
+                    .collect::<Result<_, StoreError>>()?;
+                fold_trace(trace_id, &facts)
+            }
+        };
+        delta.add(&view.samples, 1);
+        let s = &view.summary;
+        put_trace.execute(params![
+            trace_id,
+            s.start_time,
+            s.end_time,
+            s.duration,
+            s.response_time,
+            s.has_fault,
+            s.has_error,
+            s.has_throttle,
+            s.is_partial,
+            s.http.as_ref().and_then(|h| h.status),
+            serde_json::to_string(s)?,
+            serde_json::to_string(&view.samples)?,
+        ])?;
+        for a in &s.annotations {
+            let number = match a.value {
+                crate::assembly::AnnotationValue::Number(n) => Some(n),
+                _ => None,
+            };
+            put_ann.execute(params![a.key, a.value.index_text(), number, trace_id])?;
+        }
+        for svc in &s.services {
+            put_svc.execute(params![svc.key.name, trace_id])?;
+        }
+    }
+    apply_rollups(tx, delta)
+}
+
+fn apply_rollups(tx: &Transaction<'_>, delta: RollupDelta) -> Result<(), StoreError> {
+    let mut get = tx.prepare_cached(
+        "SELECT ok, error_other, throttle, fault, total_response_time, histogram FROM rollups
+         WHERE minute = ?1 AND src = ?2 AND dst = ?3",
+    )?;
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO rollups (minute, src, dst, ok, error_other, throttle, fault, total_response_time, histogram)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut del =
+        tx.prepare_cached("DELETE FROM rollups WHERE minute = ?1 AND src = ?2 AND dst = ?3")?;
+    for ((minute, src, dst), d) in delta.0 {
+        if d.ok == 0
+            && d.error_other == 0
+            && d.throttle == 0
+            && d.fault == 0
+            && d.histogram.0.is_empty()
+        {
+            continue;
+        }
+        let mut stats = get
+            .query_row(params![minute, src, dst], row_stats)
+            .optional()?
+            .transpose()?
+            .unwrap_or_default();
+        stats.merge(&d);
+        if stats.total() == 0 && stats.histogram.0.is_empty() {
+            del.execute(params![minute, src, dst])?;
+            continue;
+        }
+        put.execute(params![
+            minute,
+            src,
+            dst,
+            stats.ok,
+            stats.error_other,
+            stats.throttle,
+            stats.fault,
+            stats.total_response_time,
+            serde_json::to_string(&stats.histogram)?
+        ])?;
+    }
+    Ok(())
+}
+
+fn row_stats(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Stats, StoreError>> {
+    let hist: String = r.get(5)?;
+    Ok(serde_json::from_str::<Histogram>(&hist)
+        .map_err(StoreError::from)
+        .map(|histogram| Stats {
+            ok: r.get(0).unwrap_or(0),
+            error_other: r.get(1).unwrap_or(0),
+            throttle: r.get(2).unwrap_or(0),
+            fault: r.get(3).unwrap_or(0),
+            total_response_time: r.get(4).unwrap_or(0.0),
+            histogram,
+        }))
+}
+
+fn read_rules(conn: &Connection) -> Result<Vec<StoredRule>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT rule, created_at, modified_at FROM sampling_rules ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, f64>(1)?,
+            r.get::<_, f64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rule, created_at, modified_at) = row?;
+        out.push(StoredRule {
+            rule: serde_json::from_str(&rule)?,
+            created_at,
+            modified_at,
+        });
+    }
+    Ok(out)
+}
+
+fn op_sql(op: &str) -> &'static str {
+    match op {
+        "<" => "<",
+        "<=" => "<=",
+        ">" => ">",
+        ">=" => ">=",
+        _ => "=",
+    }
+}
+
+fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
+    let mut sql = String::from("SELECT t.summary");
+    sql.push_str(if q.with_samples {
+        ", t.samples"
+    } else {
+        ", NULL"
+    });
+    sql.push_str(" FROM traces t WHERE t.start_time >= ? AND t.start_time <= ?");
+    let mut args: Vec<SqlValue> = vec![q.start.into(), q.end.into()];
+    if let Some((t, id)) = &q.after {
+        sql.push_str(" AND (t.start_time < ? OR (t.start_time = ? AND t.trace_id < ?))");
+        args.push((*t).into());
+        args.push((*t).into());
+        args.push(id.clone().into());
+    }
+    for p in &q.pushdown {
+        match p {
+            Pushdown::HasFault(b) => {
+                sql.push_str(" AND t.has_fault = ?");
+                args.push((*b as i64).into());
+            }
+            Pushdown::HasError(b) => {
+                sql.push_str(" AND t.has_error = ?");
+                args.push((*b as i64).into());
+            }
+            Pushdown::HasThrottle(b) => {
+                sql.push_str(" AND t.has_throttle = ?");
+                args.push((*b as i64).into());
+            }
+            Pushdown::HttpStatus(s) => {
+                sql.push_str(" AND t.http_status = ?");
+                args.push(i64::from(*s).into());
+            }
+            Pushdown::ResponseTime(op, v) => {
+                sql.push_str(&format!(" AND t.response_time {} ?", op_sql(op)));
+                args.push((*v).into());
+            }
+            Pushdown::Duration(op, v) => {
+                sql.push_str(&format!(" AND t.duration {} ?", op_sql(op)));
+                args.push((*v).into());
+            }
+            Pushdown::AnnotationEquals(k, v) => {
+                sql.push_str(" AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ? AND value_text = ?)");
+                args.push(k.clone().into());
+                args.push(v.clone().into());
+            }
+            Pushdown::AnnotationNumber(k, op, v) => {
+                sql.push_str(&format!(
+                    " AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ? AND value_number {} ?)",
+                    op_sql(op)
+                ));
+                args.push(k.clone().into());
+                args.push((*v).into());
+            }
+            Pushdown::AnnotationExists(k) => {
+                sql.push_str(
+                    " AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ?)",
+                );
+                args.push(k.clone().into());
+            }
+            Pushdown::Service(name) => {
+                sql.push_str(
+                    " AND t.trace_id IN (SELECT trace_id FROM trace_services WHERE name = ?)",
+                );
+                args.push(name.clone().into());
+            }
+        }
+    }
+    sql.push_str(" ORDER BY t.start_time DESC, t.trace_id DESC LIMIT ?");
+    args.push((q.limit as i64).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (summary, samples) = row?;
+        out.push(TraceRecord {
+            summary: serde_json::from_str::<TraceSummary>(&summary)?,
+            samples: match samples {
+                Some(s) => serde_json::from_str(&s)?,
+                None => Vec::new(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+impl Store for SqliteStore {
+    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::Documents(docs, reply))
+    }
+
+    fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        self.read(move |conn| scan(conn, &query))
+    }
+
+    fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT summary, samples FROM traces WHERE trace_id = ?1")?;
+            let mut out = Vec::new();
+            for id in ids {
+                let row: Option<(String, String)> = stmt
+                    .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((summary, samples)) = row {
+                    out.push(TraceRecord {
+                        summary: serde_json::from_str(&summary)?,
+                        samples: serde_json::from_str(&samples)?,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn trace_documents(
+        &self,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<StoredTrace>, StoreError>> {
+        self.read(move |conn| {
+            let mut head = conn.prepare_cached("SELECT duration FROM traces WHERE trace_id = ?1")?;
+            let mut docs = conn.prepare_cached(
+                "SELECT id, parent_id, subsegment, start_time, document FROM segments WHERE trace_id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(duration) = head
+                    .query_row([&id], |r| r.get::<_, Option<f64>>(0))
+                    .optional()?
+                else {
+                    continue;
+                };
+                let documents = docs
+                    .query_map([&id], |r| {
+                        Ok(StoredDocument {
+                            id: r.get(0)?,
+                            parent_id: r.get(1)?,
+                            subsegment: r.get(2)?,
+                            start_time: r.get(3)?,
+                            document: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(StoredTrace {
+                    id,
+                    duration,
+                    documents,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn rollups(&self, first: i64, last: i64) -> BoxFuture<'_, Result<Vec<RollupRow>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT ok, error_other, throttle, fault, total_response_time, histogram, minute, src, dst
+                 FROM rollups WHERE minute >= ?1 AND minute <= ?2",
+            )?;
+            let rows = stmt.query_map(params![first, last], |r| {
+                Ok((row_stats(r)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (stats, minute, src, dst) = row?;
+                out.push(RollupRow {
+                    minute,
+                    src,
+                    dst,
+                    stats: stats?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn sampling_rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>> {
+        self.read(read_rules)
+    }
+
+    fn put_sampling_rule(
+        &self,
+        rule: StoredRule,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::PutRule(rule, create, reply))
+    }
+
+    fn delete_sampling_rule(&self, name: String) -> BoxFuture<'_, Result<StoredRule, StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteRule(name, reply))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<StoredGroup>, StoreError>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM groups ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_group(&self, group: StoredGroup, create: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::PutGroup(group, create, reply))
+    }
+
+    fn delete_group(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteGroup(name, reply))
+    }
+
+    fn put_telemetry(&self, rows: Vec<TelemetryRow>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::Telemetry(rows, reply))
+    }
+
+    fn delete_before(
+        &self,
+        cutoff: f64,
+        max_traces: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteBefore(cutoff, max_traces, reply))
+    }
+}

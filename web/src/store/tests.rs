@@ -1,0 +1,232 @@
+use super::sqlite::SqliteStore;
+use super::*;
+use crate::assembly::assemble_documents;
+use crate::test_support::{capture_documents, prepared, shuffled};
+
+fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+async fn rollups_of(store: &SqliteStore) -> Vec<String> {
+    let mut rows: Vec<String> = store
+        .rollups(0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {:?} {:.4}",
+                r.minute,
+                r.src,
+                r.dst,
+                (
+                    r.stats.ok,
+                    r.stats.error_other,
+                    r.stats.throttle,
+                    r.stats.fault,
+                    &r.stats.histogram
+                ),
+                r.stats.total_response_time
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[tokio::test]
+async fn pieces_in_any_order_with_duplicates_assemble_after_reopening() {
+    let raw = capture_documents("node-sdk-3.12-streamed-105.txt");
+    let docs = prepared(&raw);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let order = shuffled(docs.len(), 7);
+        let mut batch = Vec::new();
+        for (k, i) in order.iter().enumerate() {
+            batch.push(docs[*i].clone());
+            if k % 2 == 0 {
+                batch.push(docs[*i].clone()); // duplicate
+            }
+            if batch.len() >= 2 {
+                store
+                    .put_documents(std::mem::take(&mut batch))
+                    .await
+                    .unwrap();
+            }
+        }
+        store.put_documents(batch).await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let trace_id = docs[0].trace_id.clone();
+    let traces = store.trace_documents(vec![trace_id.clone()]).await.unwrap();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(
+        traces[0].documents.len(),
+        docs.len(),
+        "duplicates are stored once"
+    );
+    let whole = assemble_documents(traces[0].documents.clone());
+    assert_eq!(whole.len(), 1);
+    let seg: roentgen_sdk::model::Segment = serde_json::from_str(&whole[0].1).unwrap();
+    assert_eq!(seg.subsegment_count(), 105);
+    let rec = store.get_traces(vec![trace_id]).await.unwrap();
+    assert!(!rec[0].summary.is_partial);
+    assert_eq!(rec[0].summary.document_count, docs.len());
+}
+
+#[tokio::test]
+async fn complete_replaces_in_progress_and_not_the_reverse() {
+    let (_dir, store) = store();
+    let complete = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449,"http":{"response":{"status":500}}}"#;
+    let open = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"in_progress":true}"#;
+    let id = "1-581cf771-a006649127e371903a2de979".to_owned();
+    store
+        .put_documents(prepared(&[open.to_owned()]))
+        .await
+        .unwrap();
+    let rec = store.get_traces(vec![id.clone()]).await.unwrap();
+    assert!(rec[0].summary.is_partial);
+    assert!(rec[0].samples.is_empty());
+    store
+        .put_documents(prepared(&[complete.to_owned()]))
+        .await
+        .unwrap();
+    store
+        .put_documents(prepared(&[open.to_owned()]))
+        .await
+        .unwrap();
+    let rec = store.get_traces(vec![id.clone()]).await.unwrap();
+    assert!(!rec[0].summary.is_partial);
+    assert!(rec[0].summary.has_fault);
+    let docs = store.trace_documents(vec![id]).await.unwrap();
+    assert_eq!(docs[0].documents[0].document, complete);
+    // Counted once in the rollups despite three arrivals.
+    let nodes: i64 = store
+        .rollups(0, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.dst.is_empty())
+        .map(|r| r.stats.total())
+        .sum();
+    assert_eq!(nodes, 1);
+}
+
+#[tokio::test]
+async fn rollups_do_not_depend_on_arrival_order() {
+    let mut docs = Vec::new();
+    for n in 0..40 {
+        docs.extend(crate::synth::shop_trace(
+            n,
+            1_800_000_000.0 + n as f64 * 7.0,
+        ));
+    }
+    let docs = prepared(&docs);
+    let (_a, forward) = store();
+    let (_b, mixed) = store();
+    for chunk in docs.chunks(9) {
+        forward.put_documents(chunk.to_vec()).await.unwrap();
+    }
+    let order = shuffled(docs.len(), 3);
+    for chunk in order.chunks(5) {
+        mixed
+            .put_documents(chunk.iter().map(|i| docs[*i].clone()).collect())
+            .await
+            .unwrap();
+    }
+    let a = rollups_of(&forward).await;
+    assert!(!a.is_empty());
+    assert_eq!(a, rollups_of(&mixed).await);
+}
+
+#[tokio::test]
+async fn scans_use_pushdown_and_pages_newest_first() {
+    let (_dir, store) = store();
+    let mut docs = Vec::new();
+    for n in 0..30 {
+        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let all = store
+        .scan_traces(ScanQuery {
+            start: 0.0,
+            end: 2e9,
+            pushdown: vec![],
+            after: None,
+            limit: 10,
+            with_samples: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(all[0].summary.start_time > all[9].summary.start_time);
+    let one = store
+        .scan_traces(ScanQuery {
+            start: 0.0,
+            end: 2e9,
+            pushdown: vec![Pushdown::AnnotationEquals("order".into(), "ord-17".into())],
+            after: None,
+            limit: 10,
+            with_samples: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(!one[0].samples.is_empty());
+    let faults = store
+        .scan_traces(ScanQuery {
+            start: 0.0,
+            end: 2e9,
+            pushdown: vec![Pushdown::HasFault(true), Pushdown::Service("orders".into())],
+            after: None,
+            limit: 100,
+            with_samples: false,
+        })
+        .await
+        .unwrap();
+    assert!(!faults.is_empty());
+    assert!(faults.iter().all(|r| r.summary.has_fault));
+}
+
+#[tokio::test]
+async fn delete_before_removes_old_traces_and_rollups() {
+    let (_dir, store) = store();
+    let mut docs = crate::synth::shop_trace(1, 1_000_000_000.0);
+    docs.extend(crate::synth::shop_trace(2, 1_800_000_000.0));
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let gone = store.delete_before(1_500_000_000.0, 10).await.unwrap();
+    assert_eq!(gone, 1);
+    let left = store
+        .scan_traces(ScanQuery {
+            start: 0.0,
+            end: 2e9,
+            pushdown: vec![],
+            after: None,
+            limit: 10,
+            with_samples: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(
+        store
+            .rollups(0, i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.minute >= 1_500_000_000 / 60)
+    );
+}
+
+#[tokio::test]
+async fn the_default_sampling_rule_exists_from_the_start() {
+    let (_dir, store) = store();
+    let rules = store.sampling_rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].rule.rule_name, "Default");
+    assert_eq!(rules[0].rule.fixed_rate, 0.05);
+    assert_eq!(rules[0].rule.reservoir_size, 1);
+}
