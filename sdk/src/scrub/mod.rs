@@ -674,29 +674,39 @@ impl Inner {
                 return self.whole(text, slot, action, report);
             }
         }
+        // Rewriting can change what surrounds the other candidates (a card next to a phone
+        // number), so repeat until nothing is found: the output is then a fixpoint and a second
+        // pass finds nothing. Each round turns at least one character into a placeholder, which
+        // is never matched again, so this ends; the bound only guards against a bug.
         let mut hits = Vec::new();
-        self.find(text, ctx.rule, &mut hits);
-        if hits.is_empty() {
-            return Fate::Keep;
-        }
-        if hits.iter().any(|h| h.action == Action::Drop) {
-            for h in &hits {
-                report.add(self.slot_of(h.detector));
+        let original_len = text.len();
+        for _round in 0..64 {
+            hits.clear();
+            self.find(text, ctx.rule, &mut hits);
+            if hits.is_empty() {
+                break;
             }
-            return Fate::Drop;
+            if hits.iter().any(|h| h.action == Action::Drop) {
+                for h in &hits {
+                    report.add(self.slot_of(h.detector));
+                }
+                return Fate::Drop;
+            }
+            let mut out = String::with_capacity(text.len() + 8 * hits.len());
+            let mut last = 0;
+            for h in &hits {
+                out.push_str(&text[last..h.start]);
+                let slot = self.slot_of(h.detector);
+                self.replacement(slot, h.action, &text[h.start..h.end], &mut out);
+                report.add(slot);
+                last = h.end;
+            }
+            out.push_str(&text[last..]);
+            *text = out;
         }
-        let mut out = String::with_capacity(text.len() + 8 * hits.len());
-        let mut last = 0;
-        for h in &hits {
-            out.push_str(&text[last..h.start]);
-            let slot = self.slot_of(h.detector);
-            self.replacement(slot, h.action, &text[h.start..h.end], &mut out);
-            report.add(slot);
-            last = h.end;
+        if text.len() != original_len {
+            report.grow(text.len() as i64 - original_len as i64);
         }
-        out.push_str(&text[last..]);
-        report.grow(out.len() as i64 - text.len() as i64);
-        *text = out;
         Fate::Keep
     }
 
