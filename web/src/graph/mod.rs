@@ -227,6 +227,15 @@ pub struct Service {
     pub response_time_histogram: Vec<HistogramEntry>,
 }
 
+/// Whether a node type is one given to nodes inferred from subsegments: `remote`, or
+/// `AWS::<service>` (origins such as `AWS::EC2::Instance` have a resource part too).
+pub fn is_inferred_type(kind: &str) -> bool {
+    kind == "remote"
+        || kind
+            .strip_prefix("AWS::")
+            .is_some_and(|rest| !rest.contains("::"))
+}
+
 /// Aggregated statistics per node and edge, before they become a graph.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GraphStats {
@@ -323,7 +332,7 @@ impl GraphStats {
                     .neighbors_directed(i, petgraph::Direction::Incoming)
                     .any(|j| graph[j] == client);
                 let stats = self.nodes.get(key);
-                let inferred = key.kind == "remote" || key.kind.starts_with("AWS::");
+                let inferred = is_inferred_type(&key.kind);
                 Service {
                     reference_id: i.index(),
                     name: key.name.clone(),

@@ -187,3 +187,76 @@ pub async fn trace_graph(store: &dyn Store, ids: Vec<String>) -> Result<Vec<Serv
     }
     Ok(stats.to_services(start, end))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::test_support::{capture_documents, prepared};
+
+    /// Twenty shop traces (faults, a throttle, client errors, inferred DynamoDB and payments
+    /// nodes, a real `orders` node replacing the inferred one) and the Python checkout capture.
+    async fn scenario() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut docs = capture_documents("python-sdk-2.15-checkout.txt");
+        for n in 0..20 {
+            docs.extend(crate::synth::shop_trace(
+                n,
+                1_800_000_000.0 + n as f64 * 5.0,
+            ));
+        }
+        // Reverse order: every downstream segment arrives before its caller.
+        docs.reverse();
+        store.put_documents(prepared(&docs)).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn service_graph_snapshot() {
+        let (_dir, store) = scenario().await;
+        let graph = service_graph(&store, 1_799_999_940.0, 1_800_000_180.0, None)
+            .await
+            .unwrap();
+        insta::assert_json_snapshot!("shop_service_graph", graph);
+        let capture = service_graph(&store, 1_795_905_000.0, 1_795_905_200.0, None)
+            .await
+            .unwrap();
+        insta::assert_json_snapshot!("checkout_capture_service_graph", capture);
+    }
+
+    #[tokio::test]
+    async fn filtered_graph_from_samples_equals_the_rollups_when_everything_matches() {
+        let (_dir, store) = scenario().await;
+        let everything = crate::filter::parse("ok OR !ok").unwrap();
+        let a = service_graph(&store, 1_799_999_940.0, 1_800_000_180.0, None)
+            .await
+            .unwrap();
+        let b = service_graph(&store, 1_799_999_940.0, 1_800_000_180.0, Some(&everything))
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::to_value(&b).unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn trace_graph_of_one_trace() {
+        let (_dir, store) = scenario().await;
+        let graph = trace_graph(&store, vec!["1-6b0b563f-bd5f12f36c129ba2856caf10".into()])
+            .await
+            .unwrap();
+        let names: Vec<&str> = graph.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "DynamoDB",
+                "checkout-api",
+                "client",
+                "orders@db.example.com",
+                "payments.example.com"
+            ]
+        );
+    }
+}
