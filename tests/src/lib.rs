@@ -5,6 +5,7 @@
 //! --bins --examples`); a missing binary is reported with that command, not silently skipped.
 
 pub mod http;
+pub mod web;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 //! End-to-end tests: real binaries, real UDP and HTTP on loopback, official SDKs as clients.
 
 mod captures;
+mod collector;
 mod sdk;

@@ -1,0 +1,210 @@
+//! The collector end to end: the real `roentgen-web` binary over loopback HTTP, driven by the
+//! real AWS CLI, and killed with SIGKILL in the middle of ingest.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use roentgen_tests::web::{Collector, aws_cli, json_string, post_to};
+use roentgen_tests::{data, eventually};
+use serde_json::Value;
+
+fn capture_documents(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(data(&format!("captures/{name}"))).expect("capture");
+    text.split("--- datagram")
+        .skip(1)
+        .map(|block| {
+            let body = block.split_once("---\n").expect("marker").1.trim_end();
+            let doc = roentgen_sdk::model::split_datagram(body.as_bytes()).expect("framing");
+            String::from_utf8(doc.to_vec()).expect("utf-8")
+        })
+        .collect()
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Runs `aws xray ARGS` against the collector; returns (success, stdout, stderr).
+fn aws(collector: &Collector, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(aws_cli())
+        .arg("xray")
+        .args(args)
+        .args(["--endpoint-url", &collector.endpoint_url()])
+        .args([
+            "--no-sign-request",
+            "--region",
+            "us-east-1",
+            "--output",
+            "json",
+        ])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_PAGER", "")
+        .output()
+        .expect("run aws");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_aws_cli_works_against_the_collector() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &["--retention-days", "36500"]);
+    let py = capture_documents("python-sdk-2.15-checkout.txt");
+    let node = capture_documents("node-sdk-3.12-checkout.txt");
+    let docs: Vec<&str> = py.iter().chain(node.iter()).map(String::as_str).collect();
+    let mut args = vec!["put-trace-segments", "--trace-segment-documents"];
+    args.extend(docs.iter().copied());
+    args.push("{\"name\":\"broken\"}");
+    let (ok, out, err) = aws(&collector, &args);
+    assert!(ok, "put-trace-segments: {err}");
+    let unprocessed = &json(&out)["UnprocessedTraceSegments"];
+    assert_eq!(unprocessed.as_array().map(Vec::len), Some(1), "{out}");
+
+    let window = ["--start-time", "1795900000", "--end-time", "1795910000"];
+    let mut args = vec!["get-trace-summaries"];
+    args.extend(window);
+    args.extend([
+        "--filter-expression",
+        "annotation.order_id = \"ord-9f8e7d\" AND http.useragent ENDSWITH \"(python)\"",
+    ]);
+    let (ok, out, err) = aws(&collector, &args);
+    assert!(ok, "get-trace-summaries: {err}");
+    let summaries = json(&out)["TraceSummaries"].as_array().cloned().unwrap();
+    assert_eq!(summaries.len(), 1, "{out}");
+    assert_eq!(summaries[0]["Id"], "1-6b0b563f-bd5f12f36c129ba2856caf10");
+    assert_eq!(summaries[0]["HasFault"], true);
+    assert_eq!(summaries[0]["Http"]["HttpStatus"], 502);
+
+    let (ok, _, err) = aws(
+        &collector,
+        &[
+            "get-trace-summaries",
+            "--start-time",
+            "1795900000",
+            "--end-time",
+            "1795910000",
+            "--filter-expression",
+            "fault AND",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("InvalidRequestException"), "{err}");
+    assert!(err.contains("column 10"), "{err}");
+
+    let (ok, out, err) = aws(
+        &collector,
+        &[
+            "batch-get-traces",
+            "--trace-ids",
+            "1-6b0b563f-bd5f12f36c129ba2856caf10",
+            "1-6b0b5685-52845a3a3ed0b32c21896cfd",
+        ],
+    );
+    assert!(ok, "batch-get-traces: {err}");
+    let traces = json(&out)["Traces"].as_array().cloned().unwrap();
+    assert_eq!(traces.len(), 2, "{out}");
+    for t in &traces {
+        let doc = json(t["Segments"][0]["Document"].as_str().unwrap());
+        assert_eq!(doc["name"], "checkout-api");
+    }
+
+    let mut args = vec!["get-service-graph"];
+    args.extend(window);
+    let (ok, out, err) = aws(&collector, &args);
+    assert!(ok, "get-service-graph: {err}");
+    let services = json(&out)["Services"].as_array().cloned().unwrap();
+    let names: Vec<&str> = services.iter().filter_map(|s| s["Name"].as_str()).collect();
+    for expected in ["checkout-api", "client", "payments.example.com", "DynamoDB"] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let checkout = services
+        .iter()
+        .find(|s| s["Name"] == "checkout-api")
+        .unwrap();
+    assert_eq!(checkout["SummaryStatistics"]["TotalCount"], 2);
+    assert_eq!(
+        checkout["SummaryStatistics"]["FaultStatistics"]["TotalCount"],
+        2
+    );
+
+    let (ok, out, err) = aws(&collector, &["get-sampling-rules"]);
+    assert!(ok, "get-sampling-rules: {err}");
+    let rules = json(&out)["SamplingRuleRecords"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert_eq!(rules[0]["SamplingRule"]["RuleName"], "Default");
+    assert_eq!(rules[0]["SamplingRule"]["FixedRate"], 0.05);
+}
+
+#[test]
+fn kill_9_during_ingest_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let start = now() - 60.0;
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writer = {
+        let address = collector.address.clone();
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            // Bounded: at most 3000 batches; it stops at the first failed exchange.
+            for batch in 0..3000u64 {
+                let mut docs = Vec::new();
+                let mut ids = Vec::new();
+                for n in batch * 10..batch * 10 + 10 {
+                    let trace = roentgen_web::synth::shop_trace(n, start + n as f64 * 0.001);
+                    ids.push(json(&trace[0])["trace_id"].as_str().unwrap().to_owned());
+                    docs.extend(trace);
+                }
+                match post_to(&address, "/TraceSegments", &Collector::put_body(&docs)) {
+                    Some((200, body))
+                        if json(&body)["UnprocessedTraceSegments"] == Value::Array(vec![]) =>
+                    {
+                        acked.lock().unwrap().extend(ids);
+                    }
+                    _ => return batch,
+                }
+            }
+            3000
+        })
+    };
+    let enough = eventually(Duration::from_secs(120), || {
+        (acked.lock().unwrap().len() >= 300).then_some(())
+    });
+    assert!(enough.is_some(), "the collector acknowledged too little");
+    collector.kill9();
+    let batches = writer.join().unwrap();
+    assert!(batches < 3000, "the kill interrupted ingest");
+    let acked = acked.lock().unwrap().clone();
+
+    let collector = Collector::start(dir.path(), &[]);
+    for chunk in acked.chunks(100) {
+        let ids: Vec<String> = chunk.iter().map(|id| json_string(id)).collect();
+        let (status, body) =
+            collector.post("/Traces", &format!("{{\"TraceIds\":[{}]}}", ids.join(",")));
+        assert_eq!(status, 200, "{body}");
+        let body = json(&body);
+        assert_eq!(
+            body["UnprocessedTraceIds"],
+            Value::Array(vec![]),
+            "acknowledged traces are missing"
+        );
+        let traces = body["Traces"].as_array().unwrap();
+        assert_eq!(traces.len(), chunk.len());
+        for t in traces {
+            assert_eq!(t["Segments"].as_array().map(Vec::len), Some(2), "{t}");
+        }
+    }
+}
