@@ -5,7 +5,21 @@
 //! hints while `token_type`, `secret_name` and `email_count` are not. Keys are split on
 //! punctuation and camelCase without allocating.
 
-/// Detector a key name points at, by built-in detector name.
+/// Longest word a hint is made of; longer words are never hints.
+const MAX_WORD: usize = 16;
+
+/// Copies `word` lower-cased into `buf`, or `None` when it is too long to be a hint.
+fn lower<'b>(word: &str, buf: &'b mut [u8; MAX_WORD]) -> Option<&'b [u8]> {
+    let bytes = word.as_bytes();
+    let out = buf.get_mut(..bytes.len())?;
+    for (o, b) in out.iter_mut().zip(bytes) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(out)
+}
+
+/// Detector a key name points at, by built-in detector name. Runs for every scalar of a
+/// document, so it only copies the last two words to the stack and matches them as bytes.
 pub(crate) fn hint(key: &str) -> Option<&'static str> {
     let mut last: Option<&str> = None;
     let mut before: Option<&str> = None;
@@ -13,71 +27,36 @@ pub(crate) fn hint(key: &str) -> Option<&'static str> {
         before = last;
         last = Some(word);
     }
-    let last = last?;
-    const SINGLE: &[(&str, &str)] = &[
-        ("password", "secret"),
-        ("passwd", "secret"),
-        ("passphrase", "secret"),
-        ("pwd", "secret"),
-        ("secret", "secret"),
-        ("token", "secret"),
-        ("apikey", "secret"),
-        ("accesstoken", "secret"),
-        ("refreshtoken", "secret"),
-        ("authorization", "secret"),
-        ("credential", "secret"),
-        ("credentials", "secret"),
-        ("cookie", "secret"),
-        ("sessionid", "secret"),
-        ("privatekey", "secret"),
-        ("secretkey", "secret"),
-        ("email", "email"),
-        ("mail", "email"),
-        ("emailaddress", "email"),
-        ("card", "card"),
-        ("pan", "card"),
-        ("cvv", "card"),
-        ("cvc", "card"),
-        ("cvv2", "card"),
-        ("cardnumber", "card"),
-        ("ccnumber", "card"),
-        ("creditcard", "card"),
-        ("ssn", "ssn"),
-        ("rrn", "kr_rrn"),
-        ("jumin", "kr_rrn"),
-        ("phone", "phone"),
-        ("mobile", "phone"),
-        ("msisdn", "phone"),
-        ("telephone", "phone"),
-        ("phonenumber", "phone"),
-    ];
-    const PAIRS: &[(&str, &str, &str)] = &[
-        ("api", "key", "secret"),
-        ("access", "key", "secret"),
-        ("private", "key", "secret"),
-        ("secret", "key", "secret"),
-        ("session", "id", "secret"),
-        ("card", "number", "card"),
-        ("card", "no", "card"),
-        ("card", "num", "card"),
-        ("cc", "number", "card"),
-        ("email", "address", "email"),
-        ("mail", "address", "email"),
-        ("phone", "number", "phone"),
-        ("mobile", "number", "phone"),
-        ("security", "number", "ssn"),
-    ];
-    if let Some(first) = before
-        && let Some((_, _, d)) = PAIRS
-            .iter()
-            .find(|(a, b, _)| first.eq_ignore_ascii_case(a) && last.eq_ignore_ascii_case(b))
-    {
-        return Some(d);
+    let mut last_buf = [0u8; MAX_WORD];
+    let last = lower(last?, &mut last_buf)?;
+    let mut before_buf = [0u8; MAX_WORD];
+    if let Some(first) = before.and_then(|w| lower(w, &mut before_buf)) {
+        let pair = match (first, last) {
+            (b"api" | b"access" | b"private" | b"secret", b"key") | (b"session", b"id") => {
+                Some("secret")
+            }
+            (b"card", b"number" | b"no" | b"num") | (b"cc", b"number") => Some("card"),
+            (b"email" | b"mail", b"address") => Some("email"),
+            (b"phone" | b"mobile", b"number") => Some("phone"),
+            (b"security", b"number") => Some("ssn"),
+            _ => None,
+        };
+        if pair.is_some() {
+            return pair;
+        }
     }
-    SINGLE
-        .iter()
-        .find(|(w, _)| last.eq_ignore_ascii_case(w))
-        .map(|(_, d)| *d)
+    match last {
+        b"password" | b"passwd" | b"passphrase" | b"pwd" | b"secret" | b"token" | b"apikey"
+        | b"accesstoken" | b"refreshtoken" | b"authorization" | b"credential" | b"credentials"
+        | b"cookie" | b"sessionid" | b"privatekey" | b"secretkey" => Some("secret"),
+        b"email" | b"mail" | b"emailaddress" => Some("email"),
+        b"card" | b"pan" | b"cvv" | b"cvc" | b"cvv2" | b"cardnumber" | b"ccnumber"
+        | b"creditcard" => Some("card"),
+        b"ssn" => Some("ssn"),
+        b"rrn" | b"jumin" => Some("kr_rrn"),
+        b"phone" | b"mobile" | b"msisdn" | b"telephone" | b"phonenumber" => Some("phone"),
+        _ => None,
+    }
 }
 
 /// Words of a key: split on non-alphanumerics and before an upper-case letter that follows a

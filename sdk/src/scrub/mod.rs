@@ -36,6 +36,13 @@ pub use report::ScrubReport;
 use crate::model::Segment;
 use detectors::Validator;
 
+/// The built-in detectors' names and regexes, in priority order (for baselines and docs).
+pub fn built_in_patterns() -> impl Iterator<Item = (&'static str, std::borrow::Cow<'static, str>)> {
+    detectors::built_ins()
+        .into_iter()
+        .map(|b| (b.name, b.pattern))
+}
+
 /// Name under which `whole_value` field rules are counted.
 pub const FIELD_DETECTOR: &str = "field";
 
