@@ -1,3 +1,291 @@
-//! Criterion benchmarks for the SDK's hot paths.
+//! Criterion benchmarks for the SDK's hot paths, with OpenTelemetry baselines in the same run.
+//!
+//! The "request" is the same in every variant: a segment with HTTP request/response, an
+//! annotation and metadata, and three subsegments (a local step, a SQL call, an outgoing HTTP
+//! call), ended, scrubbed, serialized and sent as a UDP datagram to a socket nobody reads.
+//!
+//! - `app_thread`: CPU time of the app's thread up to the hand-off to the emitter;
+//! - `total_cpu`: CPU time of the whole process (app thread + emitter thread) per request,
+//!   measured with `CLOCK_PROCESS_CPUTIME_ID` across the requests and a final flush.
 
-fn main() {}
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::hint::black_box;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nix::time::{ClockId, clock_gettime};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use roentgen_sdk::model::{HttpRequest, SegmentId, TraceId};
+use roentgen_sdk::recorder::{Recorder, RecorderConfig};
+use roentgen_sdk::sampling::{Rules, Sampler, SamplingRequest};
+use serde_json::json;
+
+fn process_cpu() -> Duration {
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// CPU time of the calling thread: unlike wall time, it does not count time spent waiting for
+/// a core, so it stays meaningful on a shared 2-core machine.
+fn thread_cpu() -> Duration {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
+}
+
+/// A sink socket on loopback that is never read (the kernel drops what overflows its buffer).
+fn sink() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("sink socket")
+}
+
+fn recorder(sink: &UdpSocket, rate: f64) -> Recorder {
+    let address = sink.local_addr().expect("sink address");
+    let mut config = RecorderConfig::new(address.to_string().parse().expect("address"));
+    config.rules = Rules::from_json(&format!(
+        r#"{{"version":2,"default":{{"fixed_target":0,"rate":{rate}}}}}"#
+    ))
+    .expect("rules");
+    config.emitter.queue_capacity = 1 << 18;
+    Recorder::new(config).expect("recorder")
+}
+
+fn traced_request(recorder: &Recorder) {
+    let segment = recorder.begin_segment("checkout-api", None);
+    segment.set_http_request(HttpRequest {
+        method: Some("POST".into()),
+        url: Some("http://shop.example.com/api/checkout".into()),
+        user_agent: Some("bench/1.0".into()),
+        client_ip: Some("203.0.113.7".into()),
+        ..HttpRequest::default()
+    });
+    let _ = segment.put_annotation("order_id", "ord-9f8e7d");
+    segment.put_metadata("cart", json!({"items": 3, "total": 129.99}));
+    segment.begin_subsegment("validate-cart").end();
+    let db = segment.begin_subsegment("orders@db.example.com");
+    db.set_sql(
+        "PostgreSQL",
+        "postgresql://db.example.com:5432/orders",
+        "INSERT INTO orders (id, amount) VALUES ($1, $2)",
+    );
+    db.end();
+    let (call, header) = segment.begin_remote_call(
+        "payments",
+        "POST",
+        "https://payments.example.com/v1/charges",
+    );
+    black_box(header.to_string());
+    call.set_http_response(200, Some(38));
+    call.end();
+    segment.set_http_response(200, Some(11));
+    segment.end();
+}
+
+fn otel_request<T: Tracer>(tracer: &T)
+where
+    T::Span: Send + Sync + 'static,
+{
+    let server = tracer
+        .span_builder("POST /api/checkout")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "POST"),
+            KeyValue::new("url.full", "http://shop.example.com/api/checkout"),
+            KeyValue::new("user_agent.original", "bench/1.0"),
+            KeyValue::new("client.address", "203.0.113.7"),
+            KeyValue::new("order_id", "ord-9f8e7d"),
+            KeyValue::new("cart", r#"{"items":3,"total":129.99}"#),
+        ])
+        .start(tracer);
+    let cx = opentelemetry::Context::current_with_span(server);
+    tracer.start_with_context("validate-cart", &cx).end();
+    let mut db = tracer
+        .span_builder("orders@db.example.com")
+        .with_kind(SpanKind::Client)
+        .with_attributes([
+            KeyValue::new("db.system.name", "postgresql"),
+            KeyValue::new(
+                "db.query.text",
+                "INSERT INTO orders (id, amount) VALUES ($1, $2)",
+            ),
+        ])
+        .start_with_context(tracer, &cx);
+    db.end();
+    let mut call = tracer
+        .span_builder("payments")
+        .with_kind(SpanKind::Client)
+        .with_attributes([
+            KeyValue::new("http.request.method", "POST"),
+            KeyValue::new("url.full", "https://payments.example.com/v1/charges"),
+            KeyValue::new("http.response.status_code", 200),
+        ])
+        .start_with_context(tracer, &cx);
+    call.end();
+    cx.span()
+        .set_attribute(KeyValue::new("http.response.status_code", 200));
+    cx.span().end();
+}
+
+#[derive(Debug)]
+struct NoopExporter;
+
+impl SpanExporter for NoopExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+/// Runs `iters` requests and returns the process CPU time they took, flush included.
+fn cpu_of(iters: u64, mut request: impl FnMut(), flush: impl Fn()) -> Duration {
+    let start = process_cpu();
+    for _ in 0..iters {
+        request();
+    }
+    flush();
+    process_cpu().saturating_sub(start)
+}
+
+fn bench_request(c: &mut Criterion) {
+    let sink = sink();
+    let mut group = c.benchmark_group("request");
+
+    let sampled = recorder(&sink, 1.0);
+    group.bench_function("roentgen/app_thread", |b| {
+        b.iter_custom(|iters| {
+            let start = thread_cpu();
+            for _ in 0..iters {
+                traced_request(&sampled);
+            }
+            let elapsed = thread_cpu().saturating_sub(start);
+            sampled.flush(Duration::from_secs(60));
+            elapsed
+        })
+    });
+    group.bench_function("roentgen/total_cpu", |b| {
+        b.iter_custom(|iters| {
+            cpu_of(
+                iters,
+                || traced_request(&sampled),
+                || {
+                    sampled.flush(Duration::from_secs(60));
+                },
+            )
+        })
+    });
+    let stats = sampled.stats();
+    eprintln!(
+        "roentgen emitter: submitted {} sent {} dropped(queue) {} send errors {}",
+        stats.submitted, stats.sent, stats.dropped_queue_full, stats.send_errors
+    );
+
+    let unsampled = recorder(&sink, 0.0);
+    group.bench_function("roentgen/unsampled", |b| {
+        b.iter(|| traced_request(&unsampled))
+    });
+
+    let noop = SdkTracerProvider::builder()
+        .with_simple_exporter(NoopExporter)
+        .build();
+    let noop_tracer = noop.tracer("bench");
+    group.bench_function("baseline/otel_sdk_noop_exporter", |b| {
+        b.iter(|| otel_request(&noop_tracer))
+    });
+
+    let address = sink.local_addr().expect("sink address");
+    let client = opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient::new(address)
+        .expect("x-ray daemon client");
+    let aws = SdkTracerProvider::builder()
+        .with_simple_exporter(opentelemetry_aws::xray_exporter::XrayExporter::new(client))
+        .with_id_generator(roentgen_sdk::otel::XRayIdGenerator)
+        .build();
+    let aws_tracer = aws.tracer("bench");
+    group.bench_function("baseline/otel_aws_xray_udp/total_cpu", |b| {
+        b.iter_custom(|iters| cpu_of(iters, || otel_request(&aws_tracer), || {}))
+    });
+    group.finish();
+}
+
+fn bench_sampling_and_ids(c: &mut Criterion) {
+    let sampler = Sampler::default();
+    let request = SamplingRequest {
+        host: "shop.example.com",
+        method: "GET",
+        url_path: "/api/orders/42",
+    };
+    c.bench_function("sampling/default_rule_decision", |b| {
+        b.iter(|| sampler.should_sample(black_box(&request)))
+    });
+    let rules = Rules::from_json(
+        r#"{"version":2,"rules":[
+            {"host":"*","http_method":"GET","url_path":"/health*","fixed_target":0,"rate":0},
+            {"host":"admin.*","http_method":"*","url_path":"*","fixed_target":1,"rate":1},
+            {"host":"*","http_method":"POST","url_path":"/api/checkout","fixed_target":5,"rate":0.5}
+        ],"default":{"fixed_target":1,"rate":0.05}}"#,
+    )
+    .expect("rules");
+    let sampler = Sampler::new(rules);
+    c.bench_function("sampling/three_rules_then_default", |b| {
+        b.iter(|| sampler.should_sample(black_box(&request)))
+    });
+    c.bench_function("ids/trace_id_generate", |b| b.iter(TraceId::generate));
+    c.bench_function("ids/segment_id_generate", |b| b.iter(SegmentId::generate));
+    c.bench_function("ids/trace_id_generate_and_format", |b| {
+        b.iter(|| TraceId::generate().to_string())
+    });
+}
+
+/// Where the emitter's time goes for one request's document: scrubbing, serializing, sending.
+fn bench_breakdown(c: &mut Criterion) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let recorder = recorder(&socket, 1.0);
+    traced_request(&recorder);
+    recorder.flush(Duration::from_secs(10));
+    let mut buf = vec![0u8; 65536];
+    let n = socket.recv(&mut buf).expect("the request's datagram");
+    let datagram = buf[..n].to_vec();
+    let document: roentgen_sdk::model::Segment =
+        serde_json::from_slice(roentgen_sdk::model::split_datagram(&datagram).expect("framing"))
+            .expect("document");
+    let scrubber = roentgen_sdk::scrub::Scrubber::default();
+    let mut group = c.benchmark_group("breakdown");
+    group.bench_function("clone_document", |b| b.iter(|| black_box(document.clone())));
+    group.bench_function("scrub_segment_incl_clone", |b| {
+        b.iter(|| {
+            let mut doc = document.clone();
+            black_box(scrubber.scrub_segment(&mut doc));
+            doc
+        })
+    });
+    group.bench_function("serialize", |b| {
+        let mut out = Vec::with_capacity(4096);
+        b.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&document)).expect("serialize");
+        })
+    });
+    let target = sink();
+    let address = target.local_addr().expect("address");
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("sender");
+    group.bench_function("udp_send_to_one_datagram", |b| {
+        b.iter(|| sender.send_to(black_box(&datagram), address))
+    });
+    group.finish();
+    eprintln!("document: {} bytes", datagram.len());
+}
+
+criterion_group!(
+    benches,
+    bench_request,
+    bench_sampling_and_ids,
+    bench_breakdown
+);
+criterion_main!(benches);

@@ -41,6 +41,35 @@ impl Default for Scrubbing {
     }
 }
 
+/// Fields every segment (not subsegment) carries unless the app set them; filled in on the
+/// emitter's thread so the app's thread does not pay for copying them.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentDefaults {
+    /// `origin`, e.g. `AWS::EC2::Instance`.
+    pub origin: Option<String>,
+    /// `service` (e.g. `{"version": "1.2.3"}`).
+    pub service: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `aws` (the SDK's name and version under `xray`).
+    pub aws: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl SegmentDefaults {
+    fn apply(&self, doc: &mut Segment) {
+        if doc.is_subsegment() {
+            return;
+        }
+        if doc.origin.is_none() {
+            doc.origin.clone_from(&self.origin);
+        }
+        if doc.service.is_none() {
+            doc.service.clone_from(&self.service);
+        }
+        if doc.aws.is_none() {
+            doc.aws.clone_from(&self.aws);
+        }
+    }
+}
+
 /// Emitter settings.
 #[derive(Debug, Clone)]
 pub struct EmitterConfig {
@@ -52,6 +81,8 @@ pub struct EmitterConfig {
     pub stream_threshold: usize,
     /// Scrubbing policy.
     pub scrubbing: Scrubbing,
+    /// Fields added to every segment.
+    pub segment_defaults: SegmentDefaults,
 }
 
 impl EmitterConfig {
@@ -63,6 +94,7 @@ impl EmitterConfig {
             queue_capacity: 8192,
             stream_threshold: 100,
             scrubbing: Scrubbing::default(),
+            segment_defaults: SegmentDefaults::default(),
         }
     }
 }
@@ -145,6 +177,7 @@ impl Emitter {
         let worker = Worker {
             socket,
             scrubbing: config.scrubbing,
+            segment_defaults: config.segment_defaults,
             stream_threshold: config.stream_threshold,
             stats: Arc::clone(&stats),
             buffers: Vec::new(),
@@ -245,6 +278,7 @@ impl Drop for Emitter {
 struct Worker {
     socket: UdpSocket,
     scrubbing: Scrubbing,
+    segment_defaults: SegmentDefaults,
     stream_threshold: usize,
     stats: Arc<EmitterStats>,
     /// Framed datagrams of the current batch; reused across batches.
@@ -284,6 +318,7 @@ impl Worker {
         mut used: usize,
         headers: &mut MultiHeaders<SockaddrStorage>,
     ) -> usize {
+        self.segment_defaults.apply(&mut doc);
         if let Scrubbing::Enabled(scrubber) = &self.scrubbing {
             let report = scrubber.scrub_segment(&mut doc);
             let total = report.total();

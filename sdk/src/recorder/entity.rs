@@ -154,16 +154,14 @@ impl Entity {
     ) -> Self {
         let id = SegmentId::generate();
         let doc = sampled.then(|| {
-            let mut segment = Segment {
+            Box::new(Segment {
                 name: clean_name(name),
                 id,
                 trace_id: Some(trace_id),
                 parent_id,
                 start_time: now(),
                 ..Segment::default()
-            };
-            recorder.decorate(&mut segment);
-            Box::new(segment)
+            })
         });
         let trace = Arc::new(TraceState {
             recorder,

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::emitter::{
     AddressError, DEFAULT_DAEMON_ADDRESS, DaemonAddress, Emitter, EmitterConfig, EmitterError,
-    EmitterSnapshot, Scrubbing,
+    EmitterSnapshot, Scrubbing, SegmentDefaults,
 };
 use crate::model::{SamplingDecision, TraceHeader, TraceId};
 use crate::sampling::{Rules, RulesError, Sampler, SamplingRequest};
@@ -99,9 +99,6 @@ impl RecorderConfig {
 pub(crate) struct RecorderInner {
     pub(crate) emitter: Emitter,
     sampler: Sampler,
-    origin: Option<String>,
-    service: Option<Map<String, Value>>,
-    aws: Map<String, Value>,
 }
 
 /// The app's tracer. Cheap to clone; share one per process.
@@ -121,24 +118,25 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     /// Starts a recorder (and its emitter thread).
     pub fn new(config: RecorderConfig) -> Result<Self, SdkError> {
-        let emitter = Emitter::start(config.emitter)?;
-        let service = config.service_version.map(|v| {
-            let mut m = Map::new();
-            m.insert("version".into(), Value::String(v));
-            m
-        });
-        let aws = match json!({"xray": {"sdk": "Roentgen for Rust", "sdk_version": env!("CARGO_PKG_VERSION")}})
-        {
-            Value::Object(m) => m,
-            _ => Map::new(),
+        let sdk =
+            json!({"xray": {"sdk": "Roentgen for Rust", "sdk_version": env!("CARGO_PKG_VERSION")}});
+        let mut emitter_config = config.emitter;
+        emitter_config.segment_defaults = SegmentDefaults {
+            origin: config.origin,
+            service: config.service_version.map(|v| {
+                let mut m = Map::new();
+                m.insert("version".into(), Value::String(v));
+                m
+            }),
+            aws: match sdk {
+                Value::Object(m) => Some(m),
+                _ => None,
+            },
         };
         Ok(Self {
             inner: Arc::new(RecorderInner {
-                emitter,
+                emitter: Emitter::start(emitter_config)?,
                 sampler: Sampler::new(config.rules),
-                origin: config.origin,
-                service,
-                aws,
             }),
         })
     }
@@ -183,12 +181,6 @@ impl Recorder {
             requested,
             extra,
         )
-    }
-
-    pub(crate) fn decorate(&self, segment: &mut crate::model::Segment) {
-        segment.origin.clone_from(&self.inner.origin);
-        segment.service.clone_from(&self.inner.service);
-        segment.aws = Some(self.inner.aws.clone());
     }
 
     /// Hands a finished document to the emitter (it is scrubbed there before it is sent).

@@ -3,44 +3,46 @@
 /// Replaces string, number and hex literals in `query` with `?`, keeping identifiers, keywords,
 /// placeholders (`?`, `$1`, `%s`, `:name`) and quoted identifiers (`"col"`, `` `col` ``).
 pub fn sanitize_sql(query: &str) -> String {
-    let chars: Vec<char> = query.chars().collect();
+    let bytes = query.as_bytes();
     let mut out = String::with_capacity(query.len());
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let mut copied = 0; // bytes of `query` already in `out`
     let mut i = 0;
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\'' => {
-                // A string literal, with '' as an escaped quote.
-                i += 1;
-                while i < chars.len() {
-                    if chars[i] == '\'' {
-                        if chars.get(i + 1) == Some(&'\'') {
-                            i += 2;
-                            continue;
-                        }
-                        break;
+    while i < bytes.len() {
+        let literal_end = match bytes[i] {
+            b'\'' => {
+                // A string literal, with '' or \' as an escaped quote.
+                let mut j = i + 1;
+                while j < bytes.len() {
+                    match bytes[j] {
+                        b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
+                        b'\'' => break,
+                        b'\\' => j += 2,
+                        _ => j += 1,
                     }
-                    if chars[i] == '\\' {
-                        i += 1;
-                    }
-                    i += 1;
                 }
-                i += 1;
-                out.push('?');
+                Some((j + 1).min(bytes.len()))
             }
-            '0'..='9' if i == 0 || !is_word(chars[i - 1]) => {
-                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
-                    i += 1;
+            b'0'..=b'9' if i == 0 || !is_word(bytes[i - 1]) => {
+                let mut j = i;
+                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'.') {
+                    j += 1;
                 }
+                Some(j)
+            }
+            _ => None,
+        };
+        match literal_end {
+            Some(end) => {
+                out.push_str(&query[copied..i]);
                 out.push('?');
+                copied = end;
+                i = end;
             }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+            None => i += 1,
         }
     }
+    out.push_str(&query[copied..]);
     out
 }
 

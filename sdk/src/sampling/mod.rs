@@ -13,6 +13,19 @@ use rand::Rng;
 pub use reservoir::Reservoir;
 pub use rules::{Rule, Rules, RulesError, wildcard_match};
 
+/// The current epoch second from the coarse real-time clock: a vDSO read of a few nanoseconds
+/// (its millisecond-scale resolution is plenty for a per-second reservoir).
+fn current_second() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME_COARSE)
+        .map(|t| t.tv_sec() as u64)
+        .unwrap_or_else(|_| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
+}
+
 /// What a sampling decision looks at.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SamplingRequest<'a> {
@@ -53,11 +66,7 @@ impl Sampler {
 
     /// Decides for a request now.
     pub fn should_sample(&self, request: &SamplingRequest<'_>) -> bool {
-        let second = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        self.should_sample_at(request, second)
+        self.should_sample_at(request, current_second())
     }
 
     /// Decides for a request in the given epoch second.

@@ -153,33 +153,44 @@ fn convert(raw: RawRule, name: &str, version: u64) -> Result<Rule, RulesError> {
 }
 
 /// Case-insensitive wildcard match: `*` any run of characters, `?` exactly one.
+///
+/// Iterative with one backtrack point (the last `*`), so it runs in O(pattern × text) at worst
+/// and allocates nothing.
 pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
     }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || eq_ci(p[pi], t[ti])) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
+    let (mut p, mut t) = (pattern.chars(), text.chars());
+    // Where to resume after the last `*`: the pattern after it, and the text from the next char.
+    let mut backtrack: Option<(std::str::Chars<'_>, std::str::Chars<'_>)> = None;
+    loop {
+        match (p.next(), t.clone().next()) {
+            (Some('*'), _) => {
+                backtrack = Some((p.clone(), t.clone()));
+            }
+            (Some(pc), Some(tc)) if pc == '?' || eq_ci(pc, tc) => {
+                t.next();
+            }
+            (None, None) => return true,
+            _ => {
+                // Mismatch (or one side ended): let the last `*` swallow one more character.
+                let Some((after_star, star_text)) = &mut backtrack else {
+                    return false;
+                };
+                if star_text.next().is_none() {
+                    return false;
+                }
+                p = after_star.clone();
+                t = star_text.clone();
+            }
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 fn eq_ci(a: char, b: char) -> bool {
-    a == b || a.to_lowercase().eq(b.to_lowercase())
+    a == b
+        || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b))
+        || (!a.is_ascii() && a.to_lowercase().eq(b.to_lowercase()))
 }
 
 #[cfg(test)]
@@ -199,6 +210,10 @@ mod tests {
         assert!(!wildcard_match("a*b*c", "aXXbYY"));
         assert!(wildcard_match("", ""));
         assert!(!wildcard_match("", "x"));
+        assert!(wildcard_match("*a", "aaa"));
+        assert!(wildcard_match("**", ""));
+        assert!(!wildcard_match("?", ""));
+        assert!(wildcard_match("ÄPI*", "äpi/x"));
     }
 
     #[test]
