@@ -192,3 +192,42 @@ fn python_checkout_capture_snapshot() {
     insta::assert_json_snapshot!("python_checkout_scrubbed", value);
     insta::assert_debug_snapshot!("python_checkout_report", report.by_detector());
 }
+
+#[test]
+fn example_configuration_loads_and_applies() {
+    let path = data("../../docs/scrub.example.toml");
+    // Loading checks the `hash` actions have a key; the example reads it from the environment.
+    let error = roentgen_sdk::scrub::ScrubConfig::load(&path);
+    if let Err(e) = &error {
+        assert!(e.to_string().contains("hash_key_env"), "{e}");
+    }
+    let text = std::fs::read_to_string(&path).expect("example");
+    let config = roentgen_sdk::scrub::ScrubConfig::from_toml_str(&format!(
+        "hash_key = \"an-example-key-for-tests\"\n{text}"
+    ))
+    .expect("example configuration");
+    let scrubber = Scrubber::new(&config).expect("scrubber");
+    let mut doc = serde_json::json!({
+        "name": "svc", "id": "0694be9a856b4345", "start_time": 1.0, "user": "user-1234",
+        "http": {"request": {"client_ip": "203.0.113.7", "user_agent": "bot 10.0.0.1"}},
+        "annotations": {"ip": "10.0.0.2", "who": "jane@example.com EMP-123456"},
+        "metadata": {"debug": {"note": "from 10.1.1.1"}}
+    });
+    let report = scrubber.scrub(&mut doc);
+    assert!(doc["user"].as_str().expect("user").starts_with("[field#"));
+    assert!(
+        doc["http"]["request"]["client_ip"]
+            .as_str()
+            .expect("ip")
+            .starts_with("[ipv4#")
+    );
+    assert_eq!(doc["http"]["request"]["user_agent"], "bot 10.0.0.1");
+    assert_eq!(doc["annotations"]["ip"], "10.0.0.2");
+    let who = doc["annotations"]["who"].as_str().expect("who");
+    assert!(
+        who.starts_with("[email#") && who.ends_with(" [employee_id]"),
+        "{who}"
+    );
+    assert_eq!(doc["metadata"]["debug"], serde_json::json!({}));
+    assert_eq!(report.count("employee_id"), 1);
+}
