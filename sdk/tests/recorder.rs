@@ -186,3 +186,59 @@ fn every_document_is_sent_or_counted_as_dropped() {
         "{stats:?}"
     );
 }
+
+#[test]
+fn segments_over_64_kib_send_their_children_separately() {
+    let (socket, recorder) = setup(ALWAYS);
+    let segment = recorder.begin_segment("exporter", None);
+    for i in 0..2 {
+        let sub = segment.begin_subsegment(&format!("chunk-{i}"));
+        sub.put_metadata("payload", serde_json::json!("x".repeat(40_000)));
+        sub.end();
+    }
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    let docs: Vec<Segment> = (0..3).map(|_| receive(&socket)).collect();
+    assert_eq!(docs.iter().filter(|d| d.is_subsegment()).count(), 2);
+    assert_eq!(
+        docs[2].id,
+        segment.id(),
+        "the segment comes after its pieces"
+    );
+    assert_eq!(recorder.stats().dropped_oversize, 0);
+}
+
+#[test]
+fn recorded_document_snapshot() {
+    let (socket, recorder) = setup(ALWAYS);
+    let incoming: TraceHeader = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+        .parse()
+        .unwrap();
+    let segment = recorder.begin_segment("checkout-api", Some(&incoming));
+    segment.set_http_request(roentgen_sdk::model::HttpRequest {
+        method: Some("POST".into()),
+        url: Some("http://shop.example.com/api/checkout".into()),
+        ..Default::default()
+    });
+    segment.put_annotation("items", 3).unwrap();
+    segment.put_metadata("cart", serde_json::json!({"currency": "EUR"}));
+    let db = segment.begin_subsegment("orders@db");
+    db.set_sql(
+        "PostgreSQL",
+        "postgresql://db/orders",
+        "SELECT 1 FROM t WHERE id = 7",
+    );
+    db.end();
+    segment.set_http_response(503, Some(12));
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    let doc = receive(&socket);
+    insta::assert_json_snapshot!(doc, {
+        ".id" => "[id]",
+        ".start_time" => "[time]",
+        ".end_time" => "[time]",
+        ".subsegments[].id" => "[id]",
+        ".subsegments[].start_time" => "[time]",
+        ".subsegments[].end_time" => "[time]",
+    });
+}

@@ -9,6 +9,7 @@
 mod address;
 mod stream;
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -330,17 +331,25 @@ impl Worker {
         }
         self.pieces.clear();
         stream::split(doc, self.stream_threshold, &mut self.pieces);
-        for piece in std::mem::take(&mut self.pieces) {
+        let mut pending = VecDeque::from(std::mem::take(&mut self.pieces));
+        while let Some(piece) = pending.pop_front() {
             self.json.clear();
-            if serde_json::to_writer(&mut self.json, &piece).is_err()
-                || self.json.len() > MAX_DOCUMENT_BYTES
-            {
-                self.stats.dropped_oversize.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    id = %piece.id,
-                    bytes = self.json.len(),
-                    "trace document over 64 KiB after streaming: dropped"
-                );
+            let serialized = serde_json::to_writer(&mut self.json, &piece).is_ok();
+            if serialized && self.json.len() > MAX_DOCUMENT_BYTES && piece.subsegments.is_some() {
+                // Too large as one datagram: send every completed child on its own instead.
+                let mut smaller = Vec::new();
+                stream::split(piece, 0, &mut smaller);
+                if smaller.len() > 1 {
+                    for p in smaller.into_iter().rev() {
+                        pending.push_front(p);
+                    }
+                    continue;
+                }
+                self.drop_oversize(&smaller[0]);
+                continue;
+            }
+            if !serialized || self.json.len() > MAX_DOCUMENT_BYTES {
+                self.drop_oversize(&piece);
                 continue;
             }
             if used == self.buffers.len() {
@@ -354,7 +363,17 @@ impl Worker {
                 used = 0;
             }
         }
+        self.pieces = Vec::from(pending);
         used
+    }
+
+    fn drop_oversize(&self, piece: &Segment) {
+        self.stats.dropped_oversize.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            id = %piece.id,
+            bytes = self.json.len(),
+            "trace document over 64 KiB even on its own: dropped"
+        );
     }
 
     /// Sends the first `used` framed datagrams with as few system calls as possible.
