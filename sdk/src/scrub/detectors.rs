@@ -317,14 +317,18 @@ fn ipv4(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// IPv6: the candidate run of hex digits and colons must parse as an address and contain a
-/// digit (so `std::vec` or `cafe::face` stay), and must not run on into a word.
+/// IPv6: the candidate run of hex digits and colons must parse as an address, contain a digit
+/// (so `std::vec` or `cafe::face` stay) and two groups, and must not run on into a word.
 fn ipv6(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     if byte_at(hay, end).is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':') {
         return None;
     }
     let text = &hay[start..end];
     if !text.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // `1::` and `::1` parse but are not worth a placeholder (and `::1` is loopback).
+    if text.split(':').filter(|g| !g.is_empty()).count() < 2 {
         return None;
     }
     text.parse::<Ipv6Addr>().ok().map(|_| (start, end))

@@ -539,16 +539,28 @@ impl Inner {
             if action == Action::Keep {
                 continue;
             }
-            let mut locations = d.regex.capture_locations();
+            // Only detectors with a `v` group pay for capture positions.
+            let mut locations = d.group.map(|_| d.regex.capture_locations());
             let mut pos = 0;
             while pos <= text.len() {
-                let Some(whole) = d.regex.captures_read_at(&mut locations, text, pos) else {
-                    break;
+                let (whole, (start, end)) = match &mut locations {
+                    Some(locations) => {
+                        let Some(whole) = d.regex.captures_read_at(locations, text, pos) else {
+                            break;
+                        };
+                        let span = d
+                            .group
+                            .and_then(|g| locations.get(g))
+                            .unwrap_or((whole.start(), whole.end()));
+                        (whole, span)
+                    }
+                    None => {
+                        let Some(whole) = d.regex.find_at(text, pos) else {
+                            break;
+                        };
+                        (whole, (whole.start(), whole.end()))
+                    }
                 };
-                let (start, end) = d
-                    .group
-                    .and_then(|g| locations.get(g))
-                    .unwrap_or((whole.start(), whole.end()));
                 let span = match d.validate {
                     Some(check) => check(text, start, end),
                     None => Some((start, end)),
