@@ -42,6 +42,26 @@ pub struct Args {
     /// Scrub documents with this scrubber configuration (TOML); implies `--scrub`.
     #[arg(long, env = "ROENTGEN_WEB_SCRUB_CONFIG")]
     pub scrub_config: Option<PathBuf>,
+    /// All-in-one: also run the daemon's UDP listener in this process, forwarding here.
+    #[arg(long, env = "ROENTGEN_WEB_WITH_DAEMON")]
+    pub with_daemon: bool,
+    /// UDP address of the embedded daemon (with `--with-daemon` or `--demo`).
+    #[arg(
+        long,
+        env = "ROENTGEN_WEB_DAEMON_UDP",
+        default_value = "127.0.0.1:2000"
+    )]
+    pub daemon_udp: String,
+    /// TCP address of the embedded daemon's sampling proxy.
+    #[arg(
+        long,
+        env = "ROENTGEN_WEB_DAEMON_TCP",
+        default_value = "127.0.0.1:2000"
+    )]
+    pub daemon_tcp: String,
+    /// Drive a demo multi-service app through the embedded daemon (implies `--with-daemon`).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// Why the arguments are unusable.
@@ -56,6 +76,14 @@ pub enum ConfigError {
     /// The retention window is zero.
     #[error("--retention-days must be at least 1")]
     Retention,
+    /// A daemon address is not an address.
+    #[error("{flag} {value:?} is not an address like 127.0.0.1:2000")]
+    DaemonAddress {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
     /// The scrubber configuration cannot be read or is invalid.
     #[error("--scrub-config {path}: {message}")]
     Scrub {
@@ -77,6 +105,10 @@ pub struct Config {
     pub retention: Duration,
     /// Server-side scrubber, when enabled.
     pub scrubber: Option<Scrubber>,
+    /// The embedded daemon's addresses, in all-in-one mode.
+    pub daemon: Option<crate::demo::EmbeddedDaemon>,
+    /// Run the demo workload.
+    pub demo: bool,
 }
 
 impl Args {
@@ -113,7 +145,23 @@ impl Args {
             }
             (None, false) => None,
         };
+        let address = |flag: &'static str, value: &str| {
+            value.parse().map_err(|_| ConfigError::DaemonAddress {
+                flag,
+                value: value.to_owned(),
+            })
+        };
+        let daemon = if self.with_daemon || self.demo {
+            Some(crate::demo::EmbeddedDaemon {
+                udp: address("--daemon-udp", &self.daemon_udp)?,
+                tcp: address("--daemon-tcp", &self.daemon_tcp)?,
+            })
+        } else {
+            None
+        };
         Ok(Config {
+            daemon,
+            demo: self.demo,
             listen,
             data_dir: self.data_dir,
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
@@ -138,6 +186,20 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:4000");
         assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
         assert!(c.scrubber.is_none());
+    }
+
+    #[test]
+    fn demo_implies_the_embedded_daemon() {
+        let c = args(&["--demo", "--daemon-udp", "127.0.0.1:0"])
+            .validate()
+            .unwrap();
+        assert!(c.demo);
+        assert_eq!(c.daemon.unwrap().udp.to_string(), "127.0.0.1:0");
+        assert!(args(&[]).validate().unwrap().daemon.is_none());
+        let e = args(&["--with-daemon", "--daemon-udp", "x"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("--daemon-udp"), "{e}");
     }
 
     #[test]

@@ -11,10 +11,14 @@
 //! - [`sampling`]: centralized sampling rules and targets.
 //! - [`retention`]: background deletion of old data.
 //! - [`synth`]: synthetic traces for tests and benchmarks.
+//! - [`dashboard`]: the server-rendered pages (service map, traces, timeline).
+//! - [`demo`]: the all-in-one mode's embedded daemon and the demo workload.
 
 pub mod api;
 pub mod assembly;
 pub mod config;
+pub mod dashboard;
+pub mod demo;
 pub mod filter;
 pub mod graph;
 pub mod query;
@@ -44,6 +48,9 @@ pub enum ServeError {
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The embedded daemon or the demo could not start.
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
 }
 
 /// Opens the store, binds, prints `roentgen-web listening http=ADDR` on stdout, and serves
@@ -54,7 +61,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::info!("server-side scrubbing of PutTraceSegments documents is on");
     }
     let state = api::AppState::new(store.clone(), config.scrubber.clone());
-    let app = api::router(state);
+    let app = api::router(state.clone()).merge(dashboard::router(state));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "collector listening");
@@ -63,6 +70,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "roentgen-web listening http={addr}")?;
         out.flush()?;
+    }
+    if let Some(at) = config.daemon {
+        let daemon = demo::start_daemon(at, addr).await?;
+        if config.demo {
+            let demo = demo::DemoConfig {
+                daemon,
+                interval: Duration::from_millis(300),
+                max_requests: None,
+            };
+            tokio::spawn(async move {
+                if let Err(error) = demo::run(demo).await {
+                    tracing::error!(%error, "demo workload stopped");
+                }
+            });
+        }
+        println!("Roentgen is running: open http://{addr}/ in a browser");
     }
     tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
     axum::serve(listener, app).await?;

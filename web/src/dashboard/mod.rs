@@ -1,0 +1,904 @@
+//! The dashboard: server-rendered pages (askama) over the same queries as the X-Ray API — the
+//! service map (home), the traces list with the filter box, and the trace timeline — plus the
+//! embedded CSS and JavaScript. Nothing is fetched from elsewhere: every asset is in the binary.
+//!
+//! Every page is a plain GET whose query string holds the whole state (window, filter, sort,
+//! selected row), so links are deep links and the browser's back button works.
+
+pub mod layout;
+pub mod map;
+pub mod timeline;
+
+use std::fmt::Write;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::AppState;
+use crate::assembly::TraceSummary;
+use crate::filter::Expr;
+use crate::query;
+
+/// The stylesheet, embedded.
+pub const CSS: &str = include_str!("../../assets/app.css");
+/// The script, embedded.
+pub const JS: &str = include_str!("../../assets/app.js");
+/// Traces gathered for the list and its histogram.
+pub const LIST_LIMIT: usize = 1000;
+/// Rows per page of the traces table.
+pub const ROWS_PER_PAGE: usize = 50;
+
+/// The dashboard's routes over `state`; merge them with [`crate::api::router`].
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(map_page))
+        .route("/traces", get(traces_page))
+        .route("/traces/{id}", get(trace_page))
+        .route("/traces/{id}/rows/{row}", get(row_details))
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js))
+        .with_state(state)
+}
+
+/// HTML-escapes text for element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A filter-language string literal.
+pub fn filter_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Percent-encodes a query-string value.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char);
+            }
+            b' ' => out.push('+'),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The preset windows offered, `(value, label, seconds)`.
+pub const WINDOWS: [(&str, &str, f64); 6] = [
+    ("5m", "Last 5 minutes", 300.0),
+    ("15m", "Last 15 minutes", 900.0),
+    ("1h", "Last hour", 3600.0),
+    ("6h", "Last 6 hours", 21_600.0),
+    ("1d", "Last day", 86_400.0),
+    ("custom", "Custom", 0.0),
+];
+
+/// Parses `YYYY-MM-DDTHH:MM[:SS]` (UTC, as a `datetime-local` input sends) or epoch seconds.
+pub fn parse_time(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if let Ok(v) = t.parse::<f64>() {
+        return Some(v);
+    }
+    let (date, time) = t.split_once(['T', ' '])?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut tp = time.trim_end_matches('Z').splitn(3, ':');
+    let h: i64 = tp.next()?.parse().ok()?;
+    let min: i64 = tp.next()?.parse().ok()?;
+    let sec: f64 = tp.next().map(str::parse).transpose().ok()?.unwrap_or(0.0);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
+}
+
+/// Formats epoch seconds as `YYYY-MM-DDTHH:MM:SS` (UTC).
+pub fn format_time(t: f64) -> String {
+    let secs = t.floor() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Formats an age (`12 s ago`, `4 min ago`, ...).
+pub fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 60.0 {
+        format!("{s:.0} s ago")
+    } else if s < 3600.0 {
+        format!("{:.0} min ago", s / 60.0)
+    } else if s < 86_400.0 {
+        format!("{:.1} h ago", s / 3600.0)
+    } else {
+        format!("{:.1} d ago", s / 86_400.0)
+    }
+}
+
+/// The time window and filter every page takes from its query string.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Scope {
+    /// Preset (`5m`, `1h`, ...) or `custom`.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// Custom start.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Custom end.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// Filter expression.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Group whose filter applies.
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+/// A resolved window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Window {
+    /// Preset chosen.
+    pub preset: String,
+    /// Start, epoch seconds.
+    pub start: f64,
+    /// End.
+    pub end: f64,
+}
+
+impl Scope {
+    /// The window this scope names (default: the last 5 minutes, or the last hour for lists).
+    pub fn window(&self, default: &str, now: f64) -> Window {
+        let preset = self.window.clone().unwrap_or_else(|| default.to_owned());
+        if preset == "custom" {
+            let end = self.end.as_deref().and_then(parse_time).unwrap_or(now);
+            let start = self
+                .start
+                .as_deref()
+                .and_then(parse_time)
+                .unwrap_or(end - 3600.0)
+                .min(end);
+            return Window { preset, start, end };
+        }
+        let seconds = WINDOWS
+            .iter()
+            .find(|w| w.0 == preset && w.2 > 0.0)
+            .map_or(300.0, |w| w.2);
+        let preset = if WINDOWS.iter().any(|w| w.0 == preset) {
+            preset
+        } else {
+            default.to_owned()
+        };
+        Window {
+            preset,
+            start: now - seconds,
+            end: now,
+        }
+    }
+
+    /// The filter text (empty if none).
+    pub fn filter_text(&self) -> String {
+        self.filter.clone().unwrap_or_default().trim().to_owned()
+    }
+
+    /// Query-string pairs that keep the window (for links between pages).
+    pub fn window_query(&self, w: &Window) -> String {
+        let mut q = format!("window={}", url_encode(&w.preset));
+        if w.preset == "custom" {
+            let _ = write!(
+                q,
+                "&start={}&end={}",
+                url_encode(&format_time(w.start)),
+                url_encode(&format_time(w.end))
+            );
+        }
+        if let Some(g) = self.group.as_deref().filter(|g| !g.is_empty()) {
+            let _ = write!(q, "&group={}", url_encode(g));
+        }
+        q
+    }
+}
+
+/// A filter that did not parse: the message, the column, and the text with a caret line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterProblem {
+    /// `column N: message`.
+    pub message: String,
+    /// 1-based column.
+    pub column: usize,
+    /// Spaces then `^` under the column.
+    pub caret: String,
+}
+
+/// Parses the scope's filter (and group), returning the expression or the problem to show.
+async fn scope_filter(state: &AppState, scope: &Scope) -> Result<Option<Expr>, FilterProblem> {
+    let mut text = scope.filter_text();
+    if let Some(g) = scope.group.as_deref().filter(|g| !g.is_empty()) {
+        let group = format!("group.name = {}", filter_quote(g));
+        text = if text.is_empty() {
+            group
+        } else {
+            format!("({text}) AND {group}")
+        };
+    }
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Err(e) = crate::filter::parse(&scope.filter_text()).map(|_| ())
+        && !scope.filter_text().is_empty()
+    {
+        return Err(FilterProblem {
+            message: e.to_string(),
+            column: e.column,
+            caret: format!("{}^", " ".repeat(e.column.saturating_sub(1))),
+        });
+    }
+    crate::api::parse_filter(state, Some(&text))
+        .await
+        .map_err(|e| FilterProblem {
+            message: e.to_string(),
+            column: 0,
+            caret: String::new(),
+        })
+}
+
+/// A page failure: logged, shown as a short page.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    /// A query failed.
+    #[error("query failed: {0}")]
+    Query(String),
+    /// A template failed.
+    #[error("template: {0}")]
+    Template(#[from] askama::Error),
+    /// Nothing with that id.
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            PageError::NotFound(_) => StatusCode::NOT_FOUND,
+            _ => {
+                tracing::warn!(error = %self, "dashboard page failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/assets/app.css><main class=\"page\"><h1>{}</h1><p><a href=\"/\">Service map</a></p></main>",
+            esc(&self.to_string())
+        );
+        (status, Html(body)).into_response()
+    }
+}
+
+fn query_err(e: impl std::fmt::Display) -> PageError {
+    PageError::Query(e.to_string())
+}
+
+/// Template context shared by every page's header (navigation and window picker).
+#[derive(Debug, Clone)]
+pub struct Nav {
+    /// Which page is active: `map`, `traces`, `trace`.
+    pub active: &'static str,
+    /// Window presets: `(value, label, selected)`.
+    pub windows: Vec<(String, String, bool)>,
+    /// Custom start, for the inputs.
+    pub start: String,
+    /// Custom end.
+    pub end: String,
+    /// Custom window chosen.
+    pub custom: bool,
+    /// The filter text.
+    pub filter: String,
+    /// Query string carrying window and group.
+    pub window_query: String,
+    /// The group, if one is chosen.
+    pub group: String,
+}
+
+impl Nav {
+    fn new(active: &'static str, scope: &Scope, w: &Window) -> Self {
+        Self {
+            active,
+            windows: WINDOWS
+                .iter()
+                .map(|(v, l, _)| ((*v).to_owned(), (*l).to_owned(), *v == w.preset))
+                .collect(),
+            start: format_time(w.start)[..16].to_owned(),
+            end: format_time(w.end)[..16].to_owned(),
+            custom: w.preset == "custom",
+            filter: scope.filter_text(),
+            window_query: scope.window_query(w),
+            group: scope.group.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "map.html")]
+struct MapPage {
+    nav: Nav,
+    map: map::MapView,
+    problem: Option<FilterProblem>,
+    traces_base: String,
+}
+
+/// Renders the map page for a service list over the last `minutes` (for the handler and benches).
+pub fn render_map_page(services: &[crate::graph::Service], minutes: f64) -> String {
+    let scope = Scope::default();
+    let w = scope.window("5m", now());
+    let nav = Nav::new("map", &scope, &w);
+    MapPage {
+        traces_base: format!("/traces?{}", nav.window_query),
+        nav,
+        map: map::render(services, minutes),
+        problem: None,
+    }
+    .render()
+    .unwrap_or_default()
+}
+
+async fn map_page(
+    State(state): State<AppState>,
+    Query(scope): Query<Scope>,
+) -> Result<Html<String>, PageError> {
+    let w = scope.window("5m", now());
+    let nav = Nav::new("map", &scope, &w);
+    let (services, problem) = match scope_filter(&state, &scope).await {
+        Ok(expr) => (
+            query::service_graph(state.store.as_ref(), w.start, w.end, expr.as_ref())
+                .await
+                .map_err(query_err)?,
+            None,
+        ),
+        Err(p) => (Vec::new(), Some(p)),
+    };
+    let view = map::render(&services, (w.end - w.start) / 60.0);
+    let page = MapPage {
+        traces_base: format!("/traces?{}", nav.window_query),
+        nav,
+        map: view,
+        problem,
+    };
+    Ok(Html(page.render()?))
+}
+
+/// Query string of the traces list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListQuery {
+    /// Window and filter.
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// Sort column.
+    #[serde(default)]
+    pub sort: Option<String>,
+    /// `asc` or `desc`.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// Page, from 1.
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
+/// One row of the traces table.
+#[derive(Debug, Clone)]
+pub struct TraceRow {
+    /// Trace id.
+    pub id: String,
+    /// Entry point service.
+    pub entry: String,
+    /// HTTP method.
+    pub method: String,
+    /// URL.
+    pub url: String,
+    /// HTTP status.
+    pub status: String,
+    /// `ok`, `error`, `throttle`, `fault`.
+    pub outcome: &'static str,
+    /// Response time text.
+    pub response: String,
+    /// Duration text.
+    pub duration: String,
+    /// Age text.
+    pub age: String,
+    /// Partial trace.
+    pub partial: bool,
+}
+
+/// A bar of the response-time histogram of the matches.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Link that narrows the filter to this bar's range.
+    pub href: String,
+    /// Left, px.
+    pub x: f64,
+    /// Top, px.
+    pub y: f64,
+    /// Width, px.
+    pub width: f64,
+    /// Height, px.
+    pub height: f64,
+    /// Tooltip.
+    pub title: String,
+}
+
+/// A sortable column header.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Label.
+    pub label: &'static str,
+    /// Link that sorts by it.
+    pub href: String,
+    /// `▲`/`▼` when active.
+    pub arrow: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "traces.html")]
+struct TracesPage {
+    nav: Nav,
+    problem: Option<FilterProblem>,
+    rows: Vec<TraceRow>,
+    columns: Vec<Column>,
+    bars: Vec<Bar>,
+    axis: (String, String),
+    matched: usize,
+    truncated: bool,
+    page: usize,
+    pages: usize,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+fn outcome_of(s: &TraceSummary) -> &'static str {
+    if s.has_fault {
+        "fault"
+    } else if s.has_throttle {
+        "throttle"
+    } else if s.has_error {
+        "error"
+    } else {
+        "ok"
+    }
+}
+
+const SORTS: [(&str, &str); 8] = [
+    ("id", "ID"),
+    ("entry", "Entry point"),
+    ("method", "Method"),
+    ("url", "URL"),
+    ("status", "Status"),
+    ("response", "Response time"),
+    ("duration", "Duration"),
+    ("age", "Age"),
+];
+
+fn sort_summaries(list: &mut [TraceSummary], sort: &str, desc: bool) {
+    let text = |s: &TraceSummary, k: &str| -> String {
+        let h = s.http.as_ref();
+        match k {
+            "entry" => s
+                .entry_point
+                .as_ref()
+                .map(|e| e.name.clone())
+                .unwrap_or_default(),
+            "method" => h.and_then(|h| h.method.clone()).unwrap_or_default(),
+            "url" => h.and_then(|h| h.url.clone()).unwrap_or_default(),
+            _ => s.id.clone(),
+        }
+    };
+    let num = |s: &TraceSummary, k: &str| -> f64 {
+        match k {
+            "status" => s
+                .http
+                .as_ref()
+                .and_then(|h| h.status)
+                .map_or(0.0, f64::from),
+            "response" => s.response_time.unwrap_or(0.0),
+            "duration" => s.duration.unwrap_or(0.0),
+            _ => -s.start_time,
+        }
+    };
+    match sort {
+        "id" | "entry" | "method" | "url" => list.sort_by_key(|a| text(a, sort)),
+        _ => list.sort_by(|a, b| num(a, sort).total_cmp(&num(b, sort))),
+    }
+    if desc {
+        list.reverse();
+    }
+}
+
+/// Bins of the response-time histogram (logarithmic between the fastest and slowest match).
+const BINS: usize = 24;
+
+fn histogram_bars(list: &[TraceSummary], base: &str, filter: &str) -> (Vec<Bar>, (String, String)) {
+    let times: Vec<f64> = list
+        .iter()
+        .filter_map(|s| s.response_time)
+        .filter(|t| t.is_finite())
+        .collect();
+    if times.is_empty() {
+        return (Vec::new(), (String::new(), String::new()));
+    }
+    let lo = times
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-4);
+    let hi = times.iter().copied().fold(0.0, f64::max).max(lo * 1.0001);
+    let (llo, lhi) = (lo.ln(), hi.ln());
+    let step = (lhi - llo) / BINS as f64;
+    let mut counts = [0usize; BINS];
+    for t in &times {
+        let i = ((t.max(lo).ln() - llo) / step).floor() as usize;
+        counts[i.min(BINS - 1)] += 1;
+    }
+    let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let (width, height) = (600.0 / BINS as f64, 80.0);
+    let bars = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let a = (llo + step * i as f64).exp();
+            let b = (llo + step * (i + 1) as f64).exp();
+            let range = format!("responsetime >= {a:.4} AND responsetime <= {b:.4}");
+            let narrowed = if filter.is_empty() {
+                range
+            } else {
+                format!("({filter}) AND {range}")
+            };
+            let h = if c == 0 {
+                0.0
+            } else {
+                (c as f64 / max * height).max(2.0)
+            };
+            Bar {
+                href: format!("{base}&filter={}", url_encode(&narrowed)),
+                x: i as f64 * width,
+                y: height - h,
+                width: width - 1.0,
+                height: h,
+                title: format!("{}–{}: {c} traces", map::latency(a), map::latency(b)),
+            }
+        })
+        .collect();
+    (bars, (map::latency(lo), map::latency(hi)))
+}
+
+async fn traces_page(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Html<String>, PageError> {
+    let now = now();
+    let w = q.scope.window("1h", now);
+    let nav = Nav::new("traces", &q.scope, &w);
+    let filter = q.scope.filter_text();
+    let mut matched: Vec<TraceSummary> = Vec::new();
+    let mut truncated = false;
+    let problem = match scope_filter(&state, &q.scope).await {
+        Ok(expr) => {
+            let mut token: Option<String> = None;
+            loop {
+                let page = query::trace_summaries(
+                    state.store.as_ref(),
+                    w.start,
+                    w.end,
+                    expr.as_ref(),
+                    token.as_deref(),
+                )
+                .await
+                .map_err(query_err)?;
+                matched.extend(page.summaries);
+                token = page.next_token;
+                if token.is_none() {
+                    break;
+                }
+                if matched.len() >= LIST_LIMIT {
+                    truncated = true;
+                    break;
+                }
+            }
+            None
+        }
+        Err(p) => Some(p),
+    };
+    matched.truncate(LIST_LIMIT);
+    let base = format!("/traces?{}", nav.window_query);
+    let with_filter = if filter.is_empty() {
+        base.clone()
+    } else {
+        format!("{base}&filter={}", url_encode(&filter))
+    };
+    let (bars, axis) = histogram_bars(&matched, &base, &filter);
+    let sort = q
+        .sort
+        .clone()
+        .filter(|s| SORTS.iter().any(|(k, _)| k == s))
+        .unwrap_or_else(|| "age".to_owned());
+    let desc = q.order.as_deref() == Some("desc");
+    sort_summaries(&mut matched, &sort, desc);
+    let columns = SORTS
+        .iter()
+        .map(|(key, label)| {
+            let active = *key == sort;
+            let order = if active && !desc { "desc" } else { "asc" };
+            Column {
+                label,
+                href: format!("{with_filter}&sort={key}&order={order}"),
+                arrow: match (active, desc) {
+                    (false, _) => "",
+                    (true, false) => " ▲",
+                    (true, true) => " ▼",
+                },
+            }
+        })
+        .collect();
+    let pages = matched.len().div_ceil(ROWS_PER_PAGE).max(1);
+    let page = q.page.unwrap_or(1).clamp(1, pages);
+    let sorted = format!(
+        "{with_filter}&sort={sort}&order={}",
+        if desc { "desc" } else { "asc" }
+    );
+    let rows = matched
+        .iter()
+        .skip((page - 1) * ROWS_PER_PAGE)
+        .take(ROWS_PER_PAGE)
+        .map(|s| {
+            let h = s.http.as_ref();
+            TraceRow {
+                id: s.id.clone(),
+                entry: s
+                    .entry_point
+                    .as_ref()
+                    .map(|e| e.name.clone())
+                    .unwrap_or_default(),
+                method: h.and_then(|h| h.method.clone()).unwrap_or_default(),
+                url: h.and_then(|h| h.url.clone()).unwrap_or_default(),
+                status: h
+                    .and_then(|h| h.status)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                outcome: outcome_of(s),
+                response: s.response_time.map(map::latency).unwrap_or_default(),
+                duration: s.duration.map(map::latency).unwrap_or_default(),
+                age: age(now - s.start_time),
+                partial: s.is_partial,
+            }
+        })
+        .collect();
+    let page_html = TracesPage {
+        nav,
+        problem,
+        rows,
+        columns,
+        bars,
+        axis,
+        matched: matched.len(),
+        truncated,
+        page,
+        pages,
+        prev: (page > 1).then(|| format!("{sorted}&page={}", page - 1)),
+        next: (page < pages).then(|| format!("{sorted}&page={}", page + 1)),
+    };
+    Ok(Html(page_html.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "trace.html")]
+struct TracePage {
+    nav: Nav,
+    id: String,
+    timeline: timeline::Timeline,
+    ticks: Vec<(f64, String)>,
+    small_map: String,
+    levels: Vec<usize>,
+    summary: Option<TraceSummary>,
+}
+
+async fn load_documents(state: &AppState, id: &str) -> Result<Vec<Value>, PageError> {
+    let traces = query::trace_segments(state.store.as_ref(), vec![id.to_owned()])
+        .await
+        .map_err(query_err)?;
+    let Some((_, _, docs)) = traces.into_iter().next() else {
+        return Err(PageError::NotFound(format!("trace {id}")));
+    };
+    Ok(docs
+        .iter()
+        .filter_map(|(_, text)| serde_json::from_str(text).ok())
+        .collect())
+}
+
+/// Query string of the timeline page.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TraceQuery {
+    /// Window and filter (kept for the navigation links).
+    #[serde(flatten)]
+    pub scope: Scope,
+}
+
+/// Renders the timeline page of a trace from its documents (for the handler and benches).
+pub fn render_trace_page(id: &str, documents: &[Value], small_map: String) -> String {
+    let scope = Scope::default();
+    let w = scope.window("1h", now());
+    render_trace(
+        id,
+        documents,
+        small_map,
+        Nav::new("trace", &scope, &w),
+        None,
+    )
+    .unwrap_or_default()
+}
+
+fn render_trace(
+    id: &str,
+    documents: &[Value],
+    small_map: String,
+    nav: Nav,
+    summary: Option<TraceSummary>,
+) -> Result<String, askama::Error> {
+    let timeline = timeline::build(documents);
+    let ticks = (0..=4)
+        .map(|i| {
+            (
+                f64::from(i) * 25.0,
+                map::latency(timeline.duration * f64::from(i) / 4.0),
+            )
+        })
+        .collect();
+    let levels = (1..=timeline.max_depth.min(6)).collect();
+    TracePage {
+        nav,
+        id: id.to_owned(),
+        timeline,
+        ticks,
+        small_map,
+        levels,
+        summary,
+    }
+    .render()
+}
+
+async fn trace_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<TraceQuery>,
+) -> Result<Html<String>, PageError> {
+    let docs = load_documents(&state, &id).await?;
+    let w = q.scope.window("1h", now());
+    let nav = Nav::new("trace", &q.scope, &w);
+    let services = query::trace_graph(state.store.as_ref(), vec![id.clone()])
+        .await
+        .map_err(query_err)?;
+    let summary = state
+        .store
+        .get_traces(vec![id.clone()])
+        .await
+        .map_err(query_err)?
+        .into_iter()
+        .next()
+        .map(|r| r.summary);
+    let small = map::render(&services, 1.0).svg;
+    Ok(Html(render_trace(&id, &docs, small, nav, summary)?))
+}
+
+async fn row_details(
+    State(state): State<AppState>,
+    Path((id, row)): Path<(String, String)>,
+) -> Result<Html<String>, PageError> {
+    let docs = load_documents(&state, &id).await?;
+    let v = timeline::find(&docs, &row).ok_or_else(|| PageError::NotFound(format!("row {row}")))?;
+    Ok(Html(timeline::details(v)))
+}
+
+fn asset(body: &'static str, kind: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        body,
+    )
+}
+
+async fn css() -> impl IntoResponse {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+async fn js() -> impl IntoResponse {
+    asset(JS, "text/javascript; charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let t = parse_time("2026-11-29T01:02:03").unwrap();
+        assert_eq!(format_time(t), "2026-11-29T01:02:03");
+        assert_eq!(parse_time("1800000000"), Some(1_800_000_000.0));
+        assert_eq!(format_time(0.0), "1970-01-01T00:00:00");
+        assert!(parse_time("2026-13-01T00:00").is_none());
+    }
+
+    #[test]
+    fn escaping_and_quoting() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(filter_quote("a\"b"), "\"a\\\"b\"");
+        assert_eq!(url_encode("service(\"a b\")"), "service%28%22a+b%22%29");
+    }
+
+    #[test]
+    fn windows_default_and_custom() {
+        let s = Scope::default();
+        let w = s.window("5m", 1000.0);
+        assert_eq!((w.preset.as_str(), w.start, w.end), ("5m", 700.0, 1000.0));
+        let s = Scope {
+            window: Some("custom".into()),
+            start: Some("100".into()),
+            end: Some("200".into()),
+            ..Scope::default()
+        };
+        let w = s.window("5m", 1000.0);
+        assert_eq!((w.start, w.end), (100.0, 200.0));
+        assert!(s.window_query(&w).contains("start=1970-01-01T00%3A01%3A40"));
+    }
+}
