@@ -15,7 +15,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,10 @@ pub struct Emitter {
 }
 
 const BATCH: usize = 64;
+/// How long the sender sleeps between polls while traffic flows.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// Empty polls (about 50 ms of silence) before the sender blocks until the next document.
+const IDLE_POLLS: u32 = 50;
 
 impl Emitter {
     /// Starts the background sender.
@@ -294,8 +298,29 @@ impl Worker {
     fn run(mut self, rx: Receiver<Message>) {
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut flushes = Vec::new();
-        // Block for one message, take whatever else is already queued, send, repeat.
-        while let Ok(first) = rx.recv() {
+        let mut idle_polls = 0u32;
+        loop {
+            // While traffic flows, poll every millisecond instead of blocking: a blocked receiver
+            // makes every `submit` on the app's thread pay for a futex wake-up and this thread
+            // for a context switch per document. After IDLE_POLLS empty polls, block.
+            let first = if idle_polls < IDLE_POLLS {
+                match rx.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(message) => Some(message),
+                    Err(_) => break,
+                }
+            };
+            let Some(first) = first else {
+                idle_polls += 1;
+                std::thread::sleep(POLL_INTERVAL);
+                continue;
+            };
+            idle_polls = 0;
             let mut used = 0;
             let mut next = Some(first);
             while let Some(message) = next {

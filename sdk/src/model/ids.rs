@@ -111,9 +111,42 @@ impl FromStr for TraceId {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes the low `out.len()` nibbles of `value` as lowercase hex, most significant first.
+fn encode_hex(mut value: u128, out: &mut [u8]) {
+    for byte in out.iter_mut().rev() {
+        *byte = HEX[(value & 0xf) as usize];
+        value >>= 4;
+    }
+}
+
+impl TraceId {
+    /// The textual form in a stack buffer (ids are formatted on every document and header, so
+    /// this avoids the formatting machinery).
+    fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[0] = b'1';
+        out[1] = b'-';
+        encode_hex(u128::from(self.epoch_seconds), &mut out[2..10]);
+        out[10] = b'-';
+        encode_hex(self.random, &mut out[11..35]);
+        out
+    }
+}
+
+impl SegmentId {
+    fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        encode_hex(u128::from(self.0), &mut out);
+        out
+    }
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "1-{:08x}-{:024x}", self.epoch_seconds, self.random)
+        let buf = self.encode();
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -172,7 +205,8 @@ impl FromStr for SegmentId {
 
 impl fmt::Display for SegmentId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        let buf = self.encode();
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -186,7 +220,11 @@ macro_rules! string_serde {
     ($ty:ty, $what:literal) => {
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                let buf = self.encode();
+                match std::str::from_utf8(&buf) {
+                    Ok(text) => serializer.serialize_str(text),
+                    Err(_) => serializer.collect_str(self),
+                }
             }
         }
 

@@ -102,7 +102,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Pieces {
     segment_ended: bool,
-    finished: Vec<Segment>,
+    /// Finished subsegments waiting for their parent. Boxed on purpose: they arrive boxed and
+    /// leave boxed (to the emitter), so moving them costs a pointer, not a whole document.
+    #[allow(clippy::vec_box)]
+    finished: Vec<Box<Segment>>,
 }
 
 struct TraceState {
@@ -409,6 +412,10 @@ fn short_type_name(e: &dyn std::error::Error) -> String {
 /// Replaces characters X-Ray refuses in names with `_` and truncates to 200 characters, so an
 /// entity never fails validation because of its name.
 fn clean_name(name: &str) -> String {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
+    if !name.is_empty() && name.len() <= 200 && name.chars().all(allowed) {
+        return name.to_owned();
+    }
     let cleaned: String = name
         .chars()
         .take(200)
@@ -437,19 +444,18 @@ impl EntityInner {
         let recorder = &self.trace.recorder;
         let mut pieces = lock(&self.trace.pieces);
         // Take the finished children of this entity along.
-        let mut children = Vec::new();
-        pieces.finished.retain_mut(|piece| {
-            if piece.parent_id == Some(self.id) {
-                children.push(std::mem::take(piece));
-                false
-            } else {
-                true
-            }
-        });
-        if !children.is_empty() {
-            for child in &mut children {
+        let mut children: Vec<Segment> = Vec::new();
+        let mut i = 0;
+        while i < pieces.finished.len() {
+            if pieces.finished[i].parent_id == Some(self.id) {
+                let mut child = *pieces.finished.swap_remove(i);
                 child.parent_id = None;
+                children.push(child);
+            } else {
+                i += 1;
             }
+        }
+        if !children.is_empty() {
             children.sort_by(|a, b| a.start_time.total_cmp(&b.start_time));
             doc.subsegments
                 .get_or_insert_with(Vec::new)
@@ -461,31 +467,25 @@ impl EntityInner {
             let orphans = std::mem::take(&mut pieces.finished);
             drop(pieces);
             recorder.inner.emitter.submit(doc);
-            for orphan in orphans {
-                recorder
-                    .inner
-                    .emitter
-                    .submit(Box::new(self.standalone(orphan)));
+            for mut orphan in orphans {
+                self.mark_standalone(&mut orphan);
+                recorder.inner.emitter.submit(orphan);
             }
         } else if pieces.segment_ended {
             drop(pieces);
-            let mut doc = *doc;
             doc.parent_id = self.parent_id;
-            recorder
-                .inner
-                .emitter
-                .submit(Box::new(self.standalone(doc)));
+            self.mark_standalone(&mut doc);
+            recorder.inner.emitter.submit(doc);
         } else {
             doc.parent_id = self.parent_id;
-            pieces.finished.push(*doc);
+            pieces.finished.push(doc);
         }
     }
 
     /// Marks a subsegment to be sent on its own.
-    fn standalone(&self, mut doc: Segment) -> Segment {
+    fn mark_standalone(&self, doc: &mut Segment) {
         doc.trace_id = Some(self.trace.trace_id);
         doc.kind = Some("subsegment".into());
-        doc
     }
 }
 
