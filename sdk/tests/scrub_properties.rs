@@ -7,10 +7,28 @@ use std::sync::LazyLock;
 
 use proptest::prelude::*;
 use roentgen_sdk::model::Segment;
-use roentgen_sdk::scrub::Scrubber;
+use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
 use serde_json::{Map, Value, json};
 
 static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
+
+/// Hashes some kinds, drops fields holding others, exempts a field.
+static MIXED: LazyLock<Scrubber> = LazyLock::new(|| {
+    let config = ScrubConfig::from_toml_str(
+        r#"
+hash_key = "property-test-key-0123456789"
+exempt_fields = ["sql"]
+[detectors.email]
+action = "hash"
+[detectors.phone]
+action = "drop"
+[fields."annotations"]
+action = "hash"
+"#,
+    )
+    .expect("config");
+    Scrubber::new(&config).expect("scrubber")
+});
 
 fn luhn_complete(mut digits: Vec<u32>) -> String {
     for check in 0..10 {
@@ -228,5 +246,20 @@ proptest! {
         let typed_report = scrubber.scrub_segment(&mut typed);
         prop_assert_eq!(report, typed_report);
         prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), as_value);
+    }
+
+    #[test]
+    fn hashing_dropping_and_exemptions_are_idempotent(doc in document(2)) {
+        let scrubber = &*MIXED;
+        let mut once = doc.clone();
+        scrubber.scrub(&mut once);
+        let mut twice = once.clone();
+        let second = scrubber.scrub(&mut twice);
+        prop_assert_eq!(&twice, &once);
+        prop_assert!(second.is_clean(), "second pass found {:?}", second.by_detector());
+        prop_assert_eq!(&once["sql"], &doc["sql"]);
+        let mut typed: Segment = serde_json::from_value(doc).expect("parse");
+        scrubber.scrub_segment(&mut typed);
+        prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), once);
     }
 }
