@@ -38,9 +38,10 @@ CREATE TABLE IF NOT EXISTS segments (
     start_time REAL NOT NULL,
     in_progress INTEGER NOT NULL,
     document TEXT NOT NULL,
-    facts TEXT NOT NULL,
-    PRIMARY KEY (trace_id, id)
-) WITHOUT ROWID;
+    facts TEXT NOT NULL
+);
+-- Documents are large: rows append in arrival order, the key lives in a small index.
+CREATE UNIQUE INDEX IF NOT EXISTS segments_by_key ON segments (trace_id, id);
 CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY,
     start_time REAL NOT NULL,
@@ -130,6 +131,8 @@ impl ReadPool {
                 let c = Connection::open(&self.path)?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c.pragma_update(None, "query_only", true)?;
+                c.pragma_update(None, "cache_size", -16_384)?;
+                c.pragma_update(None, "mmap_size", 1_i64 << 30)?;
                 c
             }
         };
@@ -177,6 +180,10 @@ impl SqliteStore {
         // FULL: every commit is fsynced before the request that waits on it is answered.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // A 64 MiB page cache keeps the index pages random inserts touch in memory.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.execute_batch(SCHEMA)?;
         let exists: Option<String> = conn
             .query_row(
