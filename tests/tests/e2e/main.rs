@@ -2,4 +2,5 @@
 
 mod captures;
 mod collector;
+mod dashboard;
 mod sdk;
