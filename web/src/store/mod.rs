@@ -3,6 +3,7 @@
 //! in batches and are acknowledged only once durable, and queries take pushed-down predicates so
 //! a store can use its indexes instead of scanning.
 
+pub mod clickhouse;
 pub mod sqlite;
 
 use std::future::Future;

@@ -1,15 +1,90 @@
+//! The store suite, run once per store: every test below runs against SQLite and against
+//! ClickHouse (a local server started once per test binary, a fresh database per test).
+
+use super::clickhouse::server::LocalServer;
+use super::clickhouse::{ClickhouseConfig, ClickhouseStore};
 use super::sqlite::SqliteStore;
 use super::*;
 use crate::assembly::assemble_documents;
 use crate::test_support::{capture_documents, prepared, shuffled};
 
-fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    (dir, store)
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Clickhouse,
 }
 
-async fn rollups_of(store: &SqliteStore) -> Vec<String> {
+/// Where one test's data lives: a directory for SQLite, a fresh database on the shared local
+/// ClickHouse server; [`Place::open`] opens (or reopens) a store on it.
+struct Place {
+    backend: Backend,
+    dir: tempfile::TempDir,
+    database: String,
+}
+
+fn clickhouse_url() -> String {
+    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
+}
+
+impl Place {
+    fn new(backend: Backend) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            backend,
+            dir: tempfile::tempdir().unwrap(),
+            database: format!("t{}_{n}", std::process::id()),
+        }
+    }
+
+    async fn open(&self) -> Box<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => Box::new(SqliteStore::open(self.dir.path()).unwrap()),
+            Backend::Clickhouse => {
+                let mut config = ClickhouseConfig::new(clickhouse_url());
+                config.database = self.database.clone();
+                Box::new(ClickhouseStore::open(config).await.unwrap())
+            }
+        }
+    }
+}
+
+async fn store(backend: Backend) -> (Place, Box<dyn Store>) {
+    let place = Place::new(backend);
+    let store = place.open().await;
+    (place, store)
+}
+
+/// Runs each named test (an `async fn(Backend)`) once per store.
+macro_rules! for_each_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        mod clickhouse_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Clickhouse).await
+            })*
+        }
+    };
+}
+
+for_each_store!(
+    pieces_in_any_order_with_duplicates_assemble_after_reopening,
+    complete_replaces_in_progress_and_not_the_reverse,
+    rollups_do_not_depend_on_arrival_order,
+    scans_use_pushdown_and_pages_newest_first,
+    delete_before_removes_old_traces_and_rollups,
+    the_default_sampling_rule_exists_from_the_start,
+);
+
+async fn rollups_of(store: &dyn Store) -> Vec<String> {
     let mut rows: Vec<String> = store
         .rollups(0, i64::MAX)
         .await
@@ -36,13 +111,12 @@ async fn rollups_of(store: &SqliteStore) -> Vec<String> {
     rows
 }
 
-#[tokio::test]
-async fn pieces_in_any_order_with_duplicates_assemble_after_reopening() {
+async fn pieces_in_any_order_with_duplicates_assemble_after_reopening(backend: Backend) {
     let raw = capture_documents("node-sdk-3.12-streamed-105.txt");
     let docs = prepared(&raw);
-    let dir = tempfile::tempdir().unwrap();
+    let place = Place::new(backend);
     {
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = place.open().await;
         let order = shuffled(docs.len(), 7);
         let mut batch = Vec::new();
         for (k, i) in order.iter().enumerate() {
@@ -59,7 +133,7 @@ async fn pieces_in_any_order_with_duplicates_assemble_after_reopening() {
         }
         store.put_documents(batch).await.unwrap();
     }
-    let store = SqliteStore::open(dir.path()).unwrap();
+    let store = place.open().await;
     let trace_id = docs[0].trace_id.clone();
     let traces = store.trace_documents(vec![trace_id.clone()]).await.unwrap();
     assert_eq!(traces.len(), 1);
@@ -77,9 +151,8 @@ async fn pieces_in_any_order_with_duplicates_assemble_after_reopening() {
     assert_eq!(rec[0].summary.document_count, docs.len());
 }
 
-#[tokio::test]
-async fn complete_replaces_in_progress_and_not_the_reverse() {
-    let (_dir, store) = store();
+async fn complete_replaces_in_progress_and_not_the_reverse(backend: Backend) {
+    let (_place, store) = store(backend).await;
     let complete = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449,"http":{"response":{"status":500}}}"#;
     let open = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"in_progress":true}"#;
     let id = "1-581cf771-a006649127e371903a2de979".to_owned();
@@ -115,8 +188,7 @@ async fn complete_replaces_in_progress_and_not_the_reverse() {
     assert_eq!(nodes, 1);
 }
 
-#[tokio::test]
-async fn rollups_do_not_depend_on_arrival_order() {
+async fn rollups_do_not_depend_on_arrival_order(backend: Backend) {
     let mut docs = Vec::new();
     for n in 0..40 {
         docs.extend(crate::synth::shop_trace(
@@ -125,8 +197,8 @@ async fn rollups_do_not_depend_on_arrival_order() {
         ));
     }
     let docs = prepared(&docs);
-    let (_a, forward) = store();
-    let (_b, mixed) = store();
+    let (_a, forward) = store(backend).await;
+    let (_b, mixed) = store(backend).await;
     for chunk in docs.chunks(9) {
         forward.put_documents(chunk.to_vec()).await.unwrap();
     }
@@ -137,14 +209,13 @@ async fn rollups_do_not_depend_on_arrival_order() {
             .await
             .unwrap();
     }
-    let a = rollups_of(&forward).await;
+    let a = rollups_of(forward.as_ref()).await;
     assert!(!a.is_empty());
-    assert_eq!(a, rollups_of(&mixed).await);
+    assert_eq!(a, rollups_of(mixed.as_ref()).await);
 }
 
-#[tokio::test]
-async fn scans_use_pushdown_and_pages_newest_first() {
-    let (_dir, store) = store();
+async fn scans_use_pushdown_and_pages_newest_first(backend: Backend) {
+    let (_place, store) = store(backend).await;
     let mut docs = Vec::new();
     for n in 0..30 {
         docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
@@ -191,9 +262,8 @@ async fn scans_use_pushdown_and_pages_newest_first() {
     assert!(faults.iter().all(|r| r.summary.has_fault));
 }
 
-#[tokio::test]
-async fn delete_before_removes_old_traces_and_rollups() {
-    let (_dir, store) = store();
+async fn delete_before_removes_old_traces_and_rollups(backend: Backend) {
+    let (_place, store) = store(backend).await;
     let mut docs = crate::synth::shop_trace(1, 1_000_000_000.0);
     docs.extend(crate::synth::shop_trace(2, 1_800_000_000.0));
     store.put_documents(prepared(&docs)).await.unwrap();
@@ -221,9 +291,8 @@ async fn delete_before_removes_old_traces_and_rollups() {
     );
 }
 
-#[tokio::test]
-async fn the_default_sampling_rule_exists_from_the_start() {
-    let (_dir, store) = store();
+async fn the_default_sampling_rule_exists_from_the_start(backend: Backend) {
+    let (_place, store) = store(backend).await;
     let rules = store.sampling_rules().await.unwrap();
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].rule.rule_name, "Default");

@@ -1,0 +1,1002 @@
+//! The scale-out store: ClickHouse over its HTTP interface, for many collectors in front of one
+//! server or a cluster. Collectors keep nothing that matters: every write goes to the server,
+//! every answer is read back from it, so any collector answers like any other.
+//!
+//! Documents are appended (bulk `RowBinary` inserts, grouped across concurrent requests by one
+//! writer task per collector); after each insert the writer reads back all documents of the
+//! traces it touched, folds them and appends the fold (summary and samples) with a version that
+//! grows with the number of complete documents seen. Whichever collector read last saw every
+//! acknowledged document, so the newest fold is the whole trace: the engine keeps it
+//! (`ReplacingMergeTree`), and rollups add up the samples of each trace's newest fold only, so
+//! folds arriving in any order or twice never double count. See [`schema`] for the tables.
+
+pub mod rowbinary;
+pub mod schema;
+pub mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    BoxFuture, IngestDocument, Pushdown, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
+    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+};
+use crate::assembly::{AnnotationValue, DocFacts, TraceSummary, fold_trace};
+use crate::graph::{Histogram, Stats};
+use crate::sampling::{DEFAULT_RULE, SamplingRule};
+use rowbinary::RowBinary;
+use schema::{Features, MINIMUM_VERSION};
+
+/// Most documents grouped into one insert.
+const MAX_BATCH_DOCUMENTS: usize = 20_000;
+/// Depth of the writer's queue (requests); senders wait when it is full.
+const WRITER_QUEUE: usize = 256;
+/// Trace ids per `IN (...)` list, to stay well under the server's 256 KiB query size limit.
+const IDS_PER_QUERY: usize = 2_000;
+/// Settings sent with every request: exact `FINAL`/`WHERE` semantics (no `PREWHERE` before the
+/// replacing merge), numbers as JSON numbers, inserts into `Distributed` tables acknowledged
+/// only once on their shard, and `IN` subqueries answered shard-locally (a trace lives whole
+/// on one shard).
+const SETTINGS: [(&str, &str); 4] = [
+    ("optimize_move_to_prewhere", "0"),
+    ("output_format_json_quote_64bit_integers", "0"),
+    ("insert_distributed_sync", "1"),
+    ("distributed_product_mode", "local"),
+];
+
+/// Where and how to reach ClickHouse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickhouseConfig {
+    /// HTTP URL of the server, e.g. `http://127.0.0.1:8123`.
+    pub url: String,
+    /// Database (created if missing); letters, digits and `_`.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password (empty for none).
+    pub password: String,
+    /// Cluster name from the servers' `remote_servers`, for `Distributed` tables over
+    /// `<table>_local` tables on each shard; `None` for a single server.
+    pub cluster: Option<String>,
+}
+
+impl ClickhouseConfig {
+    /// A single server at `url` with the default user and the `roentgen` database.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            database: "roentgen".into(),
+            user: "default".into(),
+            password: String::new(),
+            cluster: None,
+        }
+    }
+}
+
+/// Whether a name is a plain identifier (databases and clusters go into DDL unquoted).
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A string literal for ClickHouse SQL.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A float literal for ClickHouse SQL.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{v:?}")
+    }
+}
+
+fn id_list(ids: &[String]) -> String {
+    ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(",")
+}
+
+fn op_sql(op: &str) -> &'static str {
+    match op {
+        "<" => "<",
+        "<=" => "<=",
+        ">" => ">",
+        ">=" => ">=",
+        _ => "=",
+    }
+}
+
+/// Day number (partition) of a trace: the epoch in its id, else `fallback` seconds.
+fn trace_day(trace_id: &str, fallback: f64) -> u16 {
+    let secs = trace_id
+        .get(2..10)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .map(|s| s as f64)
+        .unwrap_or(fallback);
+    (secs.max(0.0) / 86_400.0).floor().min(f64::from(u16::MAX)) as u16
+}
+
+fn day_text(day: u16) -> String {
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = i64::from(day) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A fold id unique across collectors: clock, process and a counter, mixed.
+fn fold_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut x =
+        now_nanos() ^ (u64::from(std::process::id()) << 40) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
+
+/// The HTTP connection to one server.
+#[derive(Debug, Clone)]
+struct Connection {
+    http: reqwest::Client,
+    config: ClickhouseConfig,
+}
+
+impl Connection {
+    fn error(&self, e: reqwest::Error) -> StoreError {
+        if e.is_connect() || e.is_timeout() {
+            StoreError::Open(format!(
+                "cannot reach ClickHouse at {}: {e}",
+                self.config.url
+            ))
+        } else {
+            StoreError::Write(format!("ClickHouse at {}: {e}", self.config.url))
+        }
+    }
+
+    /// Sends `body` with `query` in the URL (for inserts) or as the body (for everything else).
+    async fn send(
+        &self,
+        database: Option<&str>,
+        query: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
+        let mut params: Vec<(&str, &str)> = SETTINGS.to_vec();
+        params.push(("user", &self.config.user));
+        if !self.config.password.is_empty() {
+            params.push(("password", &self.config.password));
+        }
+        if let Some(db) = database {
+            params.push(("database", db));
+        }
+        if let Some(q) = query {
+            params.push(("query", q));
+        }
+        let response = self
+            .http
+            .post(&self.config.url)
+            .query(&params)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.error(e))?;
+        if !status.is_success() {
+            let detail = text.trim().chars().take(1000).collect::<String>();
+            tracing::warn!(%status, detail, "ClickHouse refused a request");
+            return Err(StoreError::Write(format!("ClickHouse: {detail}")));
+        }
+        Ok(text)
+    }
+
+    async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        self.send(Some(&self.config.database), None, sql.as_bytes().to_vec())
+            .await
+            .map(drop)
+    }
+
+    async fn insert(&self, table: &str, rows: RowBinary) -> Result<(), StoreError> {
+        if rows.0.is_empty() {
+            return Ok(());
+        }
+        let query = format!("INSERT INTO {table} FORMAT RowBinary");
+        self.send(Some(&self.config.database), Some(&query), rows.0)
+            .await
+            .map(drop)
+    }
+
+    async fn select<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, StoreError> {
+        let body = format!("{sql} FORMAT JSONEachRow");
+        let text = self
+            .send(Some(&self.config.database), None, body.into_bytes())
+            .await?;
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+/// The ClickHouse store.
+#[derive(Debug)]
+pub struct ClickhouseStore {
+    conn: Connection,
+    writer: mpsc::Sender<(Vec<IngestDocument>, Reply)>,
+    version: String,
+}
+
+impl ClickhouseStore {
+    /// Connects, checks the server version, creates or migrates the schema (idempotent) and the
+    /// default sampling rule, and starts the writer task (call within a Tokio runtime).
+    pub async fn open(config: ClickhouseConfig) -> Result<Self, StoreError> {
+        if !is_identifier(&config.database) {
+            return Err(StoreError::Open(format!(
+                "ClickHouse database name {:?} must be letters, digits and _",
+                config.database
+            )));
+        }
+        if let Some(c) = &config.cluster
+            && !is_identifier(c)
+        {
+            return Err(StoreError::Open(format!(
+                "ClickHouse cluster name {c:?} must be letters, digits and _"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| StoreError::Open(format!("HTTP client: {e}")))?;
+        let conn = Connection { http, config };
+        let version = conn
+            .send(None, None, b"SELECT version()".to_vec())
+            .await
+            .map_err(|e| match e {
+                StoreError::Write(d) => StoreError::Open(d),
+                e => e,
+            })?
+            .trim()
+            .to_owned();
+        let parsed = schema::parse_version(&version).ok_or_else(|| {
+            StoreError::Open(format!("ClickHouse answered an odd version {version:?}"))
+        })?;
+        if parsed < MINIMUM_VERSION {
+            return Err(StoreError::Open(format!(
+                "ClickHouse {version} at {} is too old; Roentgen needs {}.{} or newer",
+                conn.config.url, MINIMUM_VERSION.0, MINIMUM_VERSION.1
+            )));
+        }
+        for ddl in schema::statements(
+            &conn.config.database,
+            conn.config.cluster.as_deref(),
+            Features::of(parsed),
+        ) {
+            conn.send(None, None, ddl.into_bytes())
+                .await
+                .map_err(|e| StoreError::Open(format!("creating the schema: {e}")))?;
+        }
+        let store_conn = conn.clone();
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        tokio::spawn(writer_loop(store_conn, rx));
+        let store = Self {
+            conn,
+            writer: tx,
+            version,
+        };
+        if !store
+            .read_rules()
+            .await?
+            .iter()
+            .any(|r| r.rule.rule_name == DEFAULT_RULE)
+        {
+            let now = super::sqlite::now_seconds();
+            // Version 1: any later edit (versioned by the clock) wins over a default inserted
+            // by another collector starting at the same time.
+            store
+                .write_rule(
+                    &StoredRule {
+                        rule: SamplingRule::default_rule(),
+                        created_at: now,
+                        modified_at: now,
+                    },
+                    false,
+                    1,
+                )
+                .await?;
+        }
+        tracing::info!(version = %store.version, url = %store.conn.config.url, database = %store.conn.config.database, "ClickHouse store ready");
+        Ok(store)
+    }
+
+    /// The server's version text.
+    pub fn server_version(&self) -> &str {
+        &self.version
+    }
+
+    async fn read_rules(&self) -> Result<Vec<StoredRule>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            rule: String,
+            created_at: f64,
+            modified_at: f64,
+            deleted: u8,
+        }
+        let rows: Vec<Row> = self
+            .conn
+            .select(
+                "SELECT name, argMax(rule, version) AS rule, argMax(created_at, version) AS created_at,
+                        argMax(modified_at, version) AS modified_at, argMax(deleted, version) AS deleted
+                 FROM sampling_rules GROUP BY name ORDER BY name",
+            )
+            .await?;
+        rows.into_iter()
+            .filter(|r| r.deleted == 0)
+            .map(|r| {
+                Ok(StoredRule {
+                    rule: serde_json::from_str(&r.rule)?,
+                    created_at: r.created_at,
+                    modified_at: r.modified_at,
+                })
+            })
+            .collect()
+    }
+
+    async fn write_rule(
+        &self,
+        rule: &StoredRule,
+        deleted: bool,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let mut w = RowBinary::default();
+        w.string(&rule.rule.rule_name)
+            .string(&serde_json::to_string(&rule.rule)?)
+            .f64(rule.created_at)
+            .f64(rule.modified_at)
+            .u8(u8::from(deleted))
+            .u64(version);
+        self.conn.insert("sampling_rules", w).await
+    }
+
+    async fn read_groups(&self) -> Result<Vec<StoredGroup>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            body: String,
+            deleted: u8,
+        }
+        let rows: Vec<Row> = self
+            .conn
+            .select(
+                "SELECT name, argMax(body, version) AS body, argMax(deleted, version) AS deleted
+                 FROM groups GROUP BY name ORDER BY name",
+            )
+            .await?;
+        rows.into_iter()
+            .filter(|r| r.deleted == 0)
+            .map(|r| Ok(serde_json::from_str(&r.body)?))
+            .collect()
+    }
+
+    async fn write_group(&self, group: &StoredGroup, deleted: bool) -> Result<(), StoreError> {
+        let mut w = RowBinary::default();
+        w.string(&group.name)
+            .string(&serde_json::to_string(group)?)
+            .u8(u8::from(deleted))
+            .u64(now_nanos());
+        self.conn.insert("groups", w).await
+    }
+
+    async fn summaries(&self, where_sql: &str) -> Result<Vec<TraceRecord>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            summary: String,
+            samples: String,
+        }
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT summary, samples FROM traces FINAL WHERE {where_sql}"
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TraceRecord {
+                    summary: serde_json::from_str::<TraceSummary>(&r.summary)?,
+                    samples: if r.samples.is_empty() {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str(&r.samples)?
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn scan(&self, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
+        let mut sql = format!(
+            "SELECT summary, {} AS samples FROM traces FINAL WHERE start_time >= {} AND start_time <= {}",
+            if q.with_samples { "samples" } else { "''" },
+            number(q.start),
+            number(q.end)
+        );
+        if let Some((t, id)) = &q.after {
+            sql.push_str(&format!(
+                " AND (start_time < {t} OR (start_time = {t} AND trace_id < {}))",
+                quote(id),
+                t = number(*t)
+            ));
+        }
+        for p in &q.pushdown {
+            let clause = match p {
+                Pushdown::HasFault(b) => format!("has_fault = {}", u8::from(*b)),
+                Pushdown::HasError(b) => format!("has_error = {}", u8::from(*b)),
+                Pushdown::HasThrottle(b) => format!("has_throttle = {}", u8::from(*b)),
+                Pushdown::HttpStatus(s) => format!("http_status = {s}"),
+                Pushdown::ResponseTime(op, v) => {
+                    format!("response_time {} {}", op_sql(op), number(*v))
+                }
+                Pushdown::Duration(op, v) => format!("duration {} {}", op_sql(op), number(*v)),
+                Pushdown::AnnotationEquals(k, v) => format!(
+                    "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
+                    quote(k),
+                    quote(v)
+                ),
+                Pushdown::AnnotationNumber(k, op, v) => format!(
+                    "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
+                    quote(k),
+                    op_sql(op),
+                    number(*v)
+                ),
+                Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
+                Pushdown::Service(name) => format!("has(services, {})", quote(name)),
+            };
+            sql.push_str(" AND ");
+            sql.push_str(&clause);
+        }
+        sql.push_str(&format!(
+            " ORDER BY start_time DESC, trace_id DESC LIMIT {}",
+            q.limit
+        ));
+        #[derive(Deserialize)]
+        struct Row {
+            summary: String,
+            samples: String,
+        }
+        let rows: Vec<Row> = self.conn.select(&sql).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TraceRecord {
+                    summary: serde_json::from_str(&r.summary)?,
+                    samples: if r.samples.is_empty() {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str(&r.samples)?
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn documents(&self, ids: Vec<String>) -> Result<Vec<StoredTrace>, StoreError> {
+        #[derive(Deserialize)]
+        struct Head {
+            trace_id: String,
+            duration: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            trace_id: String,
+            id: String,
+            parent_id: Option<String>,
+            subsegment: u8,
+            start_time: f64,
+            in_progress: u8,
+            document: String,
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list = id_list(chunk);
+            let heads: Vec<Head> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, duration FROM traces FINAL WHERE trace_id IN ({list})"
+                ))
+                .await?;
+            let docs: Vec<Doc> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, id, parent_id, subsegment, start_time, in_progress, document
+                     FROM segments WHERE trace_id IN ({list})"
+                ))
+                .await?;
+            let mut by_trace: HashMap<String, BTreeMap<String, (u8, StoredDocument)>> =
+                HashMap::new();
+            for d in docs {
+                let slot = by_trace.entry(d.trace_id).or_default();
+                let keep = match slot.get(&d.id) {
+                    Some((in_progress, _)) => *in_progress == 1 || d.in_progress == 0,
+                    None => true,
+                };
+                if keep {
+                    slot.insert(
+                        d.id.clone(),
+                        (
+                            d.in_progress,
+                            StoredDocument {
+                                id: d.id,
+                                parent_id: d.parent_id,
+                                subsegment: d.subsegment != 0,
+                                start_time: d.start_time,
+                                document: d.document,
+                            },
+                        ),
+                    );
+                }
+            }
+            let heads: HashMap<String, Option<f64>> = heads
+                .into_iter()
+                .map(|h| (h.trace_id, h.duration))
+                .collect();
+            for id in chunk {
+                let Some(duration) = heads.get(id) else {
+                    continue;
+                };
+                let documents = by_trace
+                    .remove(id)
+                    .map(|m| m.into_values().map(|(_, d)| d).collect())
+                    .unwrap_or_default();
+                out.push(StoredTrace {
+                    id: id.clone(),
+                    duration: *duration,
+                    documents,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn rollup_rows(&self, first: i64, last: i64) -> Result<Vec<RollupRow>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            minute: i64,
+            src: String,
+            dst: String,
+            outcome: u8,
+            bucket: i32,
+            n: i64,
+            rt: f64,
+        }
+        let window = format!("minute >= {first} AND minute <= {last}");
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT minute, src, dst, outcome, bucket, toInt64(count()) AS n, sum(response_time) AS rt
+                 FROM samples
+                 WHERE {window} AND (trace_id, version, fold) IN (
+                     SELECT trace_id, max(version), argMax(fold, version) FROM traces
+                     WHERE trace_id IN (SELECT trace_id FROM samples WHERE {window})
+                     GROUP BY trace_id)
+                 GROUP BY minute, src, dst, outcome, bucket"
+            ))
+            .await?;
+        let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
+        for r in rows {
+            let s = folded.entry((r.minute, r.src, r.dst)).or_default();
+            match r.outcome {
+                0 => s.ok += r.n,
+                1 => s.error_other += r.n,
+                2 => s.throttle += r.n,
+                _ => s.fault += r.n,
+            }
+            s.total_response_time += r.rt;
+            *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
+        }
+        Ok(folded
+            .into_iter()
+            .map(|((minute, src, dst), stats)| RollupRow {
+                minute,
+                src,
+                dst,
+                stats,
+            })
+            .collect())
+    }
+
+    /// Drops whole days older than the cutoff's day from the daily tables on the server this
+    /// collector talks to (each shard's collectors drop their own shard's days).
+    async fn drop_days_before(&self, cutoff: f64) -> Result<usize, StoreError> {
+        let cutoff_day = day_text((cutoff.max(0.0) / 86_400.0).floor().min(65_535.0) as u16);
+        let suffix = if self.conn.config.cluster.is_some() {
+            "_local"
+        } else {
+            ""
+        };
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let gone: Vec<Count> = self
+            .conn
+            .select(&format!(
+                "SELECT uniqExact(trace_id) AS n FROM traces{suffix} WHERE day < toDate({})",
+                quote(&cutoff_day)
+            ))
+            .await?;
+        #[derive(Deserialize)]
+        struct Part {
+            table: String,
+            partition: String,
+        }
+        let tables = schema::DAILY_TABLES
+            .iter()
+            .map(|t| quote(&format!("{t}{suffix}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let parts: Vec<Part> = self
+            .conn
+            .select(&format!(
+                "SELECT DISTINCT table, partition FROM system.parts
+                 WHERE database = {} AND table IN ({tables}) AND active",
+                quote(&self.conn.config.database)
+            ))
+            .await?;
+        for p in parts {
+            let day = p.partition.trim_matches('\'');
+            if day < cutoff_day.as_str() {
+                self.conn
+                    .execute(&format!(
+                        "ALTER TABLE {} DROP PARTITION {}",
+                        p.table,
+                        quote(day)
+                    ))
+                    .await?;
+            }
+        }
+        Ok(gone.first().map(|c| c.n as usize).unwrap_or(0))
+    }
+}
+
+/// Groups queued document batches into one insert and fold, then answers each request.
+async fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<(Vec<IngestDocument>, Reply)>) {
+    while let Some((first, reply)) = rx.recv().await {
+        let mut docs = first;
+        let mut replies = vec![reply];
+        while docs.len() < MAX_BATCH_DOCUMENTS {
+            match rx.try_recv() {
+                Ok((more, reply)) => {
+                    docs.extend(more);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = write_documents(&conn, docs).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "ClickHouse write failed");
+        }
+        for reply in replies {
+            let _ = reply.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Write(e.to_string())),
+            });
+        }
+    }
+    tracing::debug!("ClickHouse writer stopped");
+}
+
+async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result<(), StoreError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let mut w = RowBinary::default();
+    let mut traces: BTreeMap<String, u16> = BTreeMap::new();
+    for d in &docs {
+        let day = trace_day(&d.trace_id, d.start_time);
+        traces.entry(d.trace_id.clone()).or_insert(day);
+        w.u16(day)
+            .string(&d.trace_id)
+            .string(&d.id)
+            .opt_string(d.parent_id.as_deref())
+            .u8(u8::from(d.subsegment))
+            .f64(d.start_time)
+            .u8(u8::from(d.in_progress))
+            .u8(u8::from(!d.in_progress))
+            .string(&d.document)
+            .string(&serde_json::to_string(&d.facts)?);
+    }
+    conn.insert("segments", w).await?;
+    drop(docs);
+    let ids: Vec<String> = traces.keys().cloned().collect();
+    #[derive(Deserialize)]
+    struct Row {
+        trace_id: String,
+        id: String,
+        in_progress: u8,
+        facts: String,
+    }
+    let mut summaries = RowBinary::default();
+    let mut samples = RowBinary::default();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let rows: Vec<Row> = conn
+            .select(&format!(
+                "SELECT trace_id, id, in_progress, facts FROM segments WHERE trace_id IN ({})",
+                id_list(chunk)
+            ))
+            .await?;
+        // Per trace and document id, the complete version if there is one.
+        let mut by_trace: BTreeMap<String, BTreeMap<String, (u8, String)>> = BTreeMap::new();
+        for r in rows {
+            let slot = by_trace.entry(r.trace_id).or_default();
+            let keep = match slot.get(&r.id) {
+                Some((in_progress, _)) => *in_progress == 1 || r.in_progress == 0,
+                None => true,
+            };
+            if keep {
+                slot.insert(r.id, (r.in_progress, r.facts));
+            }
+        }
+        for (trace_id, pieces) in by_trace {
+            let complete = pieces.values().filter(|(p, _)| *p == 0).count() as u64;
+            let total = pieces.len() as u64;
+            let facts: Vec<DocFacts> = pieces
+                .into_values()
+                .map(|(_, f)| serde_json::from_str(&f))
+                .collect::<Result<_, _>>()?;
+            let view = fold_trace(&trace_id, &facts);
+            let day = traces
+                .get(&trace_id)
+                .copied()
+                .unwrap_or_else(|| trace_day(&trace_id, view.summary.start_time));
+            // More documents, then more complete ones: the fold that saw everything wins.
+            let version = (total << 32) | complete.min(u64::from(u32::MAX));
+            let fold = fold_id();
+            let s = &view.summary;
+            let numbers = s.annotations.iter().map(|a| match a.value {
+                AnnotationValue::Number(n) => n,
+                _ => f64::NAN,
+            });
+            summaries
+                .u16(day)
+                .string(&trace_id)
+                .u64(version)
+                .u64(fold)
+                .f64(s.start_time)
+                .opt_f64(s.end_time)
+                .opt_f64(s.duration)
+                .opt_f64(s.response_time)
+                .u8(u8::from(s.has_fault))
+                .u8(u8::from(s.has_error))
+                .u8(u8::from(s.has_throttle))
+                .u8(u8::from(s.is_partial))
+                .opt_u16(s.http.as_ref().and_then(|h| h.status))
+                .strings(s.services.iter().map(|v| v.key.name.as_str()))
+                .strings(s.annotations.iter().map(|a| a.key.as_str()))
+                .strings(
+                    s.annotations
+                        .iter()
+                        .map(|a| a.value.index_text())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(String::as_str),
+                )
+                .f64s(numbers)
+                .string(&serde_json::to_string(s)?)
+                .string(&serde_json::to_string(&view.samples)?);
+            for sample in &view.samples {
+                samples
+                    .u16(day)
+                    .string(&trace_id)
+                    .u64(version)
+                    .u64(fold)
+                    .i64(sample.minute)
+                    .string(&sample.src)
+                    .string(&sample.dst)
+                    .u8(match sample.outcome {
+                        crate::assembly::Outcome::Ok => 0,
+                        crate::assembly::Outcome::Error => 1,
+                        crate::assembly::Outcome::Throttle => 2,
+                        crate::assembly::Outcome::Fault => 3,
+                    })
+                    .f64(sample.response_time)
+                    .i32(Histogram::bucket(sample.response_time));
+            }
+        }
+    }
+    // Samples first: a fold is visible (its `traces` row) only once its samples are stored.
+    conn.insert("samples", samples).await?;
+    conn.insert("traces", summaries).await
+}
+
+impl Store for ClickhouseStore {
+    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.writer
+                .send((docs, tx))
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        Box::pin(async move { self.scan(&query).await })
+    }
+
+    fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        Box::pin(async move {
+            let mut found: HashMap<String, TraceRecord> = HashMap::new();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                for r in self
+                    .summaries(&format!("trace_id IN ({})", id_list(chunk)))
+                    .await?
+                {
+                    found.insert(r.summary.id.clone(), r);
+                }
+            }
+            Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+        })
+    }
+
+    fn trace_documents(
+        &self,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<StoredTrace>, StoreError>> {
+        Box::pin(self.documents(ids))
+    }
+
+    fn rollups(&self, first: i64, last: i64) -> BoxFuture<'_, Result<Vec<RollupRow>, StoreError>> {
+        Box::pin(self.rollup_rows(first, last))
+    }
+
+    fn sampling_rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>> {
+        Box::pin(self.read_rules())
+    }
+
+    fn put_sampling_rule(
+        &self,
+        rule: StoredRule,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let existing = self
+                .read_rules()
+                .await?
+                .into_iter()
+                .find(|r| r.rule.rule_name == rule.rule.rule_name);
+            match (&existing, create) {
+                (Some(_), true) => return Err(StoreError::Exists(rule.rule.rule_name)),
+                (None, false) => return Err(StoreError::NotFound(rule.rule.rule_name)),
+                _ => {}
+            }
+            let stored = StoredRule {
+                created_at: existing.map(|e| e.created_at).unwrap_or(rule.created_at),
+                ..rule
+            };
+            self.write_rule(&stored, false, now_nanos()).await
+        })
+    }
+
+    fn delete_sampling_rule(&self, name: String) -> BoxFuture<'_, Result<StoredRule, StoreError>> {
+        Box::pin(async move {
+            let rule = self
+                .read_rules()
+                .await?
+                .into_iter()
+                .find(|r| r.rule.rule_name == name)
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            self.write_rule(&rule, true, now_nanos()).await?;
+            Ok(rule)
+        })
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<StoredGroup>, StoreError>> {
+        Box::pin(self.read_groups())
+    }
+
+    fn put_group(&self, group: StoredGroup, create: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let exists = self
+                .read_groups()
+                .await?
+                .iter()
+                .any(|g| g.name == group.name);
+            match (exists, create) {
+                (true, true) => return Err(StoreError::Exists(group.name)),
+                (false, false) => return Err(StoreError::NotFound(group.name)),
+                _ => {}
+            }
+            self.write_group(&group, false).await
+        })
+    }
+
+    fn delete_group(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let group = self
+                .read_groups()
+                .await?
+                .into_iter()
+                .find(|g| g.name == name)
+                .ok_or_else(|| StoreError::NotFound(name.clone()))?;
+            self.write_group(&group, true).await
+        })
+    }
+
+    fn put_telemetry(&self, rows: Vec<TelemetryRow>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut w = RowBinary::default();
+            for r in &rows {
+                w.u16(trace_day("", r.received_at))
+                    .f64(r.received_at)
+                    .opt_string(r.hostname.as_deref())
+                    .opt_string(r.instance_id.as_deref())
+                    .string(&r.record);
+            }
+            self.conn.insert("telemetry", w).await
+        })
+    }
+
+    fn delete_before(
+        &self,
+        cutoff: f64,
+        _max_traces: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.drop_days_before(cutoff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_literals() {
+        assert_eq!(day_text(0), "1970-01-01");
+        assert_eq!(day_text(18_262), "2020-01-01");
+        assert_eq!(
+            trace_day("1-5e0be100-000000000000000000000000", 0.0),
+            18_262
+        );
+        assert_eq!(trace_day("bad", 86_400.0 * 3.5), 3);
+        assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+        assert_eq!(number(f64::INFINITY), "inf");
+        assert_eq!(number(1.5), "1.5");
+        assert!(is_identifier("roentgen_2"));
+        assert!(!is_identifier("x; DROP"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The ClickHouse schema: append-only MergeTree tables partitioned by day (of the trace id's
+//! epoch, so a trace's rows share one partition and retention drops whole partitions), created
+//! idempotently at start-up, with the newer engine features switched on only when the server
+//! has them.
+//!
+//! - `segments`: one row per document arrival, `ReplacingMergeTree(version)` ordered by
+//!   `(trace_id, id)`: a complete document (version 1) replaces an in-progress one (version 0).
+//! - `traces`: one row per fold of a trace (its summary with indexed columns), a
+//!   `ReplacingMergeTree(version)` ordered by `trace_id`; the fold that saw the most documents
+//!   has the highest version and wins.
+//! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; rollups
+//!   add up the samples of each trace's latest fold at query time.
+//! - `sampling_rules`, `groups`: `ReplacingMergeTree(version)` by name with a deletion flag.
+//! - `telemetry`: daemon telemetry by day.
+//!
+//! In a cluster every table is `<name>_local` on each shard with a `Distributed` table
+//! `<name>` over them, sharded by trace id so a trace lives whole on one shard.
+
+/// What the connected server supports beyond ClickHouse 18.16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `LowCardinality(String)` columns (19.3 and later).
+    pub low_cardinality: bool,
+    /// Data-skipping indexes without an experimental setting (20.1 and later).
+    pub skip_indexes: bool,
+}
+
+/// The oldest supported server, `(major, minor)`.
+pub const MINIMUM_VERSION: (u32, u32) = (18, 16);
+
+impl Features {
+    /// Features of a server version `(major, minor)`.
+    pub fn of(version: (u32, u32)) -> Self {
+        Self {
+            low_cardinality: version >= (19, 3),
+            skip_indexes: version >= (20, 1),
+        }
+    }
+}
+
+/// Parses `SELECT version()` output, e.g. `18.16.1` or `23.8.2.7`, into `(major, minor)`.
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// One table: name, columns, engine with its keys, and the sharding key for `Distributed`.
+struct Table {
+    name: &'static str,
+    columns: String,
+    engine: &'static str,
+    shard_by: &'static str,
+}
+
+fn tables(f: Features) -> Vec<Table> {
+    let tag = if f.low_cardinality {
+        "LowCardinality(String)"
+    } else {
+        "String"
+    };
+    let trace_index = if f.skip_indexes {
+        ", INDEX by_service services TYPE bloom_filter GRANULARITY 4"
+    } else {
+        ""
+    };
+    vec![
+        Table {
+            name: "segments",
+            columns: "day Date, trace_id String, id String, parent_id Nullable(String), \
+                      subsegment UInt8, start_time Float64, in_progress UInt8, version UInt8, \
+                      document String, facts String"
+                .into(),
+            engine: "ReplacingMergeTree(version) PARTITION BY day ORDER BY (trace_id, id)",
+            shard_by: "sipHash64(trace_id)",
+        },
+        Table {
+            name: "traces",
+            columns: format!(
+                "day Date, trace_id String, version UInt64, fold UInt64, start_time Float64, \
+                 end_time Nullable(Float64), duration Nullable(Float64), \
+                 response_time Nullable(Float64), has_fault UInt8, has_error UInt8, \
+                 has_throttle UInt8, is_partial UInt8, http_status Nullable(UInt16), \
+                 services Array(String), ann_keys Array(String), ann_text Array(String), \
+                 ann_number Array(Float64), summary String, samples String{trace_index}"
+            ),
+            engine: "ReplacingMergeTree(version) PARTITION BY day ORDER BY trace_id",
+            shard_by: "sipHash64(trace_id)",
+        },
+        Table {
+            name: "samples",
+            columns: format!(
+                "day Date, trace_id String, version UInt64, fold UInt64, minute Int64, \
+                 src {tag}, dst {tag}, outcome UInt8, response_time Float64, bucket Int32"
+            ),
+            engine: "MergeTree PARTITION BY day ORDER BY (minute, src, dst, trace_id)",
+            shard_by: "sipHash64(trace_id)",
+        },
+        Table {
+            name: "sampling_rules",
+            columns: "name String, rule String, created_at Float64, modified_at Float64, \
+                      deleted UInt8, version UInt64"
+                .into(),
+            engine: "ReplacingMergeTree(version) ORDER BY name",
+            shard_by: "sipHash64(name)",
+        },
+        Table {
+            name: "groups",
+            columns: "name String, body String, deleted UInt8, version UInt64".into(),
+            engine: "ReplacingMergeTree(version) ORDER BY name",
+            shard_by: "sipHash64(name)",
+        },
+        Table {
+            name: "telemetry",
+            columns: "day Date, received_at Float64, hostname Nullable(String), \
+                      instance_id Nullable(String), record String"
+                .into(),
+            engine: "MergeTree PARTITION BY day ORDER BY received_at",
+            shard_by: "rand()",
+        },
+    ]
+}
+
+/// Tables partitioned by day, dropped partition by partition by retention.
+pub const DAILY_TABLES: [&str; 4] = ["segments", "traces", "samples", "telemetry"];
+
+/// The DDL statements, in order, for `database`; with a cluster, local tables plus
+/// `Distributed` tables over them.
+pub fn statements(database: &str, cluster: Option<&str>, f: Features) -> Vec<String> {
+    let mut out = vec![format!("CREATE DATABASE IF NOT EXISTS {database}")];
+    for t in tables(f) {
+        let local = match cluster {
+            Some(_) => format!("{}_local", t.name),
+            None => t.name.to_owned(),
+        };
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{local} ({}) ENGINE = {}",
+            t.columns, t.engine
+        ));
+        if let Some(cluster) = cluster {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{} AS {database}.{local} \
+                 ENGINE = Distributed({cluster}, {database}, {local}, {})",
+                t.name, t.shard_by
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_and_gate_features() {
+        assert_eq!(parse_version("18.16.1\n"), Some((18, 16)));
+        assert_eq!(parse_version("23.8.2.7"), Some((23, 8)));
+        assert_eq!(parse_version("x"), None);
+        assert!(!Features::of((18, 16)).low_cardinality);
+        assert!(Features::of((23, 8)).skip_indexes);
+    }
+
+    #[test]
+    fn a_cluster_gets_local_and_distributed_tables() {
+        let s = statements("r", Some("c"), Features::of((18, 16)));
+        assert!(s.iter().any(|x| x.contains("r.traces_local (")));
+        assert!(
+            s.iter()
+                .any(|x| x.contains("Distributed(c, r, traces_local, sipHash64(trace_id))"))
+        );
+        assert!(s.iter().all(|x| !x.contains("LowCardinality")));
+    }
+}

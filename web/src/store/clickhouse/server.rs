@@ -1,0 +1,186 @@
+//! A throwaway ClickHouse server for tests and benchmarks: `clickhouse-server` started by hand
+//! (no systemd) on free loopback ports, with its configuration and data under a fresh temporary
+//! directory, optionally as one shard of a named cluster of such servers.
+//!
+//! The server runs under a small `sh` guard that holds the read end of a pipe from this process:
+//! when the [`LocalServer`] is dropped, or this process dies in any way, the pipe closes and the
+//! guard stops the server and removes its directory, so no server outlives its test.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a local server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// An I/O step failed (temporary directory, ports, spawning).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The server did not answer `/ping` in time.
+    #[error("clickhouse-server did not become ready: {0}")]
+    NotReady(String),
+}
+
+/// A running local ClickHouse server; stopped and cleaned up on drop.
+#[derive(Debug)]
+pub struct LocalServer {
+    guard: Option<Child>,
+    dir: PathBuf,
+    /// HTTP port on 127.0.0.1.
+    pub http_port: u16,
+    /// Native protocol port on 127.0.0.1 (used between shards).
+    pub tcp_port: u16,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn fresh_dir() -> std::io::Result<PathBuf> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "roentgen-clickhouse-{}-{n}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+const USERS: &str = r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </default>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+"#;
+
+impl LocalServer {
+    /// Starts one standalone server.
+    pub fn start() -> Result<Self, ServerError> {
+        let mut all = Self::cluster("roentgen", 1)?;
+        all.pop()
+            .ok_or_else(|| ServerError::NotReady("no server".into()))
+    }
+
+    /// Starts `shards` servers that all know the cluster `name`, one shard per server (one
+    /// replica each), for `Distributed` tables.
+    pub fn cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
+        let mut ports = Vec::new();
+        for _ in 0..shards {
+            ports.push((free_port()?, free_port()?));
+        }
+        let mut remote = format!("<remote_servers><{name}>");
+        for (_, tcp) in &ports {
+            remote.push_str(&format!(
+                "<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+            ));
+        }
+        remote.push_str(&format!("</{name}></remote_servers>"));
+        let mut servers = Vec::new();
+        for (http, tcp) in ports {
+            servers.push(Self::spawn(http, tcp, &remote)?);
+        }
+        for s in &servers {
+            s.wait_ready()?;
+        }
+        Ok(servers)
+    }
+
+    fn spawn(http_port: u16, tcp_port: u16, remote: &str) -> Result<Self, ServerError> {
+        let dir = fresh_dir()?;
+        let d = dir.display();
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/server.log</log><errorlog>{d}/error.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http_port}</http_port>
+  <tcp_port>{tcp_port}</tcp_port>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>67108864</mark_cache_size>
+  <uncompressed_cache_size>67108864</uncompressed_cache_size>
+  {remote}
+</yandex>
+"#
+        );
+        std::fs::write(dir.join("config.xml"), config)?;
+        std::fs::write(dir.join("users.xml"), USERS)?;
+        let script = format!(
+            "clickhouse-server --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1 </dev/null & \
+             server=$!; read _; kill $server; wait $server; rm -rf '{d}'"
+        );
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(Self {
+            guard: Some(guard),
+            dir,
+            http_port,
+            tcp_port,
+        })
+    }
+
+    fn wait_ready(&self) -> Result<(), ServerError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.http_port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.write_all(b"GET /ping HTTP/1.0\r\n\r\n");
+                let mut reply = String::new();
+                let _ = std::io::Read::read_to_string(&mut s, &mut reply);
+                if reply.ends_with("Ok.\n") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+                    + &std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+                return Err(ServerError::NotReady(format!(
+                    "no answer on 127.0.0.1:{} (is clickhouse-server installed? scripts/setup installs it): {}",
+                    self.http_port,
+                    log.chars().take(2000).collect::<String>()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's HTTP URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            drop(guard.stdin.take());
+            let _ = guard.wait();
+        }
+    }
+}
