@@ -207,7 +207,11 @@ fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) => out.push(s),
         Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        // Ids and names are never scrubbed (an all-digit id may look like a card).
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "id" | "trace_id" | "parent_id" | "name"))
+            .for_each(|(_, v)| strings(v, out)),
         _ => {}
     }
 }

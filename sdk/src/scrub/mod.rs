@@ -151,6 +151,8 @@ enum Fate {
 
 struct Detector {
     slot: usize,
+    /// Pattern of this detector in the `RegexSet`.
+    prefilter: String,
     name: Box<str>,
     regex: Regex,
     group: Option<usize>,
@@ -308,8 +310,12 @@ impl Inner {
             let regex = Regex::new(&b.pattern).map_err(|e| {
                 ConfigError::key(format!("detectors.{}", b.name), format!("built-in: {e}"))
             })?;
+            let prefilter = b
+                .prefilter
+                .map_or_else(|| b.pattern.to_string(), str::to_owned);
             detectors.push(Detector {
                 slot,
+                prefilter,
                 name: b.name.into(),
                 group: regex.capture_names().position(|n| n == Some("v")),
                 regex,
@@ -363,6 +369,7 @@ impl Inner {
             }
             detectors.push(Detector {
                 slot,
+                prefilter: custom.pattern.clone(),
                 name: custom.name.as_str().into(),
                 group: regex.capture_names().position(|n| n == Some("v")),
                 regex,
@@ -468,7 +475,7 @@ impl Inner {
             ));
         }
 
-        let set = RegexSet::new(detectors.iter().map(|d| d.regex.as_str()))
+        let set = RegexSet::new(detectors.iter().map(|d| d.prefilter.as_str()))
             .map_err(|e| ConfigError::key("custom", e.to_string()))?;
         let mut hint_slots = vec![None; BUILT_IN_NAMES.len()];
         for (i, d) in detectors.iter().enumerate() {
