@@ -409,7 +409,10 @@ pub fn details(v: &Value) -> String {
         ),
         ("Id".to_owned(), text(v.get("id").unwrap_or(&Value::Null))),
         ("Status".to_owned(), status_of(v).to_owned()),
-        ("Start".to_owned(), format!("{start:.6}")),
+        (
+            "Start".to_owned(),
+            format!("{} UTC ({start:.6})", super::format_time(start)),
+        ),
     ];
     match f(v, "end_time") {
         Some(end) => overview.push(("Duration".to_owned(), latency(end - start))),
@@ -454,16 +457,15 @@ pub fn details(v: &Value) -> String {
         for e in exceptions {
             let _ = write!(
                 body,
-                "<div class=\"exception\"><p><b>{}</b> {}</p><ol class=\"stack\">",
+                "<div class=\"exception\"><p><b>{}</b> {}</p>",
                 esc(&e.get("type").map(text).unwrap_or_default()),
                 esc(&e.get("message").map(text).unwrap_or_default())
             );
-            for frame in e
-                .get("stack")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let frames = e.get("stack").and_then(Value::as_array);
+            if frames.is_some_and(|f| !f.is_empty()) {
+                body.push_str("<ol class=\"stack\">");
+            }
+            for frame in frames.into_iter().flatten() {
                 let _ = write!(
                     body,
                     "<li><code>{}</code> {}:{}</li>",
@@ -472,7 +474,10 @@ pub fn details(v: &Value) -> String {
                     esc(&frame.get("line").map(text).unwrap_or_default())
                 );
             }
-            body.push_str("</ol></div>");
+            if frames.is_some_and(|f| !f.is_empty()) {
+                body.push_str("</ol>");
+            }
+            body.push_str("</div>");
         }
         section(&mut out, "Exceptions", &body);
     }
