@@ -12,7 +12,7 @@ use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
 pub enum StoreKind {
     /// The embedded SQLite store in `--data-dir`.
     Sqlite,
-    /// ClickHouse (not built yet).
+    /// ClickHouse at `--clickhouse-url`, for several collectors sharing one store.
     Clickhouse,
 }
 
@@ -31,8 +31,29 @@ pub struct Args {
     #[arg(long, env = "ROENTGEN_WEB_DATA_DIR", default_value = "roentgen-data")]
     pub data_dir: PathBuf,
     /// Store backend.
-    #[arg(long, value_enum, default_value = "sqlite")]
+    #[arg(long, value_enum, env = "ROENTGEN_WEB_STORE", default_value = "sqlite")]
     pub store: StoreKind,
+    /// ClickHouse HTTP URL (with `--store clickhouse`), e.g. `http://127.0.0.1:8123`.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_URL")]
+    pub clickhouse_url: Option<String>,
+    /// ClickHouse database, created if missing.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_DATABASE", default_value = "roentgen")]
+    pub clickhouse_database: String,
+    /// ClickHouse user.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+    /// ClickHouse password (prefer the environment variable to the flag).
+    #[arg(
+        long,
+        env = "ROENTGEN_CLICKHOUSE_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub clickhouse_password: String,
+    /// ClickHouse cluster (from the servers' `remote_servers`): store in `Distributed` tables
+    /// over `<table>_local` tables on every shard.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_CLUSTER")]
+    pub clickhouse_cluster: Option<String>,
     /// Days of traces to keep.
     #[arg(long, env = "ROENTGEN_WEB_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
@@ -70,9 +91,19 @@ pub enum ConfigError {
     /// `--listen` is not an address.
     #[error("--listen {0:?} is not an address like 127.0.0.1:4000")]
     Listen(String),
-    /// The ClickHouse store is not available.
-    #[error("--store clickhouse: the ClickHouse store is not built yet; use --store sqlite")]
-    ClickhouseNotBuilt,
+    /// `--store clickhouse` without a URL.
+    #[error(
+        "--store clickhouse needs --clickhouse-url (or ROENTGEN_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123"
+    )]
+    ClickhouseUrl,
+    /// A ClickHouse name that cannot go into SQL unquoted.
+    #[error("{flag} {value:?} must be letters, digits and _ (not starting with a digit)")]
+    ClickhouseName {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: String,
+    },
     /// The retention window is zero.
     #[error("--retention-days must be at least 1")]
     Retention,
@@ -101,6 +132,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Store directory.
     pub data_dir: PathBuf,
+    /// The ClickHouse store's settings; `None` for the embedded SQLite store.
+    pub clickhouse: Option<crate::store::clickhouse::ClickhouseConfig>,
     /// How long traces are kept.
     pub retention: Duration,
     /// Server-side scrubber, when enabled.
@@ -112,15 +145,45 @@ pub struct Config {
 }
 
 impl Args {
+    fn clickhouse_config(&self) -> Result<crate::store::clickhouse::ClickhouseConfig, ConfigError> {
+        use crate::store::clickhouse::{ClickhouseConfig, is_identifier};
+        let url = self
+            .clickhouse_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or(ConfigError::ClickhouseUrl)?;
+        let name = |flag: &'static str, value: &str| {
+            if is_identifier(value) {
+                Ok(value.to_owned())
+            } else {
+                Err(ConfigError::ClickhouseName {
+                    flag,
+                    value: value.to_owned(),
+                })
+            }
+        };
+        Ok(ClickhouseConfig {
+            url,
+            database: name("--clickhouse-database", &self.clickhouse_database)?,
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone(),
+            cluster: match &self.clickhouse_cluster {
+                Some(c) => Some(name("--clickhouse-cluster", c)?),
+                None => None,
+            },
+        })
+    }
+
     /// Checks the arguments and builds the configuration.
     pub fn validate(self) -> Result<Config, ConfigError> {
         let listen = self
             .listen
             .parse()
             .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
-        if self.store == StoreKind::Clickhouse {
-            return Err(ConfigError::ClickhouseNotBuilt);
-        }
+        let clickhouse = match self.store {
+            StoreKind::Sqlite => None,
+            StoreKind::Clickhouse => Some(self.clickhouse_config()?),
+        };
         if self.retention_days == 0 {
             return Err(ConfigError::Retention);
         }
@@ -164,6 +227,7 @@ impl Args {
             demo: self.demo,
             listen,
             data_dir: self.data_dir,
+            clickhouse,
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             scrubber,
         })
@@ -203,9 +267,35 @@ mod tests {
     }
 
     #[test]
-    fn clickhouse_is_refused_clearly() {
+    fn clickhouse_needs_a_url_and_plain_names() {
         let e = args(&["--store", "clickhouse"]).validate().unwrap_err();
-        assert!(e.to_string().contains("not built yet"), "{e}");
+        assert!(e.to_string().contains("--clickhouse-url"), "{e}");
+        let e = args(&[
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            "http://127.0.0.1:8123",
+            "--clickhouse-database",
+            "a;b",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("--clickhouse-database"), "{e}");
+        let c = args(&[
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            "http://127.0.0.1:8123",
+            "--clickhouse-cluster",
+            "shards",
+        ])
+        .validate()
+        .unwrap()
+        .clickhouse
+        .unwrap();
+        assert_eq!(c.database, "roentgen");
+        assert_eq!(c.cluster.as_deref(), Some("shards"));
+        assert!(args(&[]).validate().unwrap().clickhouse.is_none());
     }
 
     #[test]

@@ -56,7 +56,12 @@ pub enum ServeError {
 /// Opens the store, binds, prints `roentgen-web listening http=ADDR` on stdout, and serves
 /// until the process ends.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let store: Arc<dyn store::Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let store: Arc<dyn store::Store> = match &config.clickhouse {
+        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+        Some(clickhouse) => {
+            Arc::new(store::clickhouse::ClickhouseStore::open(clickhouse.clone()).await?)
+        }
+    };
     if config.scrubber.is_some() {
         tracing::info!("server-side scrubbing of PutTraceSegments documents is on");
     }

@@ -177,6 +177,8 @@ struct Connection {
 
 impl Connection {
     fn error(&self, e: reqwest::Error) -> StoreError {
+        // The request URL carries the password: never show it.
+        let e = e.without_url();
         if e.is_connect() || e.is_timeout() {
             StoreError::Open(format!(
                 "cannot reach ClickHouse at {}: {e}",
