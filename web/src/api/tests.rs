@@ -341,3 +341,34 @@ async fn telemetry_and_time_series() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn server_side_scrubbing_rewrites_documents_before_they_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let scrubbing = TestApi {
+        _dir: dir,
+        app: router(AppState::new(
+            store,
+            Some(roentgen_sdk::scrub::Scrubber::default()),
+        )),
+    };
+    let docs = capture_documents("python-sdk-2.15-checkout.txt");
+    assert!(docs[0].contains("jane.doe@example.com"));
+    let (status, _, _) = scrubbing
+        .call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body, _) = scrubbing
+        .call(
+            "/Traces",
+            json!({ "TraceIds": ["1-6b0b563f-bd5f12f36c129ba2856caf10"] }),
+        )
+        .await;
+    let stored = body["Traces"][0]["Segments"][0]["Document"]
+        .as_str()
+        .unwrap();
+    assert!(stored.contains("checkout-api"));
+    assert!(!stored.contains("jane.doe@example.com"), "{stored}");
+    assert!(!stored.contains("4111 1111 1111 1111"), "{stored}");
+}

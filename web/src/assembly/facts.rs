@@ -72,16 +72,16 @@ pub struct CallFacts {
     /// End.
     pub end: Option<f64>,
     /// Still in progress.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub in_progress: bool,
     /// Error flag.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     /// Throttle flag.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub throttle: bool,
     /// Fault flag.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub fault: bool,
 }
 
@@ -91,75 +91,79 @@ pub struct DocFacts {
     /// Document id.
     pub id: SegmentId,
     /// Parent id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<SegmentId>,
     /// A subsegment sent on its own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub subsegment: bool,
     /// Name.
     pub name: String,
     /// Segment origin (node type).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// Start.
     pub start: f64,
     /// End.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<f64>,
     /// Latest end among nested subsegments (for in-progress documents).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_end: Option<f64>,
     /// In progress.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub in_progress: bool,
     /// Own error flag (or 4xx status).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     /// Own throttle flag (or 429).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub throttle: bool,
     /// Own fault flag (or 5xx).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub fault: bool,
     /// Any error in the document tree.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub any_error: bool,
     /// Any throttle in the document tree.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub any_throttle: bool,
     /// Any fault in the document tree.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub any_fault: bool,
     /// HTTP facts of the document itself.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
     /// User.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Annotations of the whole tree.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<(String, AnnotationValue)>,
     /// Ids of nested subsegments.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inner_ids: Vec<SegmentId>,
     /// Downstream calls in the tree (the document itself included when it is one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallFacts>,
     /// Exception messages (at most 10).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
     /// Resource ARNs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_arns: Vec<String>,
     /// EC2 instance ids.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_ids: Vec<String>,
     /// Availability zones.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub availability_zones: Vec<String>,
     /// Account ids.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub account_ids: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn status_flags(s: &Segment) -> (bool, bool, bool) {

@@ -106,20 +106,28 @@ pub struct ServiceFacts {
     /// Node.
     pub key: NodeKey,
     /// Some request of this service faulted.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub fault: bool,
     /// Some request of this service had a client error.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     /// Some request of this service was throttled.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub throttle: bool,
     /// Longest response time seen for this service in the trace.
+    #[serde(default)]
     pub response_time: f64,
     /// HTTP facts of its first request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
     /// Called by the client (a root service).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub root: bool,
     /// Inferred from a `remote`/`aws` subsegment.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub inferred: bool,
     /// Calls other services.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub has_downstream: bool,
 }
 
@@ -131,12 +139,16 @@ pub struct EdgeFacts {
     /// Callee.
     pub dst: NodeKey,
     /// Some call faulted.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub fault: bool,
     /// Some call had a client error.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     /// Some call was throttled.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub throttle: bool,
     /// Longest response time of a call on this edge.
+    #[serde(default)]
     pub response_time: f64,
 }
 
@@ -148,6 +160,7 @@ pub struct AnnotationEntry {
     /// Value.
     pub value: AnnotationValue,
     /// Services that recorded it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<NodeKey>,
 }
 
@@ -159,40 +172,58 @@ pub struct TraceSummary {
     /// Earliest start of its documents, epoch seconds.
     pub start_time: f64,
     /// Latest end of its documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<f64>,
     /// `end_time - start_time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
     /// Response time of the entry point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_time: Option<f64>,
     /// Some fault anywhere in the trace.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub has_fault: bool,
     /// Some error anywhere in the trace.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub has_error: bool,
     /// Some throttle anywhere in the trace.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub has_throttle: bool,
     /// Pieces are missing or still in progress.
+    #[serde(default, skip_serializing_if = "is_false")]
     pub is_partial: bool,
     /// HTTP facts of the entry point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpFacts>,
     /// The root service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_point: Option<NodeKey>,
     /// Users and the services that reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<(String, Vec<NodeKey>)>,
     /// Annotations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<AnnotationEntry>,
     /// Services (real and inferred).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<ServiceFacts>,
     /// Edges between services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgeFacts>,
     /// Exception messages (bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
     /// Resource ARNs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_arns: Vec<String>,
     /// EC2 instance ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_ids: Vec<String>,
     /// Availability zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub availability_zones: Vec<String>,
     /// Account ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub account_ids: Vec<String>,
     /// Number of stored documents.
     pub document_count: usize,
@@ -210,6 +241,10 @@ pub struct TraceView {
 /// Epoch minute of a time in seconds.
 pub fn minute_of(seconds: f64) -> i64 {
     (seconds / 60.0).floor() as i64
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn push_unique<T: PartialEq>(list: &mut Vec<T>, value: T) {

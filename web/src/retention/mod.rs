@@ -44,3 +44,45 @@ pub async fn run(store: Arc<dyn Store>, retention: Duration, every: Duration) {
         sweep(store.as_ref(), retention).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ScanQuery;
+    use crate::store::sqlite::SqliteStore;
+    use crate::test_support::prepared;
+
+    #[tokio::test]
+    async fn sweep_deletes_only_traces_older_than_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let now = now_seconds();
+        let mut docs = Vec::new();
+        // 2,500 old traces (more than one step) and 3 recent ones.
+        for n in 0..2_500 {
+            docs.extend(crate::synth::shop_trace(
+                n,
+                now - 40.0 * 86_400.0 + n as f64,
+            ));
+        }
+        for n in 10_000..10_003 {
+            docs.extend(crate::synth::shop_trace(n, now - 3600.0));
+        }
+        store.put_documents(prepared(&docs)).await.unwrap();
+        let deleted = sweep(&store, Duration::from_secs(30 * 86_400)).await;
+        assert_eq!(deleted, 2_500);
+        let left = store
+            .scan_traces(ScanQuery {
+                start: 0.0,
+                end: now + 1.0,
+                pushdown: vec![],
+                after: None,
+                limit: 100,
+                with_samples: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 3);
+        assert_eq!(sweep(&store, Duration::from_secs(30 * 86_400)).await, 0);
+    }
+}

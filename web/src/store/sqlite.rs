@@ -184,6 +184,7 @@ impl SqliteStore {
         conn.pragma_update(None, "cache_size", -65_536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(SCHEMA)?;
         let exists: Option<String> = conn
             .query_row(
@@ -461,12 +462,9 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut del_ann = tx.prepare_cached("DELETE FROM trace_annotations WHERE trace_id = ?1")?;
-    let mut put_ann = tx.prepare_cached(
-        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_id) VALUES (?1, ?2, ?3, ?4)",
-    )?;
     let mut del_svc = tx.prepare_cached("DELETE FROM trace_services WHERE trace_id = ?1")?;
-    let mut put_svc =
-        tx.prepare_cached("INSERT OR IGNORE INTO trace_services (name, trace_id) VALUES (?1, ?2)")?;
+    let mut annotation_rows: Vec<SqlValue> = Vec::new();
+    let mut service_rows: Vec<SqlValue> = Vec::new();
     for (trace_id, pieces) in &batch {
         let old: Option<String> = old_row.query_row([trace_id], |r| r.get(0)).optional()?;
         let view = match &old {
@@ -507,13 +505,54 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
                 crate::assembly::AnnotationValue::Number(n) => Some(n),
                 _ => None,
             };
-            put_ann.execute(params![a.key, a.value.index_text(), number, trace_id])?;
+            annotation_rows.extend([
+                a.key.clone().into(),
+                a.value.index_text().into(),
+                number.into(),
+                (*trace_id).to_owned().into(),
+            ]);
         }
         for svc in &s.services {
-            put_svc.execute(params![svc.key.name, trace_id])?;
+            service_rows.extend([svc.key.name.clone().into(), (*trace_id).to_owned().into()]);
         }
     }
+    insert_rows(
+        tx,
+        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_id)",
+        4,
+        annotation_rows,
+    )?;
+    insert_rows(
+        tx,
+        "INSERT OR IGNORE INTO trace_services (name, trace_id)",
+        2,
+        service_rows,
+    )?;
     apply_rollups(tx, delta)
+}
+
+/// Inserts rows of `columns` values each with multi-row statements (fewer statement
+/// executions than one `INSERT` per row).
+fn insert_rows(
+    tx: &Transaction<'_>,
+    insert: &str,
+    columns: usize,
+    values: Vec<SqlValue>,
+) -> Result<(), StoreError> {
+    const ROWS_PER_STATEMENT: usize = 128;
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    for chunk in values.chunks(columns * ROWS_PER_STATEMENT) {
+        let rows = chunk.len() / columns;
+        let sql = format!("{insert} VALUES {}", vec![one.as_str(); rows].join(", "));
+        let params = rusqlite::params_from_iter(chunk.iter());
+        // Only the full-size statement is worth caching; remainders vary from batch to batch.
+        if rows == ROWS_PER_STATEMENT {
+            tx.prepare_cached(&sql)?.execute(params)?;
+        } else {
+            tx.prepare(&sql)?.execute(params)?;
+        }
+    }
+    Ok(())
 }
 
 fn apply_rollups(tx: &Transaction<'_>, delta: RollupDelta) -> Result<(), StoreError> {
@@ -607,22 +646,60 @@ fn op_sql(op: &str) -> &'static str {
     }
 }
 
+/// Most rows an annotation value may index for the scan to start from that index rather than
+/// from the time index (a selective predicate drives; a common one is checked per row).
+const DRIVING_ANNOTATION_ROWS: i64 = 5_000;
+
+fn annotation_rows(conn: &Connection, key: &str, value: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM trace_annotations WHERE key = ?1 AND value_text = ?2 LIMIT ?3)",
+        )?
+        .query_row(params![key, value, DRIVING_ANNOTATION_ROWS], |r| r.get(0))?)
+}
+
 fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
+    let mut args: Vec<SqlValue> = Vec::new();
     let mut sql = String::from("SELECT t.summary");
     sql.push_str(if q.with_samples {
         ", t.samples"
     } else {
         ", NULL"
     });
-    sql.push_str(" FROM traces t WHERE t.start_time >= ? AND t.start_time <= ?");
-    let mut args: Vec<SqlValue> = vec![q.start.into(), q.end.into()];
+    // A selective annotation drives the scan: CROSS JOIN keeps SQLite from starting elsewhere.
+    let mut driver = None;
+    for (i, p) in q.pushdown.iter().enumerate() {
+        if let Pushdown::AnnotationEquals(k, v) = p
+            && annotation_rows(conn, k, v)? < DRIVING_ANNOTATION_ROWS
+        {
+            driver = Some(i);
+            break;
+        }
+    }
+    match driver.map(|i| &q.pushdown[i]) {
+        Some(Pushdown::AnnotationEquals(k, v)) => {
+            sql.push_str(
+                " FROM trace_annotations d CROSS JOIN traces t ON t.trace_id = d.trace_id
+                  WHERE d.key = ? AND d.value_text = ? AND",
+            );
+            args.push(k.clone().into());
+            args.push(v.clone().into());
+        }
+        _ => sql.push_str(" FROM traces t WHERE"),
+    }
+    sql.push_str(" t.start_time >= ? AND t.start_time <= ?");
+    args.push(q.start.into());
+    args.push(q.end.into());
     if let Some((t, id)) = &q.after {
         sql.push_str(" AND (t.start_time < ? OR (t.start_time = ? AND t.trace_id < ?))");
         args.push((*t).into());
         args.push((*t).into());
         args.push(id.clone().into());
     }
-    for p in &q.pushdown {
+    for (i, p) in q.pushdown.iter().enumerate() {
+        if Some(i) == driver {
+            continue;
+        }
         match p {
             Pushdown::HasFault(b) => {
                 sql.push_str(" AND t.has_fault = ?");
@@ -649,13 +726,13 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
                 args.push((*v).into());
             }
             Pushdown::AnnotationEquals(k, v) => {
-                sql.push_str(" AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ? AND value_text = ?)");
+                sql.push_str(" AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.key = ? AND a.value_text = ? AND a.trace_id = t.trace_id)");
                 args.push(k.clone().into());
                 args.push(v.clone().into());
             }
             Pushdown::AnnotationNumber(k, op, v) => {
                 sql.push_str(&format!(
-                    " AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ? AND value_number {} ?)",
+                    " AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.trace_id = t.trace_id AND a.key = ? AND a.value_number {} ?)",
                     op_sql(op)
                 ));
                 args.push(k.clone().into());
@@ -663,13 +740,13 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
             }
             Pushdown::AnnotationExists(k) => {
                 sql.push_str(
-                    " AND t.trace_id IN (SELECT trace_id FROM trace_annotations WHERE key = ?)",
+                    " AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.trace_id = t.trace_id AND a.key = ?)",
                 );
                 args.push(k.clone().into());
             }
             Pushdown::Service(name) => {
                 sql.push_str(
-                    " AND t.trace_id IN (SELECT trace_id FROM trace_services WHERE name = ?)",
+                    " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_id = t.trace_id)",
                 );
                 args.push(name.clone().into());
             }
