@@ -3,4 +3,5 @@
 mod captures;
 mod collector;
 mod dashboard;
+mod scale_out;
 mod sdk;

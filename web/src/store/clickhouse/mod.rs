@@ -321,12 +321,7 @@ impl ClickhouseStore {
             writer: tx,
             version,
         };
-        if !store
-            .read_rules()
-            .await?
-            .iter()
-            .any(|r| r.rule.rule_name == DEFAULT_RULE)
-        {
+        if !store.default_rule_exists().await? {
             let now = super::sqlite::now_seconds();
             // Version 1: any later edit (versioned by the clock) wins over a default inserted
             // by another collector starting at the same time.
@@ -344,6 +339,28 @@ impl ClickhouseStore {
         }
         tracing::info!(version = %store.version, url = %store.conn.config.url, database = %store.conn.config.database, "ClickHouse store ready");
         Ok(store)
+    }
+
+    /// Whether the default sampling rule exists. In a cluster the shared tables answer only
+    /// once every shard has its local tables (each shard's first collector creates them), so
+    /// this waits for that, bounded, telling the operator what it waits for.
+    async fn default_rule_exists(&self) -> Result<bool, StoreError> {
+        let mut attempts = 0;
+        loop {
+            match self.read_rules().await {
+                Ok(rules) => return Ok(rules.iter().any(|r| r.rule.rule_name == DEFAULT_RULE)),
+                Err(e) if self.conn.config.cluster.is_some() && attempts < 120 => {
+                    attempts += 1;
+                    if attempts % 10 == 1 {
+                        tracing::warn!(error = %e, cluster = ?self.conn.config.cluster, "waiting for every shard of the cluster to have the schema (start a collector against each shard)");
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(StoreError::Open(format!("reading the sampling rules: {e}")));
+                }
+            }
+        }
     }
 
     /// The server's version text.
