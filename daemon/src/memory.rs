@@ -7,6 +7,13 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// What a datagram of `len` bytes is charged when admitted: its size plus a quarter, because a
+/// document grows when it is escaped into the request body (every `"` becomes `\"`). The
+/// worker corrects the charge to the real size once the document is in its batch.
+pub fn admission_charge(len: usize) -> usize {
+    len + len / 4
+}
+
 /// A byte budget with a hard limit for new work and a recorded peak.
 #[derive(Debug)]
 pub struct MemoryBudget {

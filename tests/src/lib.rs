@@ -4,6 +4,8 @@
 //! Binaries are built before the tests run (`scripts/test` runs `cargo build --workspace
 //! --bins --examples`); a missing binary is reported with that command, not silently skipped.
 
+pub mod collector_stub;
+pub mod daemon;
 pub mod http;
 pub mod web;
 

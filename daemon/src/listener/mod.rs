@@ -27,6 +27,9 @@ pub const RECV_BATCH: usize = 64;
 /// How often a blocked receive wakes up to check for shutdown.
 const WAKE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Longest time spent draining the socket's queue after the stop flag is set.
+const DRAIN_LIMIT: Duration = Duration::from_millis(250);
+
 /// Largest packet-batch capacity returned to the pool (bigger ones are freed).
 const POOLED_CAPACITY: usize = 256 * 1024;
 
@@ -155,8 +158,16 @@ impl Listener {
         let mut next_worker = 0usize;
         let full_log = RateLimit::new(Duration::from_secs(10));
         let fd = self.socket.as_raw_fd();
+        let mut drain_until: Option<Instant> = None;
         loop {
             let stopping = self.stop.load(Ordering::Acquire);
+            if stopping {
+                // Drain what the kernel already queued, but not forever under a steady stream.
+                let until = *drain_until.get_or_insert_with(|| Instant::now() + DRAIN_LIMIT);
+                if Instant::now() >= until {
+                    break;
+                }
+            }
             let flags = if stopping {
                 MsgFlags::MSG_DONTWAIT
             } else {
@@ -206,8 +217,9 @@ impl Listener {
                     crate::processor::log_reject(RejectReason::Oversize, &"datagram too large");
                     continue;
                 }
-                if self.budget.try_acquire(len) {
-                    charged += len;
+                let charge = crate::memory::admission_charge(len);
+                if self.budget.try_acquire(charge) {
+                    charged += charge;
                     batch.push(&buffer[..len]);
                 } else {
                     dropped += 1;
@@ -245,6 +257,35 @@ impl Listener {
             }
         }
         tracing::debug!("UDP listener stopped");
+    }
+}
+
+/// The physical limit, for benchmarks: the same batched receive on the same socket settings,
+/// counting datagrams and doing nothing else, until `stop` is set and the queue is empty.
+/// Returns the datagrams received.
+pub fn bare_receive_loop(socket: &UdpSocket, stop: &AtomicBool) -> u64 {
+    let mut buffers: Vec<Vec<u8>> = (0..RECV_BATCH)
+        .map(|_| vec![0u8; roentgen_sdk::model::MAX_DOCUMENT_BYTES + 65])
+        .collect();
+    let mut headers = MultiHeaders::<()>::preallocate(RECV_BATCH, None);
+    let fd = socket.as_raw_fd();
+    let mut total = 0u64;
+    loop {
+        let mut slices: Vec<[io::IoSliceMut<'_>; 1]> = buffers
+            .iter_mut()
+            .map(|b| [io::IoSliceMut::new(b.as_mut_slice())])
+            .collect();
+        match recvmmsg(
+            fd,
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        ) {
+            Ok(results) => total += results.count() as u64,
+            Err(_) if stop.load(Ordering::Acquire) => return total,
+            Err(_) => {}
+        }
     }
 }
 

@@ -7,6 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use roentgen_sdk::model::DAEMON_HEADER;
 
+pub mod collector;
+
+const SENTINEL: u64 = 0x0123_4567_89ab_cdef;
+const SUB_MASK: u64 = 0xa5a5_a5a5_0000_0000;
+
 /// Writes datagram number `seq` of a run tagged `run` into `out` (cleared first). The
 /// document's `id` is `seq` in hex, and its `trace_id` encodes `run`, so a collector can count
 /// what arrived per run and detect duplicates.
@@ -44,11 +49,62 @@ pub fn datagram(run: u32, seq: u64, out: &mut Vec<u8>) {
         b = seq % 256,
         len = 200 + seq % 800,
         items = 1 + seq % 9,
-        sub = seq ^ 0xa5a5_a5a5_0000_0000,
+        sub = seq ^ SUB_MASK,
         sub_start = now - 0.04,
         sub_end = now - 0.01,
     );
     out.extend_from_slice(s.as_bytes());
+}
+
+/// A pre-rendered datagram whose sequence number is patched in place, so a load generator can
+/// produce unique documents at hundreds of thousands per second without formatting each one.
+#[derive(Debug, Clone)]
+pub struct Template {
+    bytes: Vec<u8>,
+    seq_at: Vec<usize>,
+    sub_at: Vec<usize>,
+}
+
+fn positions(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn write_hex(out: &mut [u8], value: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in out.iter_mut().take(16).enumerate() {
+        *byte = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+impl Template {
+    /// Renders the template for run `run` with the current time.
+    pub fn new(run: u32) -> Self {
+        let mut bytes = Vec::new();
+        datagram(run, SENTINEL, &mut bytes);
+        let seq_at = positions(&bytes, format!("{SENTINEL:016x}").as_bytes());
+        let sub_at = positions(&bytes, format!("{:016x}", SENTINEL ^ SUB_MASK).as_bytes());
+        Self {
+            bytes,
+            seq_at,
+            sub_at,
+        }
+    }
+
+    /// The datagram for sequence number `seq` (valid until the next call).
+    pub fn fill(&mut self, seq: u64) -> &[u8] {
+        for &at in &self.seq_at {
+            write_hex(&mut self.bytes[at..at + 16], seq);
+        }
+        for &at in &self.sub_at {
+            write_hex(&mut self.bytes[at..at + 16], seq ^ SUB_MASK);
+        }
+        &self.bytes
+    }
 }
 
 /// Reads back the run and sequence number from a generated document's `trace_id`.
@@ -74,5 +130,17 @@ mod tests {
         let doc: roentgen_sdk::model::Segment =
             serde_json::from_slice(split_datagram(&buf).unwrap()).unwrap();
         doc.validate().unwrap();
+    }
+
+    #[test]
+    fn template_patches_the_sequence_number() {
+        let mut t = Template::new(3);
+        let d = t.fill(99).to_vec();
+        let head = DocumentHead::parse(split_datagram(&d).unwrap()).unwrap();
+        assert_eq!(head.id.to_string(), format!("{:016x}", 99));
+        assert_eq!(run_and_seq(&head.trace_id.to_string()), Some((3, 99)));
+        let text = String::from_utf8(d).unwrap();
+        assert!(text.contains(&format!("{:016x}", 99 ^ SUB_MASK)));
+        assert!(!text.contains("0123456789abcdef"));
     }
 }

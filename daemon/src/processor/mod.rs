@@ -180,7 +180,7 @@ impl Worker {
         let received_at = packets.received_at.unwrap_or_else(Instant::now);
         let mut closed = Vec::new();
         for datagram in packets.iter() {
-            let raw = datagram.len();
+            let raw = crate::memory::admission_charge(datagram.len());
             let accepted = match check(datagram, self.max_document_bytes) {
                 Ok(a) => a,
                 Err(reason) => {

@@ -2,6 +2,7 @@
 
 mod captures;
 mod collector;
+mod daemon;
 mod dashboard;
 mod scale_out;
 mod sdk;
