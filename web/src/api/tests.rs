@@ -1,24 +1,33 @@
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
-use crate::store::sqlite::SqliteStore;
+use crate::store::clickhouse::testing::{Backend, Place, for_each_store};
 use crate::test_support::capture_documents;
 
+// The API suite runs once per store: every answer must be the same whichever store is used.
+for_each_store!(
+    put_trace_segments_stores_good_documents_and_lists_bad_ones,
+    errors_have_the_xray_shape,
+    summaries_filter_and_paginate,
+    sampling_rules_and_targets,
+    groups_filter_the_service_graph_and_searches,
+    telemetry_and_time_series,
+    server_side_scrubbing_rewrites_documents_before_they_are_stored,
+);
+
 pub(crate) struct TestApi {
-    _dir: tempfile::TempDir,
+    _place: Place,
     pub app: Router,
 }
 
-pub(crate) fn api() -> TestApi {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+pub(crate) async fn api(backend: Backend) -> TestApi {
+    let place = Place::new(backend);
+    let store = place.open().await;
     TestApi {
-        _dir: dir,
+        _place: place,
         app: router(AppState::new(store, None)),
     }
 }
@@ -47,9 +56,8 @@ impl TestApi {
     }
 }
 
-#[tokio::test]
-async fn put_trace_segments_stores_good_documents_and_lists_bad_ones() {
-    let api = api();
+async fn put_trace_segments_stores_good_documents_and_lists_bad_ones(backend: Backend) {
+    let api = api(backend).await;
     let mut docs = capture_documents("python-sdk-2.15-checkout.txt");
     docs.push(
         r#"{"name":"x","id":"zz","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1}"#
@@ -91,9 +99,8 @@ async fn put_trace_segments_stores_good_documents_and_lists_bad_ones() {
     assert_eq!(doc["name"], "checkout-api");
 }
 
-#[tokio::test]
-async fn errors_have_the_xray_shape() {
-    let api = api();
+async fn errors_have_the_xray_shape(backend: Backend) {
+    let api = api(backend).await;
     let (status, body, kind) = api.call("/TraceSegments", json!({ "Nope": 1 })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["__type"], "InvalidRequestException");
@@ -111,9 +118,8 @@ async fn errors_have_the_xray_shape() {
     );
 }
 
-#[tokio::test]
-async fn summaries_filter_and_paginate() {
-    let api = api();
+async fn summaries_filter_and_paginate(backend: Backend) {
+    let api = api(backend).await;
     let mut docs = Vec::new();
     for n in 0..250 {
         docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
@@ -162,9 +168,8 @@ async fn summaries_filter_and_paginate() {
     );
 }
 
-#[tokio::test]
-async fn sampling_rules_and_targets() {
-    let api = api();
+async fn sampling_rules_and_targets(backend: Backend) {
+    let api = api(backend).await;
     let (_, body, _) = api.call("/GetSamplingRules", json!({})).await;
     let rules = body["SamplingRuleRecords"].as_array().unwrap();
     assert_eq!(rules[0]["SamplingRule"]["RuleName"], "Default");
@@ -219,9 +224,8 @@ async fn sampling_rules_and_targets() {
     assert_eq!(status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn groups_filter_the_service_graph_and_searches() {
-    let api = api();
+async fn groups_filter_the_service_graph_and_searches(backend: Backend) {
+    let api = api(backend).await;
     let mut docs = Vec::new();
     for n in 0..40 {
         docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
@@ -295,9 +299,8 @@ async fn groups_filter_the_service_graph_and_searches() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn telemetry_and_time_series() {
-    let api = api();
+async fn telemetry_and_time_series(backend: Backend) {
+    let api = api(backend).await;
     let (status, body, _) = api
         .call(
             "/TelemetryRecords",
@@ -342,12 +345,11 @@ async fn telemetry_and_time_series() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn server_side_scrubbing_rewrites_documents_before_they_are_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+async fn server_side_scrubbing_rewrites_documents_before_they_are_stored(backend: Backend) {
+    let place = Place::new(backend);
+    let store = place.open().await;
     let scrubbing = TestApi {
-        _dir: dir,
+        _place: place,
         app: router(AppState::new(
             store,
             Some(roentgen_sdk::scrub::Scrubber::default()),

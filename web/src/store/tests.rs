@@ -1,79 +1,10 @@
 //! The store suite, run once per store: every test below runs against SQLite and against
 //! ClickHouse (a local server started once per test binary, a fresh database per test).
 
-use super::clickhouse::server::LocalServer;
-use super::clickhouse::{ClickhouseConfig, ClickhouseStore};
-use super::sqlite::SqliteStore;
 use super::*;
 use crate::assembly::assemble_documents;
+use crate::store::clickhouse::testing::{Backend, Place, for_each_store, store};
 use crate::test_support::{capture_documents, prepared, shuffled};
-
-/// Which store a test runs against.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Clickhouse,
-}
-
-/// Where one test's data lives: a directory for SQLite, a fresh database on the shared local
-/// ClickHouse server; [`Place::open`] opens (or reopens) a store on it.
-struct Place {
-    backend: Backend,
-    dir: tempfile::TempDir,
-    database: String,
-}
-
-fn clickhouse_url() -> String {
-    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
-}
-
-impl Place {
-    fn new(backend: Backend) -> Self {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self {
-            backend,
-            dir: tempfile::tempdir().unwrap(),
-            database: format!("t{}_{n}", std::process::id()),
-        }
-    }
-
-    async fn open(&self) -> Box<dyn Store> {
-        match self.backend {
-            Backend::Sqlite => Box::new(SqliteStore::open(self.dir.path()).unwrap()),
-            Backend::Clickhouse => {
-                let mut config = ClickhouseConfig::new(clickhouse_url());
-                config.database = self.database.clone();
-                Box::new(ClickhouseStore::open(config).await.unwrap())
-            }
-        }
-    }
-}
-
-async fn store(backend: Backend) -> (Place, Box<dyn Store>) {
-    let place = Place::new(backend);
-    let store = place.open().await;
-    (place, store)
-}
-
-/// Runs each named test (an `async fn(Backend)`) once per store.
-macro_rules! for_each_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_store {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Sqlite).await
-            })*
-        }
-        mod clickhouse_store {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Clickhouse).await
-            })*
-        }
-    };
-}
 
 for_each_store!(
     pieces_in_any_order_with_duplicates_assemble_after_reopening,

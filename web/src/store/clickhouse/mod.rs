@@ -13,6 +13,8 @@
 pub mod rowbinary;
 pub mod schema;
 pub mod server;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

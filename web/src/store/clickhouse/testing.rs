@@ -1,0 +1,83 @@
+//! Test fixtures for running one test suite against every store: a [`Backend`] names the
+//! store, a [`Place`] holds one test's data (a directory for SQLite, a fresh database on a
+//! local ClickHouse server started once per test binary), and [`for_each_store!`] turns
+//! `async fn name(backend: Backend)` tests into one `#[tokio::test]` per store.
+
+use super::server::LocalServer;
+use super::{ClickhouseConfig, ClickhouseStore};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Backend {
+    /// The embedded SQLite store.
+    Sqlite,
+    /// ClickHouse.
+    Clickhouse,
+}
+
+/// Where one test's data lives; [`Place::open`] opens (or reopens) a store on it.
+pub(crate) struct Place {
+    backend: Backend,
+    dir: tempfile::TempDir,
+    database: String,
+}
+
+fn clickhouse_url() -> String {
+    // Stopped when the test binary exits (the server's guard sees its pipe close).
+    static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
+}
+
+impl Place {
+    /// A fresh, empty place for `backend`.
+    pub(crate) fn new(backend: Backend) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self {
+            backend,
+            dir: tempfile::tempdir().unwrap(),
+            database: format!("t{}_{n}", std::process::id()),
+        }
+    }
+
+    /// Opens a store over this place's data.
+    pub(crate) async fn open(&self) -> std::sync::Arc<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => std::sync::Arc::new(SqliteStore::open(self.dir.path()).unwrap()),
+            Backend::Clickhouse => {
+                let mut config = ClickhouseConfig::new(clickhouse_url());
+                config.database = self.database.clone();
+                std::sync::Arc::new(ClickhouseStore::open(config).await.unwrap())
+            }
+        }
+    }
+}
+
+/// A fresh place and a store open on it.
+pub(crate) async fn store(backend: Backend) -> (Place, std::sync::Arc<dyn Store>) {
+    let place = Place::new(backend);
+    let store = place.open().await;
+    (place, store)
+}
+
+/// Runs each named test (an `async fn(Backend)` in the calling module) once per store, as
+/// `sqlite_store::NAME` and `clickhouse_store::NAME`.
+macro_rules! for_each_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::store::clickhouse::testing::Backend::Sqlite).await
+            })*
+        }
+        mod clickhouse_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::store::clickhouse::testing::Backend::Clickhouse).await
+            })*
+        }
+    };
+}
+pub(crate) use for_each_store;
