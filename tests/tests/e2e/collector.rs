@@ -208,3 +208,73 @@ fn kill_9_during_ingest_loses_nothing_acknowledged() {
         }
     }
 }
+
+#[test]
+fn official_python_sdk_through_the_daemon_assembles_streamed_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = roentgen_tests::daemon::Daemon::start(
+        &collector.endpoint_url(),
+        &["--flush-interval-ms", "100"],
+    );
+    let out = Command::new(roentgen_tests::daemon::python())
+        .arg(data("../python/emit_streamed.py"))
+        .arg("3")
+        .env("AWS_XRAY_DAEMON_ADDRESS", &daemon.udp)
+        .env("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
+        .output()
+        .expect("run the Python SDK client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && stdout.contains("DONE"), "{stdout}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("TRACE "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let body = format!(
+        "{{\"TraceIds\":[{}]}}",
+        ids.iter()
+            .map(|i| json_string(i))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    // Pieces arrive streamed (subsegments first) and are grafted back into one segment each.
+    let traces = eventually(Duration::from_secs(60), || {
+        let (status, text) = collector.post("/Traces", &body);
+        let v = json(&text);
+        let done = status == 200
+            && v["Traces"].as_array().is_some_and(|t| {
+                t.len() == 3
+                    && t.iter().all(|t| {
+                        t["Segments"].as_array().is_some_and(|s| {
+                            s.len() == 1
+                                && json(s[0]["Document"].as_str().unwrap_or("{}"))["subsegments"]
+                                    .as_array()
+                                    .is_some_and(|subs| subs.len() == 45)
+                        })
+                    })
+            });
+        done.then_some(v)
+    });
+    assert!(
+        traces.is_some(),
+        "three whole traces of 45 subsegments each"
+    );
+    let start = now() - 600.0;
+    let (status, text) = collector.post(
+        "/TraceSummaries",
+        &format!(
+            "{{\"StartTime\":{start},\"EndTime\":{},\"FilterExpression\":\"annotation.step = 44 AND service(\\\"py-streamed\\\") {{ ok }}\"}}",
+            now() + 60.0
+        ),
+    );
+    assert_eq!(status, 200, "{text}");
+    let summaries = json(&text)["TraceSummaries"].as_array().cloned().unwrap();
+    assert_eq!(summaries.len(), 3, "{text}");
+    assert!(summaries.iter().all(|s| s["IsPartial"] == false));
+    // The daemon's sampling proxy reaches the collector's rules.
+    let rules = roentgen_tests::http::request(&daemon.tcp, "POST", "/GetSamplingRules", &[], "{}");
+    assert_eq!(rules.status, 200, "{}", rules.body);
+    assert!(rules.body.contains("\"Default\""), "{}", rules.body);
+}
