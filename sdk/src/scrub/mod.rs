@@ -538,10 +538,10 @@ impl Inner {
         if !self.set.is_match(text) {
             return;
         }
-        for i in self.set.matches(text).into_iter() {
-            let Some(d) = self.detectors.get(i) else {
-                continue;
-            };
+        // The set only says whether anything may match: asking it which patterns do (an
+        // overlapping search) builds far more DFA states than the detectors' own regexes, which
+        // have literal pre-filters and small DFAs.
+        for (i, d) in self.detectors.iter().enumerate() {
             let action = self.action(d.slot, d.action, rule);
             if action == Action::Keep {
                 continue;
