@@ -84,6 +84,7 @@
   var byId = {};
   var kids = {};
   rows.forEach(function (r) {
+    r.dataset.id = r.id.slice(2);
     byId[r.dataset.id] = r;
     var p = r.dataset.p;
     if (p) (kids[p] = kids[p] || []).push(r);

@@ -94,15 +94,42 @@ fn fifty_services() -> Vec<roentgen_web::graph::Service> {
     stats.to_services(1_800_000_000.0, 1_800_000_300.0)
 }
 
+/// Bytes on the wire when the page is served gzip-compressed by the dashboard's layer.
+fn gzip_len(page: &str) -> usize {
+    use tower::ServiceExt;
+    let page = page.to_owned();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        )
+        .layer(tower_http::compression::CompressionLayer::new());
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        return 0;
+    };
+    rt.block_on(async {
+        let request = axum::http::Request::get("/")
+            .header("accept-encoding", "gzip")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        let Ok(response) = app.oneshot(request).await;
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .map_or(0, |b| b.len())
+    })
+}
+
 fn bench(c: &mut Criterion) {
     let docs = big_trace(10, 500);
     let subsegments: usize = docs.iter().map(count_subsegments).sum();
     let page = render_trace_page("1-6b0b563f-bd5f12f36c129ba2856caf10", &docs, String::new());
     let api = serde_json::to_string(&docs).unwrap_or_default();
     println!(
-        "timeline: {subsegments} subsegments; page {} bytes; API JSON {} bytes",
+        "timeline: {subsegments} subsegments; page {} bytes ({} gzip); API JSON {} bytes ({} gzip)",
         page.len(),
-        api.len()
+        gzip_len(&page),
+        api.len(),
+        gzip_len(&api)
     );
     let mut g = c.benchmark_group("timeline_5000_subsegments");
     g.bench_function("render_page", |b| {
@@ -117,10 +144,12 @@ fn bench(c: &mut Criterion) {
     let page = render_map_page(&services, 5.0);
     let api = serde_json::to_string(&services).unwrap_or_default();
     println!(
-        "map: {} services; page {} bytes; API JSON {} bytes",
+        "map: {} services; page {} bytes ({} gzip); API JSON {} bytes ({} gzip)",
         services.len(),
         page.len(),
-        api.len()
+        gzip_len(&page),
+        api.len(),
+        gzip_len(&api)
     );
     let mut g = c.benchmark_group("map_50_services");
     g.bench_function("render_page", |b| {

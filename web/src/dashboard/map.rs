@@ -89,8 +89,26 @@ fn counts(s: &SummaryStatistics) -> (i64, i64, i64, i64, i64) {
     (s.total_count, s.ok_count, error, throttle, fault)
 }
 
-/// A latency histogram as a small bar chart (buckets in order, bar height by count).
+/// Most bars of a panel's histogram; neighbouring buckets are merged beyond it.
+const MAX_BARS: usize = 16;
+
+/// A latency histogram as a small bar chart (buckets in order, bar height by count; at most
+/// [`MAX_BARS`] bars, each labelled with its upper bound).
 pub fn histogram_svg(entries: &[HistogramEntry], width: f64, height: f64) -> String {
+    let merged: Vec<HistogramEntry>;
+    let entries = if entries.len() > MAX_BARS {
+        let per = entries.len().div_ceil(MAX_BARS);
+        merged = entries
+            .chunks(per)
+            .map(|c| HistogramEntry {
+                value: c.last().map_or(0.0, |e| e.value),
+                count: c.iter().map(|e| e.count).sum(),
+            })
+            .collect();
+        &merged[..]
+    } else {
+        entries
+    };
     let mut svg = format!(
         r#"<svg class="histogram" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="latency histogram">"#
     );
@@ -109,7 +127,7 @@ pub fn histogram_svg(entries: &[HistogramEntry], width: f64, height: f64) -> Str
         let h = (e.count as f64 / max * (plot - 2.0)).max(1.0);
         let _ = write!(
             svg,
-            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" class="bar"><title>≤ {} : {}</title></rect>"#,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>≤{}: {}</title></rect>"#,
             i as f64 * bar + 1.0,
             plot - h,
             (bar - 2.0).max(1.0),

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/traces/{id}/rows/{row}", get(row_details))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
