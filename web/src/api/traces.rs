@@ -186,9 +186,9 @@ pub fn summary_json(s: &TraceSummary) -> Value {
             "ServiceIds": svcs.iter().map(service_id).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "ServiceIds": s.services.iter().map(|x| service_id(&x.key)).collect::<Vec<_>>(),
-        "ResourceARNs": s.resource_arns.iter().map(|a| json!({ "ARN": a })).collect::<Vec<_>>(),
-        "InstanceIds": s.instance_ids.iter().map(|a| json!({ "Id": a })).collect::<Vec<_>>(),
-        "AvailabilityZones": s.availability_zones.iter().map(|a| json!({ "Name": a })).collect::<Vec<_>>(),
+        "ResourceARNs": s.resources.resource_arns.iter().map(|a| json!({ "ARN": a })).collect::<Vec<_>>(),
+        "InstanceIds": s.resources.instance_ids.iter().map(|a| json!({ "Id": a })).collect::<Vec<_>>(),
+        "AvailabilityZones": s.resources.availability_zones.iter().map(|a| json!({ "Name": a })).collect::<Vec<_>>(),
         "Revision": s.document_count,
     });
     if let Some(d) = s.duration {

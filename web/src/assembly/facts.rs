@@ -145,7 +145,16 @@ pub struct DocFacts {
     /// Downstream calls in the tree (the document itself included when it is one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<CallFacts>,
-    /// Exception messages (at most 10).
+    /// Exception messages (at most 10) and where the document ran.
+    #[serde(default, skip_serializing_if = "ResourceFacts::is_empty")]
+    pub resources: ResourceFacts,
+}
+
+/// What a document (or a whole trace) threw and where it ran: exception messages, resource
+/// ARNs, EC2 instances, availability zones and accounts; each list without duplicates.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceFacts {
+    /// Exception messages.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
     /// Resource ARNs.
@@ -160,6 +169,41 @@ pub struct DocFacts {
     /// Account ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub account_ids: Vec<String>,
+}
+
+fn add_unique(list: &mut Vec<String>, value: &str, max: usize) {
+    if list.len() < max && !list.iter().any(|x| x == value) {
+        list.push(value.to_owned());
+    }
+}
+
+impl ResourceFacts {
+    /// Nothing recorded.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.resource_arns.is_empty()
+            && self.instance_ids.is_empty()
+            && self.availability_zones.is_empty()
+            && self.account_ids.is_empty()
+    }
+
+    /// Adds another's entries (messages up to `max_messages`).
+    pub fn merge(&mut self, other: &ResourceFacts, max_messages: usize) {
+        for m in &other.messages {
+            add_unique(&mut self.messages, m, max_messages);
+        }
+        let lists = [
+            (&mut self.resource_arns, &other.resource_arns),
+            (&mut self.instance_ids, &other.instance_ids),
+            (&mut self.availability_zones, &other.availability_zones),
+            (&mut self.account_ids, &other.account_ids),
+        ];
+        for (mine, theirs) in lists {
+            for v in theirs {
+                add_unique(mine, v, usize::MAX);
+            }
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -233,11 +277,7 @@ impl DocFacts {
             annotations: Vec::new(),
             inner_ids: Vec::new(),
             calls: Vec::new(),
-            messages: Vec::new(),
-            resource_arns: Vec::new(),
-            instance_ids: Vec::new(),
-            availability_zones: Vec::new(),
-            account_ids: Vec::new(),
+            resources: ResourceFacts::default(),
         };
         facts.visit(doc, true);
         facts
@@ -265,34 +305,33 @@ impl DocFacts {
             }
         }
         if let Some(Cause::Details(d)) = &s.cause {
-            for e in d.exceptions.iter().flatten() {
-                if let Some(m) = &e.message
-                    && self.messages.len() < 10
-                    && !self.messages.contains(m)
-                {
-                    self.messages.push(m.clone());
-                }
+            for m in d
+                .exceptions
+                .iter()
+                .flatten()
+                .filter_map(|e| e.message.as_deref())
+            {
+                add_unique(&mut self.resources.messages, m, 10);
             }
         }
-        if let Some(arn) = &s.resource_arn
-            && !self.resource_arns.contains(arn)
-        {
-            self.resource_arns.push(arn.clone());
+        let r = &mut self.resources;
+        if let Some(arn) = &s.resource_arn {
+            add_unique(&mut r.resource_arns, arn, usize::MAX);
         }
         if let Some(aws) = &s.aws {
-            let add = |list: &mut Vec<String>, v: Option<&str>| {
-                if let Some(v) = v
-                    && !list.iter().any(|x| x == v)
-                {
-                    list.push(v.to_owned());
+            let found = [
+                (&mut r.instance_ids, str_at(aws, &["ec2", "instance_id"])),
+                (
+                    &mut r.availability_zones,
+                    str_at(aws, &["ec2", "availability_zone"]),
+                ),
+                (&mut r.account_ids, str_at(aws, &["account_id"])),
+            ];
+            for (list, value) in found {
+                if let Some(v) = value {
+                    add_unique(list, v, usize::MAX);
                 }
-            };
-            add(&mut self.instance_ids, str_at(aws, &["ec2", "instance_id"]));
-            add(
-                &mut self.availability_zones,
-                str_at(aws, &["ec2", "availability_zone"]),
-            );
-            add(&mut self.account_ids, str_at(aws, &["account_id"]));
+            }
         }
         let namespace = s.namespace.as_deref();
         if (!top || s.is_subsegment()) && matches!(namespace, Some("remote" | "aws")) {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 pub use documents::{StoredDocument, assemble_documents};
-pub use facts::{AnnotationValue, CallFacts, DocFacts, HttpFacts};
+pub use facts::{AnnotationValue, CallFacts, DocFacts, HttpFacts, ResourceFacts};
 
 /// A service-graph node: a service name and its type (`origin`, `client`, `remote`,
 /// `AWS::DynamoDB`, ... or empty when the segment has no origin).
@@ -210,21 +210,9 @@ pub struct TraceSummary {
     /// Edges between services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edges: Vec<EdgeFacts>,
-    /// Exception messages (bounded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-    /// Resource ARNs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resource_arns: Vec<String>,
-    /// EC2 instance ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub instance_ids: Vec<String>,
-    /// Availability zones.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub availability_zones: Vec<String>,
-    /// Account ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub account_ids: Vec<String>,
+    /// Exception messages (bounded) and where the trace ran.
+    #[serde(default, skip_serializing_if = "ResourceFacts::is_empty")]
+    pub resources: ResourceFacts,
     /// Number of stored documents.
     pub document_count: usize,
 }
@@ -308,23 +296,7 @@ pub fn fold_trace(trace_id: &str, docs: &[DocFacts]) -> TraceView {
         if d.in_progress || owner[i].is_none() {
             summary.is_partial = true;
         }
-        for m in &d.messages {
-            if summary.messages.len() < 20 {
-                push_unique(&mut summary.messages, m.clone());
-            }
-        }
-        for a in &d.resource_arns {
-            push_unique(&mut summary.resource_arns, a.clone());
-        }
-        for a in &d.instance_ids {
-            push_unique(&mut summary.instance_ids, a.clone());
-        }
-        for a in &d.availability_zones {
-            push_unique(&mut summary.availability_zones, a.clone());
-        }
-        for a in &d.account_ids {
-            push_unique(&mut summary.account_ids, a.clone());
-        }
+        summary.resources.merge(&d.resources, 20);
         let Some(o) = owner[i] else { continue };
         let node = node_of(o);
         if let Some(user) = &d.user {

@@ -14,7 +14,7 @@ fn normalized(view: &TraceView) -> (String, Vec<String>) {
     }
     s.annotations
         .sort_by(|a, b| (&a.key, a.value.index_text()).cmp(&(&b.key, b.value.index_text())));
-    s.messages.sort();
+    s.resources.messages.sort();
     let mut samples: Vec<String> = view
         .samples
         .iter()

@@ -170,11 +170,11 @@ fn values(key: &Key, t: &TraceSummary, scope: Scope<'_>) -> Vec<AnnotationValue>
                     Scope::Service(s) => one(Some(&s.key.kind).filter(|k| !k.is_empty())),
                     Scope::Edge(e) => one(Some(&e.dst.kind).filter(|k| !k.is_empty())),
                 },
-                StringKey::Message => strs(&t.messages),
-                StringKey::AvailabilityZone => strs(&t.availability_zones),
-                StringKey::InstanceId => strs(&t.instance_ids),
-                StringKey::ResourceArn => strs(&t.resource_arns),
-                StringKey::AccountId => strs(&t.account_ids),
+                StringKey::Message => strs(&t.resources.messages),
+                StringKey::AvailabilityZone => strs(&t.resources.availability_zones),
+                StringKey::InstanceId => strs(&t.resources.instance_ids),
+                StringKey::ResourceArn => strs(&t.resources.resource_arns),
+                StringKey::AccountId => strs(&t.resources.account_ids),
             }
         }
     }
