@@ -6,7 +6,8 @@
 //!
 //! Settings (environment): `ROENTGEN_BENCH_SECS` (seconds per rate, default 5),
 //! `ROENTGEN_BENCH_RATES` (comma-separated documents/s, default 50000,100000,150000,200000),
-//! `ROENTGEN_BENCH_BUFFER_MB` (daemon --buffer-memory-mb, default 64).
+//! `ROENTGEN_BENCH_BUFFER_MB` (daemon --buffer-memory-mb, default 64), `ROENTGEN_BENCH_SCRUB`
+//! (daemon --scrub, default true).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -106,13 +107,14 @@ struct RunResult {
     seconds: f64,
 }
 
-fn daemon_run(rate: u64, secs: f64, buffer_mb: u64) -> RunResult {
+fn daemon_run(rate: u64, secs: f64, buffer_mb: u64, scrub: bool) -> RunResult {
     let collector = MiniCollector::start(CollectorOptions::default()).expect("collector");
     let mut child = Command::new(DAEMON)
         .args(["--bind", "127.0.0.1:0", "--bind-tcp", "127.0.0.1:0"])
         .args(["--endpoint", &collector.url()])
         .args(["--buffer-memory-mb", &buffer_mb.to_string()])
-        .args(["--telemetry-interval-secs", "0", "--log-level", "warn"])
+        .args(["--telemetry-interval-secs", "0", "--log-level", "error"])
+        .args(["--scrub", if scrub { "true" } else { "false" }])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start roentgen-daemon");
@@ -163,6 +165,7 @@ fn main() {
     }
     let secs: f64 = env_or("ROENTGEN_BENCH_SECS", 5.0);
     let buffer_mb: u64 = env_or("ROENTGEN_BENCH_BUFFER_MB", 64);
+    let scrub: bool = env_or("ROENTGEN_BENCH_SCRUB", true);
     let rates: Vec<u64> = std::env::var("ROENTGEN_BENCH_RATES")
         .unwrap_or_else(|_| "50000,100000,150000,200000".to_owned())
         .split(',')
@@ -176,6 +179,7 @@ fn main() {
         sent as f64 / seconds,
         100.0 * (sent.saturating_sub(received)) as f64 / sent.max(1) as f64
     );
+    println!("daemon: --buffer-memory-mb {buffer_mb} --scrub {scrub}, {secs} s per rate");
     println!(
         "{:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>8}",
         "target/s",
@@ -189,7 +193,7 @@ fn main() {
         "ratio"
     );
     for rate in rates {
-        let r = daemon_run(rate, secs, buffer_mb);
+        let r = daemon_run(rate, secs, buffer_mb, scrub);
         let lost = r.sent.saturating_sub(r.delivered);
         let achieved = r.delivered as f64 / r.seconds;
         println!(

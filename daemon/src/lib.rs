@@ -42,9 +42,10 @@ use crate::spool::{Spool, SpoolError};
 /// Room for the datagram header line on top of the largest document.
 const HEADER_ALLOWANCE: usize = 64;
 
-/// Packet batches queued per worker before the listener drops (the memory bound usually
-/// applies first).
-const WORKER_QUEUE: usize = 1024;
+/// Packet batches queued per worker before the listener drops. Under load a `recvmmsg` call
+/// often returns only a few datagrams, so this is generous: the memory bound is what should
+/// apply first.
+const WORKER_QUEUE: usize = 16 * 1024;
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]

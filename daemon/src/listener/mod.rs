@@ -31,10 +31,10 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(100);
 const DRAIN_LIMIT: Duration = Duration::from_millis(250);
 
 /// Largest packet-batch capacity returned to the pool (bigger ones are freed).
-const POOLED_CAPACITY: usize = 256 * 1024;
+const POOLED_CAPACITY: usize = 128 * 1024;
 
 /// Packet batches kept in the pool.
-const POOL_SIZE: usize = 64;
+const POOL_SIZE: usize = 32;
 
 /// Datagrams received together, packed back to back, with the time they were received.
 #[derive(Debug, Default)]
@@ -43,6 +43,9 @@ pub struct PacketBatch {
     ends: Vec<usize>,
     /// When the `recvmmsg` call that filled this batch returned.
     pub received_at: Option<Instant>,
+    /// Bytes charged to the memory budget for this batch's unused capacity (a pooled batch
+    /// may be much larger than the few datagrams it carries); released when it is returned.
+    pub overhead: usize,
 }
 
 impl PacketBatch {
@@ -76,6 +79,13 @@ impl PacketBatch {
         self.data.clear();
         self.ends.clear();
         self.received_at = None;
+        self.overhead = 0;
+    }
+
+    /// Memory held beyond the datagrams themselves.
+    fn unused_capacity(&self) -> usize {
+        (self.data.capacity() - self.data.len())
+            + self.ends.capacity() * std::mem::size_of::<usize>()
     }
 }
 
@@ -229,6 +239,9 @@ impl Listener {
                 .received
                 .fetch_add(count as u64, Ordering::Relaxed);
             if !batch.is_empty() {
+                batch.overhead = batch.unused_capacity();
+                self.budget.force_acquire(batch.overhead);
+                charged += batch.overhead;
                 let worker = &self.workers[next_worker % self.workers.len()];
                 next_worker = next_worker.wrapping_add(1);
                 match worker.try_send(batch) {

@@ -148,6 +148,7 @@ impl Worker {
             match self.input.recv_timeout(wait) {
                 Ok(packets) => {
                     self.process(&packets);
+                    self.budget.release(packets.overhead);
                     self.pool.give(packets);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
