@@ -524,3 +524,58 @@ fn the_timeline_of_a_known_trace_shows_its_rows_in_order_and_collapses() {
     );
     assert_eq!(selected, json!("00000000000000b4"));
 }
+
+#[test]
+fn the_all_in_one_demo_shows_a_living_map_with_scrubbed_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(
+        dir.path(),
+        &[
+            "--demo",
+            "--daemon-udp",
+            "127.0.0.1:0",
+            "--daemon-tcp",
+            "127.0.0.1:0",
+        ],
+    );
+    let expected = [
+        "frontend",
+        "checkout",
+        "inventory",
+        "payments",
+        "bank.example.com",
+        "orders@postgres.internal",
+        "DynamoDB",
+        "SQS",
+    ];
+    // The demo's requests go SDK -> UDP -> embedded daemon -> this collector.
+    let map = eventually(Duration::from_secs(90), || {
+        let page = roentgen_tests::http::request(&collector.address, "GET", "/?window=5m", &[], "");
+        expected
+            .iter()
+            .all(|n| page.body.contains(&format!("data-name=\"{n}\"")))
+            .then_some(page.body)
+    })
+    .expect("the demo's services never all showed on the map");
+    assert!(map.contains("class=\"ring ok\""), "no outcome rings");
+    let now = now();
+    let body = json!({"StartTime": now - 600.0, "EndTime": now + 60.0}).to_string();
+    let (status, summaries) = collector.post("/TraceSummaries", &body);
+    assert_eq!(status, 200, "{summaries}");
+    let summaries: Value = serde_json::from_str(&summaries).unwrap();
+    let ids: Vec<Value> = summaries["TraceSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(20)
+        .map(|s| s["Id"].clone())
+        .collect();
+    assert!(!ids.is_empty());
+    let (status, traces) = collector.post("/Traces", &json!({"TraceIds": ids}).to_string());
+    assert_eq!(status, 200, "{traces}");
+    // The demo records customer emails, a card number and a phone number: none is stored.
+    assert!(traces.contains("customer_email"), "{traces}");
+    for secret in ["@example.com", "4111", "555 0132"] {
+        assert!(!traces.contains(secret), "{secret} was stored: {traces}");
+    }
+}
