@@ -16,8 +16,8 @@ pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
 pub(crate) struct BuiltIn {
     pub name: &'static str,
     pub pattern: Cow<'static, str>,
-    /// A cheaper or narrower pattern for the `RegexSet` pre-filter; it must match wherever
-    /// `pattern` has a match its validator accepts.
+    /// A simpler (fewer DFA states) or narrower pattern for the `RegexSet` pre-filter; it must
+    /// match wherever `pattern` has a match its validator accepts.
     pub prefilter: Option<&'static str>,
     pub validate: Option<Validator>,
 }
@@ -53,7 +53,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)[A-Za-z][A-Za-z0-9+.-]*://(?P<v>[^/\s:@?#\[\]]+(?::[^/\s@?#\[\]]*)?)@",
             ),
-            prefilter: None,
+            prefilter: Some(r"://[^/ \t\r\n]*@"),
             validate: None,
         },
         BuiltIn {
@@ -61,7 +61,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
             ),
-            prefilter: None,
+            prefilter: Some(r"eyJ[A-Za-z0-9_-]{4}"),
             validate: None,
         },
         BuiltIn {
@@ -69,13 +69,17 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{16}(?-u:\b)",
             ),
-            prefilter: None,
+            prefilter: Some(
+                r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{16}",
+            ),
             validate: None,
         },
         BuiltIn {
             name: "secret",
             pattern: Cow::Owned(secret),
-            prefilter: None,
+            prefilter: Some(
+                r#"(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie)["']?[ \t]*[:=]"#,
+            ),
             validate: Some(secret_value),
         },
         BuiltIn {
@@ -83,13 +87,13 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?i-u:bearer|basic|digest)[ \t]+(?P<v>[A-Za-z0-9._~+/=-]{8,})",
             ),
-            prefilter: None,
+            prefilter: Some(r"(?i-u:bearer|basic|digest)[ \t]+[A-Za-z0-9._~+/=-]{8}"),
             validate: Some(token_value),
         },
         BuiltIn {
             name: "email",
             pattern: Cow::Borrowed(r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?-u:\b)"),
-            prefilter: None,
+            prefilter: Some(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\."),
             validate: None,
         },
         BuiltIn {
@@ -97,14 +101,14 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])-?[1-8][0-9]{6}(?-u:\b)",
             ),
-            prefilter: None,
+            prefilter: Some(r"[0-9]{6}-?[1-8][0-9]{6}"),
             validate: Some(kr_rrn),
         },
         BuiltIn {
             name: "card",
             // Every network prefix starts with 2 to 6, so epoch milliseconds never get here.
             pattern: Cow::Borrowed(r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)"),
-            prefilter: None,
+            prefilter: Some(r"[2-6](?:[ -]?[0-9]){12}"),
             validate: Some(card),
         },
         BuiltIn {
@@ -112,7 +116,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
             ),
-            prefilter: None,
+            prefilter: Some(r"[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}"),
             validate: Some(ssn),
         },
         BuiltIn {
@@ -149,7 +153,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?-u:\b)",
             ),
-            prefilter: None,
+            prefilter: Some(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"),
             validate: Some(ipv4),
         },
         BuiltIn {
