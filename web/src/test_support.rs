@@ -34,3 +34,21 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     }
     v
 }
+
+/// A scan of every trace that started in `[start, end]`, newest first.
+pub fn scan_all(
+    start: f64,
+    end: f64,
+    pushdown: Vec<crate::store::Pushdown>,
+    limit: usize,
+    with_samples: bool,
+) -> crate::store::ScanQuery {
+    crate::store::ScanQuery {
+        start,
+        end,
+        pushdown,
+        after: None,
+        limit,
+        with_samples,
+    }
+}

@@ -48,9 +48,8 @@ pub async fn run(store: Arc<dyn Store>, retention: Duration, every: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ScanQuery;
     use crate::store::sqlite::SqliteStore;
-    use crate::test_support::prepared;
+    use crate::test_support::{prepared, scan_all};
 
     #[tokio::test]
     async fn sweep_deletes_only_traces_older_than_the_window() {
@@ -72,14 +71,7 @@ mod tests {
         let deleted = sweep(&store, Duration::from_secs(30 * 86_400)).await;
         assert_eq!(deleted, 2_500);
         let left = store
-            .scan_traces(ScanQuery {
-                start: 0.0,
-                end: now + 1.0,
-                pushdown: vec![],
-                after: None,
-                limit: 100,
-                with_samples: false,
-            })
+            .scan_traces(scan_all(0.0, now + 1.0, vec![], 100, false))
             .await
             .unwrap();
         assert_eq!(left.len(), 3);

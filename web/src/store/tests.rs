@@ -4,7 +4,7 @@
 use super::*;
 use crate::assembly::assemble_documents;
 use crate::store::clickhouse::testing::{Backend, Place, for_each_store, store};
-use crate::test_support::{capture_documents, prepared, shuffled};
+use crate::test_support::{capture_documents, prepared, scan_all, shuffled};
 
 for_each_store!(
     pieces_in_any_order_with_duplicates_assemble_after_reopening,
@@ -153,40 +153,31 @@ async fn scans_use_pushdown_and_pages_newest_first(backend: Backend) {
     }
     store.put_documents(prepared(&docs)).await.unwrap();
     let all = store
-        .scan_traces(ScanQuery {
-            start: 0.0,
-            end: 2e9,
-            pushdown: vec![],
-            after: None,
-            limit: 10,
-            with_samples: false,
-        })
+        .scan_traces(scan_all(0.0, 2e9, vec![], 10, false))
         .await
         .unwrap();
     assert_eq!(all.len(), 10);
     assert!(all[0].summary.start_time > all[9].summary.start_time);
     let one = store
-        .scan_traces(ScanQuery {
-            start: 0.0,
-            end: 2e9,
-            pushdown: vec![Pushdown::AnnotationEquals("order".into(), "ord-17".into())],
-            after: None,
-            limit: 10,
-            with_samples: true,
-        })
+        .scan_traces(scan_all(
+            0.0,
+            2e9,
+            vec![Pushdown::AnnotationEquals("order".into(), "ord-17".into())],
+            10,
+            true,
+        ))
         .await
         .unwrap();
     assert_eq!(one.len(), 1);
     assert!(!one[0].samples.is_empty());
     let faults = store
-        .scan_traces(ScanQuery {
-            start: 0.0,
-            end: 2e9,
-            pushdown: vec![Pushdown::HasFault(true), Pushdown::Service("orders".into())],
-            after: None,
-            limit: 100,
-            with_samples: false,
-        })
+        .scan_traces(scan_all(
+            0.0,
+            2e9,
+            vec![Pushdown::HasFault(true), Pushdown::Service("orders".into())],
+            100,
+            false,
+        ))
         .await
         .unwrap();
     assert!(!faults.is_empty());
@@ -201,14 +192,7 @@ async fn delete_before_removes_old_traces_and_rollups(backend: Backend) {
     let gone = store.delete_before(1_500_000_000.0, 10).await.unwrap();
     assert_eq!(gone, 1);
     let left = store
-        .scan_traces(ScanQuery {
-            start: 0.0,
-            end: 2e9,
-            pushdown: vec![],
-            after: None,
-            limit: 10,
-            with_samples: false,
-        })
+        .scan_traces(scan_all(0.0, 2e9, vec![], 10, false))
         .await
         .unwrap();
     assert_eq!(left.len(), 1);
