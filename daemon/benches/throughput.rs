@@ -7,7 +7,8 @@
 //! Settings (environment): `ROENTGEN_BENCH_SECS` (seconds per rate, default 5),
 //! `ROENTGEN_BENCH_RATES` (comma-separated documents/s, default 50000,100000,150000,200000),
 //! `ROENTGEN_BENCH_BUFFER_MB` (daemon --buffer-memory-mb, default 64), `ROENTGEN_BENCH_SCRUB`
-//! (daemon --scrub, default true).
+//! (daemon --scrub, default true), `ROENTGEN_BENCH_BARE_RATE` (target rate of the bare loop's
+//! sender, default 400000; 0 = as fast as possible).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -79,7 +80,7 @@ fn peak_rss_mib(child: &Child) -> f64 {
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
-fn bare_loop(secs: f64) -> (u64, u64, f64) {
+fn bare_loop(secs: f64, rate: u64) -> (u64, u64, f64) {
     let socket = open_socket(
         "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
         4096 * 1024,
@@ -89,7 +90,7 @@ fn bare_loop(secs: f64) -> (u64, u64, f64) {
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let receiver = std::thread::spawn(move || bare_receive_loop(&socket, &s2));
-    let (sent, seconds) = loadgen(&target, 0, secs);
+    let (sent, seconds) = loadgen(&target, rate, secs);
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Release);
     let received = receiver.join().unwrap_or(0);
@@ -172,7 +173,8 @@ fn main() {
         .filter_map(|r| r.trim().parse().ok())
         .collect();
 
-    let (sent, received, seconds) = bare_loop(secs);
+    let bare_rate: u64 = env_or("ROENTGEN_BENCH_BARE_RATE", 400_000);
+    let (sent, received, seconds) = bare_loop(secs, bare_rate);
     let bare_rate = received as f64 / seconds;
     println!(
         "bare recvmmsg loop: sender {:.0}/s, received {received} of {sent} = {bare_rate:.0} datagrams/s (loss {:.2}%)",
