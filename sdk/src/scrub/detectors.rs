@@ -16,8 +16,10 @@ pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
 pub(crate) struct BuiltIn {
     pub name: &'static str,
     pub pattern: Cow<'static, str>,
-    /// A simpler (fewer DFA states) or narrower pattern for the `RegexSet` pre-filter; it must
-    /// match wherever `pattern` has a match its validator accepts.
+    /// A simpler or narrower pattern for the `RegexSet` pre-filter; it must match wherever
+    /// `pattern` has a match its validator accepts. Digit patterns keep their `\b` anchors:
+    /// unanchored counted digit runs from several patterns multiply the set's DFA states until
+    /// its cache thrashes on digit-heavy text.
     pub prefilter: Option<&'static str>,
     pub validate: Option<Validator>,
 }
@@ -101,14 +103,14 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])-?[1-8][0-9]{6}(?-u:\b)",
             ),
-            prefilter: Some(r"[0-9]{6}-?[1-8][0-9]{6}"),
+            prefilter: None,
             validate: Some(kr_rrn),
         },
         BuiltIn {
             name: "card",
             // Every network prefix starts with 2 to 6, so epoch milliseconds never get here.
             pattern: Cow::Borrowed(r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)"),
-            prefilter: Some(r"[2-6](?:[ -]?[0-9]){12}"),
+            prefilter: None,
             validate: Some(card),
         },
         BuiltIn {
@@ -116,7 +118,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?:[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4})(?-u:\b)",
             ),
-            prefilter: Some(r"[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}"),
+            prefilter: None,
             validate: Some(ssn),
         },
         BuiltIn {
@@ -153,7 +155,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(
                 r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?-u:\b)",
             ),
-            prefilter: Some(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"),
+            prefilter: None,
             validate: Some(ipv4),
         },
         BuiltIn {
