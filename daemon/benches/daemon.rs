@@ -29,6 +29,18 @@ fn per_document(c: &mut Criterion) {
     group.bench_function("check_document_head", |b| {
         b.iter(|| black_box(check(black_box(&datagram), 65536).is_ok()))
     });
+    let text = std::str::from_utf8(split_datagram(&datagram).unwrap_or_default())
+        .unwrap_or_default()
+        .to_owned();
+    group.bench_function("value_parse", |b| {
+        b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&text)).is_ok()))
+    });
+    group.bench_function("value_parse_and_serialize", |b| {
+        b.iter(|| {
+            let v: Option<serde_json::Value> = serde_json::from_str(black_box(&text)).ok();
+            black_box(v.map(|v| serde_json::to_string(&v).map(|s| s.len())))
+        })
+    });
     group.bench_function("check_and_scrub", |b| {
         b.iter(|| {
             let accepted = check(black_box(&datagram), 65536).ok();
