@@ -99,7 +99,11 @@ fn python_sdk_documents_arrive_scrubbed_and_otherwise_unchanged() {
         assert!(!got.contains("4111111111111111"), "{got}");
     }
     assert!(daemon.metric("roentgen_daemon_scrubbed_documents_total") >= 4);
-    assert_eq!(daemon.metric("roentgen_daemon_sent_total"), 4);
+    // The collector stores before it answers; the daemon counts once it has the answer.
+    eventually(WAIT, || {
+        (daemon.metric("roentgen_daemon_sent_total") == 4).then_some(())
+    })
+    .expect("4 documents counted as sent");
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
 }
@@ -210,7 +214,19 @@ fn malformed_and_oversize_datagrams_are_counted_and_neighbours_pass() {
     let received = wait_for_documents(&collector, expected.len());
     let got: BTreeSet<String> = received.keys().cloned().collect();
     assert_eq!(got, expected, "every good neighbour passed, no bad one did");
-    let metrics = daemon.metrics();
+    // The last bad datagram follows the last good one: wait for every count to settle.
+    let metrics = eventually(WAIT, || {
+        let m = daemon.metrics();
+        (metric(&m, "roentgen_daemon_received_total") == 18
+            && bad.iter().all(|(_, reason)| {
+                metric(
+                    &m,
+                    &format!("roentgen_daemon_rejected_total{{reason=\"{reason}\"}}"),
+                ) >= 1
+            }))
+        .then_some(m)
+    })
+    .unwrap_or_else(|| daemon.metrics());
     for (_, reason) in &bad {
         assert_eq!(
             metric(
