@@ -37,6 +37,8 @@ use schema::{Features, MINIMUM_VERSION};
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
 /// Depth of the writer's queue (requests); senders wait when it is full.
 const WRITER_QUEUE: usize = 256;
+/// The last day a ClickHouse `Date` holds (2105-12-31); later dates parse as zero.
+const LAST_DAY: i64 = 49_672;
 /// Trace ids per `IN (...)` list, to stay well under the server's 256 KiB query size limit.
 const IDS_PER_QUERY: usize = 2_000;
 /// Settings sent with every request: exact `FINAL`/`WHERE` semantics (no `PREWHERE` before the
@@ -622,17 +624,27 @@ impl ClickhouseStore {
             n: i64,
             rt: f64,
         }
-        let window = format!("minute >= {first} AND minute <= {last}");
+        // The newest fold of every trace that can have samples in the window: a newer fold
+        // saw more documents, so its time span covers every older fold's, and filtering
+        // fold rows by span never drops a trace's newest fold while keeping an older one.
+        // Partitions: a trace's day comes from its id, at most a day before its samples.
+        let (from, to) = (
+            first.saturating_mul(60),
+            last.saturating_add(1).saturating_mul(60),
+        );
         let rows: Vec<Row> = self
             .conn
             .select(&format!(
                 "SELECT minute, src, dst, outcome, bucket, toInt64(count()) AS n, sum(response_time) AS rt
                  FROM samples
-                 WHERE {window} AND (trace_id, version, fold) IN (
-                     SELECT trace_id, max(version), argMax(fold, version) FROM traces
-                     WHERE trace_id IN (SELECT trace_id FROM samples WHERE {window})
+                 WHERE minute >= {first} AND minute <= {last} AND fold IN (
+                     SELECT argMax(fold, version) FROM traces
+                     WHERE day >= toDate({day_from}) AND day <= toDate({day_to})
+                       AND start_time < {to} AND (end_time >= {from} OR isNull(end_time))
                      GROUP BY trace_id)
-                 GROUP BY minute, src, dst, outcome, bucket"
+                 GROUP BY minute, src, dst, outcome, bucket",
+                day_from = quote(&day_text((from / 86_400 - 1).clamp(0, LAST_DAY) as u16)),
+                day_to = quote(&day_text((to / 86_400).clamp(0, LAST_DAY) as u16)),
             ))
             .await?;
         let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
@@ -1009,6 +1021,7 @@ mod tests {
     fn days_and_literals() {
         assert_eq!(day_text(0), "1970-01-01");
         assert_eq!(day_text(18_262), "2020-01-01");
+        assert_eq!(day_text(LAST_DAY as u16), "2105-12-31");
         assert_eq!(
             trace_day("1-5e0be100-000000000000000000000000", 0.0),
             18_262
