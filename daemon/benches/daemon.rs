@@ -6,7 +6,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_daemon::loadgen;
-use roentgen_daemon::processor::{check, scrub};
+use roentgen_daemon::processor::{check, check_and_scrub, scrub};
 use roentgen_daemon::telemetry::Counters;
 use roentgen_sdk::model::{Segment, split_datagram};
 use roentgen_sdk::scrub::Scrubber;
@@ -44,7 +44,15 @@ fn per_document(c: &mut Criterion) {
     group.bench_function("check_and_scrub", |b| {
         b.iter(|| {
             let accepted = check(black_box(&datagram), 65536).ok();
-            black_box(accepted.map(|a| scrub(&scrubber, a.document, &counters)))
+            black_box(accepted.map(|a| scrub(&scrubber, a.document, &counters).is_ok()))
+        })
+    });
+    group.bench_function("check_and_scrub_typed_fast_path", |b| {
+        b.iter(|| {
+            black_box(
+                check_and_scrub(black_box(&datagram), 65536, Some(&scrubber), &counters)
+                    .map(|(_, s)| s.map(|s| s.len())),
+            )
         })
     });
     group.finish();
