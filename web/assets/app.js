@@ -22,6 +22,30 @@
     });
   }
 
+  // Group picker applies at once.
+  var groupSelect = $("#group");
+  if (groupSelect) groupSelect.addEventListener("change", function () { groupSelect.form.submit(); });
+
+  // Traces histogram: drag across bars to narrow the filter to that response-time range.
+  var histo = $("#trace-histogram");
+  if (histo) {
+    var from = null;
+    histo.addEventListener("mousedown", function (ev) {
+      var a = ev.target.closest("a[data-lo]");
+      if (a) { from = a; ev.preventDefault(); }
+    });
+    histo.addEventListener("mouseup", function (ev) {
+      var to = ev.target.closest("a[data-lo]");
+      if (!from || !to || to === from) { from = null; return; }
+      ev.preventDefault();
+      var lo = Math.min(+from.dataset.lo, +to.dataset.lo), hi = Math.max(+from.dataset.hi, +to.dataset.hi);
+      var range = "responsetime >= " + lo + " AND responsetime <= " + hi;
+      var f = histo.dataset.filter;
+      from = null;
+      location.href = histo.dataset.base + "&filter=" + encodeURIComponent(f ? "(" + f + ") AND " + range : range);
+    });
+  }
+
   // ---- Service map ----
   var map = $("#map");
   var panel = $("#panel");

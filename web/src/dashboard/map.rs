@@ -376,3 +376,133 @@ pub fn render(services: &[Service], minutes: f64) -> MapView {
         panels: node_panels,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assembly::{NodeKey, Outcome};
+    use crate::graph::GraphStats;
+
+    fn key(name: &str, kind: &str) -> NodeKey {
+        NodeKey {
+            name: name.into(),
+            kind: kind.into(),
+        }
+    }
+
+    fn shop() -> Vec<Service> {
+        let mut g = GraphStats::default();
+        let front = key("frontend", "AWS::EC2::Instance");
+        let orders = key("orders", "AWS::ECS::Container");
+        let db = key("orders@db", "remote");
+        let ddb = key("DynamoDB", "AWS::DynamoDB");
+        for (i, outcome) in [Outcome::Ok, Outcome::Ok, Outcome::Error, Outcome::Fault]
+            .into_iter()
+            .enumerate()
+        {
+            let rt = 0.01 * (i + 1) as f64;
+            g.edges
+                .entry((NodeKey::client(), front.clone()))
+                .or_default()
+                .add(outcome, rt, 1);
+            g.nodes
+                .entry(front.clone())
+                .or_default()
+                .add(outcome, rt, 1);
+            g.edges
+                .entry((front.clone(), orders.clone()))
+                .or_default()
+                .add(outcome, rt, 1);
+            g.nodes
+                .entry(orders.clone())
+                .or_default()
+                .add(outcome, rt, 1);
+            for d in [&db, &ddb] {
+                g.edges.entry((orders.clone(), d.clone())).or_default().add(
+                    Outcome::Ok,
+                    rt / 2.0,
+                    1,
+                );
+                g.nodes
+                    .entry(d.clone())
+                    .or_default()
+                    .add(Outcome::Ok, rt / 2.0, 1);
+            }
+        }
+        g.to_services(0.0, 60.0)
+    }
+
+    #[test]
+    fn shop_map_snapshot() {
+        let view = render(&shop(), 1.0);
+        assert_eq!((view.nodes, view.edges), (5, 4));
+        insta::assert_snapshot!("shop_map_svg", view.svg.replace("><", ">\n<"));
+    }
+
+    #[test]
+    fn node_kinds_and_panels() {
+        let view = render(&shop(), 1.0);
+        let kinds: Vec<(&str, &str)> = view
+            .panels
+            .iter()
+            .filter(|p| p.kind != "edge")
+            .map(|p| (p.title.as_str(), p.kind.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("DynamoDB", "AWS service"),
+                ("client", "client"),
+                ("frontend", "service"),
+                ("orders", "service"),
+                ("orders@db", "database")
+            ]
+        );
+        let orders = view.panels.iter().find(|p| p.title == "orders").unwrap();
+        assert_eq!(
+            (orders.total, orders.ok, orders.error, orders.fault),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(orders.filter, "service(\"orders\")");
+        assert_eq!(orders.filter_param, "service%28%22orders%22%29");
+        let edge = view.panels.iter().find(|p| p.kind == "edge").unwrap();
+        assert!(edge.filter.starts_with("edge(\""), "{}", edge.filter);
+    }
+
+    #[test]
+    fn fifty_services_do_not_overlap_and_cross_little() {
+        let n = 50;
+        let mut edges = Vec::new();
+        for i in 0..40 {
+            let tier = i / 10;
+            for d in 0..(2 + i % 2) {
+                edges.push((i, (tier + 1) * 10 + (i * 3 + d * 7) % 10));
+            }
+        }
+        let spacing = Spacing {
+            column: 220.0,
+            row: 120.0,
+            margin: 80.0,
+        };
+        let l = layered(n, &edges, spacing);
+        for a in 0..n {
+            for b in a + 1..n {
+                let (pa, pb) = (l.positions[a], l.positions[b]);
+                assert!(
+                    (pa.0 - pb.0).abs() >= 2.0 * RADIUS || (pa.1 - pb.1).abs() >= 2.0 * RADIUS,
+                    "{a} and {b} overlap"
+                );
+            }
+        }
+        // The sweeps must do better than the input order.
+        let unsorted = super::super::layout::Layout {
+            positions: (0..n).map(|i| ((i / 10) as f64, (i % 10) as f64)).collect(),
+            layers: (0..n).map(|i| i / 10).collect(),
+            width: 0.0,
+            height: 0.0,
+        };
+        let before = super::super::layout::crossings(&unsorted, &edges);
+        let after = super::super::layout::crossings(&l, &edges);
+        assert!(after < before, "crossings {before} -> {after}");
+    }
+}

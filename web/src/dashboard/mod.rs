@@ -346,6 +346,8 @@ pub struct Nav {
     pub window_query: String,
     /// The group, if one is chosen.
     pub group: String,
+    /// Stored groups: `(name, selected)`.
+    pub groups: Vec<(String, bool)>,
 }
 
 impl Nav {
@@ -362,7 +364,21 @@ impl Nav {
             filter: scope.filter_text(),
             window_query: scope.window_query(w),
             group: scope.group.clone().unwrap_or_default(),
+            groups: Vec::new(),
         }
+    }
+
+    /// Adds the stored groups to the picker (a store failure just leaves it empty).
+    async fn with_groups(mut self, state: &AppState) -> Self {
+        let names = state.store.groups().await.unwrap_or_default();
+        self.groups = names
+            .into_iter()
+            .map(|g| {
+                let selected = g.name == self.group;
+                (g.name, selected)
+            })
+            .collect();
+        self
     }
 }
 
@@ -395,7 +411,7 @@ async fn map_page(
     Query(scope): Query<Scope>,
 ) -> Result<Html<String>, PageError> {
     let w = scope.window("5m", now());
-    let nav = Nav::new("map", &scope, &w);
+    let nav = Nav::new("map", &scope, &w).with_groups(&state).await;
     let (services, problem) = match scope_filter(&state, &scope).await {
         Ok(expr) => (
             query::service_graph(state.store.as_ref(), w.start, w.end, expr.as_ref())
@@ -472,6 +488,10 @@ pub struct Bar {
     pub height: f64,
     /// Tooltip.
     pub title: String,
+    /// Lower bound of its range, seconds.
+    pub lo: String,
+    /// Upper bound of its range, seconds.
+    pub hi: String,
 }
 
 /// A sortable column header.
@@ -488,6 +508,7 @@ pub struct Column {
 #[derive(Template)]
 #[template(path = "traces.html")]
 struct TracesPage {
+    base: String,
     nav: Nav,
     problem: Option<FilterProblem>,
     rows: Vec<TraceRow>,
@@ -611,6 +632,8 @@ fn histogram_bars(list: &[TraceSummary], base: &str, filter: &str) -> (Vec<Bar>,
                 width: width - 1.0,
                 height: h,
                 title: format!("{}–{}: {c} traces", map::latency(a), map::latency(b)),
+                lo: format!("{a:.4}"),
+                hi: format!("{b:.4}"),
             }
         })
         .collect();
@@ -623,7 +646,7 @@ async fn traces_page(
 ) -> Result<Html<String>, PageError> {
     let now = now();
     let w = q.scope.window("1h", now);
-    let nav = Nav::new("traces", &q.scope, &w);
+    let nav = Nav::new("traces", &q.scope, &w).with_groups(&state).await;
     let filter = q.scope.filter_text();
     let mut matched: Vec<TraceSummary> = Vec::new();
     let mut truncated = false;
@@ -719,6 +742,7 @@ async fn traces_page(
         })
         .collect();
     let page_html = TracesPage {
+        base,
         nav,
         problem,
         rows,
