@@ -470,20 +470,11 @@ impl ClickhouseStore {
             .collect()
     }
 
+    /// Candidate summaries newest first. Fold rows are read without `FINAL` (which merges
+    /// every row of the window first); each page of candidates is checked against the newest
+    /// fold of its traces, and stale folds are skipped, so the answer is the same.
     async fn scan(&self, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
-        let mut sql = format!(
-            "SELECT summary, {} AS samples FROM traces FINAL WHERE start_time >= {} AND start_time <= {}",
-            if q.with_samples { "samples" } else { "''" },
-            number(q.start),
-            number(q.end)
-        );
-        if let Some((t, id)) = &q.after {
-            sql.push_str(&format!(
-                " AND (start_time < {t} OR (start_time = {t} AND trace_id < {}))",
-                quote(id),
-                t = number(*t)
-            ));
-        }
+        let mut filters = String::new();
         for p in &q.pushdown {
             let clause = match p {
                 Pushdown::HasFault(b) => format!("has_fault = {}", u8::from(*b)),
@@ -508,31 +499,96 @@ impl ClickhouseStore {
                 Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
                 Pushdown::Service(name) => format!("has(services, {})", quote(name)),
             };
-            sql.push_str(" AND ");
-            sql.push_str(&clause);
+            filters.push_str(" AND ");
+            filters.push_str(&clause);
         }
-        sql.push_str(&format!(
-            " ORDER BY start_time DESC, trace_id DESC LIMIT {}",
-            q.limit
-        ));
         #[derive(Deserialize)]
         struct Row {
+            trace_id: String,
+            version: u64,
+            fold: u64,
+            start_time: f64,
             summary: String,
             samples: String,
         }
-        let rows: Vec<Row> = self.conn.select(&sql).await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(TraceRecord {
+        #[derive(Deserialize)]
+        struct Newest {
+            trace_id: String,
+            newest_version: u64,
+            newest_fold: u64,
+        }
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let fetch = q.limit.saturating_mul(2).saturating_add(16);
+        let mut after = q.after.clone();
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Bounded: each round moves the cursor past `fetch` rows.
+        for _ in 0..1_000 {
+            let mut sql = format!(
+                "SELECT trace_id, version, fold, start_time, summary, {} AS samples FROM traces
+                 WHERE start_time >= {} AND start_time <= {}{filters}",
+                if q.with_samples { "samples" } else { "''" },
+                number(q.start),
+                number(q.end)
+            );
+            if let Some((t, id)) = &after {
+                sql.push_str(&format!(
+                    " AND (start_time < {t} OR (start_time = {t} AND trace_id < {}))",
+                    quote(id),
+                    t = number(*t)
+                ));
+            }
+            sql.push_str(&format!(
+                " ORDER BY start_time DESC, trace_id DESC LIMIT {fetch}"
+            ));
+            let rows: Vec<Row> = self.conn.select(&sql).await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some((last.start_time, last.trace_id.clone()));
+            let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
+            let mut newest: HashMap<String, (u64, u64)> = HashMap::new();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let found: Vec<Newest> = self
+                    .conn
+                    .select(&format!(
+                        "SELECT trace_id, max(version) AS newest_version, argMax(fold, version) AS newest_fold
+                         FROM traces WHERE trace_id IN ({}) GROUP BY trace_id",
+                        id_list(chunk)
+                    ))
+                    .await?;
+                newest.extend(
+                    found
+                        .into_iter()
+                        .map(|n| (n.trace_id, (n.newest_version, n.newest_fold))),
+                );
+            }
+            let complete_page = rows.len() == fetch;
+            for r in rows {
+                if newest.get(&r.trace_id) != Some(&(r.version, r.fold))
+                    || !seen.insert(r.trace_id.clone())
+                {
+                    continue;
+                }
+                out.push(TraceRecord {
                     summary: serde_json::from_str(&r.summary)?,
                     samples: if r.samples.is_empty() {
                         Vec::new()
                     } else {
                         serde_json::from_str(&r.samples)?
                     },
-                })
-            })
-            .collect()
+                });
+                if out.len() >= q.limit {
+                    return Ok(out);
+                }
+            }
+            if !complete_page {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     async fn documents(&self, ids: Vec<String>) -> Result<Vec<StoredTrace>, StoreError> {
