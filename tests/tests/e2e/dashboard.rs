@@ -347,6 +347,18 @@ fn map_renders_the_scenario_and_a_node_leads_to_its_traces() {
     assert_eq!(left_to_right, json!(true));
     browser.screenshot("map.png");
 
+    // The search box focuses a service and its neighbours; the rest is dimmed.
+    browser.type_into("#map-search", "orders");
+    let kept = browser.wait_for(
+        "return Array.from(document.querySelectorAll('#map .node:not(.dim)')).map(n => n.dataset.name).sort()",
+    );
+    assert_eq!(
+        kept,
+        json!(["DynamoDB", "frontend", "orders", "payments.example.com"])
+    );
+    browser.type_into("#map-search", "\u{E00C}");
+    browser.wait_for("return document.querySelectorAll('#map .node.dim').length === 0");
+
     browser.click("#map .node[data-name='orders']");
     let title = browser.wait_for(
         "const p = document.querySelector('#panel'); const i = document.querySelector('#panel .panel-item:not([hidden]) h2'); \
