@@ -64,7 +64,10 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        while sent < due.min(limit) {
+        // At most a short burst before the clock is read again, so a sender slower than the
+        // target rate still stops on time.
+        let burst_end = due.min(limit).min(sent + 1024);
+        while sent < burst_end {
             match socket.send(template.fill(sent)) {
                 Ok(_) => sent += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
