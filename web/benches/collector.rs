@@ -94,6 +94,38 @@ fn ingest(c: &mut Criterion) {
             t.elapsed()
         })
     });
+    // As a collector behind several daemons sees it: requests of 50 documents (the daemon's
+    // batch), 40 in flight at once, each validated on the runtime and committed by the writer,
+    // which groups whatever is queued into one transaction.
+    group.bench_function("concurrent_requests_of_50", |b| {
+        b.iter_custom(|iters| {
+            let raws: Vec<Vec<String>> = (0..iters)
+                .map(|_| {
+                    next += BATCH_DOCUMENTS as u64;
+                    shop_documents(next - BATCH_DOCUMENTS as u64, BATCH_DOCUMENTS)
+                })
+                .collect();
+            let t = Instant::now();
+            rt.block_on(async {
+                for raw in raws {
+                    let requests: Vec<_> = raw
+                        .chunks(50)
+                        .map(|chunk| {
+                            let chunk = chunk.to_vec();
+                            let store = store.clone();
+                            tokio::spawn(async move {
+                                store.put_documents(prepare(&chunk)).await.expect("put");
+                            })
+                        })
+                        .collect();
+                    for r in requests {
+                        r.await.expect("request");
+                    }
+                }
+            });
+            t.elapsed()
+        })
+    });
     group.bench_function("store_only", |b| {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
