@@ -83,7 +83,7 @@ fn peak_rss_mib(child: &Child) -> f64 {
 fn bare_loop(secs: f64, rate: u64) -> (u64, u64, f64) {
     let socket = open_socket(
         "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
-        4096 * 1024,
+        16_384 * 1024,
     )
     .expect("bind");
     let target = socket.local_addr().expect("addr").to_string();

@@ -100,7 +100,7 @@ pub struct RunArgs {
     pub buffer_memory_mb: Option<u64>,
 
     /// UDP socket receive buffer, in KiB (raised past the system limit when running as root)
-    /// [default: 4096].
+    /// [default: 16384].
     #[arg(long, env = "ROENTGEN_DAEMON_RECEIVE_BUFFER_KB")]
     pub receive_buffer_kb: Option<u64>,
 
@@ -362,7 +362,7 @@ impl RunArgs {
         let receive_buffer_bytes = usize::try_from(
             range(
                 "receive_buffer_kb",
-                self.receive_buffer_kb.unwrap_or(4096),
+                self.receive_buffer_kb.unwrap_or(16_384),
                 64,
                 1 << 20,
             )? * 1024,
