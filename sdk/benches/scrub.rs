@@ -123,7 +123,11 @@ fn bench_set(c: &mut Criterion, group_name: &str, docs: &[Value]) {
         .map(|d| serde_json::from_value(d.clone()).expect("typed"))
         .collect();
     let mut group = c.benchmark_group(group_name);
-    eprintln!("{group_name}: {} documents, {} bytes of JSON", docs.len(), bytes(docs));
+    eprintln!(
+        "{group_name}: {} documents, {} bytes of JSON",
+        docs.len(),
+        bytes(docs)
+    );
     group.throughput(Throughput::Bytes(bytes(docs)));
     group.bench_function("scrubber/value", |b| {
         b.iter_batched_ref(
