@@ -80,6 +80,19 @@ impl LocalServer {
     /// Starts `shards` servers that all know the cluster `name`, one shard per server (one
     /// replica each), for `Distributed` tables.
     pub fn cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
+        // Free ports are picked before the servers bind them, so another process can take
+        // one in between: try again with fresh ports a few times.
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_cluster(name, shards) {
+                Ok(servers) => return Ok(servers),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ServerError::NotReady("no attempt".into())))
+    }
+
+    fn try_cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
         let mut ports = Vec::new();
         for _ in 0..shards {
             ports.push((free_port()?, free_port()?));
@@ -146,7 +159,7 @@ impl LocalServer {
     }
 
     fn wait_ready(&self) -> Result<(), ServerError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.http_port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
