@@ -471,8 +471,9 @@ impl ClickhouseStore {
     }
 
     /// Candidate summaries newest first. Fold rows are read without `FINAL` (which merges
-    /// every row of the window first); each page of candidates is checked against the newest
-    /// fold of its traces, and stale folds are skipped, so the answer is the same.
+    /// every row of the window first): a page of candidate keys is checked against the newest
+    /// fold of its traces (stale folds are skipped, so the answer is the same), and only then
+    /// are the chosen summaries read, by key.
     async fn scan(&self, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
         let mut filters = String::new();
         for p in &q.pushdown {
@@ -508,6 +509,11 @@ impl ClickhouseStore {
             version: u64,
             fold: u64,
             start_time: f64,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            trace_id: String,
+            fold: u64,
             summary: String,
             samples: String,
         }
@@ -526,10 +532,10 @@ impl ClickhouseStore {
         let mut seen = std::collections::HashSet::new();
         // Bounded: each round moves the cursor past `fetch` rows.
         for _ in 0..1_000 {
+            // PREWHERE: the filter columns are read first, the rest only where they match.
             let mut sql = format!(
-                "SELECT trace_id, version, fold, start_time, summary, {} AS samples FROM traces
-                 WHERE start_time >= {} AND start_time <= {}{filters}",
-                if q.with_samples { "samples" } else { "''" },
+                "SELECT trace_id, version, fold, start_time FROM traces
+                 PREWHERE start_time >= {} AND start_time <= {}{filters}",
                 number(q.start),
                 number(q.end)
             );
@@ -566,25 +572,47 @@ impl ClickhouseStore {
                 );
             }
             let complete_page = rows.len() == fetch;
+            let mut chosen: Vec<(String, u64)> = Vec::new();
             for r in rows {
-                if newest.get(&r.trace_id) != Some(&(r.version, r.fold))
-                    || !seen.insert(r.trace_id.clone())
-                {
-                    continue;
+                if out.len() + chosen.len() >= q.limit {
+                    break;
                 }
-                out.push(TraceRecord {
-                    summary: serde_json::from_str(&r.summary)?,
-                    samples: if r.samples.is_empty() {
-                        Vec::new()
-                    } else {
-                        serde_json::from_str(&r.samples)?
-                    },
-                });
-                if out.len() >= q.limit {
-                    return Ok(out);
+                if newest.get(&r.trace_id) == Some(&(r.version, r.fold))
+                    && seen.insert(r.trace_id.clone())
+                {
+                    chosen.push((r.trace_id, r.fold));
                 }
             }
-            if !complete_page {
+            let mut bodies: HashMap<(String, u64), Body> = HashMap::new();
+            for chunk in chosen.chunks(IDS_PER_QUERY) {
+                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                let folds: Vec<String> = chunk.iter().map(|(_, f)| f.to_string()).collect();
+                let found: Vec<Body> = self
+                    .conn
+                    .select(&format!(
+                        "SELECT trace_id, fold, summary, {} AS samples FROM traces
+                         PREWHERE trace_id IN ({}) AND fold IN ({})",
+                        if q.with_samples { "samples" } else { "''" },
+                        id_list(&ids),
+                        folds.join(",")
+                    ))
+                    .await?;
+                bodies.extend(found.into_iter().map(|b| ((b.trace_id.clone(), b.fold), b)));
+            }
+            for key in chosen {
+                let Some(b) = bodies.remove(&key) else {
+                    continue;
+                };
+                out.push(TraceRecord {
+                    summary: serde_json::from_str(&b.summary)?,
+                    samples: if b.samples.is_empty() {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str(&b.samples)?
+                    },
+                });
+            }
+            if out.len() >= q.limit || !complete_page {
                 break;
             }
         }
