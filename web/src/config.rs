@@ -83,6 +83,19 @@ pub struct Args {
     /// Drive a demo multi-service app through the embedded daemon (implies `--with-daemon`).
     #[arg(long)]
     pub demo: bool,
+    /// Keys file (`roentgen-web keys create` makes it): turns on SigV4 authentication and
+    /// IAM-style policies for every API call and dashboard page.
+    #[arg(long, env = "ROENTGEN_WEB_AUTH_KEYS")]
+    pub auth_keys: Option<PathBuf>,
+    /// Audit log (JSON lines, rotated) of every authenticated call; needs `--auth-keys`.
+    #[arg(long, env = "ROENTGEN_WEB_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// Largest accepted difference, in seconds, between a signed request's time and ours.
+    #[arg(long, env = "ROENTGEN_WEB_MAX_CLOCK_SKEW", default_value_t = 300)]
+    pub max_clock_skew: u64,
+    /// Serve without authentication on a non-loopback address (refused otherwise).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Why the arguments are unusable.
@@ -115,6 +128,14 @@ pub enum ConfigError {
         /// What was given.
         value: String,
     },
+    /// No authentication on a non-loopback address without `--insecure`.
+    #[error(
+        "--listen {0} is not a loopback address: pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication"
+    )]
+    Insecure(SocketAddr),
+    /// `--audit-log` without `--auth-keys`.
+    #[error("--audit-log needs --auth-keys")]
+    AuditWithoutAuth,
     /// The scrubber configuration cannot be read or is invalid.
     #[error("--scrub-config {path}: {message}")]
     Scrub {
@@ -142,6 +163,8 @@ pub struct Config {
     pub daemon: Option<crate::demo::EmbeddedDaemon>,
     /// Run the demo workload.
     pub demo: bool,
+    /// Authentication, when on.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 impl Args {
@@ -176,10 +199,24 @@ impl Args {
 
     /// Checks the arguments and builds the configuration.
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let listen = self
+        let listen: SocketAddr = self
             .listen
             .parse()
             .map_err(|_| ConfigError::Listen(self.listen.clone()))?;
+        let auth = self
+            .auth_keys
+            .clone()
+            .map(|keys_file| crate::auth::AuthConfig {
+                keys_file,
+                audit_log: self.audit_log.clone(),
+                max_skew: Duration::from_secs(self.max_clock_skew),
+            });
+        if auth.is_none() && self.audit_log.is_some() {
+            return Err(ConfigError::AuditWithoutAuth);
+        }
+        if auth.is_none() && !listen.ip().is_loopback() && !self.insecure {
+            return Err(ConfigError::Insecure(listen));
+        }
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
             StoreKind::Clickhouse => Some(self.clickhouse_config()?),
@@ -223,6 +260,7 @@ impl Args {
             None
         };
         Ok(Config {
+            auth,
             daemon,
             demo: self.demo,
             listen,
@@ -296,6 +334,29 @@ mod tests {
         assert_eq!(c.database, "roentgen");
         assert_eq!(c.cluster.as_deref(), Some("shards"));
         assert!(args(&[]).validate().unwrap().clickhouse.is_none());
+    }
+
+    #[test]
+    fn no_auth_off_loopback_without_insecure() {
+        let e = args(&["--listen", "0.0.0.0:4000"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--insecure"), "{e}");
+        assert!(
+            args(&["--listen", "[::1]:4000"])
+                .validate()
+                .unwrap()
+                .auth
+                .is_none()
+        );
+        let c = args(&["--listen", "0.0.0.0:4000", "--insecure"])
+            .validate()
+            .unwrap();
+        assert!(c.auth.is_none());
+        let c = args(&["--listen", "0.0.0.0:4000", "--auth-keys", "k.json"])
+            .validate()
+            .unwrap();
+        assert_eq!(c.auth.unwrap().max_skew, Duration::from_secs(300));
+        let e = args(&["--audit-log", "a.jsonl"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--auth-keys"), "{e}");
     }
 
     #[test]

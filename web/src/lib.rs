@@ -13,9 +13,11 @@
 //! - [`synth`]: synthetic traces for tests and benchmarks.
 //! - [`dashboard`]: the server-rendered pages (service map, traces, timeline).
 //! - [`demo`]: the all-in-one mode's embedded daemon and the demo workload.
+//! - [`auth`]: SigV4, keys, policies and the audit log, as a layer in front of both.
 
 pub mod api;
 pub mod assembly;
+pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
@@ -51,6 +53,9 @@ pub enum ServeError {
     /// The embedded daemon or the demo could not start.
     #[error(transparent)]
     Demo(#[from] demo::DemoError),
+    /// The keys file or the audit log is unusable.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 /// Opens the store, binds, prints `roentgen-web listening http=ADDR` on stdout, and serves
@@ -67,6 +72,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let state = api::AppState::new(store.clone(), config.scrubber.clone());
     let app = api::router(state.clone()).merge(dashboard::router(state));
+    let app = match &config.auth {
+        Some(auth) => {
+            tracing::info!(keys = %auth.keys_file.display(), "SigV4 authentication is on");
+            auth::protect(app, Arc::new(auth::Auth::open(auth.clone())?))
+        }
+        None if config.listen.ip().is_loopback() => app,
+        None => {
+            tracing::warn!(
+                listen = %config.listen,
+                "AUTHENTICATION IS OFF on a non-loopback address (--insecure): anyone who can reach it may send and read traces"
+            );
+            app
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "collector listening");
@@ -93,6 +112,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         println!("Roentgen is running: open http://{addr}/ in a browser");
     }
     tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
-    axum::serve(listener, app).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

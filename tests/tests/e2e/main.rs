@@ -6,3 +6,4 @@ mod daemon;
 mod dashboard;
 mod scale_out;
 mod sdk;
+mod security;

@@ -1,0 +1,292 @@
+//! The layer over the real API router: signatures, replays, policies, 403 bodies, audit lines.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use tower::ServiceExt;
+
+use super::keys::{KeysFile, Principal, allow_policy, new_key};
+use super::policy::PolicyDocument;
+use super::sigv4::{Signer, format_amz_date};
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+    auth: Arc<Auth>,
+    audit: PathBuf,
+    writer: keys::AccessKey,
+    reader: keys::AccessKey,
+    web_reader: keys::AccessKey,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, reader, web_reader) = (new_key(0), new_key(0), new_key(0));
+    let web_only: PolicyDocument = serde_json::from_str(
+        r#"{"Statement":[{"Effect":"Allow","Action":"xray:Get*","Resource":"arn:aws:xray:*:*:group/web"}]}"#,
+    )
+    .unwrap();
+    let file = KeysFile {
+        principals: vec![
+            Principal {
+                name: "daemon".into(),
+                policies: vec![allow_policy(&["xray:PutTraceSegments".into()])],
+                keys: vec![writer.clone()],
+            },
+            Principal {
+                name: "reader".into(),
+                policies: vec![allow_policy(&[
+                    "xray:Get*".into(),
+                    "xray:BatchGetTraces".into(),
+                ])],
+                keys: vec![reader.clone()],
+            },
+            Principal {
+                name: "web-team".into(),
+                policies: vec![web_only],
+                keys: vec![web_reader.clone()],
+            },
+        ],
+    };
+    let keys_file = dir.path().join("keys.json");
+    file.save(&keys_file).unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let auth = Arc::new(
+        Auth::open(AuthConfig {
+            keys_file,
+            audit_log: Some(audit.clone()),
+            max_skew: Duration::from_secs(300),
+        })
+        .unwrap(),
+    );
+    let store =
+        Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("data")).unwrap());
+    let state = crate::api::AppState::new(store, None);
+    let app = protect(crate::api::router(state), auth.clone());
+    Fixture {
+        _dir: dir,
+        app,
+        auth,
+        audit,
+        writer,
+        reader,
+        web_reader,
+    }
+}
+
+fn signed(key: &keys::AccessKey, path: &str, body: &str, at: i64) -> Request<Body> {
+    let date = format_amz_date(at);
+    let headers = [("host", "collector:4000"), ("x-amz-date", date.as_str())];
+    let signer = Signer {
+        access_key_id: &key.access_key_id,
+        secret: &key.secret_access_key,
+        region: "eu-west-1",
+        service: "xray",
+    };
+    let request = SignableRequest {
+        method: "POST",
+        path,
+        query: "",
+        headers: &headers,
+    };
+    let authorization = signer
+        .authorization(&request, body.as_bytes(), &date)
+        .unwrap();
+    Request::post(path)
+        .header("host", "collector:4000")
+        .header("x-amz-date", date)
+        .header("authorization", authorization)
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn call(app: &Router, mut request: Request<Body>) -> (u16, serde_json::Value) {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:5555".parse::<SocketAddr>().unwrap()));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let kind = response
+        .headers()
+        .get("x-amzn-ErrorType")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    if let Some(kind) = kind {
+        assert_eq!(value["__type"], kind);
+    }
+    (status, value)
+}
+
+const WINDOW: &str = r#"{"StartTime":0,"EndTime":4102444800}"#;
+
+#[tokio::test]
+async fn unsigned_wrong_expired_and_replayed_requests_are_refused() {
+    let f = fixture();
+    let now = now_secs();
+    let unsigned = Request::post("/TraceSummaries")
+        .body(Body::from(WINDOW))
+        .unwrap();
+    let (status, body) = call(&f.app, unsigned).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("MissingAuthenticationTokenException"))
+    );
+
+    let mut wrong = f.reader.clone();
+    wrong.secret_access_key.push('x');
+    let (status, body) = call(&f.app, signed(&wrong, "/TraceSummaries", WINDOW, now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("InvalidSignatureException"))
+    );
+
+    let mut unknown = f.reader.clone();
+    unknown.access_key_id = "RKIANOSUCHKEY".into();
+    let (status, body) = call(&f.app, signed(&unknown, "/TraceSummaries", WINDOW, now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("UnrecognizedClientException"))
+    );
+
+    let (status, body) = call(
+        &f.app,
+        signed(&f.reader, "/TraceSummaries", WINDOW, now - 900),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    let (status, _) = call(&f.app, signed(&f.reader, "/TraceSummaries", WINDOW, now)).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&f.app, signed(&f.reader, "/TraceSummaries", WINDOW, now)).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["message"].as_str().unwrap().contains("replayed"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn senders_cannot_read_and_readers_cannot_send() {
+    let f = fixture();
+    let now = now_secs();
+    let put = r#"{"TraceSegmentDocuments":[]}"#;
+    let (status, _) = call(&f.app, signed(&f.writer, "/TraceSegments", put, now)).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&f.app, signed(&f.writer, "/TraceSummaries", WINDOW, now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("AccessDeniedException"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("daemon is not authorized to perform: xray:GetTraceSummaries")
+    );
+    let (status, body) = call(&f.app, signed(&f.reader, "/TraceSegments", put, now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("AccessDeniedException"))
+    );
+    let (status, _) = call(&f.app, signed(&f.reader, "/Groups", "{}", now)).await;
+    assert_eq!(status, 200);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&f.audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["principal"], "daemon");
+    assert_eq!(lines[0]["allowed"], true);
+    assert_eq!(lines[1]["action"], "xray:GetTraceSummaries");
+    assert_eq!(lines[1]["allowed"], false);
+    assert_eq!(lines[1]["error"], "AccessDeniedException");
+    assert_eq!(lines[1]["sourceIp"], "127.0.0.1");
+    assert!(f.auth.audit_log().is_some());
+}
+
+#[tokio::test]
+async fn a_group_scoped_reader_reads_only_its_group() {
+    let f = fixture();
+    let now = now_secs();
+    let (status, _) = call(
+        &f.app,
+        signed(
+            &f.reader,
+            "/CreateGroup",
+            r#"{"GroupName":"web","FilterExpression":"service(\"web\")"}"#,
+            now,
+        ),
+    )
+    .await;
+    assert_eq!(status, 403, "readers cannot create groups");
+    let web = r#"{"StartTime":0,"EndTime":4102444800,"GroupName":"web"}"#;
+    let db = r#"{"StartTime":0,"EndTime":4102444800,"GroupName":"db"}"#;
+    let (status, body) = call(&f.app, signed(&f.web_reader, "/ServiceGraph", db, now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("AccessDeniedException"))
+    );
+    let (status, _) = call(&f.app, signed(&f.web_reader, "/ServiceGraph", WINDOW, now)).await;
+    assert_eq!(status, 403, "no group named: the whole store, not allowed");
+    let (status, body) = call(&f.app, signed(&f.web_reader, "/ServiceGraph", web, now)).await;
+    assert_ne!(status, 403, "{body}");
+    let summaries =
+        r#"{"StartTime":0,"EndTime":4102444800,"FilterExpression":"group.name = \"web\""}"#;
+    let (status, body) = call(
+        &f.app,
+        signed(&f.web_reader, "/TraceSummaries", summaries, now),
+    )
+    .await;
+    assert_ne!(status, 403, "{body}");
+    let sneaky =
+        r#"{"StartTime":0,"EndTime":4102444800,"FilterExpression":"group.name = \"web\" OR ok"}"#;
+    let (status, _) = call(
+        &f.app,
+        signed(&f.web_reader, "/TraceSummaries", sneaky, now),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        &f.app,
+        signed(&f.web_reader, "/Traces", r#"{"TraceIds":[]}"#, now),
+    )
+    .await;
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn paths_map_to_actions() {
+    assert_eq!(action_for("/TraceSegments"), Some("xray:PutTraceSegments"));
+    assert_eq!(action_for("/Traces"), Some("xray:BatchGetTraces"));
+    assert_eq!(action_for("/traces"), None);
+    assert_eq!(
+        resource_for("xray:GetServiceGraph", br#"{"GroupName":"a"}"#),
+        group_arn("a")
+    );
+    assert_eq!(
+        resource_for("xray:GetServiceGraph", br#"{"GroupARN":"arn:x"}"#),
+        "arn:x"
+    );
+    assert_eq!(
+        resource_for("xray:PutTraceSegments", br#"{"GroupName":"a"}"#),
+        "*"
+    );
+    assert_eq!(
+        group_of_filter(r#" group.name="a b" "#).as_deref(),
+        Some("a b")
+    );
+    assert_eq!(group_of_filter(r#"group.name = "a" AND ok"#), None);
+}
