@@ -94,6 +94,23 @@ pub struct RunArgs {
     #[arg(short = 'e', long, env = "ROENTGEN_DAEMON_ENDPOINT")]
     pub endpoint: Option<String>,
 
+    /// Access key id to sign `PutTraceSegments` with (SigV4, service `xray`); needs
+    /// `--secret-access-key`.
+    #[arg(long, env = "ROENTGEN_DAEMON_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+
+    /// Secret of `--access-key-id` (prefer the environment variable to the flag).
+    #[arg(
+        long,
+        env = "ROENTGEN_DAEMON_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<String>,
+
+    /// Region of the signature's credential scope [default: us-east-1].
+    #[arg(long, env = "ROENTGEN_DAEMON_REGION")]
+    pub region: Option<String>,
+
     /// Memory bound for documents held in the daemon, in MiB; past it, new datagrams are
     /// dropped and counted [default: 64].
     #[arg(short = 'm', long, env = "ROENTGEN_DAEMON_BUFFER_MEMORY_MB")]
@@ -194,6 +211,8 @@ pub struct Config {
     pub bind_tcp: SocketAddr,
     /// The collector's base URL, ending with `/`.
     pub endpoint: reqwest::Url,
+    /// The key requests are signed with, if any.
+    pub credentials: Option<crate::forwarder::sign::Credentials>,
     /// Memory bound in bytes.
     pub buffer_memory_bytes: usize,
     /// Requested `SO_RCVBUF` in bytes.
@@ -434,10 +453,27 @@ impl RunArgs {
         } else {
             None
         };
+        let credentials = match (self.access_key_id, self.secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Some(crate::forwarder::sign::Credentials {
+                    access_key_id,
+                    secret_access_key,
+                    region: self.region.unwrap_or_else(|| "us-east-1".to_owned()),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "access_key_id",
+                    message: "--access-key-id and --secret-access-key go together".to_owned(),
+                });
+            }
+        };
         Ok(Config {
             bind,
             bind_tcp,
             endpoint,
+            credentials,
             buffer_memory_bytes,
             receive_buffer_bytes,
             max_document_bytes,

@@ -177,6 +177,7 @@ impl BoundDaemon {
                 retry_max_backoff: config.retry_max_backoff,
                 spool_after_attempts: config.spool_after_attempts,
                 senders: config.senders,
+                credentials: config.credentials.clone(),
             },
             client.clone(),
             counters.clone(),

@@ -11,6 +11,8 @@
 //!   counted as `dropped{reason="collector_refused"}` and logged;
 //! - after the shutdown deadline, whatever is left is spooled, or dropped and counted.
 
+pub mod sign;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -91,6 +93,8 @@ pub struct ForwarderSettings {
     pub spool_after_attempts: u32,
     /// Concurrent deliveries.
     pub senders: usize,
+    /// Signs each request with SigV4 when set.
+    pub credentials: Option<sign::Credentials>,
 }
 
 /// The forwarder's shared state.
@@ -163,14 +167,23 @@ impl Forwarder {
             retryable: true,
             message: e.to_string(),
         };
-        let response = self
+        let mut request = self
             .client
             .post(self.settings.segments_url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(classify)?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(credentials) = &self.settings.credentials {
+            let (date, payload, authorization) = sign::sign_post(
+                credentials,
+                &self.settings.segments_url,
+                &body,
+                std::time::SystemTime::now(),
+            );
+            request = request
+                .header("x-amz-date", date)
+                .header("x-amz-content-sha256", payload)
+                .header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request.body(body).send().await.map_err(classify)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(classify)?;
         if status.is_success() {

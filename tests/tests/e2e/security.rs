@@ -306,3 +306,52 @@ fn no_auth_off_loopback_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn the_daemon_signs_with_its_own_key() {
+    let s = setup();
+    let daemon = roentgen_tests::daemon::Daemon::start(
+        &s.collector.endpoint_url(),
+        &[
+            "--access-key-id",
+            &s.writer.id,
+            "--secret-access-key",
+            &s.writer.secret,
+            "--region",
+            "ap-southeast-2",
+            "--flush-interval-ms",
+            "50",
+        ],
+    );
+    let trace = format!("1-{:08x}-0123456789abcdef01234567", now() as u64);
+    let doc = format!(
+        r#"{{"name":"edge","id":"5759e988bd862e3f","trace_id":"{trace}","start_time":{},"end_time":{}}}"#,
+        now() - 1.0,
+        now()
+    );
+    let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{doc}");
+    daemon
+        .socket()
+        .send(datagram.as_bytes())
+        .expect("send datagram");
+    let window = [
+        "get-trace-summaries",
+        "--start-time",
+        &format!("{}", now() as u64 - 600),
+        "--end-time",
+        &format!("{}", now() as u64 + 600),
+    ];
+    let found = eventually(Duration::from_secs(30), || {
+        let (ok, out, err) = aws(&s.collector, &s.reader, &window);
+        assert!(ok, "{err}");
+        out.contains(&trace).then_some(())
+    });
+    assert!(found.is_some(), "the daemon's signed batch never arrived");
+    let audit = std::fs::read_to_string(&s.audit).expect("audit log");
+    assert!(
+        audit.lines().any(|l| l.contains("\"principal\":\"daemon\"")
+            && l.contains("xray:PutTraceSegments")
+            && l.contains("\"allowed\":true")),
+        "{audit}"
+    );
+}
