@@ -21,7 +21,8 @@
 pub struct Features {
     /// `LowCardinality(String)` columns (19.3 and later).
     pub low_cardinality: bool,
-    /// Data-skipping indexes without an experimental setting (20.1 and later).
+    /// Data-skipping indexes (`bloom_filter`) without an experimental setting; gated at 21.1,
+    /// safely past the releases that still wanted one.
     pub skip_indexes: bool,
 }
 
@@ -33,7 +34,7 @@ impl Features {
     pub fn of(version: (u32, u32)) -> Self {
         Self {
             low_cardinality: version >= (19, 3),
-            skip_indexes: version >= (20, 1),
+            skip_indexes: version >= (21, 1),
         }
     }
 }
