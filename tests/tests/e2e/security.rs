@@ -226,7 +226,10 @@ fn unsigned_and_replayed_requests_and_anonymous_dashboard_visitors_are_refused()
         Some("MissingAuthenticationTokenException")
     );
     let page = request(address, "GET", "/", &[], "");
-    assert_eq!(page.status, 403, "{}", page.body);
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.header("location"), Some("/signin"));
+    let page = request(address, "GET", "/traces", &[], "");
+    assert_eq!(page.status, 303, "{}", page.body);
 
     let date = format_amz_date(now() as i64);
     let headers = [("host", address.as_str()), ("x-amz-date", date.as_str())];

@@ -7,10 +7,12 @@
 //! - [`policy`]: IAM-style documents and their evaluation.
 //! - [`keys`]: principals, access keys, the keys file and the `keys` command.
 //! - [`audit`]: the append-only JSON-lines audit log with rotation.
+//! - [`session`]: dashboard sign-in with an access key, sessions and CSRF tokens.
 
 pub mod audit;
 pub mod keys;
 pub mod policy;
+pub mod session;
 pub mod sigv4;
 
 use std::collections::HashMap;
@@ -207,6 +209,9 @@ pub struct Auth {
     reloader: Mutex<Reloader>,
     replay: Mutex<HashMap<[u8; 32], i64>>,
     audit: Option<AuditLog>,
+    sessions: session::Sessions,
+    /// Whether cookies get `Secure` (the collector serves HTTPS).
+    pub secure_cookies: bool,
 }
 
 fn modified(path: &std::path::Path) -> Option<SystemTime> {
@@ -241,6 +246,8 @@ impl Auth {
             keyring: RwLock::new(Arc::new(keyring)),
             replay: Mutex::new(HashMap::new()),
             audit,
+            sessions: session::Sessions::default(),
+            secure_cookies: false,
             config,
         })
     }
@@ -357,20 +364,65 @@ impl Auth {
 /// Wraps `app` so that every request but the dashboard's static assets must be signed and
 /// allowed.
 pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
-    app.layer(axum::middleware::from_fn_with_state(auth, check_request))
+    use axum::routing::{get, post};
+    let signin = Router::new()
+        .route("/signin", get(session::signin_page).post(session::signin))
+        .route("/signout", post(session::signout))
+        .route("/session", get(session::session_info))
+        .with_state(auth.clone());
+    app.merge(signin)
+        .layer(axum::middleware::from_fn_with_state(auth, check_request))
+}
+
+/// The dashboard's answer to a visitor: a signed-in session's principal, if it may read.
+fn dashboard_session(
+    auth: &Auth,
+    headers: &axum::http::HeaderMap,
+    source: IpAddr,
+) -> Option<Result<Arc<LoadedPrincipal>, Denial>> {
+    let token = session::cookie(headers, session::SESSION_COOKIE)?;
+    let s = auth.sessions.get(token)?;
+    Some(
+        Auth::authorize(&s.principal, session::DASHBOARD_ACTION, "*", source).map(|()| s.principal),
+    )
 }
 
 /// The layer's body: authenticate, authorize, audit, then call the inner service.
 async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if path.starts_with("/assets/") {
+    if path.starts_with("/assets/") || matches!(path.as_str(), "/signin" | "/signout" | "/session")
+    {
         return next.run(request).await;
     }
     let source = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let action = action_for(&path).unwrap_or("xray:GetTraceSummaries");
+    let api_action = action_for(&path);
+    if api_action.is_none() {
+        let signed = request.headers().contains_key("authorization")
+            || request
+                .uri()
+                .query()
+                .is_some_and(|q| q.contains("X-Amz-Signature"));
+        if !signed {
+            return match dashboard_session(&auth, request.headers(), source) {
+                Some(Ok(principal)) => {
+                    let mut request = request;
+                    request.extensions_mut().insert(Caller { principal });
+                    next.run(request).await
+                }
+                Some(Err(denial)) => denial.into_response(),
+                None if request.method() == axum::http::Method::GET => (
+                    StatusCode::SEE_OTHER,
+                    [(axum::http::header::LOCATION, "/signin")],
+                )
+                    .into_response(),
+                None => Denial::Signature(SigError::Missing).into_response(),
+            };
+        }
+    }
+    let action = api_action.unwrap_or(session::DASHBOARD_ACTION);
     let (mut parts, body) = request.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, crate::api::MAX_REQUEST_BYTES).await {
         Ok(b) => b,

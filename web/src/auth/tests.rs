@@ -65,7 +65,10 @@ fn fixture() -> Fixture {
     let store =
         Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("data")).unwrap());
     let state = crate::api::AppState::new(store, None);
-    let app = protect(crate::api::router(state), auth.clone());
+    let app = protect(
+        crate::api::router(state.clone()).merge(crate::dashboard::router(state)),
+        auth.clone(),
+    );
     Fixture {
         _dir: dir,
         app,
@@ -289,4 +292,142 @@ fn paths_map_to_actions() {
         Some("a b")
     );
     assert_eq!(group_of_filter(r#"group.name = "a" AND ok"#), None);
+}
+
+async fn raw(app: &Router, mut request: Request<Body>) -> (u16, axum::http::HeaderMap, String) {
+    request
+        .extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:5555".parse::<SocketAddr>().unwrap()));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> String {
+    let value = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap();
+    assert!(
+        value.contains("HttpOnly") && value.contains("SameSite=Strict"),
+        "{value}"
+    );
+    value
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+fn form(path: &str, cookie: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn dashboard_sign_in_session_csrf_and_sign_out() {
+    let f = fixture();
+    let get = |path: &str, cookie: &str| {
+        Request::get(path)
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, headers, _) = raw(&f.app, get("/", "")).await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/signin");
+    let (status, headers, page) = raw(&f.app, get("/signin", "")).await;
+    assert_eq!(status, 200);
+    let csrf = set_cookie(&headers, session::CSRF_COOKIE);
+    assert!(page.contains(&csrf));
+    let csrf_cookie = format!("{}={csrf}", session::CSRF_COOKIE);
+    let body = |key: &keys::AccessKey, csrf: &str| {
+        format!(
+            "access_key_id={}&secret_access_key={}&csrf={csrf}",
+            enc(&key.access_key_id),
+            enc(&key.secret_access_key)
+        )
+    };
+
+    let (status, _, page) = raw(
+        &f.app,
+        form("/signin", &csrf_cookie, body(&f.reader, "forged")),
+    )
+    .await;
+    assert_eq!(status, 403, "{page}");
+    let (status, _, page) = raw(
+        &f.app,
+        form("/signin", &csrf_cookie, body(&f.writer, &csrf)),
+    )
+    .await;
+    assert_eq!(status, 403, "a send-only principal may not read: {page}");
+    let mut wrong = f.reader.clone();
+    wrong.secret_access_key.push('x');
+    let (status, _, _) = raw(&f.app, form("/signin", &csrf_cookie, body(&wrong, &csrf))).await;
+    assert_eq!(status, 403);
+
+    let (status, headers, _) = raw(
+        &f.app,
+        form("/signin", &csrf_cookie, body(&f.reader, &csrf)),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(headers["location"], "/");
+    let session = format!(
+        "{}={}",
+        session::SESSION_COOKIE,
+        set_cookie(&headers, session::SESSION_COOKIE)
+    );
+    let (status, _, _) = raw(&f.app, get("/", &session)).await;
+    assert_eq!(status, 200);
+    let (status, _, info) = raw(&f.app, get("/session", &session)).await;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["principal"], "reader");
+    let (status, _, _) = raw(&f.app, form("/signout", &session, "csrf=forged".into())).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = raw(&f.app, get("/", &session)).await;
+    assert_eq!(status, 200, "a forged sign-out must not end the session");
+    let token = info["csrf"].as_str().unwrap();
+    let (status, _, _) = raw(&f.app, form("/signout", &session, format!("csrf={token}"))).await;
+    assert_eq!(status, 303);
+    let (status, _, _) = raw(&f.app, get("/", &session)).await;
+    assert_eq!(status, 303);
+
+    let audit = std::fs::read_to_string(&f.audit).unwrap();
+    let signins: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["action"] == "roentgen:SignIn")
+        .collect();
+    assert_eq!(signins.len(), 4);
+    assert_eq!(signins.iter().filter(|l| l["allowed"] == true).count(), 1);
 }
