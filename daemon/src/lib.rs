@@ -232,6 +232,7 @@ impl BoundDaemon {
             endpoint: config.endpoint.clone(),
             counters: counters.clone(),
             budget: budget.clone(),
+            credentials: config.credentials.clone(),
         });
         let mut server_stop = stop_rx.clone();
         let server = tokio::spawn(async move {

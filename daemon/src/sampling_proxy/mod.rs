@@ -25,6 +25,8 @@ pub struct ProxyState {
     pub counters: Arc<Counters>,
     /// The memory bound, for the buffer gauges.
     pub budget: Arc<MemoryBudget>,
+    /// Signs the forwarded requests with SigV4 when set.
+    pub credentials: Option<crate::forwarder::sign::Credentials>,
 }
 
 /// The router for the TCP port.
@@ -77,13 +79,23 @@ async fn proxy(state: &ProxyState, path: &str, headers: &HeaderMap, body: Bytes)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    let sent = state
+    let mut request = state
         .client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, content_type)
-        .body(body)
-        .send()
-        .await;
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, content_type);
+    if let Some(credentials) = &state.credentials {
+        let (date, payload, authorization) = crate::forwarder::sign::sign_post(
+            credentials,
+            &url,
+            &body,
+            std::time::SystemTime::now(),
+        );
+        request = request
+            .header("x-amz-date", date)
+            .header("x-amz-content-sha256", payload)
+            .header(reqwest::header::AUTHORIZATION, authorization);
+    }
+    let sent = request.body(body).send().await;
     let response = match sent {
         Ok(r) => r,
         Err(e) => {

@@ -313,13 +313,19 @@ fn no_auth_off_loopback_is_refused_at_start() {
 #[test]
 fn the_daemon_signs_with_its_own_key() {
     let s = setup();
+    // A key made while the collector runs: it reloads the keys file.
+    let edge = create_key(
+        &s._dir.path().join("keys.json"),
+        "edge",
+        "xray:PutTraceSegments,xray:GetSamplingRules",
+    );
     let daemon = roentgen_tests::daemon::Daemon::start(
         &s.collector.endpoint_url(),
         &[
             "--access-key-id",
-            &s.writer.id,
+            &edge.id,
             "--secret-access-key",
-            &s.writer.secret,
+            &edge.secret,
             "--region",
             "ap-southeast-2",
             "--flush-interval-ms",
@@ -331,6 +337,14 @@ fn the_daemon_signs_with_its_own_key() {
         r#"{{"name":"edge","id":"5759e988bd862e3f","trace_id":"{trace}","start_time":{},"end_time":{}}}"#,
         now() - 1.0,
         now()
+    );
+    let rules = eventually(Duration::from_secs(30), || {
+        let r = request(&daemon.tcp, "POST", "/GetSamplingRules", &[], "{}");
+        (r.status == 200).then_some(r.body)
+    });
+    assert!(
+        rules.is_some_and(|b| b.contains("SamplingRuleRecords")),
+        "the sampling proxy's signed request was never accepted"
     );
     let datagram = format!("{{\"format\":\"json\",\"version\":1}}\n{doc}");
     daemon
@@ -352,7 +366,7 @@ fn the_daemon_signs_with_its_own_key() {
     assert!(found.is_some(), "the daemon's signed batch never arrived");
     let audit = std::fs::read_to_string(&s.audit).expect("audit log");
     assert!(
-        audit.lines().any(|l| l.contains("\"principal\":\"daemon\"")
+        audit.lines().any(|l| l.contains("\"principal\":\"edge\"")
             && l.contains("xray:PutTraceSegments")
             && l.contains("\"allowed\":true")),
         "{audit}"
