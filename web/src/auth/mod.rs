@@ -440,18 +440,18 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
         headers: &headers,
     };
     let resource = resource_for(action, &bytes);
-    let outcome = auth
-        .authenticate(&signable, &bytes, now_secs())
-        .and_then(|principal| {
-            Auth::authorize(&principal, action, &resource, source).map(|()| principal)
-        });
+    let authenticated = auth.authenticate(&signable, &bytes, now_secs());
+    let who = authenticated.as_ref().ok().cloned();
+    let outcome = authenticated.and_then(|principal| {
+        Auth::authorize(&principal, action, &resource, source).map(|()| principal)
+    });
     let key_id = sigv4::presented(&signable)
         .map(|p| p.auth.access_key_id)
         .ok();
     drop(headers);
     auth.record(&AuditEvent {
         time: now_secs(),
-        principal: outcome.as_ref().ok().map(|p| p.name.as_str()),
+        principal: who.as_ref().map(|p| p.name.as_str()),
         access_key_id: key_id.as_deref(),
         source_ip: source,
         action,

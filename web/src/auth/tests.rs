@@ -214,6 +214,10 @@ async fn senders_cannot_read_and_readers_cannot_send() {
     assert_eq!(lines[0]["principal"], "daemon");
     assert_eq!(lines[0]["allowed"], true);
     assert_eq!(lines[1]["action"], "xray:GetTraceSummaries");
+    assert_eq!(
+        lines[1]["principal"], "daemon",
+        "denied calls name who was denied"
+    );
     assert_eq!(lines[1]["allowed"], false);
     assert_eq!(lines[1]["error"], "AccessDeniedException");
     assert_eq!(lines[1]["sourceIp"], "127.0.0.1");
