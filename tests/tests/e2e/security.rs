@@ -175,6 +175,23 @@ fn the_aws_cli_with_roentgen_keys_sends_and_reads_by_policy() {
                 && l["error"] == "AccessDeniedException")
     );
     assert!(lines.iter().all(|l| l["sourceIp"] == "127.0.0.1"));
+
+    let out = Command::new(binary("roentgen-web"))
+        .args(["keys", "--keys-file"])
+        .arg(s._dir.path().join("keys.json"))
+        .args(["revoke", &s.reader.id])
+        .output()
+        .expect("run roentgen-web keys revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = eventually(Duration::from_secs(30), || {
+        let (ok, _, err) = aws(&s.collector, &s.reader, &window);
+        (!ok && err.contains("UnrecognizedClientException")).then_some(())
+    });
+    assert!(refused.is_some(), "a revoked key still worked");
 }
 
 #[test]
