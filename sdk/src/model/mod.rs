@@ -3,6 +3,7 @@
 //! This is the one definition of the wire format in the workspace; the daemon and the collector
 //! reuse it through the `model` feature without the SDK's runtime.
 
+pub mod calendar;
 mod document;
 mod header;
 mod ids;
