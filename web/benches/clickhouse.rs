@@ -14,38 +14,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{BATCH_DOCUMENTS, HOUR_START, prepare, runtime, shop_documents};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use roentgen_web::api::prepare_document;
+use roentgen_web::store::Store;
 use roentgen_web::store::clickhouse::server::LocalServer;
 use roentgen_web::store::clickhouse::{ClickhouseConfig, ClickhouseStore};
 use roentgen_web::store::sqlite::SqliteStore;
-use roentgen_web::store::{IngestDocument, Store};
-use roentgen_web::{filter, query, synth};
-
-const BATCH_DOCUMENTS: usize = 2_000;
-const HOUR_START: f64 = 1_800_000_000.0;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn prepare(docs: &[String]) -> Vec<IngestDocument> {
-    docs.iter()
-        .filter_map(|d| prepare_document(d, None).ok())
-        .collect()
-}
-
-/// `count` documents of fresh shop traces numbered from `first` (two segments per trace).
-fn shop_documents(first: u64, count: usize) -> Vec<String> {
-    (first..)
-        .flat_map(|n| synth::shop_trace(n, HOUR_START + (n % 3600) as f64))
-        .take(count)
-        .collect()
-}
+use roentgen_web::{query, synth};
 
 fn ingest(c: &mut Criterion) {
     let rt = runtime();
@@ -149,48 +126,13 @@ fn queries(c: &mut Criterion) {
     });
     group.finish();
 
-    let mut group = c.benchmark_group("clickhouse_trace_summaries");
-    group.sample_size(10);
-    let target = traces as u64 / 2;
-    let selective = filter::parse(&format!(
-        "annotation.order = \"ord-{target}\" AND service(\"frontend\")"
-    ))
-    .expect("filter");
-    group.bench_function(BenchmarkId::new("selective_pushdown", traces), |b| {
-        b.iter(|| {
-            let page = rt
-                .block_on(query::trace_summaries(
-                    get().1.as_ref(),
-                    HOUR_START,
-                    end,
-                    Some(&selective),
-                    None,
-                ))
-                .expect("summaries");
-            assert_eq!(page.summaries.len(), 1);
-            page
-        })
-    });
-    let unindexed = filter::parse(&format!(
-        "annotation.order BEGINSWITH \"ord-{target}\" AND annotation.order ENDSWITH \"{target}\""
-    ))
-    .expect("filter");
-    group.bench_function(
-        BenchmarkId::new("baseline_no_pushdown_one_page", traces),
-        |b| {
-            b.iter(|| {
-                rt.block_on(query::trace_summaries(
-                    get().1.as_ref(),
-                    HOUR_START,
-                    end,
-                    Some(&unindexed),
-                    None,
-                ))
-                .expect("summaries")
-            })
-        },
+    common::trace_summaries_group(
+        c,
+        "clickhouse_trace_summaries",
+        &rt,
+        || get().1.as_ref(),
+        traces,
     );
-    group.finish();
 }
 
 criterion_group!(benches, ingest, queries);

@@ -1,0 +1,92 @@
+//! Helpers shared by the collector and ClickHouse benches: the runtime, synthetic documents, and
+//! the trace-search group, run the same way against either store.
+
+#![allow(dead_code)] // each bench uses its own subset
+
+use criterion::{BenchmarkId, Criterion};
+use roentgen_web::api::prepare_document;
+use roentgen_web::store::{IngestDocument, Store};
+use roentgen_web::{filter, query, synth};
+
+/// Documents per ingest batch.
+pub const BATCH_DOCUMENTS: usize = 2_000;
+/// Start of the benchmarked hour, epoch seconds.
+pub const HOUR_START: f64 = 1_800_000_000.0;
+
+/// The runtime the server would use on this machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Validated documents, as `PutTraceSegments` hands them to the store.
+pub fn prepare(docs: &[String]) -> Vec<IngestDocument> {
+    docs.iter()
+        .filter_map(|d| prepare_document(d, None).ok())
+        .collect()
+}
+
+/// `count` documents of fresh shop traces numbered from `first` (two segments per trace).
+pub fn shop_documents(first: u64, count: usize) -> Vec<String> {
+    (first..)
+        .flat_map(|n| synth::shop_trace(n, HOUR_START + (n % 3600) as f64))
+        .take(count)
+        .collect()
+}
+
+/// `GetTraceSummaries` with a selective filter over the hour, and its baseline: the same
+/// predicate in a form no index answers (`BEGINSWITH`/`ENDSWITH`), one page of scanning.
+pub fn trace_summaries_group<'s>(
+    c: &mut Criterion,
+    group_name: &str,
+    rt: &tokio::runtime::Runtime,
+    store: impl Fn() -> &'s dyn Store,
+    traces: usize,
+) {
+    let end = HOUR_START + 3600.0;
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    let target = traces as u64 / 2;
+    let selective = filter::parse(&format!(
+        "annotation.order = \"ord-{target}\" AND service(\"frontend\")"
+    ))
+    .expect("filter");
+    group.bench_function(BenchmarkId::new("selective_pushdown", traces), |b| {
+        b.iter(|| {
+            let page = rt
+                .block_on(query::trace_summaries(
+                    store(),
+                    HOUR_START,
+                    end,
+                    Some(&selective),
+                    None,
+                ))
+                .expect("summaries");
+            assert_eq!(page.summaries.len(), 1);
+            page
+        })
+    });
+    let unindexed = filter::parse(&format!(
+        "annotation.order BEGINSWITH \"ord-{target}\" AND annotation.order ENDSWITH \"{target}\""
+    ))
+    .expect("filter");
+    group.bench_function(
+        BenchmarkId::new("baseline_no_pushdown_one_page", traces),
+        |b| {
+            b.iter(|| {
+                rt.block_on(query::trace_summaries(
+                    store(),
+                    HOUR_START,
+                    end,
+                    Some(&unindexed),
+                    None,
+                ))
+                .expect("summaries")
+            })
+        },
+    );
+    group.finish();
+}
