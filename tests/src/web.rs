@@ -126,3 +126,42 @@ pub fn aws_cli() -> PathBuf {
     );
     aws
 }
+
+/// Runs `aws xray ARGS` against `collector` with no configuration files, signed with
+/// `credentials` (access key id, secret) or with `--no-sign-request` when there are none;
+/// returns (success, stdout, stderr).
+pub fn aws_xray(
+    collector: &Collector,
+    credentials: Option<(&str, &str)>,
+    region: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let mut command = Command::new(aws_cli());
+    command
+        .arg("xray")
+        .args(args)
+        .args(["--endpoint-url", &collector.endpoint_url()])
+        .args(["--region", region, "--output", "json"])
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_PAGER", "");
+    match credentials {
+        Some((id, secret)) => {
+            command
+                .env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        None => {
+            command.arg("--no-sign-request");
+        }
+    }
+    let out = command.output().expect("run aws");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use roentgen_tests::web::{Collector, aws_cli, json_string, post_to};
+use roentgen_tests::web::{Collector, aws_xray, json_string, post_to};
 use roentgen_tests::{data, eventually};
 use serde_json::Value;
 
@@ -27,30 +27,9 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Runs `aws xray ARGS` against the collector; returns (success, stdout, stderr).
+/// Runs `aws xray ARGS` against the collector, unsigned; returns (success, stdout, stderr).
 fn aws(collector: &Collector, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(aws_cli())
-        .arg("xray")
-        .args(args)
-        .args(["--endpoint-url", &collector.endpoint_url()])
-        .args([
-            "--no-sign-request",
-            "--region",
-            "us-east-1",
-            "--output",
-            "json",
-        ])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("run aws");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    aws_xray(collector, None, "us-east-1", args)
 }
 
 fn json(text: &str) -> Value {

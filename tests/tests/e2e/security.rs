@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use roentgen_tests::daemon::python;
 use roentgen_tests::http::request;
-use roentgen_tests::web::{Collector, aws_cli};
+use roentgen_tests::web::{Collector, aws_xray};
 use roentgen_tests::{binary, eventually};
 use roentgen_web::auth::sigv4::{SignableRequest, Signer, format_amz_date};
 use serde_json::Value;
@@ -47,25 +47,11 @@ fn create_key(keys_file: &Path, principal: &str, allow: &str) -> Key {
 
 /// Runs `aws xray ARGS` signed with `key`; returns (success, stdout, stderr).
 fn aws(collector: &Collector, key: &Key, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(aws_cli())
-        .arg("xray")
-        .args(args)
-        .args(["--endpoint-url", &collector.endpoint_url()])
-        .args(["--region", "eu-central-1", "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", &key.id)
-        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env("AWS_PAGER", "")
-        .output()
-        .expect("run aws");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    aws_xray(
+        collector,
+        Some((&key.id, &key.secret)),
+        "eu-central-1",
+        args,
     )
 }
 
