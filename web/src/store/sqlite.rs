@@ -5,6 +5,13 @@
 //! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
 //! (`traces`), annotation and service index rows, and per-minute node/edge statistics
 //! (`rollups`), all updated in the same transaction as the documents.
+//!
+//! Ingest writes as little as it can per document: one `segments` row (the document as sent,
+//! no derived copy), one summary row per trace of the batch, and only the index rows searches
+//! start from. Index rows are removed by their exact keys, taken from the trace's previous
+//! summary, so no index by trace id is kept. A trace folded again (pieces that arrive in a
+//! later batch) re-reads its stored documents; a trace whose pieces arrive together is folded
+//! from the facts the request handler already extracted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,6 +28,7 @@ use super::{
 use crate::assembly::{DocFacts, Sample, TraceSummary, fold_trace, minute_of};
 use crate::graph::{Histogram, Stats};
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
+use roentgen_sdk::model::Segment;
 
 /// Most documents grouped into one write transaction.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
@@ -37,8 +45,7 @@ CREATE TABLE IF NOT EXISTS segments (
     subsegment INTEGER NOT NULL,
     start_time REAL NOT NULL,
     in_progress INTEGER NOT NULL,
-    document TEXT NOT NULL,
-    facts TEXT NOT NULL
+    document TEXT NOT NULL
 );
 -- Documents are large: rows append in arrival order, the key lives in a small index.
 CREATE UNIQUE INDEX IF NOT EXISTS segments_by_key ON segments (trace_id, id);
@@ -64,13 +71,11 @@ CREATE TABLE IF NOT EXISTS trace_annotations (
     trace_id TEXT NOT NULL,
     PRIMARY KEY (key, value_text, trace_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trace_annotations_by_trace ON trace_annotations (trace_id);
 CREATE TABLE IF NOT EXISTS trace_services (
     name TEXT NOT NULL,
     trace_id TEXT NOT NULL,
     PRIMARY KEY (name, trace_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trace_services_by_trace ON trace_services (trace_id);
 CREATE TABLE IF NOT EXISTS rollups (
     minute INTEGER NOT NULL,
     src TEXT NOT NULL,
@@ -185,7 +190,20 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
+        conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
         conn.execute_batch(SCHEMA)?;
+        let old_format: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('segments') WHERE name = 'facts'",
+            [],
+            |r| r.get(0),
+        )?;
+        if old_format > 0 {
+            return Err(StoreError::Open(format!(
+                "{} was written by an older Roentgen (derived facts stored per document); \
+                 start with a fresh --data-dir",
+                path.display()
+            )));
+        }
         let exists: Option<String> = conn
             .query_row(
                 "SELECT name FROM sampling_rules WHERE name = ?1",
@@ -385,10 +403,16 @@ fn delete_before(tx: &Transaction<'_>, cutoff: f64, max: usize) -> Result<usize,
         stmt.query_map(params![cutoff, max as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?
     };
+    let mut index = IndexRows::new(tx)?;
+    let mut summary = tx.prepare_cached("SELECT summary FROM traces WHERE trace_id = ?1")?;
     for id in &ids {
+        if let Some(text) = summary
+            .query_row([id], |r| r.get::<_, String>(0))
+            .optional()?
+        {
+            index.delete(id, &serde_json::from_str(&text)?)?;
+        }
         tx.execute("DELETE FROM segments WHERE trace_id = ?1", [id])?;
-        tx.execute("DELETE FROM trace_annotations WHERE trace_id = ?1", [id])?;
-        tx.execute("DELETE FROM trace_services WHERE trace_id = ?1", [id])?;
         tx.execute("DELETE FROM traces WHERE trace_id = ?1", [id])?;
     }
     tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
@@ -417,21 +441,75 @@ impl RollupDelta {
     }
 }
 
+/// Deletes a trace's annotation and service index rows by their exact keys, read from the
+/// summary that produced them.
+struct IndexRows<'t> {
+    annotation: rusqlite::CachedStatement<'t>,
+    service: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> IndexRows<'t> {
+    fn new(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
+        Ok(Self {
+            annotation: tx.prepare_cached(
+                "DELETE FROM trace_annotations WHERE key = ?1 AND value_text = ?2 AND trace_id = ?3",
+            )?,
+            service: tx
+                .prepare_cached("DELETE FROM trace_services WHERE name = ?1 AND trace_id = ?2")?,
+        })
+    }
+
+    fn delete(&mut self, trace_id: &str, summary: &TraceSummary) -> Result<(), StoreError> {
+        for a in &summary.annotations {
+            self.annotation
+                .execute(params![a.key, a.value.index_text(), trace_id])?;
+        }
+        for s in &summary.services {
+            self.service.execute(params![s.key.name, trace_id])?;
+        }
+        Ok(())
+    }
+}
+
+/// The facts of every stored document of a trace: those of this batch as extracted by the
+/// request handler, the others re-extracted from their stored text.
+fn stored_facts(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    trace_id: &str,
+    in_batch: &BTreeMap<&str, (&DocFacts, bool)>,
+) -> Result<Vec<DocFacts>, StoreError> {
+    let rows = stmt.query_map([trace_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, document) = row?;
+        match in_batch.get(id.as_str()) {
+            Some((facts, _)) => out.push((*facts).clone()),
+            None => {
+                let segment: Segment = serde_json::from_str(&document)?;
+                out.push(DocFacts::extract(&segment));
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), StoreError> {
-    // In-batch view per trace, for traces the store has not seen before.
+    // The documents of this batch that were stored (new, or replacing an in-progress one),
+    // per trace.
     let mut batch: BTreeMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = BTreeMap::new();
     {
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document, facts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (trace_id, id) DO UPDATE SET
                 parent_id = excluded.parent_id, subsegment = excluded.subsegment,
                 start_time = excluded.start_time, in_progress = excluded.in_progress,
-                document = excluded.document, facts = excluded.facts
+                document = excluded.document
              WHERE segments.in_progress = 1 OR excluded.in_progress = 0",
         )?;
         for d in docs {
-            let facts = serde_json::to_string(&d.facts)?;
             let changed = upsert.execute(params![
                 d.trace_id,
                 d.id,
@@ -440,7 +518,6 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
                 d.start_time,
                 d.in_progress,
                 d.document,
-                facts
             ])?;
             if changed > 0 {
                 let entry = batch.entry(&d.trace_id).or_default();
@@ -454,34 +531,32 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
         }
     }
     let mut delta = RollupDelta::default();
-    let mut old_row = tx.prepare_cached("SELECT samples FROM traces WHERE trace_id = ?1")?;
-    let mut all_facts = tx.prepare_cached("SELECT facts FROM segments WHERE trace_id = ?1")?;
+    let mut old_row =
+        tx.prepare_cached("SELECT summary, samples FROM traces WHERE trace_id = ?1")?;
+    let mut documents =
+        tx.prepare_cached("SELECT id, document FROM segments WHERE trace_id = ?1")?;
     let mut put_trace = tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (trace_id, start_time, end_time, duration, response_time,
             has_fault, has_error, has_throttle, is_partial, http_status, summary, samples)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    let mut del_ann = tx.prepare_cached("DELETE FROM trace_annotations WHERE trace_id = ?1")?;
-    let mut del_svc = tx.prepare_cached("DELETE FROM trace_services WHERE trace_id = ?1")?;
+    let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
     for (trace_id, pieces) in &batch {
-        let old: Option<String> = old_row.query_row([trace_id], |r| r.get(0)).optional()?;
+        let old: Option<(String, String)> = old_row
+            .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
         let view = match &old {
             None => {
                 let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
                 fold_trace(trace_id, &facts)
             }
-            Some(old) => {
-                let old: Vec<Sample> = serde_json::from_str(old)?;
+            Some((summary, samples)) => {
+                let old: Vec<Sample> = serde_json::from_str(samples)?;
                 delta.add(&old, -1);
-                del_ann.execute([trace_id])?;
-                del_svc.execute([trace_id])?;
-                let facts: Vec<DocFacts> = all_facts
-                    .query_map([trace_id], |r| r.get::<_, String>(0))?
-                    .map(|t| Ok(serde_json::from_str(&t?)?))
-                    .collect::<Result<_, StoreError>>()?;
-                fold_trace(trace_id, &facts)
+                index.delete(trace_id, &serde_json::from_str(summary)?)?;
+                fold_trace(trace_id, &stored_facts(&mut documents, trace_id, pieces)?)
             }
         };
         delta.add(&view.samples, 1);
@@ -730,20 +805,9 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
                 args.push(k.clone().into());
                 args.push(v.clone().into());
             }
-            Pushdown::AnnotationNumber(k, op, v) => {
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.trace_id = t.trace_id AND a.key = ? AND a.value_number {} ?)",
-                    op_sql(op)
-                ));
-                args.push(k.clone().into());
-                args.push((*v).into());
-            }
-            Pushdown::AnnotationExists(k) => {
-                sql.push_str(
-                    " AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.trace_id = t.trace_id AND a.key = ?)",
-                );
-                args.push(k.clone().into());
-            }
+            // No index by trace answers these (the annotation index is keyed by value): the
+            // caller evaluates them on the summaries, which it does for every predicate anyway.
+            Pushdown::AnnotationNumber(..) | Pushdown::AnnotationExists(..) => {}
             Pushdown::Service(name) => {
                 sql.push_str(
                     " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_id = t.trace_id)",
