@@ -1,6 +1,7 @@
 //! Cost of authentication per request against ingest, measured in the same run:
 //! - `verify`: SigV4 verification of one signed `PutTraceSegments` request of
-//!   `BATCH` documents (parse, scope and time checks, body hash, HMAC, replay cache);
+//!   `BATCH` documents (parse, scope and time checks, body hash, HMAC, rate-limit bucket,
+//!   replay cache);
 //! - `ingest/unsigned`: the same request through the X-Ray API router into the SQLite store
 //!   with auth off (the baseline);
 //! - `ingest/signed`: the same request through the auth layer (verification, policy, audit
@@ -16,6 +17,7 @@ use axum::http::Request;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::api::{AppState, router};
 use roentgen_web::auth::keys::{KeysFile, Principal, allow_policy, new_key};
+use roentgen_web::auth::limit::RateLimit;
 use roentgen_web::auth::sigv4::{SignableRequest, Signer, format_amz_date};
 use roentgen_web::auth::{Auth, AuthConfig, now_secs, protect};
 use roentgen_web::store::sqlite::SqliteStore;
@@ -86,10 +88,14 @@ fn auth(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = new_key(0);
     let file = KeysFile {
+        default_rate_limit: None,
+        anonymous_rate_limit: None,
         principals: vec![Principal {
             name: "daemon".into(),
             policies: vec![allow_policy(&["xray:PutTraceSegments".into()])],
             keys: vec![key.clone()],
+            // A limit the bench never reaches, so every request pays for its bucket.
+            rate_limit: Some(RateLimit::per_second(1e9, 1e9)),
         }],
     };
     let keys_file = dir.path().join("keys.json");

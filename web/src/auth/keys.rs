@@ -10,6 +10,7 @@ use std::sync::Arc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::limit::{self, Limit, RateLimit};
 use super::policy::{Policy, PolicyDocument, PolicyError};
 
 /// One access key of a principal.
@@ -41,6 +42,9 @@ pub struct Principal {
     /// Access keys (several during a rotation).
     #[serde(default)]
     pub keys: Vec<AccessKey>,
+    /// Its rate limit; the file's `default_rate_limit` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// The keys file.
@@ -48,6 +52,13 @@ pub struct Principal {
 pub struct KeysFile {
     /// Principals.
     pub principals: Vec<Principal>,
+    /// Rate limit of principals without their own (500 requests/s, burst 1000 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_rate_limit: Option<RateLimit>,
+    /// Rate limit per source address of unsigned and refused requests (50/s, burst 100 when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_rate_limit: Option<RateLimit>,
 }
 
 /// Why the keys file is unusable.
@@ -83,6 +94,14 @@ pub enum KeysError {
     /// No such key.
     #[error("no access key {0}")]
     NoSuchKey(String),
+    /// A rate limit is invalid.
+    #[error("{place}: {message}")]
+    RateLimit {
+        /// Principal or setting.
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A policy file given to `keys create` is unusable.
     #[error("{0}")]
     PolicyFile(String),
@@ -156,18 +175,51 @@ pub struct LoadedPrincipal {
     pub name: String,
     /// Compiled policies.
     pub policies: Vec<Policy>,
+    /// Its rate limit.
+    pub limit: Limit,
 }
 
 /// Active keys by id, each with its principal.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Keyring {
     keys: HashMap<String, (String, Arc<LoadedPrincipal>)>,
+    /// The limit per source address for unsigned and refused requests.
+    pub anonymous: Limit,
+}
+
+fn compile_limit(
+    limit: Option<&RateLimit>,
+    fallback: Limit,
+    place: &str,
+) -> Result<Limit, KeysError> {
+    limit.map_or(Ok(fallback), |l| {
+        l.compile().map_err(|message| KeysError::RateLimit {
+            place: place.to_owned(),
+            message,
+        })
+    })
 }
 
 impl Keyring {
     /// Builds the lookup table from a keys file, validating its policies.
     pub fn new(file: &KeysFile) -> Result<Self, KeysError> {
         let mut keys = HashMap::new();
+        let default = compile_limit(
+            file.default_rate_limit.as_ref(),
+            Limit::Bucket {
+                rate: limit::DEFAULT_RATE,
+                burst: limit::DEFAULT_BURST,
+            },
+            "default_rate_limit",
+        )?;
+        let anonymous = compile_limit(
+            file.anonymous_rate_limit.as_ref(),
+            Limit::Bucket {
+                rate: limit::ANONYMOUS_RATE,
+                burst: limit::ANONYMOUS_BURST,
+            },
+            "anonymous_rate_limit",
+        )?;
         for p in &file.principals {
             let policies = p
                 .policies
@@ -181,6 +233,11 @@ impl Keyring {
             let loaded = Arc::new(LoadedPrincipal {
                 name: p.name.clone(),
                 policies,
+                limit: compile_limit(
+                    p.rate_limit.as_ref(),
+                    default,
+                    &format!("principal {}", p.name),
+                )?,
             });
             for k in p.keys.iter().filter(|k| k.active) {
                 if keys
@@ -194,7 +251,7 @@ impl Keyring {
                 }
             }
         }
-        Ok(Self { keys })
+        Ok(Self { keys, anonymous })
     }
 
     /// The secret and principal of an active key.
@@ -273,6 +330,10 @@ pub enum KeysCommand {
         /// `xray:Get*`, `xray:*` (comma-separated or repeated).
         #[arg(long, value_delimiter = ',')]
         allow: Vec<String>,
+        /// The principal's rate limit: `RATE` or `RATE:BURST` requests per second, or
+        /// `unlimited` (default: the file's `default_rate_limit`).
+        #[arg(long, value_parser = parse_rate_limit)]
+        rate_limit: Option<RateLimit>,
     },
     /// Lists principals and key ids (no secrets).
     List,
@@ -281,6 +342,27 @@ pub enum KeysCommand {
         /// The access key id.
         access_key_id: String,
     },
+}
+
+/// Parses `unlimited`, `RATE` or `RATE:BURST`.
+pub fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
+    if text.eq_ignore_ascii_case("unlimited") {
+        return Ok(RateLimit::unlimited());
+    }
+    let number = |t: &str| {
+        t.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{t:?} is not a number (use RATE, RATE:BURST or unlimited)"))
+    };
+    let limit = match text.split_once(':') {
+        Some((rate, burst)) => RateLimit::per_second(number(rate)?, number(burst)?),
+        None => RateLimit::Bucket {
+            requests_per_second: number(text)?,
+            burst: None,
+        },
+    };
+    limit.compile()?;
+    Ok(limit)
 }
 
 /// Runs a keys command, writing its output to `out`.
@@ -292,6 +374,7 @@ pub fn run(args: KeysArgs, out: &mut dyn Write) -> Result<(), KeysError> {
             principal,
             policy,
             allow,
+            rate_limit,
         } => {
             let mut policies = Vec::new();
             if let Some(p) = policy {
@@ -317,6 +400,7 @@ pub fn run(args: KeysArgs, out: &mut dyn Write) -> Result<(), KeysError> {
                         name: principal.clone(),
                         policies: Vec::new(),
                         keys: Vec::new(),
+                        rate_limit: None,
                     });
                     file.principals.len() - 1
                 }
@@ -324,6 +408,9 @@ pub fn run(args: KeysArgs, out: &mut dyn Write) -> Result<(), KeysError> {
             let entry = &mut file.principals[index];
             if !policies.is_empty() {
                 entry.policies = policies;
+            }
+            if rate_limit.is_some() {
+                entry.rate_limit = rate_limit;
             }
             entry.keys.push(key.clone());
             Keyring::new(&file)?;
@@ -374,6 +461,44 @@ mod tests {
         let mut out = Vec::new();
         run(KeysArgs::parse_from(v), &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rate_limits_from_the_command_line_and_the_file() {
+        assert_eq!(
+            parse_rate_limit("5:10").unwrap(),
+            RateLimit::per_second(5.0, 10.0)
+        );
+        assert_eq!(
+            parse_rate_limit("unlimited").unwrap(),
+            RateLimit::unlimited()
+        );
+        assert!(parse_rate_limit("fast").is_err());
+        assert!(parse_rate_limit("0").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        keys(
+            dir.path(),
+            &[
+                "create",
+                "--principal",
+                "slow",
+                "--allow",
+                "xray:GetGroups",
+                "--rate-limit",
+                "2:4",
+            ],
+        );
+        let file = KeysFile::load(&dir.path().join("keys.json")).unwrap();
+        assert_eq!(
+            file.principals[0].rate_limit,
+            Some(RateLimit::per_second(2.0, 4.0))
+        );
+        let mut bad = file.clone();
+        bad.anonymous_rate_limit = Some(RateLimit::per_second(-1.0, 4.0));
+        assert!(matches!(
+            Keyring::new(&bad),
+            Err(KeysError::RateLimit { .. })
+        ));
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! - [`keys`]: principals, access keys, the keys file and the `keys` command.
 //! - [`audit`]: the append-only JSON-lines audit log with rotation.
 //! - [`session`]: dashboard sign-in with an access key, sessions and CSRF tokens.
+//! - [`limit`]: per-principal and per-address token-bucket rate limits (429 when exceeded).
 
 pub mod audit;
 pub mod keys;
+pub mod limit;
 pub mod policy;
 pub mod session;
 pub mod sigv4;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -153,6 +156,8 @@ pub enum Denial {
     AccessDenied(String),
     /// The replay cache is full.
     Busy,
+    /// Over the rate limit; try again after this long.
+    Throttled(Duration),
 }
 
 impl Denial {
@@ -174,6 +179,11 @@ impl Denial {
                 "ThrottlingException",
                 "too many requests".to_owned(),
             ),
+            Denial::Throttled(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottledException",
+                "Rate exceeded".to_owned(),
+            ),
         }
     }
 }
@@ -186,6 +196,12 @@ impl IntoResponse for Denial {
         response
             .headers_mut()
             .insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
+        if let Denial::Throttled(wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
         response
     }
 }
@@ -195,6 +211,22 @@ impl IntoResponse for Denial {
 pub struct Caller {
     /// The principal.
     pub principal: Arc<LoadedPrincipal>,
+    /// The address the request came from (for `aws:SourceIp` conditions).
+    pub source_ip: IpAddr,
+}
+
+impl Caller {
+    /// Whether the caller's policies allow `action` on `resource`.
+    pub fn may(&self, action: &str, resource: &str) -> bool {
+        Auth::authorize(&self.principal, action, resource, self.source_ip).is_ok()
+    }
+}
+
+/// What letting a verified signature in needs: the signature and how long to remember it.
+#[derive(Debug, Clone, Copy)]
+struct Admission {
+    signature: [u8; 32],
+    until: i64,
 }
 
 struct Reloader {
@@ -210,6 +242,7 @@ pub struct Auth {
     replay: Mutex<HashMap<[u8; 32], i64>>,
     audit: Option<AuditLog>,
     sessions: session::Sessions,
+    limiter: limit::Limiter,
     /// Whether cookies get `Secure` (the collector serves HTTPS).
     pub secure_cookies: bool,
 }
@@ -247,6 +280,7 @@ impl Auth {
             replay: Mutex::new(HashMap::new()),
             audit,
             sessions: session::Sessions::default(),
+            limiter: limit::Limiter::new(),
             secure_cookies: false,
             config,
         })
@@ -255,6 +289,26 @@ impl Auth {
     /// The audit log, if one is configured.
     pub fn audit_log(&self) -> Option<&AuditLog> {
         self.audit.as_ref()
+    }
+
+    /// Requests refused for going over a rate limit since the start.
+    pub fn throttled(&self) -> u64 {
+        self.limiter.throttled()
+    }
+
+    /// Charges an unsigned or refused request to its source address.
+    fn charge_address(&self, ip: IpAddr) -> Result<(), Denial> {
+        let anonymous = self.keyring().anonymous;
+        self.limiter
+            .address(ip, anonymous, self.limiter.now())
+            .map_err(Denial::Throttled)
+    }
+
+    /// Charges a request to an authenticated principal.
+    fn charge_principal(&self, principal: &LoadedPrincipal) -> Result<(), Denial> {
+        self.limiter
+            .principal(&principal.name, principal.limit, self.limiter.now())
+            .map_err(Denial::Throttled)
     }
 
     /// The current keyring, reloading the keys file when it changed (checked once a second).
@@ -305,6 +359,18 @@ impl Auth {
         body: &[u8],
         now: i64,
     ) -> Result<Arc<LoadedPrincipal>, Denial> {
+        let (principal, admission) = self.verified(request, body, now)?;
+        self.admit(&principal, admission, now)?;
+        Ok(principal)
+    }
+
+    /// The signature's checks: who signed, and what [`Auth::admit`] needs to let it in.
+    fn verified(
+        &self,
+        request: &SignableRequest<'_>,
+        body: &[u8],
+        now: i64,
+    ) -> Result<(Arc<LoadedPrincipal>, Admission), Denial> {
         let p = sigv4::presented(request).map_err(Denial::Signature)?;
         if p.auth.service != SERVICE {
             return Err(Denial::Signature(SigError::Scope(
@@ -318,11 +384,28 @@ impl Auth {
             .get(&p.auth.access_key_id)
             .ok_or(Denial::Signature(SigError::UnknownKey))?;
         p.verify(request, body, secret).map_err(Denial::Signature)?;
-        let until = p.time + p.expires.unwrap_or(0) + skew;
-        if !self.first_use(p.auth.signature, until, now)? {
+        Ok((
+            principal.clone(),
+            Admission {
+                signature: p.auth.signature,
+                until: p.time + p.expires.unwrap_or(0) + skew,
+            },
+        ))
+    }
+
+    /// Lets a verified request in: its principal's rate limit, then the replay cache (in that
+    /// order, so a throttled request may be sent again as it was).
+    fn admit(
+        &self,
+        principal: &LoadedPrincipal,
+        admission: Admission,
+        now: i64,
+    ) -> Result<(), Denial> {
+        self.charge_principal(principal)?;
+        if !self.first_use(admission.signature, admission.until, now)? {
             return Err(Denial::Signature(SigError::Replayed));
         }
-        Ok(principal.clone())
+        Ok(())
     }
 
     /// Authorizes a principal's call.
@@ -351,6 +434,23 @@ impl Auth {
         }
     }
 
+    /// Authorizes a dashboard page view: the principal must be allowed `action` on some
+    /// resource (a group-scoped reader is); the page then shows only what it may read.
+    pub fn authorize_somewhere(
+        principal: &LoadedPrincipal,
+        action: &str,
+        source_ip: IpAddr,
+    ) -> Result<(), Denial> {
+        if policy::allows_somewhere(&principal.policies, action, source_ip) {
+            Ok(())
+        } else {
+            Err(Denial::AccessDenied(format!(
+                "User: {} is not authorized to perform: {action} on any resource",
+                principal.name
+            )))
+        }
+    }
+
     /// Records an audit event when the log is on.
     pub fn record(&self, event: &AuditEvent<'_>) {
         if let Some(log) = &self.audit
@@ -374,55 +474,132 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
         .layer(axum::middleware::from_fn_with_state(auth, check_request))
 }
 
-/// The dashboard's answer to a visitor: a signed-in session's principal, if it may read.
-fn dashboard_session(
-    auth: &Auth,
-    headers: &axum::http::HeaderMap,
-    source: IpAddr,
-) -> Option<Result<Arc<LoadedPrincipal>, Denial>> {
-    let token = session::cookie(headers, session::SESSION_COOKIE)?;
-    let s = auth.sessions.get(token)?;
-    Some(
-        Auth::authorize(&s.principal, session::DASHBOARD_ACTION, "*", source).map(|()| s.principal),
-    )
+/// The action a dashboard page needs: the audit page its own, the others
+/// [`session::DASHBOARD_ACTION`] on some resource.
+pub fn page_action(path: &str) -> &'static str {
+    if path == "/audit" || path.starts_with("/audit/") {
+        AUDIT_ACTION
+    } else {
+        session::DASHBOARD_ACTION
+    }
 }
 
-/// The layer's body: authenticate, authorize, audit, then call the inner service.
+/// Authorizes a principal for an API call (`resource`) or a dashboard page (`page`).
+fn authorize_call(
+    principal: &LoadedPrincipal,
+    action: &str,
+    resource: &str,
+    page: bool,
+    source: IpAddr,
+) -> Result<(), Denial> {
+    if page && action == session::DASHBOARD_ACTION {
+        Auth::authorize_somewhere(principal, action, source)
+    } else {
+        Auth::authorize(principal, action, resource, source)
+    }
+}
+
+/// A 403 page for a signed-in visitor who may not see a page.
+fn forbidden_page(message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>Forbidden · Roentgen</title><link rel=stylesheet href=/assets/app.css><main class=\"page\"><h1>Forbidden</h1><p id=\"forbidden\">{}</p><p><a href=\"/\">Service map</a></p></main>",
+        crate::dashboard::esc(message)
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// A dashboard request without a signature: a session's principal (limited, authorized and
+/// audited like a signed call), else a redirect to the sign-in page.
+async fn session_request(
+    auth: Arc<Auth>,
+    mut request: Request,
+    next: Next,
+    source: IpAddr,
+    path: &str,
+) -> Response {
+    let session = session::cookie(request.headers(), session::SESSION_COOKIE)
+        .and_then(|t| auth.sessions.get(t));
+    let Some(session) = session else {
+        if let Err(denial) = auth.charge_address(source) {
+            return denial.into_response();
+        }
+        return if request.method() == axum::http::Method::GET {
+            (
+                StatusCode::SEE_OTHER,
+                [(axum::http::header::LOCATION, "/signin")],
+            )
+                .into_response()
+        } else {
+            Denial::Signature(SigError::Missing).into_response()
+        };
+    };
+    let action = page_action(path);
+    let principal = session.principal;
+    let outcome = auth
+        .charge_principal(&principal)
+        .and_then(|()| authorize_call(&principal, action, "*", true, source));
+    auth.record(&AuditEvent {
+        time: now_secs(),
+        principal: Some(&principal.name),
+        access_key_id: None,
+        source_ip: source,
+        action,
+        resource: "*",
+        path,
+        allowed: outcome.is_ok(),
+        error: outcome.as_ref().err().map(|d| d.parts().1),
+    });
+    match outcome {
+        Ok(()) => {
+            request.extensions_mut().insert(Caller {
+                principal,
+                source_ip: source,
+            });
+            request.extensions_mut().insert(auth);
+            next.run(request).await
+        }
+        Err(Denial::AccessDenied(message)) => forbidden_page(&message),
+        Err(denial) => denial.into_response(),
+    }
+}
+
+/// The layer's body: authenticate, rate-limit, authorize, audit, then call the inner service.
 async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if path.starts_with("/assets/") || matches!(path.as_str(), "/signin" | "/signout" | "/session")
-    {
+    if path.starts_with("/assets/") || matches!(path.as_str(), "/signout" | "/session") {
         return next.run(request).await;
     }
     let source = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    if path == "/signin" {
+        // Sign-in attempts count against the address (a brake on guessing secrets).
+        if request.method() == axum::http::Method::POST
+            && let Err(denial) = auth.charge_address(source)
+        {
+            return denial.into_response();
+        }
+        return next.run(request).await;
+    }
     let api_action = action_for(&path);
-    if api_action.is_none() {
+    let page = api_action.is_none();
+    if page {
         let signed = request.headers().contains_key("authorization")
             || request
                 .uri()
                 .query()
                 .is_some_and(|q| q.contains("X-Amz-Signature"));
         if !signed {
-            return match dashboard_session(&auth, request.headers(), source) {
-                Some(Ok(principal)) => {
-                    let mut request = request;
-                    request.extensions_mut().insert(Caller { principal });
-                    next.run(request).await
-                }
-                Some(Err(denial)) => denial.into_response(),
-                None if request.method() == axum::http::Method::GET => (
-                    StatusCode::SEE_OTHER,
-                    [(axum::http::header::LOCATION, "/signin")],
-                )
-                    .into_response(),
-                None => Denial::Signature(SigError::Missing).into_response(),
-            };
+            return session_request(auth, request, next, source, &path).await;
         }
     }
-    let action = api_action.unwrap_or(session::DASHBOARD_ACTION);
+    let action = api_action.unwrap_or_else(|| page_action(&path));
     let (mut parts, body) = request.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, crate::api::MAX_REQUEST_BYTES).await {
         Ok(b) => b,
@@ -439,12 +616,22 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
         query: parts.uri.query().unwrap_or(""),
         headers: &headers,
     };
-    let resource = resource_for(action, &bytes);
-    let authenticated = auth.authenticate(&signable, &bytes, now_secs());
-    let who = authenticated.as_ref().ok().cloned();
-    let outcome = authenticated.and_then(|principal| {
-        Auth::authorize(&principal, action, &resource, source).map(|()| principal)
-    });
+    let resource = if page {
+        "*".to_owned()
+    } else {
+        resource_for(action, &bytes)
+    };
+    let now = now_secs();
+    let verified = auth.verified(&signable, &bytes, now);
+    let who = verified.as_ref().ok().map(|(p, _)| p.clone());
+    let outcome = match verified {
+        Ok((principal, admission)) => auth
+            .admit(&principal, admission, now)
+            .and_then(|()| authorize_call(&principal, action, &resource, page, source))
+            .map(|()| principal),
+        // A failed signature counts against the address: past its limit, 429 instead of 403.
+        Err(denial) => Err(auth.charge_address(source).err().unwrap_or(denial)),
+    };
     let key_id = sigv4::presented(&signable)
         .map(|p| p.auth.access_key_id)
         .ok();
@@ -462,7 +649,11 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
     });
     match outcome {
         Ok(principal) => {
-            parts.extensions.insert(Caller { principal });
+            parts.extensions.insert(Caller {
+                principal,
+                source_ip: source,
+            });
+            parts.extensions.insert(auth);
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }

@@ -241,19 +241,46 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
 }
 
 impl CompiledStatement {
+    /// Whether the action and the conditions match, whatever the resource.
+    fn applies(&self, action: &str, source_ip: IpAddr) -> bool {
+        self.actions.iter().any(|a| wildcard_match(a, action, true))
+            && self
+                .conditions
+                .iter()
+                .all(|c| c.blocks.iter().any(|b| b.contains(source_ip)) != c.negate)
+    }
+
     fn matches(&self, request: &RequestContext<'_>) -> bool {
-        self.actions
-            .iter()
-            .any(|a| wildcard_match(a, request.action, true))
+        self.applies(request.action, request.source_ip)
             && self
                 .resources
                 .iter()
                 .any(|r| wildcard_match(r, request.resource, false))
-            && self
-                .conditions
-                .iter()
-                .all(|c| c.blocks.iter().any(|b| b.contains(request.source_ip)) != c.negate)
     }
+}
+
+/// Whether the policies allow `action` on at least some resource (e.g. only on some groups)
+/// and do not deny it on every resource. Callers then check each resource they show.
+pub fn allows_somewhere(policies: &[Policy], action: &str, source_ip: IpAddr) -> bool {
+    let mut allowed = false;
+    for statement in policies.iter().flat_map(|p| &p.statements) {
+        if !statement.applies(action, source_ip) {
+            continue;
+        }
+        match statement.effect {
+            Effect::Deny
+                if statement
+                    .resources
+                    .iter()
+                    .any(|r| r.chars().all(|c| c == '*')) =>
+            {
+                return false;
+            }
+            Effect::Deny => {}
+            Effect::Allow => allowed = true,
+        }
+    }
+    allowed
 }
 
 /// Evaluates a principal's policies for a request: explicit deny wins, default deny.
@@ -343,6 +370,34 @@ mod tests {
             evaluate(&ps, &ctx("xray:PutTraceSegments", web, "::1")),
             Decision::ImplicitDeny
         );
+    }
+
+    #[test]
+    fn allowed_somewhere_means_some_resource() {
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let web = Policy::from_json(
+            r#"{"Statement":[{"Effect":"Allow","Action":"xray:Get*","Resource":"arn:aws:xray:*:*:group/web"},
+                {"Effect":"Deny","Action":"xray:GetTraceSummaries","Resource":"arn:aws:xray:*:*:group/db"}]}"#,
+        )
+        .unwrap();
+        assert!(allows_somewhere(
+            std::slice::from_ref(&web),
+            "xray:GetTraceSummaries",
+            ip
+        ));
+        assert!(!allows_somewhere(
+            std::slice::from_ref(&web),
+            "xray:PutTraceSegments",
+            ip
+        ));
+        let denied =
+            Policy::from_json(r#"{"Statement":[{"Effect":"Deny","Action":"xray:*"}]}"#).unwrap();
+        assert!(!allows_somewhere(
+            &[web, denied],
+            "xray:GetTraceSummaries",
+            ip
+        ));
+        assert!(!allows_somewhere(&[], "xray:GetTraceSummaries", ip));
     }
 
     #[test]

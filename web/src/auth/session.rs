@@ -24,7 +24,7 @@ pub const SESSION_COOKIE: &str = "roentgen_session";
 pub const CSRF_COOKIE: &str = "roentgen_csrf";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-/// The action a principal needs to sign in to the dashboard.
+/// The action a principal needs (on `*` or on some group) to sign in to the dashboard.
 pub const DASHBOARD_ACTION: &str = "xray:GetTraceSummaries";
 /// Most sessions held at once (oldest dropped first past it).
 const MAX_SESSIONS: usize = 10_000;
@@ -188,7 +188,7 @@ pub async fn signin(
     let outcome = match (&principal, csrf_ok) {
         (_, false) => Err("the form expired; try again"),
         (None, true) => Err("unknown access key or wrong secret"),
-        (Some(p), true) => Auth::authorize(p, DASHBOARD_ACTION, "*", source)
+        (Some(p), true) => Auth::authorize_somewhere(p, DASHBOARD_ACTION, source)
             .map_err(|_| "this principal may not read traces"),
     };
     auth.record(&AuditEvent {

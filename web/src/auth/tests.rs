@@ -20,21 +20,25 @@ struct Fixture {
     writer: keys::AccessKey,
     reader: keys::AccessKey,
     web_reader: keys::AccessKey,
+    slow: keys::AccessKey,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (writer, reader, web_reader) = (new_key(0), new_key(0), new_key(0));
+    let (writer, reader, web_reader, slow) = (new_key(0), new_key(0), new_key(0), new_key(0));
     let web_only: PolicyDocument = serde_json::from_str(
         r#"{"Statement":[{"Effect":"Allow","Action":"xray:Get*","Resource":"arn:aws:xray:*:*:group/web"}]}"#,
     )
     .unwrap();
     let file = KeysFile {
+        default_rate_limit: None,
+        anonymous_rate_limit: None,
         principals: vec![
             Principal {
                 name: "daemon".into(),
                 policies: vec![allow_policy(&["xray:PutTraceSegments".into()])],
                 keys: vec![writer.clone()],
+                rate_limit: None,
             },
             Principal {
                 name: "reader".into(),
@@ -43,11 +47,19 @@ fn fixture() -> Fixture {
                     "xray:BatchGetTraces".into(),
                 ])],
                 keys: vec![reader.clone()],
+                rate_limit: None,
             },
             Principal {
                 name: "web-team".into(),
                 policies: vec![web_only],
                 keys: vec![web_reader.clone()],
+                rate_limit: None,
+            },
+            Principal {
+                name: "slow".into(),
+                policies: vec![allow_policy(&["xray:GetGroups".into()])],
+                keys: vec![slow.clone()],
+                rate_limit: Some(limit::RateLimit::per_second(0.01, 2.0)),
             },
         ],
     };
@@ -77,6 +89,7 @@ fn fixture() -> Fixture {
         writer,
         reader,
         web_reader,
+        slow,
     }
 }
 
@@ -434,4 +447,58 @@ async fn dashboard_sign_in_session_csrf_and_sign_out() {
         .collect();
     assert_eq!(signins.len(), 4);
     assert_eq!(signins.iter().filter(|l| l["allowed"] == true).count(), 1);
+}
+
+#[tokio::test]
+async fn a_principal_past_its_rate_limit_gets_429_and_others_do_not() {
+    let f = fixture();
+    let now = now_secs();
+    for i in 0..2 {
+        let (status, _) = call(&f.app, signed(&f.slow, "/Groups", "{}", now - i)).await;
+        assert_eq!(status, 200);
+    }
+    let mut request = signed(&f.slow, "/Groups", "{}", now - 2);
+    request
+        .extensions_mut()
+        .insert(ConnectInfo("127.0.0.1:5555".parse::<SocketAddr>().unwrap()));
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    assert_eq!(response.headers()["x-amzn-ErrorType"], "ThrottledException");
+    let (status, body) = call(&f.app, signed(&f.slow, "/Groups", "{}", now - 3)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (429, Some("ThrottledException"))
+    );
+    assert_eq!(body["message"], "Rate exceeded");
+    // Another principal is unaffected.
+    let (status, _) = call(&f.app, signed(&f.reader, "/Groups", "{}", now)).await;
+    assert_eq!(status, 200);
+    assert_eq!(f.auth.throttled(), 2);
+    let audit = std::fs::read_to_string(&f.audit).unwrap();
+    let throttled = audit
+        .lines()
+        .filter(|l| l.contains("\"principal\":\"slow\"") && l.contains("ThrottledException"))
+        .count();
+    assert_eq!(throttled, 2, "{audit}");
+}
+
+#[tokio::test]
+async fn failed_signatures_from_one_address_are_throttled_past_the_anonymous_limit() {
+    let f = fixture();
+    let mut wrong = f.reader.clone();
+    wrong.secret_access_key.push('x');
+    let now = now_secs();
+    let mut statuses = Vec::new();
+    for i in 0..(limit::ANONYMOUS_BURST as i64 + 5) {
+        let (status, _) = call(&f.app, signed(&wrong, "/Groups", "{}", now - i)).await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses[0], 403);
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
