@@ -71,11 +71,14 @@ pub async fn get_sampling_targets(
             })
         })
         .collect();
-    let targets = state
-        .targets
-        .lock()
-        .map_err(|_| ApiError::Internal("sampling targets lock poisoned".to_owned()))?
-        .report(now_seconds(), &req.sampling_statistics_documents, &rules);
+    let targets = crate::sampling::report(
+        state.store.as_ref(),
+        &state.targets,
+        now_seconds(),
+        &req.sampling_statistics_documents,
+        &rules,
+    )
+    .await?;
     Ok(Json(json!({
         "SamplingTargetDocuments": targets,
         "LastRuleModification": last_modified.floor(),

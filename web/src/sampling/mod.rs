@@ -1,9 +1,15 @@
 //! Centralized sampling: the rule shape, the `Default` rule every store starts with, and the
 //! targets that split each rule's reservoir among the clients that report to it, as X-Ray does.
+//! Collectors sharing a store (ClickHouse) record every report there and split from the
+//! store's view of the active clients, so the shares of all clients of a rule add up to its
+//! reservoir whichever collector each client reports to.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use crate::store::{SamplingClient, Store, StoreError};
 
 /// Name of the rule that always exists.
 pub const DEFAULT_RULE: &str = "Default";
@@ -12,7 +18,7 @@ pub const DEFAULT_RULE: &str = "Default";
 pub const TARGET_INTERVAL_SECONDS: i64 = 10;
 
 /// How long a client counts as active after its last report.
-const CLIENT_ACTIVE_SECONDS: f64 = 30.0;
+pub const CLIENT_ACTIVE_SECONDS: f64 = 30.0;
 
 /// X-Ray `SamplingRule`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +165,49 @@ pub struct Targets {
     clients: HashMap<String, HashMap<String, ClientState>>,
 }
 
+/// Records `docs` received at `now` and returns one target per reported rule that exists:
+/// through the store when it is shared (every collector's clients count), else through this
+/// collector's own table `local`.
+pub async fn report(
+    store: &dyn Store,
+    local: &Mutex<Targets>,
+    now: f64,
+    docs: &[StatisticsDocument],
+    rules: &[SamplingRule],
+) -> Result<Vec<TargetDocument>, StoreError> {
+    let shared = store
+        .report_sampling(now, docs.to_vec(), now - CLIENT_ACTIVE_SECONDS)
+        .await?;
+    Ok(match shared {
+        Some(clients) => {
+            let mut view = Targets::default();
+            view.absorb(clients.iter());
+            view.report(now, docs, rules)
+        }
+        None => local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .report(now, docs, rules),
+    })
+}
+
 impl Targets {
+    /// Adds clients' latest reports (kept when newer than what is known of them).
+    pub fn absorb<'a>(&mut self, clients: impl Iterator<Item = &'a SamplingClient>) {
+        for c in clients {
+            let state = self
+                .clients
+                .entry(c.rule_name.clone())
+                .or_default()
+                .entry(c.client_id.clone())
+                .or_default();
+            if c.seen >= state.last_seen {
+                state.last_seen = c.seen;
+                state.request_count = c.request_count.max(0);
+            }
+        }
+    }
+
     /// Records reports received at `now` and returns one target per reported rule that exists.
     pub fn report(
         &mut self,
@@ -280,6 +328,62 @@ mod tests {
         // b stops reporting: after the active window a gets everything.
         t.report(200.0, &[doc("a", 90)], &rules);
         assert_eq!(t.quota(&rule, "a"), 10);
+    }
+
+    /// Two collectors over one ClickHouse database, two clients reporting to each: every
+    /// client's quota comes from all four, so the quotas add up to the reservoir once.
+    #[tokio::test]
+    async fn collectors_sharing_a_store_split_the_reservoir_among_all_clients() {
+        use crate::store::clickhouse::testing::{Backend, Place};
+        let place = Place::new(Backend::Clickhouse);
+        let collectors = [place.open().await, place.open().await];
+        let locals = [Mutex::default(), Mutex::default()];
+        let mut rule = SamplingRule::default_rule();
+        rule.reservoir_size = 10;
+        let rules = vec![rule];
+        let counts = [("a", 50), ("b", 30), ("c", 15), ("d", 5)];
+        let now = crate::store::sqlite::now_seconds();
+        let mut quotas = BTreeMap::new();
+        // The first round makes every client known; the second reads everyone's shares.
+        for round in 0..2 {
+            for (k, (client, requests)) in counts.iter().enumerate() {
+                let at = k % 2;
+                let out = report(
+                    collectors[at].as_ref(),
+                    &locals[at],
+                    now + f64::from(round),
+                    &[doc(&format!("{client:0>24}"), *requests)],
+                    &rules,
+                )
+                .await
+                .unwrap();
+                quotas.insert(*client, out[0].reservoir_quota);
+            }
+        }
+        assert_eq!(quotas.values().sum::<i64>(), 10, "{quotas:?}");
+        assert_eq!(quotas["a"], 5, "{quotas:?}");
+        assert_eq!(quotas["b"], 3, "{quotas:?}");
+    }
+
+    #[tokio::test]
+    async fn a_collector_with_its_own_store_splits_among_its_own_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let local = Mutex::default();
+        let mut rule = SamplingRule::default_rule();
+        rule.reservoir_size = 4;
+        let rules = vec![rule];
+        let mut quotas = Vec::new();
+        for _ in 0..2 {
+            quotas.clear();
+            for client in ["a", "b"] {
+                let out = report(&store, &local, 10.0, &[doc(client, 1)], &rules)
+                    .await
+                    .unwrap();
+                quotas.push(out[0].reservoir_quota);
+            }
+        }
+        assert_eq!(quotas, vec![2, 2]);
     }
 
     proptest! {

@@ -176,6 +176,19 @@ pub struct TelemetryRow {
     pub record: String,
 }
 
+/// One client's latest sampling report for one rule, as a shared store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingClient {
+    /// Rule reported on.
+    pub rule_name: String,
+    /// Client id.
+    pub client_id: String,
+    /// When the report arrived, epoch seconds.
+    pub seen: f64,
+    /// Requests the client matched in its last interval.
+    pub request_count: i64,
+}
+
 /// The store behind the collector.
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch of documents and re-folds the traces they belong to; resolves once the
@@ -221,6 +234,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores daemon telemetry.
     fn put_telemetry(&self, rows: Vec<TelemetryRow>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Records sampling reports (`docs`) received at `now`, then returns every client seen
+    /// since `active_since` on the rules reported, by whichever collector received them: how
+    /// collectors sharing a store split each rule's reservoir among all its clients. `None`
+    /// (the default) when the store is not shared, so the collector's own table is the whole
+    /// picture.
+    fn report_sampling(
+        &self,
+        now: f64,
+        docs: Vec<crate::sampling::StatisticsDocument>,
+        active_since: f64,
+    ) -> BoxFuture<'_, Result<Option<Vec<SamplingClient>>, StoreError>> {
+        let _ = (now, docs, active_since);
+        Box::pin(async { Ok(None) })
+    }
 
     /// Deletes up to `max_traces` traces that started before `cutoff` (and rollups and
     /// telemetry older than it); returns how many traces went. Called repeatedly by retention.

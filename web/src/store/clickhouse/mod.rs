@@ -24,8 +24,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    BoxFuture, IngestDocument, Pushdown, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
-    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+    BoxFuture, IngestDocument, Pushdown, RollupRow, SamplingClient, ScanQuery, Store, StoreError,
+    StoredDocument, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
 };
 use crate::assembly::{AnnotationValue, DocFacts, TraceSummary, fold_trace};
 use crate::graph::{Histogram, Stats};
@@ -370,6 +370,49 @@ impl ClickhouseStore {
     /// The server's version text.
     pub fn server_version(&self) -> &str {
         &self.version
+    }
+
+    /// Inserts rows made by [`BulkRows::encode`] (samples before summaries, as the writer
+    /// does), bypassing the writer task and its read-back.
+    pub async fn bulk_insert(&self, rows: BulkRows) -> Result<(), StoreError> {
+        self.conn.insert("segments", rows.segments).await?;
+        self.conn.insert("samples", rows.samples).await?;
+        self.conn.insert("traces", rows.traces).await
+    }
+
+    /// Rows in the `segments` table (every document arrival, before merges dedupe them).
+    pub async fn segment_rows(&self) -> Result<u64, StoreError> {
+        self.count("SELECT count() AS n FROM segments").await
+    }
+
+    /// Merges the server is running on this database's tables right now.
+    pub async fn running_merges(&self) -> Result<u64, StoreError> {
+        self.count(&format!(
+            "SELECT count() AS n FROM system.merges WHERE database = {}",
+            quote(&self.conn.config.database)
+        ))
+        .await
+    }
+
+    async fn count(&self, sql: &str) -> Result<u64, StoreError> {
+        #[derive(Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        let rows: Vec<Count> = self.conn.select(sql).await?;
+        Ok(rows.first().map(|c| c.n).unwrap_or(0))
+    }
+
+    /// Drops this store's database (and everything in it) on the server it talks to.
+    pub async fn drop_database(&self) -> Result<(), StoreError> {
+        self.conn
+            .send(
+                None,
+                None,
+                format!("DROP DATABASE IF EXISTS {}", self.conn.config.database).into_bytes(),
+            )
+            .await
+            .map(drop)
     }
 
     async fn read_rules(&self) -> Result<Vec<StoredRule>, StoreError> {
@@ -754,22 +797,81 @@ impl ClickhouseStore {
             .collect())
     }
 
+    async fn record_sampling(
+        &self,
+        now: f64,
+        docs: &[crate::sampling::StatisticsDocument],
+    ) -> Result<(), StoreError> {
+        let mut w = RowBinary::default();
+        for d in docs {
+            w.u16(trace_day("", now))
+                .string(&d.rule_name)
+                .string(&d.client_id)
+                .f64(now)
+                .i64(d.request_count);
+        }
+        self.conn.insert("sampling_clients", w).await
+    }
+
+    /// Clients seen since `since` on the rules of `docs`, each with its latest report.
+    async fn active_clients(
+        &self,
+        docs: &[crate::sampling::StatisticsDocument],
+        since: f64,
+    ) -> Result<Vec<SamplingClient>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            rule: String,
+            client_id: String,
+            last_seen: f64,
+            requests: i64,
+        }
+        let mut rules: Vec<String> = docs.iter().map(|d| d.rule_name.clone()).collect();
+        rules.sort();
+        rules.dedup();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT rule, client_id, max(seen) AS last_seen,
+                        argMax(request_count, seen) AS requests
+                 FROM sampling_clients
+                 WHERE day >= toDate({}) AND seen >= {} AND rule IN ({})
+                 GROUP BY rule, client_id",
+                quote(&day_text(trace_day("", since))),
+                number(since),
+                id_list(&rules)
+            ))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SamplingClient {
+                rule_name: r.rule,
+                client_id: r.client_id,
+                seen: r.last_seen,
+                request_count: r.requests,
+            })
+            .collect())
+    }
+
     /// Drops whole days older than the cutoff's day from the daily tables on the server this
-    /// collector talks to (each shard's collectors drop their own shard's days).
+    /// collector talks to (each shard's collectors drop their own shard's days), days before
+    /// yesterday from the sampling clients, and the samples of superseded folds from settled
+    /// days (see [`Self::clean_stale_samples`]).
     async fn drop_days_before(&self, cutoff: f64) -> Result<usize, StoreError> {
-        let cutoff_day = day_text((cutoff.max(0.0) / 86_400.0).floor().min(65_535.0) as u16);
+        let day_of = |t: f64| day_text((t.max(0.0) / 86_400.0).floor().min(65_535.0) as u16);
+        let cutoff_day = day_of(cutoff);
+        let now = super::sqlite::now_seconds();
+        let yesterday = day_of(now - 86_400.0);
         let suffix = if self.conn.config.cluster.is_some() {
             "_local"
         } else {
             ""
         };
-        #[derive(Deserialize)]
-        struct Count {
-            n: u64,
-        }
-        let gone: Vec<Count> = self
-            .conn
-            .select(&format!(
+        let gone = self
+            .count(&format!(
                 "SELECT uniqExact(trace_id) AS n FROM traces{suffix} WHERE day < toDate({})",
                 quote(&cutoff_day)
             ))
@@ -781,6 +883,7 @@ impl ClickhouseStore {
         }
         let tables = schema::DAILY_TABLES
             .iter()
+            .chain(schema::SHORT_LIVED_TABLES.iter())
             .map(|t| quote(&format!("{t}{suffix}")))
             .collect::<Vec<_>>()
             .join(",");
@@ -792,9 +895,18 @@ impl ClickhouseStore {
                 quote(&self.conn.config.database)
             ))
             .await?;
+        let mut sample_days = Vec::new();
         for p in parts {
             let day = p.partition.trim_matches('\'');
-            if day < cutoff_day.as_str() {
+            let short_lived = schema::SHORT_LIVED_TABLES
+                .iter()
+                .any(|t| p.table == format!("{t}{suffix}"));
+            let before = if short_lived {
+                cutoff_day.as_str().max(yesterday.as_str())
+            } else {
+                cutoff_day.as_str()
+            };
+            if day < before {
                 self.conn
                     .execute(&format!(
                         "ALTER TABLE {} DROP PARTITION {}",
@@ -802,9 +914,44 @@ impl ClickhouseStore {
                         quote(day)
                     ))
                     .await?;
+            } else if p.table == format!("samples{suffix}") && day < yesterday.as_str() {
+                sample_days.push(day.to_owned());
             }
         }
-        Ok(gone.first().map(|c| c.n as usize).unwrap_or(0))
+        for day in sample_days {
+            self.clean_stale_samples(suffix, &day).await?;
+        }
+        Ok(gone as usize)
+    }
+
+    /// Deletes the samples of superseded folds of one settled `day` (before yesterday, so no
+    /// fold of its traces is being written), once per day: a trace's folds each append their
+    /// samples and rollups read only the newest, so the others are dead weight until the
+    /// day's partition is dropped. One mutation (`ALTER TABLE ... DELETE`, 18.16 has it) per
+    /// day and shard; a mutation already listed for the day means it was done.
+    async fn clean_stale_samples(&self, suffix: &str, day: &str) -> Result<(), StoreError> {
+        let table = format!("samples{suffix}");
+        let done = self
+            .count(&format!(
+                "SELECT count() AS n FROM system.mutations
+                 WHERE database = {} AND table = {} AND position(command, {}) > 0",
+                quote(&self.conn.config.database),
+                quote(&table),
+                quote(day)
+            ))
+            .await?;
+        if done > 0 {
+            return Ok(());
+        }
+        tracing::info!(day, table, "deleting the samples of superseded folds");
+        self.conn
+            .execute(&format!(
+                "ALTER TABLE {table} DELETE WHERE day = toDate({d}) AND fold NOT IN (
+                     SELECT argMax(fold, version) FROM traces{suffix}
+                     WHERE day = toDate({d}) GROUP BY trace_id)",
+                d = quote(day)
+            ))
+            .await
     }
 }
 
@@ -836,13 +983,81 @@ async fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<(Vec<IngestDocumen
     tracing::debug!("ClickHouse writer stopped");
 }
 
-async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result<(), StoreError> {
-    if docs.is_empty() {
-        return Ok(());
+/// Folds one trace's documents (`facts`, one per document id) and appends its `traces` row
+/// and `samples` rows; `counts` is `(documents, complete documents)`, which orders folds.
+fn encode_fold(
+    trace_id: &str,
+    day: Option<u16>,
+    facts: &[DocFacts],
+    counts: (u64, u64),
+    summaries: &mut RowBinary,
+    samples: &mut RowBinary,
+) -> Result<(), StoreError> {
+    let view = fold_trace(trace_id, facts);
+    let day = day.unwrap_or_else(|| trace_day(trace_id, view.summary.start_time));
+    // More documents, then more complete ones: the fold that saw everything wins.
+    let version = (counts.0 << 32) | counts.1.min(u64::from(u32::MAX));
+    let fold = fold_id();
+    let s = &view.summary;
+    let numbers = s.annotations.iter().map(|a| match a.value {
+        AnnotationValue::Number(n) => n,
+        _ => f64::NAN,
+    });
+    summaries
+        .u16(day)
+        .string(trace_id)
+        .u64(version)
+        .u64(fold)
+        .f64(s.start_time)
+        .opt_f64(s.end_time)
+        .opt_f64(s.duration)
+        .opt_f64(s.response_time)
+        .u8(u8::from(s.has_fault))
+        .u8(u8::from(s.has_error))
+        .u8(u8::from(s.has_throttle))
+        .u8(u8::from(s.is_partial))
+        .opt_u16(s.http.as_ref().and_then(|h| h.status))
+        .strings(s.services.iter().map(|v| v.key.name.as_str()))
+        .strings(s.annotations.iter().map(|a| a.key.as_str()))
+        .strings(
+            s.annotations
+                .iter()
+                .map(|a| a.value.index_text())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        )
+        .f64s(numbers)
+        .string(&serde_json::to_string(s)?)
+        .string(&serde_json::to_string(&view.samples)?);
+    for sample in &view.samples {
+        samples
+            .u16(day)
+            .string(trace_id)
+            .u64(version)
+            .u64(fold)
+            .i64(sample.minute)
+            .string(&sample.src)
+            .string(&sample.dst)
+            .u8(match sample.outcome {
+                crate::assembly::Outcome::Ok => 0,
+                crate::assembly::Outcome::Error => 1,
+                crate::assembly::Outcome::Throttle => 2,
+                crate::assembly::Outcome::Fault => 3,
+            })
+            .f64(sample.response_time)
+            .i32(Histogram::bucket(sample.response_time));
     }
-    let mut w = RowBinary::default();
+    Ok(())
+}
+
+/// Appends the `segments` rows of `docs`; returns each trace's day.
+fn encode_documents(
+    docs: &[IngestDocument],
+    w: &mut RowBinary,
+) -> Result<BTreeMap<String, u16>, StoreError> {
     let mut traces: BTreeMap<String, u16> = BTreeMap::new();
-    for d in &docs {
+    for d in docs {
         let day = trace_day(&d.trace_id, d.start_time);
         traces.entry(d.trace_id.clone()).or_insert(day);
         w.u16(day)
@@ -856,6 +1071,66 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
             .string(&d.document)
             .string(&serde_json::to_string(&d.facts)?);
     }
+    Ok(traces)
+}
+
+/// Rows for a bulk load, encoded off the async runtime (see [`BulkRows::encode`]).
+#[derive(Debug, Default)]
+pub struct BulkRows {
+    segments: RowBinary,
+    traces: RowBinary,
+    samples: RowBinary,
+    documents: usize,
+}
+
+impl BulkRows {
+    /// Encodes documents of traces that are whole in `docs` (no document of these traces is
+    /// stored yet or arrives later), folded in memory instead of read back: the rows
+    /// [`ClickhouseStore::put_documents`] would end up with, for loading a dataset fast.
+    pub fn encode(docs: &[IngestDocument]) -> Result<Self, StoreError> {
+        let mut out = Self {
+            documents: docs.len(),
+            ..Self::default()
+        };
+        let days = encode_documents(docs, &mut out.segments)?;
+        let mut by_trace: BTreeMap<&str, BTreeMap<&str, &IngestDocument>> = BTreeMap::new();
+        for d in docs {
+            let slot = by_trace.entry(&d.trace_id).or_default();
+            match slot.get(d.id.as_str()) {
+                Some(kept) if !kept.in_progress => {}
+                _ => {
+                    slot.insert(&d.id, d);
+                }
+            }
+        }
+        for (trace_id, pieces) in by_trace {
+            let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
+            let total = pieces.len() as u64;
+            let facts: Vec<DocFacts> = pieces.values().map(|d| d.facts.clone()).collect();
+            encode_fold(
+                trace_id,
+                days.get(trace_id).copied(),
+                &facts,
+                (total, complete),
+                &mut out.traces,
+                &mut out.samples,
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Documents encoded.
+    pub fn documents(&self) -> usize {
+        self.documents
+    }
+}
+
+async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result<(), StoreError> {
+    if docs.is_empty() {
+        return Ok(());
+    }
+    let mut w = RowBinary::default();
+    let traces = encode_documents(&docs, &mut w)?;
     conn.insert("segments", w).await?;
     drop(docs);
     let ids: Vec<String> = traces.keys().cloned().collect();
@@ -894,64 +1169,15 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
                 .into_values()
                 .map(|(_, f)| serde_json::from_str(&f))
                 .collect::<Result<_, _>>()?;
-            let view = fold_trace(&trace_id, &facts);
-            let day = traces
-                .get(&trace_id)
-                .copied()
-                .unwrap_or_else(|| trace_day(&trace_id, view.summary.start_time));
-            // More documents, then more complete ones: the fold that saw everything wins.
-            let version = (total << 32) | complete.min(u64::from(u32::MAX));
-            let fold = fold_id();
-            let s = &view.summary;
-            let numbers = s.annotations.iter().map(|a| match a.value {
-                AnnotationValue::Number(n) => n,
-                _ => f64::NAN,
-            });
-            summaries
-                .u16(day)
-                .string(&trace_id)
-                .u64(version)
-                .u64(fold)
-                .f64(s.start_time)
-                .opt_f64(s.end_time)
-                .opt_f64(s.duration)
-                .opt_f64(s.response_time)
-                .u8(u8::from(s.has_fault))
-                .u8(u8::from(s.has_error))
-                .u8(u8::from(s.has_throttle))
-                .u8(u8::from(s.is_partial))
-                .opt_u16(s.http.as_ref().and_then(|h| h.status))
-                .strings(s.services.iter().map(|v| v.key.name.as_str()))
-                .strings(s.annotations.iter().map(|a| a.key.as_str()))
-                .strings(
-                    s.annotations
-                        .iter()
-                        .map(|a| a.value.index_text())
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(String::as_str),
-                )
-                .f64s(numbers)
-                .string(&serde_json::to_string(s)?)
-                .string(&serde_json::to_string(&view.samples)?);
-            for sample in &view.samples {
-                samples
-                    .u16(day)
-                    .string(&trace_id)
-                    .u64(version)
-                    .u64(fold)
-                    .i64(sample.minute)
-                    .string(&sample.src)
-                    .string(&sample.dst)
-                    .u8(match sample.outcome {
-                        crate::assembly::Outcome::Ok => 0,
-                        crate::assembly::Outcome::Error => 1,
-                        crate::assembly::Outcome::Throttle => 2,
-                        crate::assembly::Outcome::Fault => 3,
-                    })
-                    .f64(sample.response_time)
-                    .i32(Histogram::bucket(sample.response_time));
-            }
+            let day = traces.get(&trace_id).copied();
+            encode_fold(
+                &trace_id,
+                day,
+                &facts,
+                (total, complete),
+                &mut summaries,
+                &mut samples,
+            )?;
         }
     }
     // Samples first: a fold is visible (its `traces` row) only once its samples are stored.
@@ -1088,6 +1314,18 @@ impl Store for ClickhouseStore {
         })
     }
 
+    fn report_sampling(
+        &self,
+        now: f64,
+        docs: Vec<crate::sampling::StatisticsDocument>,
+        active_since: f64,
+    ) -> BoxFuture<'_, Result<Option<Vec<SamplingClient>>, StoreError>> {
+        Box::pin(async move {
+            self.record_sampling(now, &docs).await?;
+            self.active_clients(&docs, active_since).await.map(Some)
+        })
+    }
+
     fn delete_before(
         &self,
         cutoff: f64,
@@ -1100,6 +1338,88 @@ impl Store for ClickhouseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::prepared;
+
+    /// Polls `count` (bounded) until it returns `want`; returns the last value.
+    async fn settles_at(store: &ClickhouseStore, sql: &str, want: u64) -> u64 {
+        let mut last = u64::MAX;
+        for _ in 0..600 {
+            last = store.count(sql).await.unwrap();
+            if last == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last
+    }
+
+    #[tokio::test]
+    async fn settled_days_lose_superseded_fold_samples_and_old_sampling_clients() {
+        let place = testing::Place::new(testing::Backend::Clickhouse);
+        let store = place.clickhouse().await;
+        let now = crate::store::sqlite::now_seconds();
+        let old = now - 5.0 * 86_400.0;
+        // Two folds of one old trace: its first document alone, then both.
+        let docs = crate::synth::shop_trace(7, old);
+        store.put_documents(prepared(&docs[..1])).await.unwrap();
+        store.put_documents(prepared(&docs)).await.unwrap();
+        let newest = "SELECT count() AS n FROM samples WHERE fold IN (
+                          SELECT argMax(fold, version) FROM traces GROUP BY trace_id)";
+        let all = "SELECT count() AS n FROM samples";
+        let (kept, before) = (
+            store.count(newest).await.unwrap(),
+            store.count(all).await.unwrap(),
+        );
+        assert!(kept > 0 && before > kept, "{kept} of {before}");
+        let minute = (old / 60.0).floor() as i64;
+        let rollups = store.rollups(minute - 2, minute + 2).await.unwrap();
+        assert!(!rollups.is_empty());
+        let report = |client: &str| crate::sampling::StatisticsDocument {
+            rule_name: DEFAULT_RULE.into(),
+            client_id: client.into(),
+            timestamp: 0.0,
+            request_count: 1,
+            sampled_count: 0,
+            borrow_count: 0,
+        };
+        store
+            .report_sampling(old, vec![report("old")], old - 30.0)
+            .await
+            .unwrap();
+        let seen = store
+            .report_sampling(now, vec![report("new")], now - 30.0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen.len(), 1, "the old report is not active: {seen:?}");
+
+        // Retention far older than the trace: nothing is dropped but the dead weight.
+        for _ in 0..2 {
+            assert_eq!(
+                store
+                    .delete_before(old - 30.0 * 86_400.0, 10)
+                    .await
+                    .unwrap(),
+                0
+            );
+        }
+        assert_eq!(settles_at(&store, all, kept).await, kept);
+        assert_eq!(
+            store.rollups(minute - 2, minute + 2).await.unwrap(),
+            rollups
+        );
+        let clients = "SELECT count() AS n FROM sampling_clients";
+        assert_eq!(store.count(clients).await.unwrap(), 1);
+        let mutations = format!(
+            "SELECT count() AS n FROM system.mutations WHERE database = {} AND table = 'samples'",
+            quote(&store.conn.config.database)
+        );
+        assert_eq!(
+            store.count(&mutations).await.unwrap(),
+            1,
+            "one mutation per day"
+        );
+    }
 
     #[test]
     fn days_and_literals() {

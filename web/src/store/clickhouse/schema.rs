@@ -11,6 +11,9 @@
 //! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; rollups
 //!   add up the samples of each trace's latest fold at query time.
 //! - `sampling_rules`, `groups`: `ReplacingMergeTree(version)` by name with a deletion flag.
+//! - `sampling_clients`: each client's latest sampling report per rule and day (a
+//!   `ReplacingMergeTree(seen)`), read by every collector to split reservoirs; days before
+//!   yesterday are dropped.
 //! - `telemetry`: daemon telemetry by day.
 //!
 //! In a cluster every table is `<name>_local` on each shard with a `Distributed` table
@@ -113,6 +116,14 @@ fn tables(f: Features) -> Vec<Table> {
             shard_by: "sipHash64(name)",
         },
         Table {
+            name: "sampling_clients",
+            columns: "day Date, rule String, client_id String, seen Float64, \
+                      request_count Int64"
+                .into(),
+            engine: "ReplacingMergeTree(seen) PARTITION BY day ORDER BY (rule, client_id)",
+            shard_by: "sipHash64(rule)",
+        },
+        Table {
             name: "telemetry",
             columns: "day Date, received_at Float64, hostname Nullable(String), \
                       instance_id Nullable(String), record String"
@@ -125,6 +136,9 @@ fn tables(f: Features) -> Vec<Table> {
 
 /// Tables partitioned by day, dropped partition by partition by retention.
 pub const DAILY_TABLES: [&str; 4] = ["segments", "traces", "samples", "telemetry"];
+
+/// Partitioned by day but only the last two days matter: dropped sooner than retention.
+pub const SHORT_LIVED_TABLES: [&str; 1] = ["sampling_clients"];
 
 /// The DDL statements, in order, for `database`; with a cluster, local tables plus
 /// `Distributed` tables over them.
@@ -161,6 +175,83 @@ mod tests {
         assert_eq!(parse_version("x"), None);
         assert!(!Features::of((18, 16)).low_cardinality);
         assert!(Features::of((23, 8)).skip_indexes);
+    }
+
+    /// The DDL of each server generation: 18.16 (what CI runs), 19.x (LowCardinality) and
+    /// current releases (skip indexes too). Only 18.16 runs here; the newer variants are
+    /// checked as text.
+    #[test]
+    fn each_server_generation_gets_its_own_ddl() {
+        let old = statements("r", None, Features::of(parse_version("18.16.1").unwrap()));
+        let mid = statements(
+            "r",
+            None,
+            Features::of(parse_version("19.17.4.11").unwrap()),
+        );
+        let new = statements(
+            "r",
+            None,
+            Features::of(parse_version("24.3.1.2672").unwrap()),
+        );
+        for s in [&old, &mid, &new] {
+            assert_eq!(s.len(), 1 + tables(Features::of((18, 16))).len());
+            assert_eq!(s[0], "CREATE DATABASE IF NOT EXISTS r");
+            assert!(
+                s[1..]
+                    .iter()
+                    .all(|x| x.starts_with("CREATE TABLE IF NOT EXISTS r."))
+            );
+            // Nothing 18.16 lacks, at any version: no TTL, Map, DateTime64.
+            assert!(
+                s.iter().all(|x| !x.contains("TTL")
+                    && !x.contains("Map(")
+                    && !x.contains("DateTime64"))
+            );
+        }
+        let samples = |s: &[String]| {
+            s.iter()
+                .find(|x| x.contains("r.samples ("))
+                .cloned()
+                .unwrap()
+        };
+        let traces = |s: &[String]| {
+            s.iter()
+                .find(|x| x.contains("r.traces ("))
+                .cloned()
+                .unwrap()
+        };
+        assert!(!samples(&old).contains("LowCardinality"));
+        assert!(!traces(&old).contains("INDEX"));
+        assert!(samples(&mid).contains("src LowCardinality(String), dst LowCardinality(String)"));
+        assert!(!traces(&mid).contains("INDEX"));
+        assert!(samples(&new).contains("LowCardinality(String)"));
+        assert!(traces(&new).contains("INDEX by_service services TYPE bloom_filter GRANULARITY 4"));
+        // Apart from the gated features, every version creates the same tables.
+        let plain = |s: &[String]| {
+            s.iter()
+                .map(|x| {
+                    x.replace("LowCardinality(String)", "String").replace(
+                        ", INDEX by_service services TYPE bloom_filter GRANULARITY 4",
+                        "",
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(plain(&old), plain(&new));
+    }
+
+    #[test]
+    fn version_gates_sit_at_the_releases_that_brought_the_features() {
+        assert!(!Features::of((19, 2)).low_cardinality);
+        assert!(Features::of((19, 3)).low_cardinality);
+        assert!(!Features::of((20, 12)).skip_indexes);
+        assert!(Features::of((21, 1)).skip_indexes);
+        assert!(Features::of((100, 0)).low_cardinality);
+        assert_eq!(parse_version(" 21.1.2.15 "), Some((21, 1)));
+        assert_eq!(parse_version("21"), None);
+        assert!(parse_version("18.16.1").unwrap() >= MINIMUM_VERSION);
+        assert!(parse_version("18.14.9").unwrap() < MINIMUM_VERSION);
+        assert!(parse_version("1.1.54394").unwrap() < MINIMUM_VERSION);
     }
 
     #[test]

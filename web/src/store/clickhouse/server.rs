@@ -92,6 +92,22 @@ impl LocalServer {
         Err(last.unwrap_or_else(|| ServerError::NotReady("no attempt".into())))
     }
 
+    /// Starts one standalone server whose data lives in `dir` and is kept when the server
+    /// stops, so a later start finds it again (benchmark datasets built once).
+    pub fn start_in(dir: &std::path::Path) -> Result<Self, ServerError> {
+        std::fs::create_dir_all(dir)?;
+        let mut last = None;
+        for _ in 0..3 {
+            let (http, tcp) = (free_port()?, free_port()?);
+            let server = Self::spawn(dir.to_path_buf(), false, http, tcp, "")?;
+            match server.wait_ready() {
+                Ok(()) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ServerError::NotReady("no attempt".into())))
+    }
+
     fn try_cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
         let mut ports = Vec::new();
         for _ in 0..shards {
@@ -106,7 +122,7 @@ impl LocalServer {
         remote.push_str(&format!("</{name}></remote_servers>"));
         let mut servers = Vec::new();
         for (http, tcp) in ports {
-            servers.push(Self::spawn(http, tcp, &remote)?);
+            servers.push(Self::spawn(fresh_dir()?, true, http, tcp, &remote)?);
         }
         for s in &servers {
             s.wait_ready()?;
@@ -114,8 +130,13 @@ impl LocalServer {
         Ok(servers)
     }
 
-    fn spawn(http_port: u16, tcp_port: u16, remote: &str) -> Result<Self, ServerError> {
-        let dir = fresh_dir()?;
+    fn spawn(
+        dir: PathBuf,
+        remove: bool,
+        http_port: u16,
+        tcp_port: u16,
+        remote: &str,
+    ) -> Result<Self, ServerError> {
         let d = dir.display();
         let config = format!(
             r#"<?xml version="1.0"?>
@@ -139,9 +160,14 @@ impl LocalServer {
         );
         std::fs::write(dir.join("config.xml"), config)?;
         std::fs::write(dir.join("users.xml"), USERS)?;
+        let cleanup = if remove {
+            format!("rm -rf '{d}'")
+        } else {
+            String::from("true")
+        };
         let script = format!(
             "clickhouse-server --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1 </dev/null & \
-             server=$!; read _; kill $server; wait $server; rm -rf '{d}'"
+             server=$!; read _; kill $server; wait $server; {cleanup}"
         );
         let guard = Command::new("sh")
             .arg("-c")

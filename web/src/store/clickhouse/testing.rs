@@ -42,15 +42,18 @@ impl Place {
         }
     }
 
+    /// Opens a ClickHouse store over this place's data (for ClickHouse-only tests).
+    pub(crate) async fn clickhouse(&self) -> ClickhouseStore {
+        let mut config = ClickhouseConfig::new(clickhouse_url());
+        config.database = self.database.clone();
+        ClickhouseStore::open(config).await.unwrap()
+    }
+
     /// Opens a store over this place's data.
     pub(crate) async fn open(&self) -> std::sync::Arc<dyn Store> {
         match self.backend {
             Backend::Sqlite => std::sync::Arc::new(SqliteStore::open(self.dir.path()).unwrap()),
-            Backend::Clickhouse => {
-                let mut config = ClickhouseConfig::new(clickhouse_url());
-                config.database = self.database.clone();
-                std::sync::Arc::new(ClickhouseStore::open(config).await.unwrap())
-            }
+            Backend::Clickhouse => std::sync::Arc::new(self.clickhouse().await),
         }
     }
 }
