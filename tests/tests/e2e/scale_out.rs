@@ -236,3 +236,57 @@ fn two_shards_two_collectors_two_daemons_every_trace_whole_through_either() {
     assert!(on_a > 0 && on_b > 0, "{on_a} + {on_b}");
     assert_eq!(on_a + on_b, TRACES);
 }
+
+/// `GetSamplingTargets` for one client of rule `checkout`: its reservoir quota.
+fn quota(collector: &Collector, client: &str, requests: u64) -> i64 {
+    let (status, text) = collector.post(
+        "/SamplingTargets",
+        &format!(
+            "{{\"SamplingStatisticsDocuments\":[{{\"RuleName\":\"checkout\",\"ClientID\":\"{client}\",\
+             \"Timestamp\":{},\"RequestCount\":{requests},\"SampledCount\":1,\"BorrowCount\":0}}]}}",
+            now().floor()
+        ),
+    );
+    assert_eq!(status, 200, "{text}");
+    let body = json(&text);
+    let target = &body["SamplingTargetDocuments"][0];
+    assert_eq!(target["RuleName"], "checkout", "{text}");
+    target["ReservoirQuota"].as_i64().expect("ReservoirQuota")
+}
+
+#[test]
+fn two_collectors_on_one_clickhouse_split_a_reservoir_among_all_clients() {
+    let server = LocalServer::start().unwrap();
+    let url = server.url();
+    let args = ["--store", "clickhouse", "--clickhouse-url", &url];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let collectors = [
+        Collector::start(dir_a.path(), &args),
+        Collector::start(dir_b.path(), &args),
+    ];
+    let (status, text) = collectors[0].post(
+        "/CreateSamplingRule",
+        "{\"SamplingRule\":{\"RuleName\":\"checkout\",\"Priority\":5,\"FixedRate\":0.1,\
+          \"ReservoirSize\":12,\"ServiceName\":\"*\",\"ServiceType\":\"*\",\"Host\":\"*\",\
+          \"HTTPMethod\":\"*\",\"URLPath\":\"*\",\"ResourceARN\":\"*\",\"Version\":1}}",
+    );
+    assert_eq!(status, 200, "{text}");
+    // Six clients, three per collector, each reporting the same load every round.
+    let clients: Vec<(String, u64)> = (0..6u64)
+        .map(|k| (format!("{:024x}", 0xc11e_0000 + k), 10 + 10 * k))
+        .collect();
+    let round = || -> Vec<i64> {
+        clients
+            .iter()
+            .enumerate()
+            .map(|(k, (id, requests))| quota(&collectors[k % 2], id, *requests))
+            .collect()
+    };
+    // The first round makes every client known to the store.
+    round();
+    let quotas = round();
+    assert_eq!(quotas.iter().sum::<i64>(), 12, "{quotas:?}");
+    // Shares follow the load across both collectors: the busiest client (on B) gets most.
+    assert!(quotas[5] > quotas[0], "{quotas:?}");
+    assert_eq!(quotas, round(), "every collector computes the same split");
+}
