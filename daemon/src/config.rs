@@ -90,9 +90,14 @@ pub struct RunArgs {
     #[arg(short = 't', long, env = "ROENTGEN_DAEMON_BIND_TCP")]
     pub bind_tcp: Option<String>,
 
-    /// The collector's base URL [default: http://127.0.0.1:4000].
+    /// The collector's base URL, `http://` or `https://` [default: http://127.0.0.1:4000].
     #[arg(short = 'e', long, env = "ROENTGEN_DAEMON_ENDPOINT")]
     pub endpoint: Option<String>,
+
+    /// PEM file of the CA certificates that an `https://` collector's certificate must chain
+    /// to; without it, the system's trusted roots are used.
+    #[arg(long, env = "ROENTGEN_DAEMON_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// Access key id to sign `PutTraceSegments` with (SigV4, service `xray`); needs
     /// `--secret-access-key`.
@@ -211,6 +216,9 @@ pub struct Config {
     pub bind_tcp: SocketAddr,
     /// The collector's base URL, ending with `/`.
     pub endpoint: reqwest::Url,
+    /// The only CAs trusted for an `https://` collector (from `--ca-file`); `None` trusts the
+    /// system's roots.
+    pub ca_certificates: Option<Vec<reqwest::Certificate>>,
     /// The key requests are signed with, if any.
     pub credentials: Option<crate::forwarder::sign::Credentials>,
     /// Memory bound in bytes.
@@ -281,6 +289,23 @@ pub fn scrub_config_from_file(path: Option<&Path>) -> Result<ScrubConfig, Config
     Ok(read_file(path)?.scrub.unwrap_or_default())
 }
 
+/// The certificates of a PEM CA bundle; an error naming `ca_file` if it has none.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    let bad = |message: String| ConfigError::Invalid {
+        key: "ca_file",
+        message: format!("{}: {message}", path.display()),
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| bad(format!("not a PEM certificate bundle: {e}")))?;
+    if certificates.is_empty() {
+        return Err(bad(
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".to_owned(),
+        ));
+    }
+    Ok(certificates)
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -325,6 +350,10 @@ impl RunArgs {
                 bind,
                 bind_tcp,
                 endpoint,
+                ca_file,
+                access_key_id,
+                secret_access_key,
+                region,
                 buffer_memory_mb,
                 receive_buffer_kb,
                 max_document_kb,
@@ -358,15 +387,16 @@ impl RunArgs {
                 key: "endpoint",
                 message: format!("{endpoint_text:?} is not a URL: {e}"),
             })?;
-        if endpoint.scheme() != "http" {
+        if !matches!(endpoint.scheme(), "http" | "https") {
             return Err(ConfigError::Invalid {
                 key: "endpoint",
-                message: format!(
-                    "{endpoint_text:?} must start with http:// (this build has no TLS; put the \
-                     collector behind a local TLS-terminating proxy if the link needs it)"
-                ),
+                message: format!("{endpoint_text:?} must start with http:// or https://"),
             });
         }
+        let ca_certificates = match &self.ca_file {
+            Some(path) => Some(read_ca_file(path)?),
+            None => None,
+        };
         if !endpoint.path().ends_with('/') {
             let path = format!("{}/", endpoint.path());
             endpoint.set_path(&path);
@@ -473,6 +503,7 @@ impl RunArgs {
             bind,
             bind_tcp,
             endpoint,
+            ca_certificates,
             credentials,
             buffer_memory_bytes,
             receive_buffer_bytes,
@@ -547,6 +578,53 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.to_string().contains("`endpoint`"), "{e}");
+        let e = RunArgs {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..RunArgs::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("`ca_file`"), "{e}");
+    }
+
+    #[test]
+    fn https_endpoints_and_a_ca_file_from_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["roentgen test ca".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "endpoint = \"https://collector.example:4443\"\nca_file = {:?}\n\
+                 access_key_id = \"RKIAEXAMPLE\"\nsecret_access_key = \"s\"\n",
+                ca_path.display().to_string()
+            ),
+        )
+        .unwrap();
+        let c = RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(c.endpoint.as_str(), "https://collector.example:4443/");
+        assert_eq!(c.ca_certificates.map(|v| v.len()), Some(1));
+        assert_eq!(c.credentials.unwrap().access_key_id, "RKIAEXAMPLE");
+
+        std::fs::write(&ca_path, "not a certificate\n").unwrap();
+        let e = RunArgs {
+            ca_file: Some(ca_path),
+            ..RunArgs::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
     }
 
     #[test]

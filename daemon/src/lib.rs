@@ -160,11 +160,7 @@ impl BoundDaemon {
             counters,
             budget,
         } = self;
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .pool_max_idle_per_host(config.senders * 2)
-            .tcp_nodelay(true)
-            .build()?;
+        let client = forwarder::client::build(&config)?;
         let segments_url = config
             .endpoint
             .join("TraceSegments")
@@ -248,6 +244,7 @@ impl BoundDaemon {
                 budget.clone(),
                 client.clone(),
                 config.endpoint.clone(),
+                config.credentials.clone(),
                 interval,
                 stop_rx.clone(),
             ))

@@ -15,6 +15,10 @@ pub struct Collector {
     process: Process,
     /// `127.0.0.1:PORT` it serves on.
     pub address: String,
+    /// `http`, or `https` when it serves TLS (its listening line says `https=ADDR`).
+    pub scheme: &'static str,
+    /// CA bundle that clients such as the AWS CLI verify an HTTPS collector with.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Collector {
@@ -30,13 +34,23 @@ impl Collector {
             .env("RUST_LOG", "warn");
         let process = Process::start(cmd);
         let line = process.wait_for_line("roentgen-web listening", Duration::from_secs(60));
-        let address = Process::field(&line, "http");
-        Self { process, address }
+        let scheme = if line.contains(" https=") {
+            "https"
+        } else {
+            "http"
+        };
+        let address = Process::field(&line, scheme);
+        Self {
+            process,
+            address,
+            scheme,
+            ca_bundle: None,
+        }
     }
 
-    /// `http://127.0.0.1:PORT`, for `--endpoint-url`.
+    /// `http://127.0.0.1:PORT` (or `https://`), for `--endpoint-url`.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// POSTs a JSON body; `None` if the connection failed (e.g. the collector is gone).
@@ -142,6 +156,12 @@ pub fn aws_xray(
         .args(args)
         .args(["--endpoint-url", &collector.endpoint_url()])
         .args(["--region", region, "--output", "json"])
+        .args(
+            collector
+                .ca_bundle
+                .iter()
+                .flat_map(|ca| [std::ffi::OsStr::new("--ca-bundle"), ca.as_os_str()]),
+        )
         .env_remove("AWS_SESSION_TOKEN")
         .env_remove("AWS_PROFILE")
         .env("AWS_EC2_METADATA_DISABLED", "true")

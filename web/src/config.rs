@@ -96,6 +96,30 @@ pub struct Args {
     /// Serve without authentication on a non-loopback address (refused otherwise).
     #[arg(long)]
     pub insecure: bool,
+    /// Serve HTTPS with this PEM certificate chain (server certificate first); needs
+    /// `--tls-key`.
+    #[arg(long, env = "ROENTGEN_WEB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert` (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "ROENTGEN_WEB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(
+        long,
+        env = "ROENTGEN_WEB_TLS_HANDSHAKE_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub tls_handshake_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers, from the connection's start or the
+    /// end of the previous response (so idle keep-alive connections close after it too).
+    #[arg(long, env = "ROENTGEN_WEB_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds from a request's headers to its response (reading the body included); 408 past it.
+    #[arg(long, env = "ROENTGEN_WEB_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Largest request line plus headers, in KiB; 431 past it.
+    #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
+    pub max_header_kb: usize,
 }
 
 /// Why the arguments are unusable.
@@ -133,6 +157,24 @@ pub enum ConfigError {
         "--listen {0} is not a loopback address: pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication"
     )]
     Insecure(SocketAddr),
+    /// `--tls-cert` without `--tls-key` or the other way round.
+    #[error("--tls-cert and --tls-key go together")]
+    TlsPair,
+    /// The all-in-one mode with TLS (its embedded daemon speaks plain HTTP to this process).
+    #[error("--with-daemon and --demo are for local trials over plain HTTP: drop --tls-cert")]
+    TlsWithDaemon,
+    /// A connection limit out of range.
+    #[error("{flag} {value} is out of range {min} to {max}")]
+    Limit {
+        /// The flag.
+        flag: &'static str,
+        /// What was given.
+        value: u64,
+        /// Smallest allowed.
+        min: u64,
+        /// Largest allowed.
+        max: u64,
+    },
     /// `--audit-log` without `--auth-keys`.
     #[error("--audit-log needs --auth-keys")]
     AuditWithoutAuth,
@@ -165,6 +207,10 @@ pub struct Config {
     pub demo: bool,
     /// Authentication, when on.
     pub auth: Option<crate::auth::AuthConfig>,
+    /// HTTPS certificate and key, when serving TLS.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// Per-connection timeouts and header size limit.
+    pub limits: crate::server::Limits,
 }
 
 impl Args {
@@ -217,6 +263,51 @@ impl Args {
         if auth.is_none() && !listen.ip().is_loopback() && !self.insecure {
             return Err(ConfigError::Insecure(listen));
         }
+        let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsPair),
+        };
+        let limit = |flag: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(ConfigError::Limit {
+                    flag,
+                    value,
+                    min,
+                    max,
+                })
+            }
+        };
+        let limits = crate::server::Limits {
+            tls_handshake: Duration::from_secs(limit(
+                "--tls-handshake-timeout-secs",
+                self.tls_handshake_timeout_secs,
+                1,
+                3600,
+            )?),
+            header_read: Duration::from_secs(limit(
+                "--header-timeout-secs",
+                self.header_timeout_secs,
+                1,
+                3600,
+            )?),
+            request: Duration::from_secs(limit(
+                "--request-timeout-secs",
+                self.request_timeout_secs,
+                1,
+                86_400,
+            )?),
+            max_header_bytes: usize::try_from(limit(
+                "--max-header-kb",
+                u64::try_from(self.max_header_kb).unwrap_or(u64::MAX),
+                1,
+                1024,
+            )?)
+            .unwrap_or(usize::MAX)
+                * 1024,
+        };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
             StoreKind::Clickhouse => Some(self.clickhouse_config()?),
@@ -251,6 +342,9 @@ impl Args {
                 value: value.to_owned(),
             })
         };
+        if tls.is_some() && (self.with_daemon || self.demo) {
+            return Err(ConfigError::TlsWithDaemon);
+        }
         let daemon = if self.with_daemon || self.demo {
             Some(crate::demo::EmbeddedDaemon {
                 udp: address("--daemon-udp", &self.daemon_udp)?,
@@ -261,6 +355,8 @@ impl Args {
         };
         Ok(Config {
             auth,
+            tls,
+            limits,
             daemon,
             demo: self.demo,
             listen,
@@ -357,6 +453,28 @@ mod tests {
         assert_eq!(c.auth.unwrap().max_skew, Duration::from_secs(300));
         let e = args(&["--audit-log", "a.jsonl"]).validate().unwrap_err();
         assert!(e.to_string().contains("--auth-keys"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_go_together_and_limits_have_defaults() {
+        let c = args(&[]).validate().unwrap();
+        assert!(c.tls.is_none());
+        assert_eq!(c.limits, crate::server::Limits::default());
+        let e = args(&["--tls-cert", "c.pem"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--tls-key"), "{e}");
+        let c = args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"])
+            .validate()
+            .unwrap();
+        assert_eq!(c.tls.unwrap().key, PathBuf::from("k.pem"));
+        let c = args(&["--header-timeout-secs", "3", "--max-header-kb", "8"])
+            .validate()
+            .unwrap();
+        assert_eq!(c.limits.header_read, Duration::from_secs(3));
+        assert_eq!(c.limits.max_header_bytes, 8192);
+        let e = args(&["--header-timeout-secs", "0"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("--header-timeout-secs"), "{e}");
     }
 
     #[test]

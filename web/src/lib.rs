@@ -14,6 +14,7 @@
 //! - [`dashboard`]: the server-rendered pages (service map, traces, timeline).
 //! - [`demo`]: the all-in-one mode's embedded daemon and the demo workload.
 //! - [`auth`]: SigV4, keys, policies and the audit log, as a layer in front of both.
+//! - [`server`]: the accept loop with per-connection timeouts; [`tls`]: HTTPS configuration.
 
 pub mod api;
 pub mod assembly;
@@ -26,8 +27,10 @@ pub mod graph;
 pub mod query;
 pub mod retention;
 pub mod sampling;
+pub mod server;
 pub mod store;
 pub mod synth;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -56,11 +59,18 @@ pub enum ServeError {
     /// The keys file or the audit log is unusable.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The TLS certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
-/// Opens the store, binds, prints `roentgen-web listening http=ADDR` on stdout, and serves
-/// until the process ends.
+/// Opens the store, binds, prints `roentgen-web listening http=ADDR` (`https=ADDR` with TLS)
+/// on stdout, and serves until the process ends.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let tls = match &config.tls {
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(files)?)),
+        None => None,
+    };
     let store: Arc<dyn store::Store> = match &config.clickhouse {
         None => Arc::new(SqliteStore::open(&config.data_dir)?),
         Some(clickhouse) => {
@@ -75,7 +85,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let app = match &config.auth {
         Some(auth) => {
             tracing::info!(keys = %auth.keys_file.display(), "SigV4 authentication is on");
-            auth::protect(app, Arc::new(auth::Auth::open(auth.clone())?))
+            if tls.is_none() && !config.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %config.listen,
+                    "serving plain HTTP off loopback: dashboard session cookies (which stand for credentials) travel in clear; pass --tls-cert and --tls-key"
+                );
+            }
+            let mut auth = auth::Auth::open(auth.clone())?;
+            auth.secure_cookies = tls.is_some();
+            auth::protect(app, Arc::new(auth))
         }
         None if config.listen.ip().is_loopback() => app,
         None => {
@@ -88,11 +106,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "collector listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "collector listening");
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "roentgen-web listening http={addr}")?;
+        writeln!(out, "roentgen-web listening {scheme}={addr}")?;
         out.flush()?;
     }
     if let Some(at) = config.daemon {
@@ -112,10 +131,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         println!("Roentgen is running: open http://{addr}/ in a browser");
     }
     tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await?;
+    server::serve(listener, app, tls, config.limits).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //!   counted as `dropped{reason="collector_refused"}` and logged;
 //! - after the shutdown deadline, whatever is left is spooled, or dropped and counted.
 
+pub mod client;
 pub mod sign;
 
 use std::sync::Arc;
@@ -165,25 +166,18 @@ impl Forwarder {
                 BackendError::Other
             },
             retryable: true,
-            message: e.to_string(),
+            message: client::error_chain(&e),
         };
-        let mut request = self
-            .client
-            .post(self.settings.segments_url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        if let Some(credentials) = &self.settings.credentials {
-            let (date, payload, authorization) = sign::sign_post(
-                credentials,
-                &self.settings.segments_url,
-                &body,
-                std::time::SystemTime::now(),
-            );
-            request = request
-                .header("x-amz-date", date)
-                .header("x-amz-content-sha256", payload)
-                .header(reqwest::header::AUTHORIZATION, authorization);
-        }
-        let response = request.body(body).send().await.map_err(classify)?;
+        let response = sign::post(
+            &self.client,
+            &self.settings.segments_url,
+            self.settings.credentials.as_ref(),
+            "application/json",
+            body,
+        )
+        .send()
+        .await
+        .map_err(classify)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(classify)?;
         if status.is_success() {

@@ -106,6 +106,32 @@ pub fn sign_post(
     (date, payload, authorization)
 }
 
+/// A `POST` of `body` to `url` with `content_type`, SigV4-signed now when `credentials` are
+/// given (the forwarder, the sampling proxy and telemetry all send this way).
+pub fn post<B>(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    credentials: Option<&Credentials>,
+    content_type: &str,
+    body: B,
+) -> reqwest::RequestBuilder
+where
+    B: AsRef<[u8]> + Into<reqwest::Body>,
+{
+    let mut request = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, content_type);
+    if let Some(credentials) = credentials {
+        let (date, payload, authorization) =
+            sign_post(credentials, url, body.as_ref(), SystemTime::now());
+        request = request
+            .header("x-amz-date", date)
+            .header("x-amz-content-sha256", payload)
+            .header(reqwest::header::AUTHORIZATION, authorization);
+    }
+    request.body(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

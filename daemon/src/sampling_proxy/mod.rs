@@ -79,26 +79,19 @@ async fn proxy(state: &ProxyState, path: &str, headers: &HeaderMap, body: Bytes)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
-    let mut request = state
-        .client
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, content_type);
-    if let Some(credentials) = &state.credentials {
-        let (date, payload, authorization) = crate::forwarder::sign::sign_post(
-            credentials,
-            &url,
-            &body,
-            std::time::SystemTime::now(),
-        );
-        request = request
-            .header("x-amz-date", date)
-            .header("x-amz-content-sha256", payload)
-            .header(reqwest::header::AUTHORIZATION, authorization);
-    }
-    let sent = request.body(body).send().await;
+    let sent = crate::forwarder::sign::post(
+        &state.client,
+        &url,
+        state.credentials.as_ref(),
+        &content_type,
+        body,
+    )
+    .send()
+    .await;
     let response = match sent {
         Ok(r) => r,
         Err(e) => {
+            let e = crate::forwarder::client::error_chain(&e);
             tracing::warn!(error = %e, path, "sampling proxy: collector unreachable");
             return error(
                 StatusCode::BAD_GATEWAY,

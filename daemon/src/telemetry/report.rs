@@ -8,6 +8,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{BackendError, Counters, DropReason};
+use crate::forwarder::client::error_chain;
+use crate::forwarder::sign::{Credentials, post};
 use crate::memory::MemoryBudget;
 
 /// A snapshot of the daemon's main counters (documents unless said otherwise).
@@ -84,12 +86,14 @@ fn delta(now: u64, before: u64) -> u64 {
 }
 
 /// Logs a summary every `interval` and sends the interval's counts to the collector as a
-/// `PutTelemetryRecords` request, until `stop` turns true.
+/// `PutTelemetryRecords` request (signed like the data path when `credentials` are given),
+/// until `stop` turns true.
 pub async fn run_telemetry(
     counters: Arc<Counters>,
     budget: Arc<MemoryBudget>,
     client: reqwest::Client,
     endpoint: reqwest::Url,
+    credentials: Option<Credentials>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -155,10 +159,20 @@ pub async fn run_telemetry(
         let url = endpoint
             .join("TelemetryRecords")
             .unwrap_or_else(|_| endpoint.clone());
-        match client.post(url).json(&body).send().await {
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let request = post(
+            &client,
+            &url,
+            credentials.as_ref(),
+            "application/json",
+            body,
+        );
+        match request.send().await {
             Ok(resp) if resp.status().is_success() => {}
-            Ok(resp) => tracing::debug!(status = %resp.status(), "telemetry record refused"),
-            Err(error) => tracing::debug!(%error, "telemetry record not sent"),
+            Ok(resp) => tracing::warn!(status = %resp.status(), "telemetry record refused"),
+            Err(error) => {
+                tracing::debug!(error = %error_chain(&error), "telemetry record not sent");
+            }
         }
     }
 }

@@ -7,3 +7,4 @@ mod dashboard;
 mod scale_out;
 mod sdk;
 mod security;
+mod tls;

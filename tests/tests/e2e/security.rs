@@ -15,12 +15,13 @@ use roentgen_web::auth::sigv4::{SignableRequest, Signer, format_amz_date};
 use serde_json::Value;
 
 /// An access key made by `roentgen-web keys create`.
-struct Key {
-    id: String,
-    secret: String,
+pub(crate) struct Key {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
-fn create_key(keys_file: &Path, principal: &str, allow: &str) -> Key {
+/// Makes a key for `principal` with the `allow` policy in `keys_file` (created if absent).
+pub(crate) fn create_key(keys_file: &Path, principal: &str, allow: &str) -> Key {
     let out = Command::new(binary("roentgen-web"))
         .args(["keys", "--keys-file"])
         .arg(keys_file)

@@ -1,0 +1,135 @@
+//! The collector's connection handling: the accept loop over plain TCP or TLS, with a limit on
+//! every connection so a slow or silent client cannot hold one open (TLS handshake timeout,
+//! header-read timeout that also closes idle keep-alive connections, per-request timeout,
+//! header size limit). Each request carries the peer address as axum's `ConnectInfo`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time for a client to finish the TLS handshake.
+    pub tls_handshake: Duration,
+    /// Time for a client to send a request's headers, counted from the connection's start or
+    /// the end of the previous response, so it is also the idle keep-alive timeout.
+    pub header_read: Duration,
+    /// Time from the end of the headers to the response's head (reading the body included).
+    pub request: Duration,
+    /// Largest request line plus headers, in bytes (431 past it).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tls_handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+            request: Duration::from_secs(60),
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn timed_out() -> Response<Body> {
+    let mut response = Response::new(Body::from(
+        "{\"__type\":\"RequestTimeoutException\",\"message\":\"the request took too long\"}",
+    ));
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+async fn serve_connection<I>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+    request_timeout: Duration,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move {
+            let call = tower::Service::call(&mut app, request.map(Body::new));
+            match tokio::time::timeout(request_timeout, call).await {
+                Ok(Ok(response)) => Ok::<_, Infallible>(response),
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    tracing::debug!(%peer, "request timed out");
+                    Ok(timed_out())
+                }
+            }
+        }
+    });
+    if let Err(error) = http.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// Accepts connections on `listener` and serves `app` on each, over TLS when `tls` is given,
+/// until the process ends. Accept errors (e.g. out of file descriptors) are logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .max_header_size(limits.max_header_bytes);
+    let http = Arc::new(http);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let http = http.clone();
+        let app = app.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(&http, stream, app, peer, limits.request).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.tls_handshake, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(&http, stream, app, peer, limits.request).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
