@@ -21,11 +21,13 @@ struct Fixture {
     reader: keys::AccessKey,
     web_reader: keys::AccessKey,
     slow: keys::AccessKey,
+    admin: keys::AccessKey,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (writer, reader, web_reader, slow) = (new_key(0), new_key(0), new_key(0), new_key(0));
+    let (writer, reader, web_reader, slow, admin) =
+        (new_key(0), new_key(0), new_key(0), new_key(0), new_key(0));
     let web_only: PolicyDocument = serde_json::from_str(
         r#"{"Statement":[{"Effect":"Allow","Action":"xray:Get*","Resource":"arn:aws:xray:*:*:group/web"}]}"#,
     )
@@ -61,6 +63,12 @@ fn fixture() -> Fixture {
                 keys: vec![slow.clone()],
                 rate_limit: Some(limit::RateLimit::per_second(0.01, 2.0)),
             },
+            Principal {
+                name: "admin".into(),
+                policies: vec![allow_policy(&["xray:*".into()])],
+                keys: vec![admin.clone()],
+                rate_limit: Some(limit::RateLimit::unlimited()),
+            },
         ],
     };
     let keys_file = dir.path().join("keys.json");
@@ -90,6 +98,7 @@ fn fixture() -> Fixture {
         reader,
         web_reader,
         slow,
+        admin,
     }
 }
 
@@ -501,4 +510,132 @@ async fn failed_signatures_from_one_address_are_throttled_past_the_anonymous_lim
     }
     assert_eq!(statuses[0], 403);
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
+
+/// Signs in with a key through the form; returns the session cookie.
+async fn sign_in(app: &Router, key: &keys::AccessKey) -> String {
+    let (_, headers, _) = raw(app, Request::get("/signin").body(Body::empty()).unwrap()).await;
+    let csrf = set_cookie(&headers, session::CSRF_COOKIE);
+    let body = format!(
+        "access_key_id={}&secret_access_key={}&csrf={csrf}",
+        enc(&key.access_key_id),
+        enc(&key.secret_access_key)
+    );
+    let (status, headers, page) = raw(
+        app,
+        form("/signin", &format!("{}={csrf}", session::CSRF_COOKIE), body),
+    )
+    .await;
+    assert_eq!(status, 303, "{page}");
+    format!(
+        "{}={}",
+        session::SESSION_COOKIE,
+        set_cookie(&headers, session::SESSION_COOKIE)
+    )
+}
+
+async fn page(app: &Router, path: &str, cookie: &str) -> (u16, String) {
+    let request = Request::get(path)
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = raw(app, request).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_group_scoped_reader_sees_only_its_groups_on_the_dashboard() {
+    let f = fixture();
+    let now = now_secs();
+    for (name, filter) in [
+        ("web", "service(\"frontend-web\")"),
+        ("db", "service(\"ledger-db\")"),
+    ] {
+        let body = serde_json::json!({"GroupName": name, "FilterExpression": filter}).to_string();
+        let (status, body) = call(&f.app, signed(&f.admin, "/CreateGroup", &body, now)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let t = now as f64;
+    let web_trace = format!("1-{:08x}-00000000000000000000a001", now);
+    let db_trace = format!("1-{:08x}-00000000000000000000b002", now);
+    let docs: Vec<String> = [
+        ("frontend-web", &web_trace, "1000000000000001"),
+        ("ledger-db", &db_trace, "1000000000000002"),
+    ]
+    .iter()
+    .map(|(name, trace, id)| {
+        serde_json::json!({"name": name, "id": id, "trace_id": trace,
+            "start_time": t - 2.0, "end_time": t - 1.0})
+        .to_string()
+    })
+    .collect();
+    let put = serde_json::json!({ "TraceSegmentDocuments": docs }).to_string();
+    let (status, body) = call(&f.app, signed(&f.writer, "/TraceSegments", &put, now)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let admin = sign_in(&f.app, &f.admin).await;
+    let web = sign_in(&f.app, &f.web_reader).await;
+    // Both traces are stored (the admin sees them), within bounded polling.
+    let mut both = false;
+    for _ in 0..200 {
+        let (_, list) = page(&f.app, "/traces?window=1d", &admin).await;
+        if list.contains(&web_trace) && list.contains(&db_trace) {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(both, "the traces were never stored");
+
+    let (status, list) = page(&f.app, "/traces?window=1d", &web).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list.contains(&web_trace), "{list}");
+    assert!(!list.contains(&db_trace), "{list}");
+    assert!(!list.contains("All traces"), "no unscoped choice");
+    assert!(
+        !list.contains("Group: db"),
+        "only its own groups are offered"
+    );
+    let (status, map) = page(&f.app, "/?window=1d", &web).await;
+    assert_eq!(status, 200);
+    assert!(
+        map.contains("frontend-web") && !map.contains("ledger-db"),
+        "{map}"
+    );
+    let (status, _) = page(&f.app, "/traces?window=1d&group=db", &web).await;
+    assert_eq!(status, 403);
+    let (status, _) = page(&f.app, &format!("/traces/{db_trace}"), &web).await;
+    assert_eq!(status, 404);
+    let (status, _) = page(&f.app, &format!("/traces/{web_trace}"), &web).await;
+    assert_eq!(status, 200);
+    let (status, _) = page(&f.app, &format!("/traces/{db_trace}"), &admin).await;
+    assert_eq!(status, 200);
+
+    // The audit page: only for xray:GetAuditEvents, linked only for those who may open it.
+    assert!(!list.contains("id=\"audit-link\""));
+    let (status, denied) = page(&f.app, "/audit", &web).await;
+    assert_eq!(status, 403, "{denied}");
+    assert!(denied.contains("xray:GetAuditEvents"), "{denied}");
+    let (status, audit) = page(&f.app, "/audit?outcome=denied&principal=web-team", &admin).await;
+    assert_eq!(status, 200, "{audit}");
+    assert!(audit.contains("id=\"audit-link\""));
+    assert!(
+        audit.contains(
+            "data-allowed=\"false\" data-action=\"xray:GetAuditEvents\" data-principal=\"web-team\""
+        ),
+        "{audit}"
+    );
+    assert!(!audit.contains("data-allowed=\"true\""), "{audit}");
+    let (_, allowed) = page(
+        &f.app,
+        "/audit?outcome=allowed&action=PutTraceSegments",
+        &admin,
+    )
+    .await;
+    assert!(
+        allowed.contains(
+            "data-allowed=\"true\" data-action=\"xray:PutTraceSegments\" data-principal=\"daemon\""
+        ),
+        "{allowed}"
+    );
 }

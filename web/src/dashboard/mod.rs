@@ -1,17 +1,21 @@
 //! The dashboard: server-rendered pages (askama) over the same queries as the X-Ray API — the
-//! service map (home), the traces list with the filter box, and the trace timeline — plus the
+//! service map (home), the traces list with the filter box, and the trace timeline, narrowed to
+//! the groups a group-scoped reader may read ([`reach`]); the audit page ([`audit`]) — plus the
 //! embedded CSS and JavaScript. Nothing is fetched from elsewhere: every asset is in the binary.
 //!
 //! Every page is a plain GET whose query string holds the whole state (window, filter, sort,
 //! selected row), so links are deep links and the browser's back button works.
 
+pub mod audit;
 pub mod layout;
 pub mod map;
+pub mod reach;
 pub mod timeline;
 
 use std::fmt::Write;
 
 use askama::Template;
+use axum::Extension;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -23,8 +27,10 @@ use serde_json::Value;
 
 use crate::api::AppState;
 use crate::assembly::TraceSummary;
+use crate::auth::Caller;
 use crate::filter::Expr;
 use crate::query;
+use reach::Reach;
 
 /// The stylesheet, embedded.
 pub const CSS: &str = include_str!("../../assets/app.css");
@@ -42,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/traces", get(traces_page))
         .route("/traces/{id}", get(trace_page))
         .route("/traces/{id}/rows/{row}", get(row_details))
+        .route("/audit", get(audit::audit_page))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(tower_http::compression::CompressionLayer::new())
@@ -289,12 +296,16 @@ pub enum PageError {
     /// Nothing with that id.
     #[error("{0} not found")]
     NotFound(String),
+    /// The visitor may not read this.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let status = match self {
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
+            PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             _ => {
                 tracing::warn!(error = %self, "dashboard page failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -331,8 +342,12 @@ pub struct Nav {
     pub window_query: String,
     /// The group, if one is chosen.
     pub group: String,
-    /// Stored groups: `(name, selected)`.
+    /// Stored groups the visitor may read: `(name, selected)`.
     pub groups: Vec<(String, bool)>,
+    /// Whether "All traces" is offered (the visitor is not limited to groups).
+    pub all_groups: bool,
+    /// Whether the visitor may open the audit page (a link is shown).
+    pub audit: bool,
 }
 
 impl Nav {
@@ -350,14 +365,25 @@ impl Nav {
             window_query: scope.window_query(w),
             group: scope.group.clone().unwrap_or_default(),
             groups: Vec::new(),
+            all_groups: true,
+            audit: false,
         }
     }
 
-    /// Adds the stored groups to the picker (a store failure just leaves it empty).
-    async fn with_groups(mut self, state: &AppState) -> Self {
+    /// Shows the audit link when the caller may open it.
+    fn for_caller(mut self, caller: Option<&Caller>) -> Self {
+        self.audit = reach::may_audit(caller);
+        self
+    }
+
+    /// Adds the stored groups the visitor may read to the picker (a store failure just leaves
+    /// it empty).
+    async fn with_groups(mut self, state: &AppState, reach: &Reach) -> Self {
         let names = state.store.groups().await.unwrap_or_default();
+        self.all_groups = *reach == Reach::All;
         self.groups = names
             .into_iter()
+            .filter(|g| reach.allows(&g.name))
             .map(|g| {
                 let selected = g.name == self.group;
                 (g.name, selected)
@@ -393,10 +419,17 @@ pub fn render_map_page(services: &[crate::graph::Service], minutes: f64) -> Stri
 
 async fn map_page(
     State(state): State<AppState>,
-    Query(scope): Query<Scope>,
+    caller: Option<Extension<Caller>>,
+    Query(mut scope): Query<Scope>,
 ) -> Result<Html<String>, PageError> {
+    let caller = caller.map(|c| c.0);
+    let reach = Reach::of(&state, caller.as_ref()).await?;
+    reach.restrict(&mut scope)?;
     let w = scope.window("5m", now());
-    let nav = Nav::new("map", &scope, &w).with_groups(&state).await;
+    let nav = Nav::new("map", &scope, &w)
+        .for_caller(caller.as_ref())
+        .with_groups(&state, &reach)
+        .await;
     let (services, problem) = match scope_filter(&state, &scope).await {
         Ok(expr) => (
             query::service_graph(state.store.as_ref(), w.start, w.end, expr.as_ref())
@@ -627,11 +660,18 @@ fn histogram_bars(list: &[TraceSummary], base: &str, filter: &str) -> (Vec<Bar>,
 
 async fn traces_page(
     State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
+    caller: Option<Extension<Caller>>,
+    Query(mut q): Query<ListQuery>,
 ) -> Result<Html<String>, PageError> {
+    let caller = caller.map(|c| c.0);
+    let reach = Reach::of(&state, caller.as_ref()).await?;
+    reach.restrict(&mut q.scope)?;
     let now = now();
     let w = q.scope.window("1h", now);
-    let nav = Nav::new("traces", &q.scope, &w).with_groups(&state).await;
+    let nav = Nav::new("traces", &q.scope, &w)
+        .for_caller(caller.as_ref())
+        .with_groups(&state, &reach)
+        .await;
     let filter = q.scope.filter_text();
     let mut matched: Vec<TraceSummary> = Vec::new();
     let mut truncated = false;
@@ -820,33 +860,52 @@ fn render_trace(
     .render()
 }
 
-async fn trace_page(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<TraceQuery>,
-) -> Result<Html<String>, PageError> {
-    let docs = load_documents(&state, &id).await?;
-    let w = q.scope.window("1h", now());
-    let nav = Nav::new("trace", &q.scope, &w);
-    let services = query::trace_graph(state.store.as_ref(), vec![id.clone()])
-        .await
-        .map_err(query_err)?;
+/// The summary of a trace, refused as "not found" when the visitor may not read it.
+async fn visible_summary(
+    state: &AppState,
+    caller: Option<&Caller>,
+    id: &str,
+) -> Result<Option<TraceSummary>, PageError> {
     let summary = state
         .store
-        .get_traces(vec![id.clone()])
+        .get_traces(vec![id.to_owned()])
         .await
         .map_err(query_err)?
         .into_iter()
         .next()
         .map(|r| r.summary);
+    let reach = Reach::of(state, caller).await?;
+    if reach.may_see(state, summary.as_ref()).await {
+        Ok(summary)
+    } else {
+        Err(PageError::NotFound(format!("trace {id}")))
+    }
+}
+
+async fn trace_page(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    Path(id): Path<String>,
+    Query(q): Query<TraceQuery>,
+) -> Result<Html<String>, PageError> {
+    let caller = caller.map(|c| c.0);
+    let summary = visible_summary(&state, caller.as_ref(), &id).await?;
+    let docs = load_documents(&state, &id).await?;
+    let w = q.scope.window("1h", now());
+    let nav = Nav::new("trace", &q.scope, &w).for_caller(caller.as_ref());
+    let services = query::trace_graph(state.store.as_ref(), vec![id.clone()])
+        .await
+        .map_err(query_err)?;
     let small = map::render(&services, 1.0).svg;
     Ok(Html(render_trace(&id, &docs, small, nav, summary)?))
 }
 
 async fn row_details(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     Path((id, row)): Path<(String, String)>,
 ) -> Result<Html<String>, PageError> {
+    visible_summary(&state, caller.as_ref().map(|c| &c.0), &id).await?;
     let docs = load_documents(&state, &id).await?;
     let v = timeline::find(&docs, &row).ok_or_else(|| PageError::NotFound(format!("row {row}")))?;
     Ok(Html(timeline::details(v)))
