@@ -220,16 +220,20 @@ fn a_daemon_with_the_ca_delivers_signed_data_and_telemetry_over_https() {
         && l["allowed"] == true));
 }
 
-/// Reads from `stream` until the peer closes it (EOF or reset) or `PATIENCE` passes; true if
-/// it closed. Bytes the server sends first (such as a 408 or a TLS alert) are skipped.
-fn closed_by_peer(stream: &mut TcpStream) -> bool {
+/// Reads from `stream` until the peer closes it (EOF or reset) or `PATIENCE` passes; the bytes
+/// it sent before closing (such as a response or a TLS alert), or `None` if it stayed open.
+fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("set read timeout");
-    let mut buf = [0u8; 1024];
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
     eventually(PATIENCE, || match stream.read(&mut buf) {
         Ok(0) => Some(()),
-        Ok(_) => None,
+        Ok(n) => {
+            received.extend_from_slice(&buf[..n]);
+            None
+        }
         Err(e)
             if matches!(
                 e.kind(),
@@ -239,8 +243,13 @@ fn closed_by_peer(stream: &mut TcpStream) -> bool {
             None
         }
         Err(_) => Some(()),
-    })
-    .is_some()
+    })?;
+    Some(received)
+}
+
+/// Whether the peer closes `stream` within `PATIENCE`.
+fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    read_until_closed(stream).is_some()
 }
 
 #[test]
@@ -304,7 +313,10 @@ fn a_daemon_without_the_ca_refuses_the_certificate_and_spools() {
 #[test]
 fn a_half_sent_request_is_cut_off_while_other_connections_are_served() {
     let dir = tempfile::tempdir().expect("test setup");
-    let collector = Collector::start(&dir.path().join("data"), &["--header-timeout-secs", "1"]);
+    let collector = Collector::start(
+        &dir.path().join("data"),
+        &["--header-timeout-secs", "1", "--request-timeout-secs", "1"],
+    );
     let mut slow = TcpStream::connect(&collector.address).expect("connect");
     slow.write_all(b"POST /Groups HTTP/1.1\r\nHost: 127.0")
         .expect("send half a request");
@@ -316,4 +328,21 @@ fn a_half_sent_request_is_cut_off_while_other_connections_are_served() {
     );
     let served = request(&collector.address, "POST", "/Groups", &[], "{}");
     assert_eq!(served.status, 200, "{}", served.body);
+
+    // A kept-alive connection that goes quiet after its response is closed too.
+    let mut idle = TcpStream::connect(&collector.address).expect("connect");
+    idle.write_all(b"POST /Groups HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+        .expect("send a request");
+    let answered = read_until_closed(&mut idle).expect("an idle keep-alive connection stayed open");
+    let answered = String::from_utf8_lossy(&answered);
+    assert!(answered.starts_with("HTTP/1.1 200 "), "{answered}");
+
+    // A body that stops arriving gets 408 and the connection is closed.
+    let mut trickle = TcpStream::connect(&collector.address).expect("connect");
+    trickle
+        .write_all(b"POST /TraceSegments HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 40\r\n\r\n{\"TraceSegmentDocuments\"")
+        .expect("send part of a body");
+    let answered = read_until_closed(&mut trickle).expect("a stalled body kept the connection");
+    let answered = String::from_utf8_lossy(&answered);
+    assert!(answered.starts_with("HTTP/1.1 408 "), "{answered}");
 }
