@@ -22,28 +22,7 @@ pub(crate) struct Key {
 
 /// Makes a key for `principal` with the `allow` policy in `keys_file` (created if absent).
 pub(crate) fn create_key(keys_file: &Path, principal: &str, allow: &str) -> Key {
-    let out = Command::new(binary("roentgen-web"))
-        .args(["keys", "--keys-file"])
-        .arg(keys_file)
-        .args(["create", "--principal", principal, "--allow", allow])
-        .output()
-        .expect("run roentgen-web keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("test setup");
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            .to_owned()
-    };
-    Key {
-        id: field("access_key_id="),
-        secret: field("secret_access_key="),
-    }
+    create_key_with(keys_file, &["--principal", principal, "--allow", allow])
 }
 
 /// Runs `aws xray ARGS` signed with `key`; returns (success, stdout, stderr).
@@ -70,14 +49,12 @@ struct Setup {
     reader: Key,
 }
 
-fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("test setup");
-    let keys = dir.path().join("keys.json");
-    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
-    let reader = create_key(&keys, "reader", "xray:Get*,xray:BatchGetTraces");
-    let audit = dir.path().join("audit.jsonl");
+/// Starts a collector over `DIR/keys.json` with its audit log in `DIR/audit.jsonl`.
+fn start_collector(dir: &Path) -> (Collector, std::path::PathBuf) {
+    let audit = dir.join("audit.jsonl");
+    let keys = dir.join("keys.json");
     let collector = Collector::start(
-        &dir.path().join("data"),
+        &dir.join("data"),
         &[
             "--auth-keys",
             keys.to_str().expect("test setup"),
@@ -85,6 +62,15 @@ fn setup() -> Setup {
             audit.to_str().expect("test setup"),
         ],
     );
+    (collector, audit)
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("test setup");
+    let keys = dir.path().join("keys.json");
+    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
+    let reader = create_key(&keys, "reader", "xray:Get*,xray:BatchGetTraces");
+    let (collector, audit) = start_collector(dir.path());
     Setup {
         _dir: dir,
         collector,
@@ -374,5 +360,360 @@ fn the_daemon_signs_with_its_own_key() {
             && l.contains("xray:PutTraceSegments")
             && l.contains("\"allowed\":true")),
         "{audit}"
+    );
+}
+
+/// Runs `roentgen-web keys --keys-file FILE create ARGS` and returns the key it made.
+fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
+    let out = Command::new(binary("roentgen-web"))
+        .args(["keys", "--keys-file"])
+        .arg(keys_file)
+        .arg("create")
+        .args(args)
+        .output()
+        .expect("run roentgen-web keys create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("test setup");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_owned()
+    };
+    Key {
+        id: field("access_key_id="),
+        secret: field("secret_access_key="),
+    }
+}
+
+/// POSTs `body` to `path` signed with `key` (a fresh signature each call: `seq` is signed).
+fn signed_post(
+    address: &str,
+    key: &Key,
+    path: &str,
+    body: &str,
+    seq: u64,
+) -> roentgen_tests::http::Response {
+    let date = format_amz_date(now() as i64);
+    let seq = seq.to_string();
+    let headers = [
+        ("host", address),
+        ("x-amz-date", date.as_str()),
+        ("x-roentgen-seq", seq.as_str()),
+    ];
+    let signer = Signer {
+        access_key_id: &key.id,
+        secret: &key.secret,
+        region: "us-east-1",
+        service: "xray",
+    };
+    let signable = SignableRequest {
+        method: "POST",
+        path,
+        query: "",
+        headers: &headers,
+    };
+    let authorization = signer
+        .authorization(&signable, body.as_bytes(), &date)
+        .expect("test setup");
+    request(
+        address,
+        "POST",
+        path,
+        &[
+            ("x-amz-date", date.as_str()),
+            ("x-roentgen-seq", seq.as_str()),
+            ("authorization", authorization.as_str()),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+}
+
+/// The value of cookie `name` set by a response.
+fn set_cookie(response: &roentgen_tests::http::Response, name: &str) -> String {
+    response
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", response.headers))
+        .to_owned()
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Signs in to the dashboard with the form (CSRF cookie and field); returns the session cookie.
+fn sign_in(address: &str, key: &Key) -> String {
+    let form = request(address, "GET", "/signin", &[], "");
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = set_cookie(&form, "roentgen_csrf");
+    let body = format!(
+        "access_key_id={}&secret_access_key={}&csrf={}",
+        form_encode(&key.id),
+        form_encode(&key.secret),
+        form_encode(&csrf)
+    );
+    let cookie = format!("roentgen_csrf={csrf}");
+    let done = request(
+        address,
+        "POST",
+        "/signin",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", cookie.as_str()),
+        ],
+        &body,
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    format!("roentgen_session={}", set_cookie(&done, "roentgen_session"))
+}
+
+/// GETs a dashboard page with a session cookie.
+fn page(address: &str, path: &str, session: &str) -> roentgen_tests::http::Response {
+    request(address, "GET", path, &[("cookie", session)], "")
+}
+
+struct Dashboard {
+    _dir: tempfile::TempDir,
+    collector: Collector,
+    writer: Key,
+    admin: Key,
+    web_team: Key,
+}
+
+fn dashboard_setup() -> Dashboard {
+    let dir = tempfile::tempdir().expect("test setup");
+    let keys = dir.path().join("keys.json");
+    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
+    let admin = create_key(&keys, "admin", "xray:*");
+    let policy = dir.path().join("web-team.json");
+    std::fs::write(
+        &policy,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"xray:Get*",
+            "Resource":"arn:aws:xray:*:*:group/web"}]}"#,
+    )
+    .expect("test setup");
+    let web_team = create_key_with(
+        &keys,
+        &[
+            "--principal",
+            "web-team",
+            "--policy",
+            policy.to_str().expect("test setup"),
+        ],
+    );
+    let (collector, _) = start_collector(dir.path());
+    Dashboard {
+        _dir: dir,
+        collector,
+        writer,
+        admin,
+        web_team,
+    }
+}
+
+#[test]
+fn a_group_scoped_reader_sees_only_its_group_on_the_dashboard() {
+    let d = dashboard_setup();
+    let address = d.collector.address.as_str();
+    for (i, (name, service)) in [("web", "frontend-web"), ("db", "ledger-db")]
+        .iter()
+        .enumerate()
+    {
+        let body = serde_json::json!({
+            "GroupName": name,
+            "FilterExpression": format!("service(\"{service}\")"),
+        })
+        .to_string();
+        let r = signed_post(address, &d.admin, "/CreateGroup", &body, i as u64);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let t = now();
+    let web_trace = format!("1-{:08x}-0000000000000000000000a1", t as u64);
+    let db_trace = format!("1-{:08x}-0000000000000000000000b2", t as u64);
+    let docs: Vec<String> = [
+        ("frontend-web", &web_trace, "2000000000000001"),
+        ("ledger-db", &db_trace, "2000000000000002"),
+    ]
+    .iter()
+    .map(|(name, trace, id)| {
+        serde_json::json!({"name": name, "id": id, "trace_id": trace,
+            "start_time": t - 2.0, "end_time": t - 1.0})
+        .to_string()
+    })
+    .collect();
+    let put = serde_json::json!({ "TraceSegmentDocuments": docs }).to_string();
+    let r = signed_post(address, &d.writer, "/TraceSegments", &put, 10);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let admin = sign_in(address, &d.admin);
+    let stored = eventually(Duration::from_secs(60), || {
+        let list = page(address, "/traces?window=1d", &admin);
+        (list.status == 200 && list.body.contains(&web_trace) && list.body.contains(&db_trace))
+            .then_some(())
+    });
+    assert!(stored.is_some(), "the admin never saw both traces");
+
+    let web = sign_in(address, &d.web_team);
+    let list = page(address, "/traces?window=1d", &web);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains(&web_trace), "{}", list.body);
+    assert!(!list.body.contains(&db_trace), "{}", list.body);
+    assert!(!list.body.contains("All traces"), "{}", list.body);
+    assert!(!list.body.contains("Group: db"), "{}", list.body);
+    let map = page(address, "/?window=1d", &web);
+    assert_eq!(map.status, 200, "{}", map.body);
+    assert!(map.body.contains("frontend-web"), "{}", map.body);
+    assert!(!map.body.contains("ledger-db"), "{}", map.body);
+    let other = page(address, "/traces?window=1d&group=db", &web);
+    assert_eq!(other.status, 403, "{}", other.body);
+    let outside = page(address, &format!("/traces/{db_trace}"), &web);
+    assert_eq!(outside.status, 404, "{}", outside.body);
+    assert!(!outside.body.contains("ledger-db"), "{}", outside.body);
+    let inside = page(address, &format!("/traces/{web_trace}"), &web);
+    assert_eq!(inside.status, 200, "{}", inside.body);
+    let admin_view = page(address, &format!("/traces/{db_trace}"), &admin);
+    assert_eq!(admin_view.status, 200, "{}", admin_view.body);
+}
+
+#[test]
+fn the_audit_page_shows_allowed_and_denied_calls_to_those_allowed() {
+    let d = dashboard_setup();
+    let address = d.collector.address.as_str();
+    let allowed = signed_post(
+        address,
+        &d.writer,
+        "/TraceSegments",
+        r#"{"TraceSegmentDocuments":[]}"#,
+        1,
+    );
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let denied = signed_post(address, &d.writer, "/Groups", "{}", 2);
+    assert_eq!(denied.status, 403, "{}", denied.body);
+
+    // A principal without xray:GetAuditEvents: a 403 page, and no link to it.
+    let group = r#"{"GroupName":"web","FilterExpression":"service(\"frontend-web\")"}"#;
+    let created = signed_post(address, &d.admin, "/CreateGroup", group, 3);
+    assert_eq!(created.status, 200, "{}", created.body);
+    let web = sign_in(address, &d.web_team);
+    let refused = page(address, "/audit", &web);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("xray:GetAuditEvents"),
+        "{}",
+        refused.body
+    );
+    let home = page(address, "/", &web);
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(!home.body.contains("id=\"audit-link\""));
+    // Anonymous visitors are sent to sign in.
+    let anonymous = request(address, "GET", "/audit", &[], "");
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.header("location"), Some("/signin"));
+
+    let admin = sign_in(address, &d.admin);
+    let audit = page(address, "/audit?principal=daemon", &admin);
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    assert!(audit.body.contains("id=\"audit-link\""));
+    let row = |allowed: bool, action: &str, principal: &str| {
+        format!(
+            "data-allowed=\"{allowed}\" data-action=\"{action}\" data-principal=\"{principal}\""
+        )
+    };
+    assert!(
+        audit
+            .body
+            .contains(&row(true, "xray:PutTraceSegments", "daemon")),
+        "{}",
+        audit.body
+    );
+    assert!(
+        audit.body.contains(&row(false, "xray:GetGroups", "daemon")),
+        "{}",
+        audit.body
+    );
+    let denied_only = page(address, "/audit?outcome=denied", &admin);
+    assert!(
+        denied_only
+            .body
+            .contains(&row(false, "xray:GetGroups", "daemon"))
+    );
+    assert!(
+        denied_only
+            .body
+            .contains(&row(false, "xray:GetAuditEvents", "web-team"))
+    );
+    assert!(
+        !denied_only.body.contains("data-allowed=\"true\""),
+        "{}",
+        denied_only.body
+    );
+}
+
+#[test]
+fn a_principal_past_its_rate_limit_gets_429_while_another_is_unaffected() {
+    let dir = tempfile::tempdir().expect("test setup");
+    let keys = dir.path().join("keys.json");
+    let slow = create_key_with(
+        &keys,
+        &[
+            "--principal",
+            "slow",
+            "--allow",
+            "xray:GetGroups",
+            "--rate-limit",
+            "0.1:3",
+        ],
+    );
+    let other = create_key(&keys, "other", "xray:GetGroups");
+    let (collector, audit) = start_collector(dir.path());
+    let address = collector.address.as_str();
+    // 0.1 request/s with a burst of 3: a 429 comes within a few requests.
+    let mut throttled = None;
+    for seq in 0..50 {
+        let r = signed_post(address, &slow, "/Groups", "{}", seq);
+        if r.status == 429 {
+            throttled = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = throttled.expect("the slow principal was never throttled");
+    assert_eq!(r.header("x-amzn-errortype"), Some("ThrottledException"));
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!(retry >= 1, "{retry}");
+    let body: Value = serde_json::from_str(&r.body).expect("a JSON body");
+    assert_eq!(body["__type"], "ThrottledException");
+    assert_eq!(body["message"], "Rate exceeded");
+    for seq in 100..110 {
+        let r = signed_post(address, &other, "/Groups", "{}", seq);
+        assert_eq!(r.status, 200, "another principal was throttled: {}", r.body);
+    }
+    let lines = std::fs::read_to_string(&audit).expect("audit log");
+    assert!(
+        lines.lines().any(|l| {
+            let v: Value = serde_json::from_str(l).expect("audit line");
+            v["principal"] == "slow" && v["error"] == "ThrottledException" && v["allowed"] == false
+        }),
+        "{lines}"
     );
 }
