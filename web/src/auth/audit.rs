@@ -39,6 +39,97 @@ pub struct AuditEvent<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The body of `POST /AuditEvents` (our own API form of the audit page; every field optional).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AuditEventsRequest {
+    /// Exactly this principal.
+    pub principal: Option<String>,
+    /// Actions containing this text (case-insensitive).
+    pub action: Option<String>,
+    /// Only allowed (`true`) or denied (`false`) events.
+    pub allowed: Option<bool>,
+    /// Epoch seconds.
+    pub start_time: Option<f64>,
+    /// Epoch seconds.
+    pub end_time: Option<f64>,
+    /// From a previous answer.
+    pub next_token: Option<String>,
+    /// Events per answer (default and most: 100).
+    pub max_results: Option<usize>,
+}
+
+/// Most events per `POST /AuditEvents` answer.
+pub const MAX_RESULTS: usize = 100;
+
+/// `POST /AuditEvents`: matching events, newest first, with a `NextToken` while more follow
+/// (the auth layer has already checked `xray:GetAuditEvents`).
+pub async fn audit_events(
+    axum::extract::State(auth): axum::extract::State<std::sync::Arc<super::Auth>>,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let invalid = |message: String| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            [("x-amzn-ErrorType", "InvalidRequestException")],
+            axum::Json(
+                serde_json::json!({"__type": "InvalidRequestException", "message": message}),
+            ),
+        )
+            .into_response()
+    };
+    let request: AuditEventsRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AuditEventsRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return invalid(e.to_string()),
+        }
+    };
+    let skip = match request.next_token.as_deref().map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return invalid("invalid NextToken".to_owned()),
+    };
+    let limit = request
+        .max_results
+        .unwrap_or(MAX_RESULTS)
+        .clamp(1, MAX_RESULTS);
+    let query = AuditQuery {
+        principal: request.principal,
+        action: request.action,
+        allowed: request.allowed,
+        since: request.start_time.map(|t| t.floor() as i64),
+        until: request.end_time.map(|t| t.ceil() as i64),
+    };
+    let found = tokio::task::spawn_blocking(move || {
+        auth.audit_log()
+            .map(|log| log.search(&query, skip, limit))
+            .transpose()
+    })
+    .await;
+    match found {
+        Ok(Ok(found)) => {
+            let found = found.unwrap_or_default();
+            let next = found.more.then(|| (skip + found.events.len()).to_string());
+            axum::Json(serde_json::json!({
+                "AuditEvents": found.events,
+                "NextToken": next,
+            }))
+            .into_response()
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "reading the audit log failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "audit search task failed");
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 /// Bytes one search reads at most (then it says so and the window should be narrowed).
 pub const SEARCH_BUDGET: u64 = 32 * 1024 * 1024;
 /// How far out of time order lines may be written (concurrent requests), in seconds.

@@ -95,6 +95,7 @@ pub fn action_for(path: &str) -> Option<&'static str> {
         "/DeleteGroup" => "xray:DeleteGroup",
         "/InsightSummaries" => "xray:GetInsightSummaries",
         "/EncryptionConfig" => "xray:GetEncryptionConfig",
+        "/AuditEvents" => AUDIT_ACTION,
         _ => return None,
     })
 }
@@ -469,6 +470,7 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
         .route("/signin", get(session::signin_page).post(session::signin))
         .route("/signout", post(session::signout))
         .route("/session", get(session::session_info))
+        .route("/AuditEvents", post(audit::audit_events))
         .with_state(auth.clone());
     app.merge(signin)
         .layer(axum::middleware::from_fn_with_state(auth, check_request))

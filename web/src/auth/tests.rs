@@ -639,3 +639,38 @@ async fn a_group_scoped_reader_sees_only_its_groups_on_the_dashboard() {
         "{allowed}"
     );
 }
+
+#[tokio::test]
+async fn audit_events_api_pages_through_the_log_for_those_allowed() {
+    let f = fixture();
+    let now = now_secs();
+    let (status, body) = call(&f.app, signed(&f.writer, "/AuditEvents", "{}", now)).await;
+    assert_eq!(
+        (status, body["__type"].as_str()),
+        (403, Some("AccessDeniedException"))
+    );
+    for i in 0..3 {
+        let (status, _) = call(&f.app, signed(&f.writer, "/Groups", "{}", now - i)).await;
+        assert_eq!(status, 403);
+    }
+    let ask = r#"{"Principal":"daemon","Allowed":false,"Action":"GetGroups","MaxResults":2}"#;
+    let (status, first) = call(&f.app, signed(&f.admin, "/AuditEvents", ask, now)).await;
+    assert_eq!(status, 200, "{first}");
+    let events = first["AuditEvents"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{first}");
+    assert!(events.iter().all(|e| e["action"] == "xray:GetGroups"
+        && e["allowed"] == false
+        && e["principal"] == "daemon"));
+    assert_eq!(first["NextToken"], "2");
+    let ask = r#"{"Principal":"daemon","Allowed":false,"Action":"GetGroups","NextToken":"2"}"#;
+    let (status, rest) = call(&f.app, signed(&f.admin, "/AuditEvents", ask, now - 1)).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["AuditEvents"].as_array().unwrap().len(), 1, "{rest}");
+    assert!(rest["NextToken"].is_null());
+    let (status, bad) = call(
+        &f.app,
+        signed(&f.admin, "/AuditEvents", r#"{"NextToken":"x"}"#, now - 2),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+}
