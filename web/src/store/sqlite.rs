@@ -9,7 +9,9 @@
 //! Ingest writes as little as it can per document: one `segments` row (the document as sent,
 //! no derived copy), one summary row per trace of the batch, and only the index rows searches
 //! start from. Index rows are removed by their exact keys, taken from the trace's previous
-//! summary, so no index by trace id is kept. A trace folded again (pieces that arrive in a
+//! summary, so no index by trace id is kept. Index rows point at the summary's rowid, which
+//! grows with every summary written, so a batch's index rows land at the end of each key's
+//! range (a few pages) instead of at random places (a page per row). A trace folded again (pieces that arrive in a
 //! later batch) re-reads its stored documents; a trace whose pieces arrive together is folded
 //! from the facts the request handler already extracted.
 
@@ -25,11 +27,13 @@ use super::{
     BoxFuture, IngestDocument, Pushdown, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
     StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
 };
-use crate::assembly::{DocFacts, Sample, TraceSummary, fold_trace, minute_of};
+use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, minute_of};
 use crate::graph::{Histogram, Stats};
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
 use roentgen_sdk::model::Segment;
 
+/// Layout version kept in `PRAGMA user_version`; a store of another version is refused.
+const STORE_FORMAT: i64 = 2;
 /// Most documents grouped into one write transaction.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
 /// Depth of the writer's queue (requests, not documents); senders wait when it is full.
@@ -49,8 +53,10 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 -- Documents are large: rows append in arrival order, the key lives in a small index.
 CREATE UNIQUE INDEX IF NOT EXISTS segments_by_key ON segments (trace_id, id);
+-- `rid` is what the index tables point at; explicit so that VACUUM keeps it.
 CREATE TABLE IF NOT EXISTS traces (
-    trace_id TEXT PRIMARY KEY,
+    rid INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL UNIQUE,
     start_time REAL NOT NULL,
     end_time REAL,
     duration REAL,
@@ -68,13 +74,13 @@ CREATE TABLE IF NOT EXISTS trace_annotations (
     key TEXT NOT NULL,
     value_text TEXT NOT NULL,
     value_number REAL,
-    trace_id TEXT NOT NULL,
-    PRIMARY KEY (key, value_text, trace_id)
+    trace_rowid INTEGER NOT NULL,
+    PRIMARY KEY (key, value_text, trace_rowid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trace_services (
     name TEXT NOT NULL,
-    trace_id TEXT NOT NULL,
-    PRIMARY KEY (name, trace_id)
+    trace_rowid INTEGER NOT NULL,
+    PRIMARY KEY (name, trace_rowid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollups (
     minute INTEGER NOT NULL,
@@ -109,8 +115,54 @@ CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (received_at);
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// A trace folded from the pieces of one `put_documents` call, before it reaches the writer.
+struct Folded {
+    view: TraceView,
+    summary: String,
+    samples: String,
+}
+
+/// Per trace id: its fold from one call's pieces, or `None` when pieces of that trace came in
+/// several calls merged into one transaction (the writer folds those itself).
+type PreFolds = HashMap<String, Option<Folded>>;
+
+/// Folds the traces of one call from its own pieces (with the writer's replacement rule), so
+/// the common case, a trace whose pieces all arrive together, costs the writer no CPU beyond
+/// its inserts. Runs on the caller's thread.
+impl Folded {
+    fn new(view: TraceView) -> Result<Self, StoreError> {
+        Ok(Self {
+            summary: serde_json::to_string(&view.summary)?,
+            samples: serde_json::to_string(&view.samples)?,
+            view,
+        })
+    }
+}
+
+fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
+    let mut pieces: HashMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = HashMap::new();
+    for d in docs {
+        let entry = pieces.entry(&d.trace_id).or_default();
+        match entry.get(d.id.as_str()) {
+            Some((_, stored)) if !replaces(*stored, d.in_progress) => {}
+            _ => {
+                entry.insert(&d.id, (&d.facts, d.in_progress));
+            }
+        }
+    }
+    let mut out = HashMap::with_capacity(pieces.len());
+    for (trace_id, pieces) in pieces {
+        let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
+        out.insert(
+            trace_id.to_owned(),
+            Some(Folded::new(fold_trace(trace_id, &facts))?),
+        );
+    }
+    Ok(out)
+}
+
 enum WriteCommand {
-    Documents(Vec<IngestDocument>, Reply<()>),
+    Documents(Vec<IngestDocument>, PreFolds, Reply<()>),
     PutRule(StoredRule, bool, Reply<()>),
     DeleteRule(String, Reply<StoredRule>),
     PutGroup(StoredGroup, bool, Reply<()>),
@@ -191,19 +243,21 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
-        conn.execute_batch(SCHEMA)?;
-        let old_format: i64 = conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('segments') WHERE name = 'facts'",
+        let existing: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'segments'",
             [],
             |r| r.get(0),
         )?;
-        if old_format > 0 {
+        let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if existing > 0 && format != STORE_FORMAT {
             return Err(StoreError::Open(format!(
-                "{} was written by an older Roentgen (derived facts stored per document); \
+                "{} holds store format {format}, this build writes format {STORE_FORMAT}; \
                  start with a fresh --data-dir",
                 path.display()
             )));
         }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", STORE_FORMAT)?;
         let exists: Option<String> = conn
             .query_row(
                 "SELECT name FROM sampling_rules WHERE name = ?1",
@@ -266,13 +320,24 @@ impl SqliteStore {
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>) {
     while let Some(first) = rx.blocking_recv() {
         let mut docs: Vec<IngestDocument> = Vec::new();
+        let mut folds: PreFolds = HashMap::new();
         let mut replies: Vec<Reply<()>> = Vec::new();
         let mut others: Vec<WriteCommand> = Vec::new();
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
             match cmd {
-                WriteCommand::Documents(d, reply) => {
+                WriteCommand::Documents(d, f, reply) => {
                     docs.extend(d);
+                    for (trace_id, fold) in f {
+                        match folds.entry(trace_id) {
+                            std::collections::hash_map::Entry::Occupied(mut e) => {
+                                e.insert(None);
+                            }
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(fold);
+                            }
+                        }
+                    }
                     replies.push(reply);
                 }
                 other => others.push(other),
@@ -282,7 +347,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>) {
             }
         }
         if !replies.is_empty() {
-            let result = write_transaction(&mut conn, |tx| write_documents(tx, &docs));
+            let result = write_transaction(&mut conn, |tx| write_documents(tx, &docs, &mut folds));
             if let Err(e) = &result {
                 tracing::error!(error = %e, documents = docs.len(), "write transaction failed");
             }
@@ -397,27 +462,24 @@ fn run_other(conn: &mut Connection, cmd: WriteCommand) {
 }
 
 fn delete_before(tx: &Transaction<'_>, cutoff: f64, max: usize) -> Result<usize, StoreError> {
-    let ids: Vec<String> = {
-        let mut stmt =
-            tx.prepare_cached("SELECT trace_id FROM traces WHERE start_time < ?1 LIMIT ?2")?;
-        stmt.query_map(params![cutoff, max as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
+    let old: Vec<(i64, String, String)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT rowid, trace_id, summary FROM traces WHERE start_time < ?1 LIMIT ?2",
+        )?;
+        stmt.query_map(params![cutoff, max as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?
     };
     let mut index = IndexRows::new(tx)?;
-    let mut summary = tx.prepare_cached("SELECT summary FROM traces WHERE trace_id = ?1")?;
-    for id in &ids {
-        if let Some(text) = summary
-            .query_row([id], |r| r.get::<_, String>(0))
-            .optional()?
-        {
-            index.delete(id, &serde_json::from_str(&text)?)?;
-        }
+    for (rowid, id, summary) in &old {
+        index.delete(*rowid, &serde_json::from_str(summary)?)?;
         tx.execute("DELETE FROM segments WHERE trace_id = ?1", [id])?;
-        tx.execute("DELETE FROM traces WHERE trace_id = ?1", [id])?;
+        tx.execute("DELETE FROM traces WHERE rowid = ?1", [rowid])?;
     }
     tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
     tx.execute("DELETE FROM telemetry WHERE received_at < ?1", [cutoff])?;
-    Ok(ids.len())
+    Ok(old.len())
 }
 
 /// Whether a document replaces the one stored under the same id: a complete document replaces
@@ -452,20 +514,20 @@ impl<'t> IndexRows<'t> {
     fn new(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
         Ok(Self {
             annotation: tx.prepare_cached(
-                "DELETE FROM trace_annotations WHERE key = ?1 AND value_text = ?2 AND trace_id = ?3",
+                "DELETE FROM trace_annotations WHERE key = ?1 AND value_text = ?2 AND trace_rowid = ?3",
             )?,
             service: tx
-                .prepare_cached("DELETE FROM trace_services WHERE name = ?1 AND trace_id = ?2")?,
+                .prepare_cached("DELETE FROM trace_services WHERE name = ?1 AND trace_rowid = ?2")?,
         })
     }
 
-    fn delete(&mut self, trace_id: &str, summary: &TraceSummary) -> Result<(), StoreError> {
+    fn delete(&mut self, rowid: i64, summary: &TraceSummary) -> Result<(), StoreError> {
         for a in &summary.annotations {
             self.annotation
-                .execute(params![a.key, a.value.index_text(), trace_id])?;
+                .execute(params![a.key, a.value.index_text(), rowid])?;
         }
         for s in &summary.services {
-            self.service.execute(params![s.key.name, trace_id])?;
+            self.service.execute(params![s.key.name, rowid])?;
         }
         Ok(())
     }
@@ -495,7 +557,11 @@ fn stored_facts(
     Ok(out)
 }
 
-fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), StoreError> {
+fn write_documents(
+    tx: &Transaction<'_>,
+    docs: &[IngestDocument],
+    folds: &mut PreFolds,
+) -> Result<(), StoreError> {
     // The documents of this batch that were stored (new, or replacing an in-progress one),
     // per trace.
     let mut batch: BTreeMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = BTreeMap::new();
@@ -532,7 +598,7 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
     }
     let mut delta = RollupDelta::default();
     let mut old_row =
-        tx.prepare_cached("SELECT summary, samples FROM traces WHERE trace_id = ?1")?;
+        tx.prepare_cached("SELECT rowid, summary, samples FROM traces WHERE trace_id = ?1")?;
     let mut documents =
         tx.prepare_cached("SELECT id, document FROM segments WHERE trace_id = ?1")?;
     let mut put_trace = tx.prepare_cached(
@@ -544,21 +610,28 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
     for (trace_id, pieces) in &batch {
-        let old: Option<(String, String)> = old_row
-            .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let old: Option<(i64, String, String)> = old_row
+            .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        let view = match &old {
-            None => {
-                let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
-                fold_trace(trace_id, &facts)
-            }
-            Some((summary, samples)) => {
+        let folded = match &old {
+            None => match folds.remove(*trace_id).flatten() {
+                Some(folded) => folded,
+                None => {
+                    let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
+                    Folded::new(fold_trace(trace_id, &facts))?
+                }
+            },
+            Some((rowid, summary, samples)) => {
                 let old: Vec<Sample> = serde_json::from_str(samples)?;
                 delta.add(&old, -1);
-                index.delete(trace_id, &serde_json::from_str(summary)?)?;
-                fold_trace(trace_id, &stored_facts(&mut documents, trace_id, pieces)?)
+                index.delete(*rowid, &serde_json::from_str(summary)?)?;
+                Folded::new(fold_trace(
+                    trace_id,
+                    &stored_facts(&mut documents, trace_id, pieces)?,
+                ))?
             }
         };
+        let view = &folded.view;
         delta.add(&view.samples, 1);
         let s = &view.summary;
         put_trace.execute(params![
@@ -572,9 +645,11 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
             s.has_throttle,
             s.is_partial,
             s.http.as_ref().and_then(|h| h.status),
-            serde_json::to_string(s)?,
-            serde_json::to_string(&view.samples)?,
+            folded.summary,
+            folded.samples,
         ])?;
+        // The summary row just written (a replaced row gets a new rowid).
+        let rowid = tx.last_insert_rowid();
         for a in &s.annotations {
             let number = match a.value {
                 crate::assembly::AnnotationValue::Number(n) => Some(n),
@@ -584,22 +659,22 @@ fn write_documents(tx: &Transaction<'_>, docs: &[IngestDocument]) -> Result<(), 
                 a.key.clone().into(),
                 a.value.index_text().into(),
                 number.into(),
-                (*trace_id).to_owned().into(),
+                rowid.into(),
             ]);
         }
         for svc in &s.services {
-            service_rows.extend([svc.key.name.clone().into(), (*trace_id).to_owned().into()]);
+            service_rows.extend([svc.key.name.clone().into(), rowid.into()]);
         }
     }
     insert_rows(
         tx,
-        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_id)",
+        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_rowid)",
         4,
         annotation_rows,
     )?;
     insert_rows(
         tx,
-        "INSERT OR IGNORE INTO trace_services (name, trace_id)",
+        "INSERT OR IGNORE INTO trace_services (name, trace_rowid)",
         2,
         service_rows,
     )?;
@@ -754,7 +829,7 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
     match driver.map(|i| &q.pushdown[i]) {
         Some(Pushdown::AnnotationEquals(k, v)) => {
             sql.push_str(
-                " FROM trace_annotations d CROSS JOIN traces t ON t.trace_id = d.trace_id
+                " FROM trace_annotations d CROSS JOIN traces t ON t.rowid = d.trace_rowid
                   WHERE d.key = ? AND d.value_text = ? AND",
             );
             args.push(k.clone().into());
@@ -801,7 +876,7 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
                 args.push((*v).into());
             }
             Pushdown::AnnotationEquals(k, v) => {
-                sql.push_str(" AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.key = ? AND a.value_text = ? AND a.trace_id = t.trace_id)");
+                sql.push_str(" AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.key = ? AND a.value_text = ? AND a.trace_rowid = t.rowid)");
                 args.push(k.clone().into());
                 args.push(v.clone().into());
             }
@@ -810,7 +885,7 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
             Pushdown::AnnotationNumber(..) | Pushdown::AnnotationExists(..) => {}
             Pushdown::Service(name) => {
                 sql.push_str(
-                    " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_id = t.trace_id)",
+                    " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_rowid = t.rowid)",
                 );
                 args.push(name.clone().into());
             }
@@ -838,7 +913,11 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
 
 impl Store for SqliteStore {
     fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write(move |reply| WriteCommand::Documents(docs, reply))
+        Box::pin(async move {
+            let folds = prefold(&docs)?;
+            self.write(move |reply| WriteCommand::Documents(docs, folds, reply))
+                .await
+        })
     }
 
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {

@@ -13,6 +13,7 @@ for_each_store!(
     scans_use_pushdown_and_pages_newest_first,
     delete_before_removes_old_traces_and_rollups,
     the_default_sampling_rule_exists_from_the_start,
+    a_trace_folded_again_is_found_once_by_its_indexes,
 );
 
 async fn rollups_of(store: &dyn Store) -> Vec<String> {
@@ -213,4 +214,36 @@ async fn the_default_sampling_rule_exists_from_the_start(backend: Backend) {
     assert_eq!(rules[0].rule.rule_name, "Default");
     assert_eq!(rules[0].rule.fixed_rate, 0.05);
     assert_eq!(rules[0].rule.reservoir_size, 1);
+}
+
+async fn a_trace_folded_again_is_found_once_by_its_indexes(backend: Backend) {
+    let (_place, store) = store(backend).await;
+    let docs = prepared(&crate::synth::shop_trace(3, 1_800_000_000.0));
+    // The downstream segment first, then its caller, then the caller again (a duplicate).
+    for d in [&docs[1], &docs[0], &docs[0]] {
+        store.put_documents(vec![d.clone()]).await.unwrap();
+    }
+    let pushdowns = [
+        Pushdown::AnnotationEquals("order".into(), "ord-3".into()),
+        Pushdown::AnnotationEquals("warehouse".into(), "wh-3".into()),
+        Pushdown::Service("frontend".into()),
+        Pushdown::Service("orders".into()),
+    ];
+    for p in &pushdowns {
+        let found = store
+            .scan_traces(scan_all(0.0, 2e9, vec![p.clone()], 10, true))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{p:?}");
+        assert_eq!(found[0].summary.document_count, 2, "{p:?}");
+        assert!(!found[0].summary.is_partial, "{p:?}");
+    }
+    assert_eq!(store.delete_before(2e9, 10).await.unwrap(), 1);
+    for p in &pushdowns {
+        let found = store
+            .scan_traces(scan_all(0.0, 2e9, vec![p.clone()], 10, false))
+            .await
+            .unwrap();
+        assert!(found.is_empty(), "{p:?}");
+    }
 }
