@@ -135,7 +135,14 @@ pub async fn get_time_series_service_statistics(
     let selected = entity(req.entity_selector_expression.as_deref())?;
     let first = crate::assembly::minute_of(req.start_time);
     let last = crate::assembly::minute_of(req.end_time);
-    let rows = state.store.rollups(first, last).await?;
+    let group = group_filter(&state, req.group_name.as_deref(), req.group_arn.as_deref()).await?;
+    let rows = match &group {
+        // A group's statistics come from its matching traces, not from the all-traffic rollups.
+        Some(f) => {
+            query::filtered_rollups(state.store.as_ref(), req.start_time, req.end_time, f).await?
+        }
+        None => state.store.rollups(first, last).await?,
+    };
     let per = period / 60;
     let mut buckets: BTreeMap<i64, (Stats, Stats)> = BTreeMap::new();
     for row in rows {

@@ -87,8 +87,15 @@ pub fn router(state: AppState) -> Router {
         .route("/GetGroup", post(groups::get_group))
         .route("/UpdateGroup", post(groups::update_group))
         .route("/DeleteGroup", post(groups::delete_group))
+        .fallback(unknown_operation)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
+}
+
+/// Any other path: X-Ray's JSON error for an operation it does not have (the AWS CLI prints
+/// its type and message rather than an HTML page).
+async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::UnknownOperation(format!("no operation at {method} {}", uri.path()))
 }
 
 /// Parses a JSON request body (an empty body reads as `{}`).

@@ -16,6 +16,9 @@ for_each_store!(
     groups_filter_the_service_graph_and_searches,
     telemetry_and_time_series,
     server_side_scrubbing_rewrites_documents_before_they_are_stored,
+    summaries_by_segment_end_time,
+    summaries_sampled_by_strategy,
+    a_group_time_series_counts_its_traces_only,
 );
 
 pub(crate) struct TestApi {
@@ -116,6 +119,190 @@ async fn errors_have_the_xray_shape(backend: Backend) {
         body["message"].as_str().unwrap().contains("column 16"),
         "{body}"
     );
+    let (status, body, kind) = api.call("/NoSuchOperation", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["__type"], "UnknownOperationException", "{body}");
+    assert_eq!(kind.as_deref(), Some("UnknownOperationException"));
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/NoSuchOperation"),
+        "{body}"
+    );
+}
+
+/// A one-segment trace that starts at `start` and ends 100 s later.
+fn long_trace(n: u64, start: f64) -> String {
+    json!({
+        "name": "batch-job", "id": format!("{:016x}", 0x1000 + n),
+        "trace_id": format!("1-{:08x}-{:024x}", start as u64, n + 1),
+        "start_time": start, "end_time": start + 100.0,
+    })
+    .to_string()
+}
+
+async fn summaries_by_segment_end_time(backend: Backend) {
+    let api = api(backend).await;
+    let docs = vec![
+        long_trace(1, 1_800_000_000.0),
+        long_trace(2, 1_800_000_200.0),
+    ];
+    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    // Only the first trace ended in the window; neither started in it.
+    let window = json!({ "StartTime": 1_800_000_050, "EndTime": 1_800_000_150 });
+    let (status, body, _) = api.call("/TraceSummaries", window.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["TraceSummaries"].as_array().unwrap().len(),
+        0,
+        "{body}"
+    );
+    let mut by_end = window.clone();
+    by_end["TimeRangeType"] = json!("Service");
+    let (status, body, _) = api.call("/TraceSummaries", by_end).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = body["TraceSummaries"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body}");
+    assert_eq!(
+        found[0]["Id"],
+        format!("1-{:08x}-{:024x}", 1_800_000_000u64, 2)
+    );
+    assert_eq!(found[0]["MatchedEventTime"], 1_800_000_100.0);
+    let mut bad = window;
+    bad["TimeRangeType"] = json!("Whenever");
+    let (status, body, _) = api.call("/TraceSummaries", bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+async fn summaries_sampled_by_strategy(backend: Backend) {
+    let api = api(backend).await;
+    let mut docs = Vec::new();
+    for n in 0..60 {
+        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["TraceSummaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["Id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let window = json!({ "StartTime": 1_800_000_000, "EndTime": 1_800_000_059 });
+    let (_, all, _) = api.call("/TraceSummaries", window.clone()).await;
+    let all = ids(&all);
+    assert_eq!(all.len(), 60);
+    let mut fixed = window.clone();
+    fixed["SamplingStrategy"] = json!({ "Name": "FixedRate", "Value": 0.5 });
+    let (status, body, _) = api.call("/TraceSummaries", fixed.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let kept = ids(&body);
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|id| crate::query::sampled(id, 0.5))
+        .cloned()
+        .collect();
+    assert_eq!(kept, expected);
+    assert!(!kept.is_empty() && kept.len() < all.len(), "{kept:?}");
+    // The same request keeps the same traces.
+    let (_, again, _) = api.call("/TraceSummaries", fixed).await;
+    assert_eq!(ids(&again), kept);
+    // A partial scan reads the newest half of the window: traces 30..=59 (start >= +29.5 s).
+    let mut partial = window.clone();
+    partial["SamplingStrategy"] = json!({ "Name": "PartialScan", "Value": 0.5 });
+    let (status, body, _) = api.call("/TraceSummaries", partial).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(&body), all[..30].to_vec());
+    for bad in [
+        json!({ "Name": "Everything", "Value": 0.5 }),
+        json!({ "Name": "FixedRate", "Value": 1.5 }),
+    ] {
+        let mut req = window.clone();
+        req["SamplingStrategy"] = bad;
+        let (status, body, _) = api.call("/TraceSummaries", req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+}
+
+async fn a_group_time_series_counts_its_traces_only(backend: Backend) {
+    let api = api(backend).await;
+    let mut docs = Vec::new();
+    for n in 0..30 {
+        docs.extend(crate::synth::shop_trace(
+            n,
+            1_800_000_000.0 + n as f64 * 10.0,
+        ));
+    }
+    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    let (status, body, _) = api
+        .call(
+            "/CreateGroup",
+            json!({ "GroupName": "gold", "FilterExpression": "annotation.tier = \"gold\"" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let arn = body["Group"]["GroupARN"].as_str().unwrap().to_owned();
+    let total = |body: &Value| -> i64 {
+        body["TimeSeriesServiceStatistics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p["ServiceSummaryStatistics"]["TotalCount"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let window = json!({ "StartTime": 1_799_999_940, "EndTime": 1_800_000_600,
+                         "EntitySelectorExpression": "service(\"frontend\")", "Period": 60 });
+    let (_, all, _) = api
+        .call("/TimeSeriesServiceStatistics", window.clone())
+        .await;
+    assert_eq!(total(&all), 30, "{all}");
+    // Tier gold: n % 3 == 0, 10 of 30; by name and by ARN alike.
+    let mut by_name = window.clone();
+    by_name["GroupName"] = json!("gold");
+    let (status, body, _) = api.call("/TimeSeriesServiceStatistics", by_name).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(total(&body), 10, "{body}");
+    let mut by_arn = window;
+    by_arn["GroupARN"] = json!(arn);
+    let (_, body, _) = api.call("/TimeSeriesServiceStatistics", by_arn).await;
+    assert_eq!(total(&body), 10, "{body}");
+}
+
+/// `TimeRangeType: Event` selects traces by when they were stored (the SQLite store records
+/// it; it is not the trace's own time).
+#[tokio::test]
+async fn summaries_by_update_time() {
+    let api = api(Backend::Sqlite).await;
+    api.call(
+        "/TraceSegments",
+        json!({ "TraceSegmentDocuments": [long_trace(1, 1_800_000_000.0)] }),
+    )
+    .await;
+    let now = crate::store::sqlite::now_seconds();
+    let window = json!({ "StartTime": now - 3600.0, "EndTime": now + 3600.0 });
+    let (_, body, _) = api.call("/TraceSummaries", window.clone()).await;
+    assert_eq!(
+        body["TraceSummaries"].as_array().unwrap().len(),
+        0,
+        "{body}"
+    );
+    let mut by_event = window;
+    by_event["TimeRangeType"] = json!("Event");
+    let (status, body, _) = api.call("/TraceSummaries", by_event).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found = body["TraceSummaries"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{body}");
+    let matched = found[0]["MatchedEventTime"].as_f64().unwrap();
+    assert!((now - 3600.0..=now + 3600.0).contains(&matched), "{body}");
 }
 
 async fn summaries_filter_and_paginate(backend: Backend) {

@@ -141,6 +141,49 @@ struct GetTraceSummariesRequest {
     filter_expression: Option<String>,
     #[serde(default)]
     next_token: Option<String>,
+    #[serde(default)]
+    time_range_type: Option<String>,
+    #[serde(default)]
+    sampling: Option<bool>,
+    #[serde(default)]
+    sampling_strategy: Option<SamplingStrategy>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SamplingStrategy {
+    name: Option<String>,
+    value: Option<f64>,
+}
+
+/// Fraction of matching traces `Sampling: true` returns when no strategy says otherwise.
+const DEFAULT_SAMPLING_RATE: f64 = 0.1;
+
+/// What a request's sampling asks for: the fraction of the window to scan (`PartialScan`, the
+/// newest part of it) and the fraction of matches to keep (`FixedRate`).
+fn sampling_of(req: &GetTraceSummariesRequest) -> Result<(f64, Option<f64>), ApiError> {
+    let strategy = req.sampling_strategy.as_ref();
+    if req.sampling != Some(true) && strategy.is_none() {
+        return Ok((1.0, None));
+    }
+    let name = strategy
+        .and_then(|s| s.name.as_deref())
+        .unwrap_or("FixedRate");
+    let value = strategy
+        .and_then(|s| s.value)
+        .unwrap_or(DEFAULT_SAMPLING_RATE);
+    if !(value > 0.0 && value <= 1.0) {
+        return Err(ApiError::InvalidRequest(format!(
+            "SamplingStrategy Value must be in (0, 1], got {value}"
+        )));
+    }
+    match name {
+        "PartialScan" => Ok((value, None)),
+        "FixedRate" => Ok((1.0, Some(value))),
+        other => Err(ApiError::InvalidRequest(format!(
+            "SamplingStrategy Name must be PartialScan or FixedRate, got {other:?}"
+        ))),
+    }
 }
 
 fn service_id(k: &NodeKey) -> Value {
@@ -225,20 +268,37 @@ pub async fn get_trace_summaries(
     let req: GetTraceSummariesRequest = parse_body(&body)?;
     check_window(req.start_time, req.end_time)?;
     let filter = parse_filter(&state, req.filter_expression.as_deref()).await?;
-    let page = query::trace_summaries(
-        state.store.as_ref(),
-        req.start_time,
-        req.end_time,
-        filter.as_ref(),
-        req.next_token.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
-        query::QueryError::BadToken => ApiError::InvalidRequest("invalid NextToken".to_owned()),
-        query::QueryError::Store(s) => s.into(),
-    })?;
+    let time_range = match req.time_range_type.as_deref() {
+        None => query::TimeRangeType::TraceId,
+        Some(name) => query::TimeRangeType::parse(name).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "TimeRangeType must be TraceId, Event or Service, got {name:?}"
+            ))
+        })?,
+    };
+    let (scanned_fraction, sample_rate) = sampling_of(&req)?;
+    let q = query::SummaryQuery {
+        start: req.end_time - (req.end_time - req.start_time) * scanned_fraction,
+        end: req.end_time,
+        time_range,
+        filter: filter.as_ref(),
+        sample_rate,
+        next_token: req.next_token.as_deref(),
+    };
+    let page = query::search(state.store.as_ref(), &q)
+        .await
+        .map_err(|e| match e {
+            query::QueryError::BadToken => ApiError::InvalidRequest("invalid NextToken".to_owned()),
+            query::QueryError::Store(s) => s.into(),
+        })?;
     let mut out = json!({
-        "TraceSummaries": page.summaries.iter().map(summary_json).collect::<Vec<_>>(),
+        "TraceSummaries": page.summaries.iter().map(|s| {
+            let mut v = summary_json(s);
+            if time_range != query::TimeRangeType::TraceId {
+                v["MatchedEventTime"] = json!(time_range.time_of(s));
+            }
+            v
+        }).collect::<Vec<_>>(),
         "ApproximateTime": crate::store::sqlite::now_seconds().floor(),
         "TracesProcessedCount": page.scanned,
     });

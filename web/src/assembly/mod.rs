@@ -215,6 +215,9 @@ pub struct TraceSummary {
     pub resources: ResourceFacts,
     /// Number of stored documents.
     pub document_count: usize,
+    /// When a piece of the trace was last stored, epoch seconds (set by the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<f64>,
 }
 
 /// The fold of a trace's documents: its summary and its graph samples.

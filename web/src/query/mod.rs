@@ -2,10 +2,12 @@
 //! filter and pagination, whole traces, and the service graph for a window (from per-minute
 //! rollups, or from the matching traces' samples when a filter is given).
 
-use crate::assembly::{TraceSummary, assemble_documents, minute_of};
+use std::collections::BTreeMap;
+
+use crate::assembly::{Sample, TraceSummary, assemble_documents, minute_of};
 use crate::filter::{self, Expr};
-use crate::graph::{GraphStats, Service};
-use crate::store::{ScanQuery, Store, StoreError};
+use crate::graph::{GraphStats, Service, Stats};
+use crate::store::{RollupRow, ScanQuery, Store, StoreError};
 
 /// Summaries per page.
 pub const PAGE_SIZE: usize = 100;
@@ -47,6 +49,69 @@ fn decode_token(token: &str) -> Option<(f64, String)> {
     Some((t.parse().ok()?, id.to_owned()))
 }
 
+/// Which time of a trace the window of a search applies to (X-Ray's `TimeRangeType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeRangeType {
+    /// The trace's start (the time in its id): the default.
+    #[default]
+    TraceId,
+    /// When the trace was last updated (a piece of it stored).
+    Event,
+    /// When a segment of the trace ended (its last end).
+    Service,
+}
+
+impl TimeRangeType {
+    /// Parses the API's name of it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "TraceId" => Some(Self::TraceId),
+            "Event" => Some(Self::Event),
+            "Service" => Some(Self::Service),
+            _ => None,
+        }
+    }
+
+    /// The time of `summary` this type compares with the window.
+    pub fn time_of(self, summary: &TraceSummary) -> f64 {
+        match self {
+            Self::TraceId => summary.start_time,
+            Self::Event => summary
+                .updated_at
+                .or(summary.end_time)
+                .unwrap_or(summary.start_time),
+            Self::Service => summary.end_time.unwrap_or(summary.start_time),
+        }
+    }
+}
+
+/// A trace search: window, which time it applies to, filter, sampling and page.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SummaryQuery<'a> {
+    /// Window start, epoch seconds.
+    pub start: f64,
+    /// Window end.
+    pub end: f64,
+    /// What time of a trace the window applies to.
+    pub time_range: TimeRangeType,
+    /// Filter expression.
+    pub filter: Option<&'a Expr>,
+    /// Keep only this fraction of the matches (chosen by trace id, so stable across pages).
+    pub sample_rate: Option<f64>,
+    /// `NextToken` of the previous page.
+    pub next_token: Option<&'a str>,
+}
+
+/// Whether a trace id falls in the sampled fraction `rate` (FNV-1a of the id, so a trace is
+/// in or out the same way on every page and every call).
+pub fn sampled(trace_id: &str, rate: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in trace_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64 <= rate
+}
+
 /// Trace summaries that started in `[start, end]` and match `filter`, newest first, one page
 /// at a time (`next_token` from the previous page).
 pub async fn trace_summaries(
@@ -56,9 +121,40 @@ pub async fn trace_summaries(
     filter: Option<&Expr>,
     next_token: Option<&str>,
 ) -> Result<SummaryPage, QueryError> {
-    let mut after = match next_token {
+    search(
+        store,
+        &SummaryQuery {
+            start,
+            end,
+            filter,
+            next_token,
+            ..SummaryQuery::default()
+        },
+    )
+    .await
+}
+
+/// Trace summaries matching `q`, newest start first, one page at a time. With a time range
+/// other than the trace id's, the store is scanned back to the oldest trace (a trace updated
+/// or ended in the window may have started any time before it), and each candidate's time is
+/// checked exactly.
+pub async fn search(store: &dyn Store, q: &SummaryQuery<'_>) -> Result<SummaryPage, QueryError> {
+    let mut after = match q.next_token {
         Some(t) => Some(decode_token(t).ok_or(QueryError::BadToken)?),
         None => None,
+    };
+    let filter = q.filter;
+    // Which start times can hold a match: a trace ends after it starts, but it may be stored
+    // (updated) before its own start time when the sender's clock runs ahead.
+    let (scan_start, scan_end) = match q.time_range {
+        TimeRangeType::TraceId => (q.start, q.end),
+        TimeRangeType::Service => (0.0, q.end),
+        TimeRangeType::Event => (0.0, f64::MAX),
+    };
+    let wanted = |s: &TraceSummary| {
+        (q.start..=q.end).contains(&q.time_range.time_of(s))
+            && q.sample_rate.is_none_or(|r| sampled(&s.id, r))
+            && filter.is_none_or(|f| filter::matches(f, s))
     };
     let pushdown = filter.map(Expr::pushdown).unwrap_or_default();
     let mut page = SummaryPage {
@@ -69,8 +165,8 @@ pub async fn trace_summaries(
     loop {
         let batch = store
             .scan_traces(ScanQuery {
-                start,
-                end,
+                start: scan_start,
+                end: scan_end,
                 pushdown: pushdown.clone(),
                 after: after.clone(),
                 limit: SCAN_BATCH,
@@ -83,7 +179,7 @@ pub async fn trace_summaries(
         for (i, record) in batch.into_iter().enumerate() {
             page.scanned += 1;
             after = Some((record.summary.start_time, record.summary.id.clone()));
-            if filter.is_none_or(|f| filter::matches(f, &record.summary)) {
+            if wanted(&record.summary) {
                 page.summaries.push(record.summary);
                 if page.summaries.len() >= PAGE_SIZE {
                     consumed_all = i + 1 == total;
@@ -132,41 +228,81 @@ pub async fn service_graph(
             }
         }
         Some(f) => {
-            let pushdown = f.pushdown();
-            let mut after = None;
-            let mut seen = 0;
-            loop {
-                let batch = store
-                    .scan_traces(ScanQuery {
-                        start: start - 3600.0,
-                        end,
-                        pushdown: pushdown.clone(),
-                        after: after.clone(),
-                        limit: SCAN_BATCH,
-                        with_samples: true,
-                    })
-                    .await?;
-                let n = batch.len();
-                for record in batch {
-                    seen += 1;
-                    after = Some((record.summary.start_time, record.summary.id.clone()));
-                    if filter::matches(f, &record.summary) {
-                        for s in record
-                            .samples
-                            .iter()
-                            .filter(|s| (first..=last).contains(&s.minute))
-                        {
-                            stats.add_sample(s);
-                        }
-                    }
-                }
-                if n < SCAN_BATCH || seen >= GRAPH_TRACE_LIMIT {
-                    break;
-                }
-            }
+            matching_samples(store, start, end, f, |s| stats.add_sample(s)).await?;
         }
     }
     Ok(stats.to_services(start, end))
+}
+
+/// Visits the graph samples in epoch minutes `[minute_of(start), minute_of(end)]` of the
+/// traces that match `filter` (at most [`GRAPH_TRACE_LIMIT`] traces, started up to an hour
+/// before `start`).
+async fn matching_samples(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    filter: &Expr,
+    mut visit: impl FnMut(&Sample),
+) -> Result<(), StoreError> {
+    let (first, last) = (minute_of(start), minute_of(end));
+    let pushdown = filter.pushdown();
+    let mut after = None;
+    let mut seen = 0;
+    loop {
+        let batch = store
+            .scan_traces(ScanQuery {
+                start: start - 3600.0,
+                end,
+                pushdown: pushdown.clone(),
+                after: after.clone(),
+                limit: SCAN_BATCH,
+                with_samples: true,
+            })
+            .await?;
+        let n = batch.len();
+        for record in batch {
+            seen += 1;
+            after = Some((record.summary.start_time, record.summary.id.clone()));
+            if filter::matches(filter, &record.summary) {
+                for s in record
+                    .samples
+                    .iter()
+                    .filter(|s| (first..=last).contains(&s.minute))
+                {
+                    visit(s);
+                }
+            }
+        }
+        if n < SCAN_BATCH || seen >= GRAPH_TRACE_LIMIT {
+            return Ok(());
+        }
+    }
+}
+
+/// Per-minute node and edge statistics like [`Store::rollups`], of the traces that match
+/// `filter` only (a group's time series).
+pub async fn filtered_rollups(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    filter: &Expr,
+) -> Result<Vec<RollupRow>, StoreError> {
+    let mut rows: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
+    matching_samples(store, start, end, filter, |s| {
+        rows.entry((s.minute, s.src.clone(), s.dst.clone()))
+            .or_default()
+            .add(s.outcome, s.response_time, 1);
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|((minute, src, dst), stats)| RollupRow {
+            minute,
+            src,
+            dst,
+            stats,
+        })
+        .collect())
 }
 
 /// The graph of the given traces only.

@@ -130,7 +130,8 @@ type PreFolds = HashMap<String, Option<Folded>>;
 /// the common case, a trace whose pieces all arrive together, costs the writer no CPU beyond
 /// its inserts. Runs on the caller's thread.
 impl Folded {
-    fn new(view: TraceView) -> Result<Self, StoreError> {
+    fn new(mut view: TraceView) -> Result<Self, StoreError> {
+        view.summary.updated_at = Some(now_seconds());
         Ok(Self {
             summary: serde_json::to_string(&view.summary)?,
             samples: serde_json::to_string(&view.samples)?,
