@@ -132,6 +132,17 @@ async fn errors_have_the_xray_shape(backend: Backend) {
     );
 }
 
+/// Stores `count` shop traces, one every `spacing` seconds from 1,800,000,000.
+async fn put_shop_traces(api: &TestApi, count: u64, spacing: f64) {
+    let docs: Vec<String> = (0..count)
+        .flat_map(|n| crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64 * spacing))
+        .collect();
+    let (status, body, _) = api
+        .call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// A one-segment trace that starts at `start` and ends 100 s later.
 fn long_trace(n: u64, start: f64) -> String {
     json!({
@@ -178,12 +189,7 @@ async fn summaries_by_segment_end_time(backend: Backend) {
 
 async fn summaries_sampled_by_strategy(backend: Backend) {
     let api = api(backend).await;
-    let mut docs = Vec::new();
-    for n in 0..60 {
-        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
-    }
-    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
-        .await;
+    put_shop_traces(&api, 60, 1.0).await;
     let ids = |body: &Value| -> Vec<String> {
         body["TraceSummaries"]
             .as_array()
@@ -230,15 +236,7 @@ async fn summaries_sampled_by_strategy(backend: Backend) {
 
 async fn a_group_time_series_counts_its_traces_only(backend: Backend) {
     let api = api(backend).await;
-    let mut docs = Vec::new();
-    for n in 0..30 {
-        docs.extend(crate::synth::shop_trace(
-            n,
-            1_800_000_000.0 + n as f64 * 10.0,
-        ));
-    }
-    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
-        .await;
+    put_shop_traces(&api, 30, 10.0).await;
     let (status, body, _) = api
         .call(
             "/CreateGroup",
@@ -413,12 +411,7 @@ async fn sampling_rules_and_targets(backend: Backend) {
 
 async fn groups_filter_the_service_graph_and_searches(backend: Backend) {
     let api = api(backend).await;
-    let mut docs = Vec::new();
-    for n in 0..40 {
-        docs.extend(crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64));
-    }
-    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
-        .await;
+    put_shop_traces(&api, 40, 1.0).await;
     let (status, body, _) = api
         .call(
             "/CreateGroup",
@@ -496,15 +489,7 @@ async fn telemetry_and_time_series(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut docs = Vec::new();
-    for n in 0..20 {
-        docs.extend(crate::synth::shop_trace(
-            n,
-            1_800_000_000.0 + n as f64 * 10.0,
-        ));
-    }
-    api.call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
-        .await;
+    put_shop_traces(&api, 20, 10.0).await;
     let (status, body, _) = api
         .call(
             "/TimeSeriesServiceStatistics",
