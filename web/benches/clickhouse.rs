@@ -39,6 +39,8 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH_DOCUMENTS as u64));
     group.sample_size(20);
     for (name, store) in stores {
+        let (docs_before, own_before) = (next, own_cpu_seconds());
+        let server_before = server.usage();
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
@@ -52,8 +54,38 @@ fn ingest(c: &mut Criterion) {
                 spent
             })
         });
+        // Resources per document of this store's ingest (warm-up included), for the
+        // deployment guide's sizing.
+        let docs = (next - docs_before) as f64;
+        let own = own_cpu_seconds() - own_before;
+        let server_cpu = match (server_before, server.usage()) {
+            (Some((before, _)), Some((after, rss))) if name == "clickhouse" => format!(
+                ", clickhouse-server {:.1} µs CPU/document ({:.0} MB resident)",
+                (after - before) / docs * 1e6,
+                rss as f64 / 1e6
+            ),
+            _ => String::new(),
+        };
+        eprintln!(
+            "ingest into {name}: {docs} documents (incl. warm-up), bench process (collector side \
+             and, for sqlite, the store) {:.1} µs CPU/document{server_cpu}",
+            own / docs * 1e6
+        );
     }
     group.finish();
+}
+
+/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux).
+fn own_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            // utime and stime: fields 14 and 15; `fields` starts at field 3.
+            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 fn segments() -> usize {

@@ -209,6 +209,25 @@ impl LocalServer {
         }
     }
 
+    /// CPU seconds (user + system) the server process has used so far and its resident
+    /// memory in bytes, from `/proc` (Linux; `None` elsewhere or once it has stopped): for
+    /// resource figures in benchmarks.
+    pub fn usage(&self) -> Option<(f64, u64)> {
+        let guard = self.guard.as_ref()?.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{guard}/task/{guard}/children")).ok()?;
+        let pid = children.split_whitespace().next()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command (which is in parentheses and may hold spaces).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+        // utime and stime are fields 14 and 15 of stat, rss (pages) field 24; `fields`
+        // starts at field 3. Clock ticks are 100 per second on Linux.
+        let cpu = (ticks(11)? + ticks(12)?) as f64 / 100.0;
+        let rss = ticks(21)? * 4096;
+        Some((cpu, rss))
+    }
+
     /// The server's HTTP URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.http_port)
