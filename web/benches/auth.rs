@@ -2,6 +2,8 @@
 //! - `verify`: SigV4 verification of one signed `PutTraceSegments` request of
 //!   `BATCH` documents (parse, scope and time checks, body hash, HMAC, rate-limit bucket,
 //!   replay cache);
+//! - `rate_limit`: charging one request to a principal's token bucket alone (a hit on a
+//!   shard of the limiter, as every signed request pays);
 //! - `ingest/unsigned`: the same request through the X-Ray API router into the SQLite store
 //!   with auth off (the baseline);
 //! - `ingest/signed`: the same request through the auth layer (verification, policy, audit
@@ -17,7 +19,7 @@ use axum::http::Request;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::api::{AppState, router};
 use roentgen_web::auth::keys::{KeysFile, Principal, allow_policy, new_key};
-use roentgen_web::auth::limit::RateLimit;
+use roentgen_web::auth::limit::{Limiter, RateLimit};
 use roentgen_web::auth::sigv4::{SignableRequest, Signer, format_amz_date};
 use roentgen_web::auth::{Auth, AuthConfig, now_secs, protect};
 use roentgen_web::store::sqlite::SqliteStore;
@@ -139,6 +141,12 @@ fn auth(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+
+    let limiter = Limiter::new();
+    let limit = RateLimit::per_second(1e9, 1e9).compile().expect("limit");
+    group.bench_function("rate_limit", |b| {
+        b.iter(|| limiter.principal("daemon", limit, limiter.now()))
     });
 
     let store = Arc::new(SqliteStore::open(&dir.path().join("plain")).expect("store"));
