@@ -65,6 +65,50 @@ fn the_aws_cli_works_against_the_collector() {
     assert_eq!(summaries[0]["Id"], "1-6b0b563f-bd5f12f36c129ba2856caf10");
     assert_eq!(summaries[0]["HasFault"], true);
     assert_eq!(summaries[0]["Http"]["HttpStatus"], 502);
+    // The fault started at the payments call (inferred: payments sent no segment), whose
+    // exception the CLI shows in the root cause.
+    let cause = &summaries[0]["FaultRootCauses"][0];
+    assert_eq!(cause["ClientImpacting"], true, "{out}");
+    assert_eq!(cause["Services"][0]["Name"], "checkout-api", "{out}");
+    assert_eq!(
+        cause["Services"][1]["Name"], "payments.example.com",
+        "{out}"
+    );
+    assert_eq!(cause["Services"][1]["Inferred"], true, "{out}");
+    let entity = &cause["Services"][1]["EntityPath"][0];
+    assert_eq!(entity["Remote"], true, "{out}");
+    assert_eq!(
+        entity["Exceptions"][0]["Name"], "PaymentGatewayError",
+        "{out}"
+    );
+    assert!(
+        summaries[0]["ResponseTimeRootCauses"][0]["Services"][0]["EntityPath"][0]["Coverage"]
+            .as_f64()
+            .is_some(),
+        "{out}"
+    );
+
+    // By segment end time, with a fixed-rate sample of everything (1.0 keeps all).
+    let mut args = vec!["get-trace-summaries"];
+    args.extend(window);
+    args.extend([
+        "--time-range-type",
+        "Service",
+        "--sampling-strategy",
+        "Name=FixedRate,Value=1.0",
+        "--filter-expression",
+        "annotation.order_id = \"ord-9f8e7d\"",
+    ]);
+    let (ok, out, err) = aws(&collector, &args);
+    assert!(ok, "get-trace-summaries --time-range-type Service: {err}");
+    let summaries = json(&out)["TraceSummaries"].as_array().cloned().unwrap();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s["Id"] == "1-6b0b563f-bd5f12f36c129ba2856caf10"
+                && s["MatchedEventTime"].as_f64().is_some()),
+        "{out}"
+    );
 
     let (ok, _, err) = aws(
         &collector,

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, check_window, parse_body, parse_filter};
-use crate::assembly::{AnnotationValue, DocFacts, NodeKey, TraceSummary};
+use crate::assembly::{AnnotationValue, DocFacts, NodeKey, RootCause, TraceSummary};
 use crate::query;
 use crate::store::IngestDocument;
 
@@ -202,6 +202,43 @@ fn annotation_value(v: &AnnotationValue) -> Value {
     }
 }
 
+/// The X-Ray shape of root causes (`FaultRootCauses` and the like).
+fn root_causes_json(causes: &[RootCause]) -> Value {
+    causes
+        .iter()
+        .map(|c| {
+            let services: Vec<Value> = c
+                .services
+                .iter()
+                .map(|s| {
+                    let mut v = service_id(&s.key);
+                    v["Inferred"] = json!(s.inferred);
+                    v["EntityPath"] = s
+                        .entity_path
+                        .iter()
+                        .map(|e| {
+                            let mut entity = json!({ "Name": e.name, "Remote": e.remote });
+                            match e.coverage {
+                                Some(c) => entity["Coverage"] = json!(c),
+                                None => {
+                                    entity["Exceptions"] = e
+                                        .exceptions
+                                        .iter()
+                                        .map(|x| json!({ "Name": x.name, "Message": x.message }))
+                                        .collect();
+                                }
+                            }
+                            entity
+                        })
+                        .collect();
+                    v
+                })
+                .collect();
+            json!({ "Services": services, "ClientImpacting": c.client_impacting })
+        })
+        .collect()
+}
+
 /// The X-Ray `TraceSummary` shape of a stored summary.
 pub fn summary_json(s: &TraceSummary) -> Value {
     let mut annotations = serde_json::Map::new();
@@ -233,6 +270,9 @@ pub fn summary_json(s: &TraceSummary) -> Value {
         "InstanceIds": s.resources.instance_ids.iter().map(|a| json!({ "Id": a })).collect::<Vec<_>>(),
         "AvailabilityZones": s.resources.availability_zones.iter().map(|a| json!({ "Name": a })).collect::<Vec<_>>(),
         "Revision": s.document_count,
+        "FaultRootCauses": root_causes_json(&s.fault_root_causes),
+        "ErrorRootCauses": root_causes_json(&s.error_root_causes),
+        "ResponseTimeRootCauses": root_causes_json(&s.response_time_root_causes),
     });
     if let Some(d) = s.duration {
         v["Duration"] = json!(d);

@@ -148,6 +148,149 @@ pub struct DocFacts {
     /// Exception messages (at most 10) and where the document ran.
     #[serde(default, skip_serializing_if = "ResourceFacts::is_empty")]
     pub resources: ResourceFacts,
+    /// From the document down to its deepest faulting entity, when something in it faulted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_path: Option<CausePath>,
+    /// From the document down to its deepest entity with an error or throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_path: Option<CausePath>,
+    /// From the document down its slowest child at each level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_path: Option<CausePath>,
+}
+
+/// An exception as root-cause analysis reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExceptionFacts {
+    /// Exception type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One segment or subsegment on the path to a root cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PathEntity {
+    /// Its name.
+    pub name: String,
+    /// Exceptions it recorded (at most 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<ExceptionFacts>,
+    /// A call to a downstream (`remote`/`aws` namespace).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub remote: bool,
+    /// Its share of the top entity's duration (response-time paths only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+}
+
+/// A path of entities from a document's top down, and the id of its last entity (a calling
+/// subsegment's id is the `parent_id` of the downstream segment it called).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CausePath {
+    /// Top first.
+    pub entities: Vec<PathEntity>,
+    /// Id of the last entity.
+    pub last_id: SegmentId,
+}
+
+/// Deepest nesting a cause path follows.
+const MAX_PATH_DEPTH: usize = 32;
+
+fn is_remote(s: &Segment) -> bool {
+    matches!(s.namespace.as_deref(), Some("remote" | "aws"))
+}
+
+fn path_entity(s: &Segment, coverage: Option<f64>) -> PathEntity {
+    let exceptions = match &s.cause {
+        Some(Cause::Details(d)) => d
+            .exceptions
+            .iter()
+            .flatten()
+            .take(5)
+            .map(|e| ExceptionFacts {
+                name: e.kind.clone(),
+                message: e.message.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    PathEntity {
+        name: s.name.clone(),
+        exceptions,
+        remote: is_remote(s),
+        coverage,
+    }
+}
+
+/// Whether `flag` holds for `s` or anything nested in it.
+fn in_tree(s: &Segment, flag: &dyn Fn(&Segment) -> bool, depth: usize) -> bool {
+    flag(s)
+        || (depth < MAX_PATH_DEPTH
+            && s.subsegments
+                .iter()
+                .flatten()
+                .any(|c| in_tree(c, flag, depth + 1)))
+}
+
+/// The path from `top` down to the deepest entity with `flag`, following at each level the
+/// first child whose tree has it; `None` when nothing in `top` has it.
+fn flag_path(top: &Segment, flag: &dyn Fn(&Segment) -> bool) -> Option<CausePath> {
+    if !in_tree(top, flag, 0) {
+        return None;
+    }
+    let mut at = top;
+    let mut entities = vec![path_entity(top, None)];
+    while entities.len() < MAX_PATH_DEPTH {
+        let Some(next) = at
+            .subsegments
+            .iter()
+            .flatten()
+            .find(|c| in_tree(c, flag, entities.len()))
+        else {
+            break;
+        };
+        entities.push(path_entity(next, None));
+        at = next;
+    }
+    Some(CausePath {
+        entities,
+        last_id: at.id,
+    })
+}
+
+/// The path from `top` down its longest-running child at each level, with each entity's share
+/// of `top`'s duration.
+fn slow_path(top: &Segment) -> Option<CausePath> {
+    let duration = |s: &Segment| s.end_time.map(|e| (e - s.start_time).max(0.0));
+    let total = duration(top)?;
+    let mut at = top;
+    let mut entities = vec![path_entity(top, Some(1.0))];
+    while entities.len() < MAX_PATH_DEPTH {
+        let Some((next, d)) = at
+            .subsegments
+            .iter()
+            .flatten()
+            .filter_map(|c| Some((c, duration(c)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            break;
+        };
+        // Four decimals: a share, not a measurement; keeps summaries short.
+        let coverage = if total > 0.0 {
+            ((d / total).min(1.0) * 10_000.0).round() / 10_000.0
+        } else {
+            0.0
+        };
+        entities.push(path_entity(next, Some(coverage)));
+        at = next;
+    }
+    Some(CausePath {
+        entities,
+        last_id: at.id,
+    })
 }
 
 /// What a document (or a whole trace) threw and where it ran: exception messages, resource
@@ -278,8 +421,21 @@ impl DocFacts {
             inner_ids: Vec::new(),
             calls: Vec::new(),
             resources: ResourceFacts::default(),
+            fault_path: None,
+            error_path: None,
+            slow_path: None,
         };
         facts.visit(doc, true);
+        if facts.any_fault {
+            facts.fault_path = flag_path(doc, &|s| status_flags(s).2);
+        }
+        if facts.any_error || facts.any_throttle {
+            facts.error_path = flag_path(doc, &|s| {
+                let (error, throttle, _) = status_flags(s);
+                error || throttle
+            });
+        }
+        facts.slow_path = slow_path(doc);
         facts
     }
 
@@ -334,7 +490,7 @@ impl DocFacts {
             }
         }
         let namespace = s.namespace.as_deref();
-        if (!top || s.is_subsegment()) && matches!(namespace, Some("remote" | "aws")) {
+        if (!top || s.is_subsegment()) && is_remote(s) {
             let kind = if namespace == Some("aws") {
                 format!("AWS::{}", s.name)
             } else {

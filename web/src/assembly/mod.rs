@@ -14,7 +14,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 pub use documents::{StoredDocument, assemble_documents};
-pub use facts::{AnnotationValue, CallFacts, DocFacts, HttpFacts, ResourceFacts};
+pub use facts::{
+    AnnotationValue, CallFacts, CausePath, DocFacts, ExceptionFacts, HttpFacts, PathEntity,
+    ResourceFacts,
+};
 
 /// A service-graph node: a service name and its type (`origin`, `client`, `remote`,
 /// `AWS::DynamoDB`, ... or empty when the segment has no origin).
@@ -215,10 +218,46 @@ pub struct TraceSummary {
     pub resources: ResourceFacts,
     /// Number of stored documents.
     pub document_count: usize,
+    /// Where its faults started: per root cause, the services on the way to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fault_root_causes: Vec<RootCause>,
+    /// Where its errors (and throttles) started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_root_causes: Vec<RootCause>,
+    /// Where its response time went: the entry point's slowest path, through the services it
+    /// called.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_time_root_causes: Vec<RootCause>,
     /// When a piece of the trace was last stored, epoch seconds (set by the store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<f64>,
 }
+
+/// One service on a root-cause path and the entities within it on that path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCauseService {
+    /// Service.
+    pub key: NodeKey,
+    /// Inferred from a call rather than from the service's own segment.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inferred: bool,
+    /// Entities from the service's segment down.
+    pub entity_path: Vec<PathEntity>,
+}
+
+/// A root cause: the services from the one that saw it first (the entry point, or the service
+/// where it was recorded) down to the one where it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCause {
+    /// Services, the one where it started last.
+    pub services: Vec<RootCauseService>,
+    /// The trace's client saw it (the entry point's own response carries it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub client_impacting: bool,
+}
+
+/// Most root causes of each kind kept per trace.
+const MAX_ROOT_CAUSES: usize = 10;
 
 /// The fold of a trace's documents: its summary and its graph samples.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -485,8 +524,157 @@ pub fn fold_trace(trace_id: &str, docs: &[DocFacts]) -> TraceView {
     }
     summary.services = services.into_values().collect();
     summary.edges = edges.into_values().collect();
+    let causes = Causes {
+        docs,
+        owner: &owner,
+        node_of: &node_of,
+    };
+    let entry = entry.map(|(_, i)| i);
+    summary.fault_root_causes = causes.flagged(
+        |d| d.fault_path.as_ref(),
+        entry.is_some_and(|i| docs[i].fault),
+    );
+    summary.error_root_causes = causes.flagged(
+        |d| d.error_path.as_ref(),
+        entry.is_some_and(|i| docs[i].error || docs[i].throttle),
+    );
+    summary.response_time_root_causes = entry.map(|i| causes.slowest(i)).into_iter().collect();
     TraceView { summary, samples }
 }
+
+/// Root-cause analysis over a trace's documents.
+struct Causes<'a> {
+    docs: &'a [DocFacts],
+    owner: &'a [Option<usize>],
+    node_of: &'a dyn Fn(usize) -> NodeKey,
+}
+
+impl Causes<'_> {
+    /// The segment document whose `parent_id` is `call` (the downstream that call reached).
+    fn downstream(&self, call: SegmentIdKey) -> Option<usize> {
+        self.docs
+            .iter()
+            .position(|d| !d.subsegment && d.parent_id.as_ref().is_some_and(|p| p.as_u64() == call))
+    }
+
+    /// The inferred node a remote call ending a path stands for.
+    fn inferred(&self, doc: usize, path: &CausePath) -> Option<RootCauseService> {
+        let last = path.entities.last().filter(|e| e.remote)?;
+        let call = self.docs[doc]
+            .calls
+            .iter()
+            .find(|c| c.id.as_u64() == path.last_id.as_u64())?;
+        Some(RootCauseService {
+            key: NodeKey {
+                name: call.name.clone(),
+                kind: call.kind.clone(),
+            },
+            inferred: true,
+            entity_path: vec![last.clone()],
+        })
+    }
+
+    /// The service holding document `doc`, with `path` prefixed by its segment's name when
+    /// `doc` is a subsegment sent on its own.
+    fn service(&self, doc: usize, path: &CausePath) -> Option<RootCauseService> {
+        let owner = self.owner[doc]?;
+        let mut entity_path = Vec::new();
+        if owner != doc {
+            entity_path.push(PathEntity {
+                name: self.docs[owner].name.clone(),
+                exceptions: Vec::new(),
+                remote: false,
+                coverage: None,
+            });
+        }
+        entity_path.extend(path.entities.iter().cloned());
+        Some(RootCauseService {
+            key: (self.node_of)(owner),
+            inferred: false,
+            entity_path,
+        })
+    }
+
+    /// Fault or error root causes: per service, its deepest flagged path, unless that path
+    /// ends in a call to a downstream that reported the same kind of problem itself (the
+    /// cause is further down); a call to a downstream that did not report adds its inferred
+    /// node.
+    fn flagged(
+        &self,
+        path_of: impl Fn(&DocFacts) -> Option<&CausePath>,
+        client_impacting: bool,
+    ) -> Vec<RootCause> {
+        // Per service: the document with the deepest path (then the smallest last id, so
+        // the choice does not depend on arrival order).
+        let mut best: BTreeMap<NodeKey, (usize, (std::cmp::Reverse<usize>, u64))> = BTreeMap::new();
+        for (i, d) in self.docs.iter().enumerate() {
+            let (Some(path), Some(owner)) = (path_of(d), self.owner[i]) else {
+                continue;
+            };
+            if d.in_progress {
+                continue;
+            }
+            if let Some(down) = self.downstream(path.last_id.as_u64())
+                && path_of(&self.docs[down]).is_some()
+            {
+                continue;
+            }
+            let rank = (
+                std::cmp::Reverse(path.entities.len() + usize::from(owner != i)),
+                path.last_id.as_u64(),
+            );
+            let key = (self.node_of)(owner);
+            match best.get(&key) {
+                Some((_, better)) if *better <= rank => {}
+                _ => {
+                    best.insert(key, (i, rank));
+                }
+            }
+        }
+        let mut out: Vec<RootCause> = Vec::new();
+        for (i, _) in best.into_values() {
+            let Some(path) = path_of(&self.docs[i]) else {
+                continue;
+            };
+            let mut services: Vec<RootCauseService> = self.service(i, path).into_iter().collect();
+            services.extend(self.inferred(i, path));
+            if !services.is_empty() && out.len() < MAX_ROOT_CAUSES {
+                out.push(RootCause {
+                    services,
+                    client_impacting,
+                });
+            }
+        }
+        out
+    }
+
+    /// The response-time root cause: from the entry point down its slowest path, into the
+    /// downstream segment a slowest call reached, to where the time was spent.
+    fn slowest(&self, entry: usize) -> RootCause {
+        let mut services = Vec::new();
+        let mut at = Some(entry);
+        while let Some(i) = at.take() {
+            let Some(path) = &self.docs[i].slow_path else {
+                break;
+            };
+            if let Some(s) = self.service(i, path) {
+                services.push(s);
+            }
+            match self.downstream(path.last_id.as_u64()) {
+                Some(down) if services.len() < MAX_ROOT_CAUSES && down != i => at = Some(down),
+                Some(_) => {}
+                None => services.extend(self.inferred(i, path)),
+            }
+        }
+        RootCause {
+            services,
+            client_impacting: true,
+        }
+    }
+}
+
+/// A segment id as the fold compares them.
+type SegmentIdKey = u64;
 
 fn outcome_flags(o: Outcome) -> (bool, bool, bool) {
     match o {

@@ -167,3 +167,71 @@ fn streamed_subsegments_are_grafted_back_into_their_segment() {
         }
     }
 }
+
+#[test]
+fn root_causes_follow_the_fault_to_the_service_where_it_started() {
+    // Python capture: the card charge's call to payments.example.com got a 500 and recorded
+    // the gateway's exception; payments did not report a segment, so it is inferred.
+    let view = fold_trace(
+        "t",
+        &facts(&capture_documents("python-sdk-2.15-checkout.txt")),
+    );
+    let s = &view.summary;
+    assert_eq!(s.fault_root_causes.len(), 1, "{:?}", s.fault_root_causes);
+    let cause = &s.fault_root_causes[0];
+    assert!(cause.client_impacting);
+    let names: Vec<(&str, bool)> = cause
+        .services
+        .iter()
+        .map(|x| (x.key.name.as_str(), x.inferred))
+        .collect();
+    assert_eq!(
+        names,
+        [("checkout-api", false), ("payments.example.com", true)]
+    );
+    let path: Vec<&str> = cause.services[0]
+        .entity_path
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(
+        path,
+        ["checkout-api", "charge_card", "payments.example.com"]
+    );
+    let last = cause.services[0].entity_path.last().unwrap();
+    assert!(last.remote);
+    assert_eq!(
+        last.exceptions[0].name.as_deref(),
+        Some("PaymentGatewayError")
+    );
+    assert!(s.error_root_causes.is_empty());
+    // The response time went into the database call.
+    let slow = &s.response_time_root_causes[0].services[0].entity_path;
+    assert_eq!(slow[0].coverage, Some(1.0));
+    assert_eq!(slow.last().unwrap().name, "orders@db.example.com");
+
+    // Shop trace 0: frontend's call to orders faulted, and orders reported the fault itself:
+    // the root cause is orders, not the caller.
+    let view = fold_trace("t", &facts(&crate::synth::shop_trace(0, 1_800_000_000.0)));
+    let causes = &view.summary.fault_root_causes;
+    assert_eq!(causes.len(), 1, "{causes:?}");
+    assert_eq!(causes[0].services.len(), 1);
+    assert_eq!(causes[0].services[0].key.name, "orders");
+    // Shop trace 1: a throttle at payments (inferred) under orders, and frontend's own 429.
+    let view = fold_trace("t", &facts(&crate::synth::shop_trace(1, 1_800_000_000.0)));
+    let s = &view.summary;
+    assert!(s.fault_root_causes.is_empty());
+    let ends: Vec<&str> = s
+        .error_root_causes
+        .iter()
+        .map(|c| c.services.last().unwrap().key.name.as_str())
+        .collect();
+    assert_eq!(ends, ["frontend", "payments.example.com"]);
+    // The slowest path runs frontend -> orders -> a call orders made.
+    let slow: Vec<&str> = s.response_time_root_causes[0]
+        .services
+        .iter()
+        .map(|x| x.key.name.as_str())
+        .collect();
+    assert_eq!(slow[..2], ["frontend", "orders"]);
+}
