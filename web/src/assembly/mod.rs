@@ -8,6 +8,7 @@
 
 mod documents;
 mod facts;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -20,13 +21,13 @@ pub use facts::{
 };
 
 /// A service-graph node: a service name and its type (`origin`, `client`, `remote`,
-/// `AWS::DynamoDB`, ... or empty when the segment has no origin).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// `AWS::DynamoDB`, ... or empty when the segment has no origin). Stored as its
+/// [`NodeKey::encode`] text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeKey {
     /// Service name.
     pub name: String,
     /// Service type; empty when unknown.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
 }
 
@@ -87,13 +88,13 @@ impl Outcome {
     }
 }
 
-/// One request's contribution to a node (`dst` empty) or an edge, in one minute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One request's contribution to a node (`dst` empty) or an edge, in one minute. Stored as
+/// the array `[src, dst, minute, outcome, response_time]`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     /// Node, or the edge's caller, encoded with [`NodeKey::encode`].
     pub src: String,
     /// The edge's callee, or empty for a node sample.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dst: String,
     /// Epoch minute of the request's start.
     pub minute: i64,
