@@ -678,3 +678,44 @@ async fn audit_events_api_pages_through_the_log_for_those_allowed() {
     .await;
     assert_eq!(status, 400, "{bad}");
 }
+
+#[tokio::test]
+async fn the_audit_page_says_when_there_is_no_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("data")).unwrap());
+    let state = crate::api::AppState::new(store, None);
+    let open = crate::dashboard::router(state.clone());
+    let (status, _, body) = raw(&open, Request::get("/audit").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Authentication is off"), "{body}");
+    assert!(!body.contains("id=\"audit-link\""), "{body}");
+
+    let admin = new_key(0);
+    let file = KeysFile {
+        default_rate_limit: None,
+        anonymous_rate_limit: None,
+        principals: vec![Principal {
+            name: "admin".into(),
+            policies: vec![allow_policy(&["xray:*".into()])],
+            keys: vec![admin.clone()],
+            rate_limit: None,
+        }],
+    };
+    let keys_file = dir.path().join("keys.json");
+    file.save(&keys_file).unwrap();
+    let auth = Arc::new(
+        Auth::open(AuthConfig {
+            keys_file,
+            audit_log: None,
+            max_skew: Duration::from_secs(300),
+        })
+        .unwrap(),
+    );
+    let app = protect(crate::dashboard::router(state), auth);
+    let session = sign_in(&app, &admin).await;
+    let (status, body) = page(&app, "/audit", &session).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("No audit log is configured"), "{body}");
+    assert!(body.contains("id=\"audit-link\""), "{body}");
+}
