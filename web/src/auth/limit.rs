@@ -160,11 +160,13 @@ impl<K: Hash + Eq> Buckets<K> {
         bucket.at = now.max(bucket.at);
         if tokens >= 1.0 {
             bucket.tokens = tokens - 1.0;
-            bucket.full_at = bucket.at + ((burst - bucket.tokens) / rate * 1e9) as u64;
+            bucket.full_at = bucket
+                .at
+                .saturating_add(((burst - bucket.tokens) / rate * 1e9) as u64);
             Ok(())
         } else {
             bucket.tokens = tokens;
-            Err(Duration::from_secs_f64((1.0 - tokens) / rate))
+            Err(Duration::try_from_secs_f64((1.0 - tokens) / rate).unwrap_or(Duration::MAX))
         }
     }
 
@@ -318,6 +320,10 @@ mod tests {
             assert!(parsed.compile().is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<RateLimit>(r#""fast""#).is_err());
+        // A vanishingly small rate waits "forever" rather than overflowing.
+        let tiny = RateLimit::per_second(1e-300, 1.0).compile().unwrap();
+        assert!(l.principal("t", tiny, 0).is_ok());
+        assert_eq!(l.principal("t", tiny, 0), Err(Duration::MAX));
     }
 
     #[test]

@@ -198,7 +198,9 @@ impl IntoResponse for Denial {
             .headers_mut()
             .insert("x-amzn-ErrorType", HeaderValue::from_static(kind));
         if let Denial::Throttled(wait) = self {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let seconds = wait
+                .as_secs()
+                .saturating_add(u64::from(wait.subsec_nanos() > 0));
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
