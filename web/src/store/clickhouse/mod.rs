@@ -8,7 +8,9 @@
 //! grows with the number of complete documents seen. Whichever collector read last saw every
 //! acknowledged document, so the newest fold is the whole trace: the engine keeps it
 //! (`ReplacingMergeTree`), and rollups add up the samples of each trace's newest fold only, so
-//! folds arriving in any order or twice never double count. See [`schema`] for the tables.
+//! folds arriving in any order or twice never double count. Sampling reports go to the store
+//! too ([`Store::report_sampling`]), so reservoirs are split among every collector's clients.
+//! See [`schema`] for the tables.
 
 pub mod rowbinary;
 pub mod schema;
@@ -1344,7 +1346,8 @@ mod tests {
     /// Polls `count` (bounded) until it returns `want`; returns the last value.
     async fn settles_at(store: &ClickhouseStore, sql: &str, want: u64) -> u64 {
         let mut last = u64::MAX;
-        for _ in 0..600 {
+        // Mutations run in the background: up to two minutes on a loaded machine.
+        for _ in 0..1_200 {
             last = store.count(sql).await.unwrap();
             if last == want {
                 break;
