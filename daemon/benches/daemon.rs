@@ -47,7 +47,7 @@ fn per_document(c: &mut Criterion) {
             black_box(accepted.map(|a| scrub(&scrubber, a.document, &counters).is_ok()))
         })
     });
-    group.bench_function("check_and_scrub_typed_fast_path", |b| {
+    group.bench_function("check_and_scrub_text_fast_path", |b| {
         b.iter(|| {
             black_box(
                 check_and_scrub(black_box(&datagram), 65536, Some(&scrubber), &counters)

@@ -1,12 +1,13 @@
 //! The scrubber against its labeled corpus (`tests/data/pii/`, made by `generate.py` there):
 //! recall per kind of planted PII must be at least 99% and the share of look-alikes rewritten at
-//! most 1%. Also checks the JSON and typed walks agree, and the captures from the official SDKs.
+//! most 1%. Also checks the JSON, typed and text walks agree, and the captures from the official
+//! SDKs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use roentgen_sdk::model::{MAX_DOCUMENT_BYTES, Segment, split_datagram};
-use roentgen_sdk::scrub::Scrubber;
+use roentgen_sdk::scrub::{ScrubReport, Scrubber};
 use serde_json::Value;
 
 fn data(path: &str) -> PathBuf {
@@ -23,11 +24,54 @@ fn lines(file: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Scrubs a document both ways, checks they agree and the output is a valid document within
-/// 64 KiB, and returns the scrubbed JSON and the count of rewrites.
+/// The JSON text of `value` with every non-ASCII character written as a `\u` escape (a
+/// surrogate pair outside the BMP), so the text walk has escapes to decode.
+fn ascii_json(value: &Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Scrubs `text` with the text walk and checks it agrees with the Value walk's `expected`
+/// output and report; text the walk leaves alone must come back unchanged.
+fn check_text_walk(scrubber: &Scrubber, text: &str, expected: &Value, report: &ScrubReport) {
+    let mut out = String::new();
+    let text_report = scrubber
+        .scrub_json_text(text, &mut out)
+        .expect("the text walk handles well-formed documents");
+    assert_eq!(&text_report, report, "text walk report differs for {text}");
+    let result = if out.is_empty() { text } else { out.as_str() };
+    assert_eq!(
+        out.is_empty(),
+        report.is_clean(),
+        "rewritten iff scrubbed: {text}"
+    );
+    let parsed: Value = serde_json::from_str(result).expect("text walk output parses");
+    assert_eq!(&parsed, expected, "text walk output differs for {text}");
+}
+
+/// Scrubs a document every way (Value, typed, and its text compact, pretty and \u-escaped),
+/// checks they agree and the output is a valid document within 64 KiB, and returns the
+/// scrubbed JSON and the count of rewrites.
 fn scrub_both(scrubber: &Scrubber, doc: &Value) -> (Value, u64) {
     let mut as_value = doc.clone();
     let report = scrubber.scrub(&mut as_value);
+    for text in [
+        doc.to_string(),
+        serde_json::to_string_pretty(doc).expect("pretty"),
+        ascii_json(doc),
+    ] {
+        check_text_walk(scrubber, &text, &as_value, &report);
+    }
     let mut typed: Segment = serde_json::from_value(doc.clone()).expect("corpus doc parses");
     let typed_report = scrubber.scrub_segment(&mut typed);
     assert_eq!(report, typed_report, "reports differ for {doc}");
@@ -160,6 +204,11 @@ fn captures_scrub_the_same_both_ways_and_lose_the_planted_pii() {
     for (file, doc) in capture_documents() {
         let value: Value = serde_json::from_slice(&doc).expect("json");
         let (out, total) = scrub_both(&scrubber, &value);
+        // The captured bytes as the SDK sent them, through the text walk.
+        let mut expected = value.clone();
+        let report = scrubber.scrub(&mut expected);
+        let sent = std::str::from_utf8(&doc).expect("utf-8");
+        check_text_walk(&scrubber, sent.trim(), &expected, &report);
         found += total;
         let text = out.to_string();
         for pii in [

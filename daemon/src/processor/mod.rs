@@ -2,9 +2,13 @@
 //! scrubbing, and batching. One bad datagram is counted, logged (rate-limited) and skipped;
 //! its neighbours are untouched.
 //!
-//! Validation uses the model's [`DocumentHead`], which reads only the required fields; a
-//! document is parsed into a `serde_json::Value` only for the scrubber, and re-serialized only
-//! when the scrubber changed something, so clean documents leave byte for byte as they came.
+//! Validation uses the model's [`DocumentHead`], which reads only the required fields. The
+//! scrubber works on the document's text ([`Scrubber::scrub_json_text`]): one pass over its
+//! tokens, splicing in only the rewritten strings, so no `serde_json::Value` is built and
+//! everything the scrubber leaves alone goes on byte for byte as it came. Documents that pass
+//! cannot take (malformed JSON, a `drop` action) are parsed into a `Value` and scrubbed there,
+//! which decides their fate exactly as before. Scrub counts are added to the shared counters
+//! once per packet batch.
 
 use std::fmt::Display;
 use std::sync::atomic::Ordering;
@@ -13,10 +17,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use roentgen_sdk::model::{
-    DocumentHead, Segment, SegmentId, ValidationError, ValidationErrorKind, WireError,
-    split_datagram,
+    DocumentHead, SegmentId, ValidationError, ValidationErrorKind, WireError, split_datagram,
 };
-use roentgen_sdk::scrub::Scrubber;
+use roentgen_sdk::scrub::{ScrubReport, Scrubber};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::batcher::{Batch, Batcher};
@@ -112,59 +115,113 @@ pub fn check(datagram: &[u8], max_document_bytes: usize) -> Result<Accepted<'_>,
     })
 }
 
-/// Scrubs a document held as text; returns the rewritten text when something was scrubbed.
-/// A document that cannot be re-serialized after scrubbing is refused (`Err`), never
-/// forwarded unscrubbed.
+/// Scrubs a document by way of a `serde_json::Value`: the rewritten text when something was
+/// scrubbed, and the report. A document that is not JSON, or cannot be re-serialized after
+/// scrubbing, is refused (`Err`), never forwarded unscrubbed.
+fn scrub_value(
+    scrubber: &Scrubber,
+    document: &str,
+) -> Result<(Option<String>, ScrubReport), RejectReason> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(document).map_err(|_| RejectReason::NotJson)?;
+    let report = scrubber.scrub(&mut value);
+    if report.is_clean() {
+        return Ok((None, report));
+    }
+    let text = serde_json::to_string(&value).map_err(|_| RejectReason::NotJson)?;
+    Ok((Some(text), report))
+}
+
+/// Scrubs a document held as text on a `serde_json::Value` (the general path); returns the
+/// rewritten text when something was scrubbed. A document that cannot be re-serialized after
+/// scrubbing is refused (`Err`), never forwarded unscrubbed.
 pub fn scrub(
     scrubber: &Scrubber,
     document: &str,
     counters: &Counters,
 ) -> Result<Option<String>, RejectReason> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(document).map_err(|_| RejectReason::NotJson)?;
-    let report = scrubber.scrub(&mut value);
-    if report.total() == 0 {
-        return Ok(None);
+    let (text, report) = scrub_value(scrubber, document)?;
+    if !report.is_clean() {
+        counters.add_scrubbed(report.iter());
     }
-    counters.add_scrubbed(report.iter());
-    serde_json::to_string(&value)
-        .map(Some)
-        .map_err(|_| RejectReason::NotJson)
+    Ok(text)
 }
 
-/// Validates and (with a scrubber) scrubs one datagram: the accepted document and, when the
-/// scrubber rewrote something, its new text.
+/// Scrub counts gathered over several documents, added to the shared [`Counters`] at once so
+/// workers do not take the counters' lock per document.
+#[derive(Debug, Default)]
+pub struct ScrubTally {
+    documents: u64,
+    report: ScrubReport,
+}
+
+impl ScrubTally {
+    fn add(&mut self, report: &ScrubReport) {
+        if !report.is_clean() {
+            self.documents += 1;
+            self.report.merge(report);
+        }
+    }
+
+    /// Adds what was gathered to `counters` and starts again.
+    pub fn flush(&mut self, counters: &Counters) {
+        if self.documents > 0 {
+            counters.add_scrubbed_documents(self.documents, self.report.iter());
+            *self = Self::default();
+        }
+    }
+}
+
+/// Validates and (with a scrubber) scrubs one datagram: the accepted document, and in `out`
+/// (cleared first) its rewritten text when the scrubber changed something (`out` stays empty
+/// otherwise). Scrub counts go to `tally`.
 ///
-/// Well-formed documents take one typed parse ([`Segment`]) that serves both validation and
-/// scrubbing; anything that typed parse or its validation refuses goes the general way
-/// ([`check`] then [`scrub`] on a `serde_json::Value`), so the reject reasons and the set of
-/// accepted documents are exactly those of [`check`].
+/// Validation is [`check`]'s; scrubbing takes the text pass, and documents it cannot take
+/// go through a `serde_json::Value` ([`scrub`]'s path), so the reject reasons and the set of
+/// accepted documents are exactly those of [`check`] followed by [`scrub`].
+pub fn check_and_scrub_into<'a>(
+    datagram: &'a [u8],
+    max_document_bytes: usize,
+    scrubber: Option<&Scrubber>,
+    tally: &mut ScrubTally,
+    out: &mut String,
+) -> Result<Accepted<'a>, RejectReason> {
+    out.clear();
+    let accepted = check(datagram, max_document_bytes)?;
+    let Some(scrubber) = scrubber else {
+        return Ok(accepted);
+    };
+    let report = match scrubber.scrub_json_text(accepted.document, out) {
+        Some(report) => report,
+        None => {
+            let (text, report) =
+                scrub_value(scrubber, accepted.document).inspect_err(|reason| {
+                    log_reject(*reason, &"document is not JSON");
+                })?;
+            if let Some(text) = text {
+                *out = text;
+            }
+            report
+        }
+    };
+    tally.add(&report);
+    Ok(accepted)
+}
+
+/// [`check_and_scrub_into`] for one datagram on its own: the accepted document and, when the
+/// scrubber rewrote something, its new text; counts go straight to `counters`.
 pub fn check_and_scrub<'a>(
     datagram: &'a [u8],
     max_document_bytes: usize,
     scrubber: Option<&Scrubber>,
     counters: &Counters,
 ) -> Result<(Accepted<'a>, Option<String>), RejectReason> {
-    let Some(scrubber) = scrubber else {
-        return check(datagram, max_document_bytes).map(|a| (a, None));
-    };
-    if let Ok(text) = frame(datagram, max_document_bytes)
-        && let Ok(mut segment) = serde_json::from_str::<Segment>(text)
-        && segment.validate_for_ingest().is_ok()
-    {
-        let id = segment.id;
-        let report = scrubber.scrub_segment(&mut segment);
-        let rewritten = if report.total() == 0 {
-            None
-        } else {
-            counters.add_scrubbed(report.iter());
-            Some(serde_json::to_string(&segment).map_err(|_| RejectReason::NotJson)?)
-        };
-        return Ok((Accepted { document: text, id }, rewritten));
-    }
-    let accepted = check(datagram, max_document_bytes)?;
-    let rewritten = scrub(scrubber, accepted.document, counters)?;
-    Ok((accepted, rewritten))
+    let mut tally = ScrubTally::default();
+    let mut out = String::new();
+    let accepted =
+        check_and_scrub_into(datagram, max_document_bytes, scrubber, &mut tally, &mut out)?;
+    tally.flush(counters);
+    Ok((accepted, (!out.is_empty()).then_some(out)))
 }
 
 /// One processing worker: its input channel and what it needs to turn datagrams into batches.
@@ -230,22 +287,29 @@ impl Worker {
     pub fn process(&mut self, packets: &PacketBatch) {
         let received_at = packets.received_at.unwrap_or_else(Instant::now);
         let mut closed = Vec::new();
+        let mut tally = ScrubTally::default();
+        let mut scrubbed = String::new();
         for datagram in packets.iter() {
             let raw = crate::memory::admission_charge(datagram.len());
-            let (accepted, scrubbed) = match check_and_scrub(
+            let accepted = match check_and_scrub_into(
                 datagram,
                 self.max_document_bytes,
                 self.scrubber.as_ref(),
-                &self.counters,
+                &mut tally,
+                &mut scrubbed,
             ) {
-                Ok(done) => done,
+                Ok(accepted) => accepted,
                 Err(reason) => {
                     self.counters.reject(reason);
                     self.budget.release(raw);
                     continue;
                 }
             };
-            let text = scrubbed.as_deref().unwrap_or(accepted.document);
+            let text = if scrubbed.is_empty() {
+                accepted.document
+            } else {
+                scrubbed.as_str()
+            };
             let grown = self
                 .batcher
                 .push(accepted.id, text, received_at, |b| closed.push(b));
@@ -259,6 +323,7 @@ impl Worker {
                 .buffered_documents
                 .fetch_add(1, Ordering::Relaxed);
         }
+        tally.flush(&self.counters);
         for batch in closed {
             self.emit(batch);
         }
@@ -286,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn typed_fast_path_scrubs_like_the_value_path() {
+    fn text_fast_path_scrubs_like_the_value_path() {
         let scrubber = Scrubber::default();
         let counters = Counters::default();
         let mut docs = Vec::new();
@@ -308,8 +373,8 @@ mod tests {
             let general = general.unwrap_or_else(|| accepted.document.to_owned());
             assert_eq!(as_value(&fast), as_value(&general));
         }
-        // A document the typed parse refuses (a status that is not a number) but ingest
-        // accepts still goes through, by the general path.
+        // A document the typed model would refuse (a status that is not a number) but ingest
+        // accepts goes through.
         let odd = GOOD.replace(
             "\"end_time\"",
             "\"http\":{\"response\":{\"status\":\"200\"}},\"end_time\"",

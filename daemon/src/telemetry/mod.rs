@@ -261,7 +261,17 @@ impl Counters {
 
     /// Adds a scrub pass's per-detector counts.
     pub fn add_scrubbed<'a>(&self, by_detector: impl IntoIterator<Item = (&'a str, u64)>) {
-        self.scrubbed_documents.fetch_add(1, Ordering::Relaxed);
+        self.add_scrubbed_documents(1, by_detector);
+    }
+
+    /// Adds the per-detector counts of `documents` scrubbed documents at once.
+    pub fn add_scrubbed_documents<'a>(
+        &self,
+        documents: u64,
+        by_detector: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.scrubbed_documents
+            .fetch_add(documents, Ordering::Relaxed);
         let Ok(mut map) = self.scrubbed.lock() else {
             return;
         };

@@ -17,6 +17,7 @@ mod config;
 mod detectors;
 mod keys;
 mod report;
+mod text;
 mod walk;
 
 use std::sync::Arc;
@@ -113,6 +114,19 @@ impl Scrubber {
         let mut report = ScrubReport::new(&self.inner.names);
         self.inner.walk_segment(segment, &mut report);
         report
+    }
+
+    /// Scrubs one document held as JSON text (a (sub)segment object), without building a
+    /// `serde_json::Value`: the same results as [`Scrubber::scrub`] on its parsed form, with
+    /// only the rewritten strings and numbers changed in the text.
+    ///
+    /// `Some(report)`: when something was rewritten, `out` holds the new document text;
+    /// when nothing was, `out` is left empty (the input is the output). `None`: the text pass
+    /// cannot decide (not a JSON object `serde_json` would accept, nesting deeper than 100, or
+    /// a `drop` action applies); scrub a parsed `Value` with [`Scrubber::scrub`] instead.
+    /// `out` is a buffer the caller may reuse between documents.
+    pub fn scrub_json_text(&self, document: &str, out: &mut String) -> Option<ScrubReport> {
+        self.inner.scrub_text_document(document, out)
     }
 
     /// Scrubs free text (a log line, a header value) with every detector; a `drop` action
@@ -643,26 +657,26 @@ impl Inner {
         out.push(']');
     }
 
-    /// Rewrites `text` as a whole (key name or whole-value rule) unless already a placeholder.
+    /// Rewrites `text` as a whole (key name or whole-value rule) unless already a placeholder;
+    /// returns the new text when it changed.
     fn whole(
         &self,
-        text: &mut String,
+        text: &str,
         slot: usize,
         action: Action,
         report: &mut ScrubReport,
-    ) -> Fate {
+    ) -> (Fate, Option<String>) {
         if is_placeholder(text) {
-            return Fate::Keep;
+            return (Fate::Keep, None);
         }
         report.add(slot);
         if action == Action::Drop {
-            return Fate::Drop;
+            return (Fate::Drop, None);
         }
         let mut out = String::with_capacity(slot_len_hint(self.hash_hex));
         self.replacement(slot, action, text, &mut out);
         report.grow(out.len() as i64 - text.len() as i64);
-        *text = out;
-        Fate::Keep
+        (Fate::Keep, Some(out))
     }
 
     /// The hint from a key name, as `(slot, detector action)`, if key names are honoured and
@@ -677,7 +691,7 @@ impl Inner {
         Some((slot, self.detectors.get(detector)?.action))
     }
 
-    /// Scrubs one string found under `key`.
+    /// Scrubs one string found under `key`, in place.
     fn scrub_str(
         &self,
         text: &mut String,
@@ -685,12 +699,27 @@ impl Inner {
         ctx: Ctx<'_>,
         report: &mut ScrubReport,
     ) -> Fate {
+        let (fate, rewritten) = self.scrub_ref(text, key, ctx, report);
+        if let Some(new) = rewritten {
+            *text = new;
+        }
+        fate
+    }
+
+    /// Scrubs one string found under `key`; returns the new text when it changed.
+    fn scrub_ref(
+        &self,
+        text: &str,
+        key: Option<&str>,
+        ctx: Ctx<'_>,
+        report: &mut ScrubReport,
+    ) -> (Fate, Option<String>) {
         if text.is_empty() {
-            return Fate::Keep;
+            return (Fate::Keep, None);
         }
         if let Some(rule) = ctx.rule {
             if rule.exempts_everything() {
-                return Fate::Keep;
+                return (Fate::Keep, None);
             }
             if rule.whole_value {
                 let action = self.action(self.field_slot, self.default_action, Some(rule));
@@ -710,8 +739,9 @@ impl Inner {
         // pass finds nothing. Each round turns at least one character into a placeholder, which
         // is never matched again, so this ends; the bound only guards against a bug.
         let mut hits = Vec::new();
-        let original_len = text.len();
+        let mut owned: Option<String> = None;
         for _round in 0..64 {
+            let text = owned.as_deref().unwrap_or(text);
             hits.clear();
             self.find(text, ctx.rule, &mut hits);
             if hits.is_empty() {
@@ -721,7 +751,7 @@ impl Inner {
                 for h in &hits {
                     report.add(self.slot_of(h.detector));
                 }
-                return Fate::Drop;
+                return (Fate::Drop, None);
             }
             let mut out = String::with_capacity(text.len() + 8 * hits.len());
             let mut last = 0;
@@ -733,12 +763,14 @@ impl Inner {
                 last = h.end;
             }
             out.push_str(&text[last..]);
-            *text = out;
+            owned = Some(out);
         }
-        if text.len() != original_len {
-            report.grow(text.len() as i64 - original_len as i64);
+        if let Some(new) = &owned
+            && new.len() != text.len()
+        {
+            report.grow(new.len() as i64 - text.len() as i64);
         }
-        Fate::Keep
+        (Fate::Keep, owned)
     }
 
     /// Scrubs a number found under `key`: only key names that hold numbers (cards, secrets,
@@ -753,31 +785,40 @@ impl Inner {
         let Value::Number(n) = value else {
             return Fate::Keep;
         };
-        if ctx.rule.is_some_and(Rule::exempts_everything) {
-            return Fate::Keep;
-        }
-        let Some((slot, base)) = self.key_hint(key) else {
-            return Fate::Keep;
-        };
-        if self.names.get(slot).is_some_and(|n| &**n == "email") {
-            return Fate::Keep;
-        }
-        let digits = match (n.as_u64(), n.as_i64()) {
+        let digits = || match (n.as_u64(), n.as_i64()) {
             (Some(u), _) => u.checked_ilog10().unwrap_or(0) + 1,
             (None, Some(i)) => i.unsigned_abs().checked_ilog10().unwrap_or(0) + 1,
             _ => 0,
         };
-        if digits < 3 {
+        let Some((slot, action)) = self.number_action(key, ctx, digits) else {
             return Fate::Keep;
+        };
+        let text = n.to_string();
+        let (fate, rewritten) = self.whole(&text, slot, action, report);
+        *value = Value::String(rewritten.unwrap_or(text));
+        fate
+    }
+
+    /// Whether a number under `key` with `digits()` decimal digits (0 for non-integers) is
+    /// rewritten whole, and as what: `(report slot, action)`.
+    fn number_action(
+        &self,
+        key: Option<&str>,
+        ctx: Ctx<'_>,
+        digits: impl FnOnce() -> u32,
+    ) -> Option<(usize, Action)> {
+        if ctx.rule.is_some_and(Rule::exempts_everything) {
+            return None;
+        }
+        let (slot, base) = self.key_hint(key)?;
+        if self.names.get(slot).is_some_and(|n| &**n == "email") {
+            return None;
+        }
+        if digits() < 3 {
+            return None;
         }
         let action = self.action(slot, base, ctx.rule);
-        if action == Action::Keep {
-            return Fate::Keep;
-        }
-        let mut text = n.to_string();
-        let fate = self.whole(&mut text, slot, action, report);
-        *value = Value::String(text);
-        fate
+        (action != Action::Keep).then_some((slot, action))
     }
 
     /// Scrubs any JSON value found under `key` (objects and arrays recursively).

@@ -12,7 +12,7 @@ use crate::model::{Cause, CauseDetails, Exception, Http, Segment, Sql, StackFram
 use crate::scrub::ScrubReport;
 
 /// Document-level keys never scrubbed.
-const SKIPPED: &[&str] = &[
+pub(super) const SKIPPED: &[&str] = &[
     "id",
     "trace_id",
     "parent_id",
