@@ -421,10 +421,21 @@ pub fn run(args: KeysArgs, out: &mut dyn Write) -> Result<(), KeysError> {
         }
         KeysCommand::List => {
             for p in &file.principals {
+                let limit = match p.rate_limit {
+                    None => "default".to_owned(),
+                    Some(RateLimit::Unlimited(_)) => "unlimited".to_owned(),
+                    Some(RateLimit::Bucket {
+                        requests_per_second,
+                        burst,
+                    }) => match burst {
+                        Some(b) => format!("{requests_per_second}:{b}"),
+                        None => requests_per_second.to_string(),
+                    },
+                };
                 for k in &p.keys {
                     writeln!(
                         out,
-                        "{}\t{}\t{}\tcreated={}",
+                        "{}\t{}\t{}\tcreated={}\trate_limit={limit}",
                         p.name,
                         k.access_key_id,
                         if k.active { "active" } else { "revoked" },
@@ -488,6 +499,7 @@ mod tests {
                 "2:4",
             ],
         );
+        assert!(keys(dir.path(), &["list"]).contains("\trate_limit=2:4"));
         let file = KeysFile::load(&dir.path().join("keys.json")).unwrap();
         assert_eq!(
             file.principals[0].rate_limit,
