@@ -4,8 +4,9 @@
 //!
 //! Documents are appended (bulk `RowBinary` inserts, grouped across concurrent requests by one
 //! writer task per collector); after each insert the writer reads back all documents of the
-//! traces it touched, folds them and appends the fold (summary and samples) with a version that
-//! grows with the number of complete documents seen. Whichever collector read last saw every
+//! traces it touched (or, for a trace whose stored rows are exactly the ones it just wrote,
+//! counted from the key column, uses them from memory), folds them and appends the fold
+//! (summary and samples) with a version that grows with the number of complete documents seen. Whichever collector read last saw every
 //! acknowledged document, so the newest fold is the whole trace: the engine keeps it
 //! (`ReplacingMergeTree`), and rollups add up the samples of each trace's newest fold only, so
 //! folds arriving in any order or twice never double count. Sampling reports go to the store
@@ -1077,6 +1078,35 @@ fn encode_documents(
     Ok(traces)
 }
 
+/// Documents per trace and document id, the complete version of a document when there is one.
+fn pieces_by_trace(docs: &[IngestDocument]) -> BTreeMap<&str, BTreeMap<&str, &IngestDocument>> {
+    let mut by_trace: BTreeMap<&str, BTreeMap<&str, &IngestDocument>> = BTreeMap::new();
+    for d in docs {
+        let slot = by_trace.entry(&d.trace_id).or_default();
+        match slot.get(d.id.as_str()) {
+            Some(kept) if !kept.in_progress => {}
+            _ => {
+                slot.insert(&d.id, d);
+            }
+        }
+    }
+    by_trace
+}
+
+/// Folds one trace from documents held in memory (see [`pieces_by_trace`]).
+fn fold_pieces(
+    trace_id: &str,
+    day: Option<u16>,
+    pieces: &BTreeMap<&str, &IngestDocument>,
+    summaries: &mut RowBinary,
+    samples: &mut RowBinary,
+) -> Result<(), StoreError> {
+    let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
+    let total = pieces.len() as u64;
+    let facts: Vec<DocFacts> = pieces.values().map(|d| d.facts.clone()).collect();
+    encode_fold(trace_id, day, &facts, (total, complete), summaries, samples)
+}
+
 /// Rows for a bulk load, encoded off the async runtime (see [`BulkRows::encode`]).
 #[derive(Debug, Default)]
 pub struct BulkRows {
@@ -1096,25 +1126,11 @@ impl BulkRows {
             ..Self::default()
         };
         let days = encode_documents(docs, &mut out.segments)?;
-        let mut by_trace: BTreeMap<&str, BTreeMap<&str, &IngestDocument>> = BTreeMap::new();
-        for d in docs {
-            let slot = by_trace.entry(&d.trace_id).or_default();
-            match slot.get(d.id.as_str()) {
-                Some(kept) if !kept.in_progress => {}
-                _ => {
-                    slot.insert(&d.id, d);
-                }
-            }
-        }
-        for (trace_id, pieces) in by_trace {
-            let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
-            let total = pieces.len() as u64;
-            let facts: Vec<DocFacts> = pieces.values().map(|d| d.facts.clone()).collect();
-            encode_fold(
+        for (trace_id, pieces) in pieces_by_trace(docs) {
+            fold_pieces(
                 trace_id,
                 days.get(trace_id).copied(),
-                &facts,
-                (total, complete),
+                &pieces,
                 &mut out.traces,
                 &mut out.samples,
             )?;
@@ -1135,8 +1151,51 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
     let mut w = RowBinary::default();
     let traces = encode_documents(&docs, &mut w)?;
     conn.insert("segments", w).await?;
-    drop(docs);
+    let ours = pieces_by_trace(&docs);
+    let mut rows_ours: HashMap<&str, u64> = HashMap::new();
+    for d in &docs {
+        *rows_ours.entry(d.trace_id.as_str()).or_default() += 1;
+    }
+    let mut summaries = RowBinary::default();
+    let mut samples = RowBinary::default();
+    // Traces whose stored rows are exactly the ones just inserted (counted after the insert,
+    // from the key column only) fold from memory; the others read their documents back.
+    // Either way the fold saw everything stored when it looked, which is what makes the last
+    // fold of a trace the whole trace.
+    let mut read_back: Vec<String> = Vec::new();
     let ids: Vec<String> = traces.keys().cloned().collect();
+    #[derive(Deserialize)]
+    struct Stored {
+        trace_id: String,
+        n: u64,
+    }
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let stored: Vec<Stored> = conn
+            .select(&format!(
+                "SELECT trace_id, count() AS n FROM segments WHERE trace_id IN ({})
+                 GROUP BY trace_id",
+                id_list(chunk)
+            ))
+            .await?;
+        let stored: HashMap<String, u64> = stored.into_iter().map(|s| (s.trace_id, s.n)).collect();
+        for id in chunk {
+            let alone = stored
+                .get(id)
+                .is_some_and(|n| rows_ours.get(id.as_str()) == Some(n));
+            match ours.get(id.as_str()) {
+                Some(pieces) if alone => fold_pieces(
+                    id,
+                    traces.get(id).copied(),
+                    pieces,
+                    &mut summaries,
+                    &mut samples,
+                )?,
+                _ => read_back.push(id.clone()),
+            }
+        }
+    }
+    drop(ours);
+    drop(docs);
     #[derive(Deserialize)]
     struct Row {
         trace_id: String,
@@ -1144,9 +1203,7 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
         in_progress: u8,
         facts: String,
     }
-    let mut summaries = RowBinary::default();
-    let mut samples = RowBinary::default();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
+    for chunk in read_back.chunks(IDS_PER_QUERY) {
         let rows: Vec<Row> = conn
             .select(&format!(
                 "SELECT trace_id, id, in_progress, facts FROM segments WHERE trace_id IN ({})",
