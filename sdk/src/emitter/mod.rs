@@ -7,6 +7,8 @@
 //! unless scrubbing was explicitly disabled.
 
 mod address;
+mod json;
+mod spares;
 mod stream;
 
 use std::collections::VecDeque;
@@ -25,6 +27,7 @@ use crate::model::{MAX_DOCUMENT_BYTES, Segment, encode_datagram};
 use crate::scrub::Scrubber;
 
 pub use address::{AddressError, DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+pub(crate) use spares::{Recycled, Spares};
 pub use stream::split as split_for_streaming;
 
 /// Whether documents are scrubbed before they leave the process.
@@ -152,6 +155,7 @@ enum Message {
 pub struct Emitter {
     queue: Option<SyncSender<Message>>,
     stats: Arc<EmitterStats>,
+    spares: Arc<Spares>,
     thread: Option<JoinHandle<()>>,
     last_drop_warning: AtomicU64,
 }
@@ -179,7 +183,10 @@ impl Emitter {
         }
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
         let stats = Arc::new(EmitterStats::default());
+        let spares = Arc::new(Spares::default());
         let worker = Worker {
+            spares: Arc::clone(&spares),
+            recycled: Recycled::default(),
             socket,
             scrubbing: config.scrubbing,
             segment_defaults: config.segment_defaults,
@@ -196,6 +203,7 @@ impl Emitter {
         Ok(Self {
             queue: Some(tx),
             stats,
+            spares,
             thread: Some(thread),
             last_drop_warning: AtomicU64::new(0),
         })
@@ -216,6 +224,11 @@ impl Emitter {
                 self.warn_dropped(dropped);
             }
         }
+    }
+
+    /// Empty documents handed back by the sender thread, for the recorder to fill.
+    pub(crate) fn spares(&self) -> &Spares {
+        &self.spares
     }
 
     /// At most one warning every ten seconds, with the running count.
@@ -282,6 +295,8 @@ impl Drop for Emitter {
 
 struct Worker {
     socket: UdpSocket,
+    spares: Arc<Spares>,
+    recycled: Recycled,
     scrubbing: Scrubbing,
     segment_defaults: SegmentDefaults,
     stream_threshold: usize,
@@ -325,12 +340,13 @@ impl Worker {
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
-                    Message::Document(doc) => used = self.prepare(*doc, used, &mut headers),
+                    Message::Document(doc) => used = self.prepare(doc, used, &mut headers),
                     Message::Flush(done) => flushes.push(done),
                 }
                 next = rx.try_recv().ok();
             }
             self.send(used, &mut headers);
+            self.spares.give(&mut self.recycled);
             for done in flushes.drain(..) {
                 let _ = done.send(());
             }
@@ -340,7 +356,7 @@ impl Worker {
     /// Scrubs, splits and frames one document into the batch; returns the new batch length.
     fn prepare(
         &mut self,
-        mut doc: Segment,
+        mut doc: Box<Segment>,
         mut used: usize,
         headers: &mut MultiHeaders<SockaddrStorage>,
     ) -> usize {
@@ -354,12 +370,23 @@ impl Worker {
                     .fetch_add(total, Ordering::Relaxed);
             }
         }
+        if doc.subsegment_count() <= self.stream_threshold {
+            // The common case: one datagram, serialized from the box, which is then reused.
+            self.json.clear();
+            if json::write_segment(&mut self.json, &doc).is_ok()
+                && self.json.len() <= MAX_DOCUMENT_BYTES
+            {
+                used = self.push_datagram(used, headers);
+                self.recycled.keep(doc);
+                return used;
+            }
+        }
         self.pieces.clear();
-        stream::split(doc, self.stream_threshold, &mut self.pieces);
+        stream::split(*doc, self.stream_threshold, &mut self.pieces);
         let mut pending = VecDeque::from(std::mem::take(&mut self.pieces));
         while let Some(piece) = pending.pop_front() {
             self.json.clear();
-            let serialized = serde_json::to_writer(&mut self.json, &piece).is_ok();
+            let serialized = json::write_segment(&mut self.json, &piece).is_ok();
             if serialized && self.json.len() > MAX_DOCUMENT_BYTES && piece.subsegments.is_some() {
                 // Too large as one datagram: send every completed child on its own instead.
                 let mut smaller = Vec::new();
@@ -377,18 +404,29 @@ impl Worker {
                 self.drop_oversize(&piece);
                 continue;
             }
-            if used == self.buffers.len() {
-                self.buffers.push(Vec::with_capacity(1024));
-            }
-            if encode_datagram(&self.json, &mut self.buffers[used]).is_ok() {
-                used += 1;
-            }
-            if used >= BATCH {
-                self.send(used, headers);
-                used = 0;
-            }
+            used = self.push_datagram(used, headers);
         }
         self.pieces = Vec::from(pending);
+        used
+    }
+
+    /// Frames the serialized document in `self.json` into the batch (sending the batch when it
+    /// is full); returns the new batch length.
+    fn push_datagram(
+        &mut self,
+        mut used: usize,
+        headers: &mut MultiHeaders<SockaddrStorage>,
+    ) -> usize {
+        if used == self.buffers.len() {
+            self.buffers.push(Vec::with_capacity(1024));
+        }
+        if encode_datagram(&self.json, &mut self.buffers[used]).is_ok() {
+            used += 1;
+        }
+        if used >= BATCH {
+            self.send(used, headers);
+            used = 0;
+        }
         used
     }
 

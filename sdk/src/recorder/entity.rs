@@ -157,14 +157,13 @@ impl Entity {
     ) -> Self {
         let id = SegmentId::generate();
         let doc = sampled.then(|| {
-            Box::new(Segment {
-                name: clean_name(name),
-                id,
-                trace_id: Some(trace_id),
-                parent_id,
-                start_time: now(),
-                ..Segment::default()
-            })
+            let mut doc = recorder.inner.emitter.spares().document();
+            doc.name = clean_name(name);
+            doc.id = id;
+            doc.trace_id = Some(trace_id);
+            doc.parent_id = parent_id;
+            doc.start_time = now();
+            doc
         });
         let trace = Arc::new(TraceState {
             recorder,
@@ -192,12 +191,11 @@ impl Entity {
     pub fn begin_subsegment(&self, name: &str) -> Entity {
         let id = SegmentId::generate();
         let doc = self.inner.trace.sampled.then(|| {
-            Box::new(Segment {
-                name: clean_name(name),
-                id,
-                start_time: now(),
-                ..Segment::default()
-            })
+            let mut doc = self.inner.trace.recorder.inner.emitter.spares().document();
+            doc.name = clean_name(name);
+            doc.id = id;
+            doc.start_time = now();
+            doc
         });
         Entity {
             inner: Arc::new(EntityInner {
@@ -412,6 +410,12 @@ fn short_type_name(e: &dyn std::error::Error) -> String {
 /// Replaces characters X-Ray refuses in names with `_` and truncates to 200 characters, so an
 /// entity never fails validation because of its name.
 fn clean_name(name: &str) -> String {
+    // Fast path for the usual ASCII names: a byte check per character, no char decoding.
+    let ascii_ok =
+        |b: u8| b.is_ascii_alphanumeric() || b" _.:/%&#=+\\-@\t\n\r\x0b\x0c".contains(&b);
+    if !name.is_empty() && name.len() <= 200 && name.bytes().all(ascii_ok) {
+        return name.to_owned();
+    }
     let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
     if !name.is_empty() && name.len() <= 200 && name.chars().all(allowed) {
         return name.to_owned();
@@ -444,22 +448,27 @@ impl EntityInner {
         let recorder = &self.trace.recorder;
         let mut pieces = lock(&self.trace.pieces);
         // Take the finished children of this entity along.
-        let mut children: Vec<Segment> = Vec::new();
+        // Children move out of their boxes, which go back to the spares for the next entity.
+        let spares = recorder.inner.emitter.spares();
+        let mut children: Option<Vec<Segment>> = None;
         let mut i = 0;
         while i < pieces.finished.len() {
             if pieces.finished[i].parent_id == Some(self.id) {
-                let mut child = *pieces.finished.swap_remove(i);
+                let mut boxed = pieces.finished.swap_remove(i);
+                let mut child = std::mem::take(&mut *boxed);
+                spares.give_empty(boxed);
                 child.parent_id = None;
-                children.push(child);
+                children.get_or_insert_with(|| spares.list()).push(child);
             } else {
                 i += 1;
             }
         }
-        if !children.is_empty() {
+        if let Some(mut children) = children {
             children.sort_by(|a, b| a.start_time.total_cmp(&b.start_time));
-            doc.subsegments
-                .get_or_insert_with(Vec::new)
-                .extend(children);
+            match &mut doc.subsegments {
+                Some(existing) => existing.extend(children),
+                None => doc.subsegments = Some(children),
+            }
         }
         if self.is_segment {
             pieces.segment_ended = true;
