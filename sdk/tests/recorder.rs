@@ -11,6 +11,10 @@ use roentgen_sdk::recorder::{Recorder, RecorderConfig, current, scope};
 use roentgen_sdk::sampling::Rules;
 
 fn setup(rules: &str) -> (UdpSocket, Recorder) {
+    setup_with(rules, |_| {})
+}
+
+fn setup_with(rules: &str, edit: impl FnOnce(&mut RecorderConfig)) -> (UdpSocket, Recorder) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -18,6 +22,7 @@ fn setup(rules: &str) -> (UdpSocket, Recorder) {
     let address = socket.local_addr().unwrap().to_string();
     let mut config = RecorderConfig::new(address.parse().unwrap());
     config.rules = Rules::from_json(rules).unwrap();
+    edit(&mut config);
     (socket, Recorder::new(config).unwrap())
 }
 
@@ -241,4 +246,33 @@ fn recorded_document_snapshot() {
         ".subsegments[].start_time" => "[time]",
         ".subsegments[].end_time" => "[time]",
     });
+}
+
+#[test]
+fn segment_defaults_are_scrubbed_and_only_on_segments() {
+    let (socket, recorder) = setup_with(ALWAYS, |config| {
+        config.origin = Some("AWS::EC2::Instance".into());
+        config.service_version = Some("1.2.3 built by jane.doe@example.com".into());
+    });
+    let segment = recorder.begin_segment("api", None);
+    let late = segment.begin_subsegment("late");
+    segment.end();
+    late.end();
+    recorder.flush(Duration::from_secs(5));
+    let mut buf = vec![0u8; 65536];
+    let n = socket.recv(&mut buf).unwrap();
+    let text = String::from_utf8(buf[..n].to_vec()).unwrap();
+    assert!(!text.contains("jane.doe@example.com"), "{text}");
+    let first: Segment = serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap();
+    assert_eq!(first.origin.as_deref(), Some("AWS::EC2::Instance"));
+    let version = first.service.as_ref().unwrap()["version"].as_str().unwrap();
+    assert!(version.starts_with("1.2.3 built by "), "{version}");
+    assert_eq!(
+        first.aws.as_ref().unwrap()["xray"]["sdk"],
+        serde_json::json!("Roentgen for Rust")
+    );
+    let second = receive(&socket);
+    assert!(second.is_subsegment());
+    assert!(second.origin.is_none() && second.service.is_none() && second.aws.is_none());
+    assert!(recorder.stats().scrubbed_values >= 1);
 }

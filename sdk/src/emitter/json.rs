@@ -12,10 +12,62 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::SegmentDefaults;
 use crate::model::{Http, HttpRequest, HttpResponse, Segment, SegmentId, Sql, TraceId};
+
+/// The emitter's [`SegmentDefaults`], rendered once as JSON values.
+#[derive(Debug, Default)]
+pub(crate) struct RenderedDefaults {
+    origin: Option<Vec<u8>>,
+    service: Option<Vec<u8>>,
+    aws: Option<Vec<u8>>,
+}
+
+impl RenderedDefaults {
+    /// Renders `defaults` (already scrubbed by the caller).
+    pub(crate) fn new(defaults: &SegmentDefaults) -> Result<Self, serde_json::Error> {
+        let render_map = |map: &Option<Map<String, Value>>| {
+            map.as_ref()
+                .map(|m| {
+                    let mut out = Vec::new();
+                    write_map(&mut out, m).map(|()| out)
+                })
+                .transpose()
+        };
+        Ok(Self {
+            origin: defaults.origin.as_ref().map(|v| {
+                let mut out = Vec::new();
+                write_str(&mut out, v);
+                out
+            }),
+            service: render_map(&defaults.service)?,
+            aws: render_map(&defaults.aws)?,
+        })
+    }
+}
+
+/// Appends `segment` as compact JSON, exactly as `serde_json::to_writer` would after
+/// [`SegmentDefaults::apply`]: a segment (not a subsegment) without `origin`, `service` or
+/// `aws` gets the defaults' rendering.
+pub(crate) fn write_document(
+    out: &mut Vec<u8>,
+    segment: &Segment,
+    defaults: &RenderedDefaults,
+) -> Result<(), serde_json::Error> {
+    let defaults = (!segment.is_subsegment()).then_some(defaults);
+    write_segment_with(out, segment, defaults)
+}
 
 /// Appends `segment` as compact JSON, exactly as `serde_json::to_writer` would.
 pub(crate) fn write_segment(out: &mut Vec<u8>, segment: &Segment) -> Result<(), serde_json::Error> {
+    write_segment_with(out, segment, None)
+}
+
+fn write_segment_with(
+    out: &mut Vec<u8>,
+    segment: &Segment,
+    defaults: Option<&RenderedDefaults>,
+) -> Result<(), serde_json::Error> {
     let Segment {
         name,
         id,
@@ -64,8 +116,14 @@ pub(crate) fn write_segment(out: &mut Vec<u8>, segment: &Segment) -> Result<(), 
     o.opt_str(out, "type", kind);
     o.opt_str(out, "namespace", namespace);
     o.opt_str(out, "origin", origin);
+    if origin.is_none() {
+        o.opt_raw(out, "origin", defaults.and_then(|d| d.origin.as_deref()));
+    }
     o.opt_str(out, "user", user);
     o.opt_map(out, "service", service)?;
+    if service.is_none() {
+        o.opt_raw(out, "service", defaults.and_then(|d| d.service.as_deref()));
+    }
     if let Some(v) = http {
         o.key(out, "http");
         write_http(out, v)?;
@@ -75,6 +133,9 @@ pub(crate) fn write_segment(out: &mut Vec<u8>, segment: &Segment) -> Result<(), 
         write_sql(out, v)?;
     }
     o.opt_map(out, "aws", aws)?;
+    if aws.is_none() {
+        o.opt_raw(out, "aws", defaults.and_then(|d| d.aws.as_deref()));
+    }
     o.opt_bool(out, "error", *error);
     o.opt_bool(out, "throttle", *throttle);
     o.opt_bool(out, "fault", *fault);
@@ -198,6 +259,13 @@ impl Object {
         if let Some(v) = value {
             self.key(out, key);
             write_str(out, v);
+        }
+    }
+
+    fn opt_raw(&mut self, out: &mut Vec<u8>, key: &str, json: Option<&[u8]>) {
+        if let Some(v) = json {
+            self.key(out, key);
+            out.extend_from_slice(v);
         }
     }
 
@@ -355,6 +423,14 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
             }
             i += 8;
         }
+        if let Some(tail) = bytes.get(i..).filter(|t| t.len() < 8) {
+            // The last few bytes, padded with a byte that needs no escape.
+            let mut word = [b'a'; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            if !chunk_needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+        }
         let Some(&b) = bytes.get(i) else { break };
         if byte_needs_escape(b) {
             out.extend_from_slice(&bytes[start..i]);
@@ -441,6 +517,51 @@ mod tests {
         .unwrap();
         same_as_serde(&segment);
         same_as_serde(&Segment::default());
+    }
+
+    #[test]
+    fn defaults_render_as_if_applied() {
+        let mut aws = Map::new();
+        aws.insert(
+            "xray".into(),
+            serde_json::json!({"sdk": "Roentgen", "sdk_version": "1"}),
+        );
+        let mut service = Map::new();
+        service.insert("version".into(), Value::String("1.2.3".into()));
+        let defaults = SegmentDefaults {
+            origin: Some("AWS::EC2::Instance".into()),
+            service: Some(service),
+            aws: Some(aws),
+        };
+        let rendered = RenderedDefaults::new(&defaults).unwrap();
+        let mut own = Map::new();
+        own.insert("own".into(), Value::Bool(true));
+        let child = Segment {
+            name: "child".into(),
+            ..Segment::default()
+        };
+        for (kind, origin, aws) in [
+            (None, None, None),
+            (None, Some("mine".to_owned()), Some(own.clone())),
+            (Some("subsegment".to_owned()), None, None),
+        ] {
+            let segment = Segment {
+                name: "s".into(),
+                kind,
+                origin,
+                aws,
+                subsegments: Some(vec![child.clone()]),
+                ..Segment::default()
+            };
+            let mut applied = segment.clone();
+            defaults.apply(&mut applied);
+            let mut out = Vec::new();
+            write_document(&mut out, &segment, &rendered).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&applied).unwrap()
+            );
+        }
     }
 
     proptest! {

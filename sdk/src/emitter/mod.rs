@@ -58,6 +58,22 @@ pub struct SegmentDefaults {
 }
 
 impl SegmentDefaults {
+    /// Scrubs the defaults as they would be scrubbed inside a segment; returns how many values
+    /// were rewritten.
+    fn scrub(&mut self, scrubber: &Scrubber) -> u64 {
+        let mut template = Segment {
+            origin: self.origin.take(),
+            service: self.service.take(),
+            aws: self.aws.take(),
+            ..Segment::default()
+        };
+        let report = scrubber.scrub_segment(&mut template);
+        self.origin = template.origin;
+        self.service = template.service;
+        self.aws = template.aws;
+        report.total()
+    }
+
     fn apply(&self, doc: &mut Segment) {
         if doc.is_subsegment() {
             return;
@@ -109,6 +125,9 @@ pub enum EmitterError {
     /// The UDP socket could not be created.
     #[error("emitter socket: {0}")]
     Socket(#[from] std::io::Error),
+    /// The segment defaults cannot be rendered as JSON.
+    #[error("segment defaults: {0}")]
+    Defaults(#[from] serde_json::Error),
 }
 
 /// Counters an operator would ask about.
@@ -175,6 +194,8 @@ impl Emitter {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let socket = UdpSocket::bind(bind)?;
+        // Connected, the kernel resolves the route once instead of for every datagram.
+        socket.connect(config.daemon)?;
         if matches!(config.scrubbing, Scrubbing::Disabled) {
             tracing::warn!(
                 daemon = %config.daemon,
@@ -182,20 +203,28 @@ impl Emitter {
             );
         }
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        // The defaults are the same on every segment: scrubbed once here, rendered once.
         let stats = Arc::new(EmitterStats::default());
+        let mut segment_defaults = config.segment_defaults;
+        if let Scrubbing::Enabled(scrubber) = &config.scrubbing {
+            let scrubbed = segment_defaults.scrub(scrubber);
+            stats.scrubbed_values.store(scrubbed, Ordering::Relaxed);
+        }
+        let rendered_defaults = json::RenderedDefaults::new(&segment_defaults)?;
         let spares = Arc::new(Spares::default());
         let worker = Worker {
             spares: Arc::clone(&spares),
             recycled: Recycled::default(),
             socket,
             scrubbing: config.scrubbing,
-            segment_defaults: config.segment_defaults,
+            segment_defaults,
+            rendered_defaults,
             stream_threshold: config.stream_threshold,
             stats: Arc::clone(&stats),
             buffers: Vec::new(),
             pieces: Vec::new(),
             json: Vec::new(),
-            addresses: vec![Some(SockaddrStorage::from(config.daemon)); BATCH],
+            addresses: vec![None; BATCH],
         };
         let thread = std::thread::Builder::new()
             .name("roentgen-emitter".into())
@@ -298,14 +327,17 @@ struct Worker {
     spares: Arc<Spares>,
     recycled: Recycled,
     scrubbing: Scrubbing,
+    /// Scrubbed once when the emitter starts.
     segment_defaults: SegmentDefaults,
+    /// `segment_defaults` as JSON, for the writer.
+    rendered_defaults: json::RenderedDefaults,
     stream_threshold: usize,
     stats: Arc<EmitterStats>,
     /// Framed datagrams of the current batch; reused across batches.
     buffers: Vec<Vec<u8>>,
     pieces: Vec<Segment>,
     json: Vec<u8>,
-    /// The daemon's address once per batch slot, as `sendmmsg` wants it.
+    /// No address per batch slot (`sendmmsg` wants one each): the socket is connected.
     addresses: Vec<Option<SockaddrStorage>>,
 }
 
@@ -360,7 +392,6 @@ impl Worker {
         mut used: usize,
         headers: &mut MultiHeaders<SockaddrStorage>,
     ) -> usize {
-        self.segment_defaults.apply(&mut doc);
         if let Scrubbing::Enabled(scrubber) = &self.scrubbing {
             let report = scrubber.scrub_segment(&mut doc);
             let total = report.total();
@@ -373,7 +404,7 @@ impl Worker {
         if doc.subsegment_count() <= self.stream_threshold {
             // The common case: one datagram, serialized from the box, which is then reused.
             self.json.clear();
-            if json::write_segment(&mut self.json, &doc).is_ok()
+            if json::write_document(&mut self.json, &doc, &self.rendered_defaults).is_ok()
                 && self.json.len() <= MAX_DOCUMENT_BYTES
             {
                 used = self.push_datagram(used, headers);
@@ -381,6 +412,7 @@ impl Worker {
                 return used;
             }
         }
+        self.segment_defaults.apply(&mut doc);
         self.pieces.clear();
         stream::split(*doc, self.stream_threshold, &mut self.pieces);
         let mut pending = VecDeque::from(std::mem::take(&mut self.pieces));
