@@ -241,7 +241,15 @@ impl SqliteStore {
         // A 64 MiB page cache keeps the index pages random inserts touch in memory.
         conn.pragma_update(None, "cache_size", -65_536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+        // Checkpoints run on their own thread after each commit (see `Helpers`); the writer
+        // checkpoints itself only if the WAL still reaches 256 MiB (64 MiB without that thread).
+        let helpers = Helpers::start(&path);
+        let autocheckpoint = if helpers.checkpoint.is_some() {
+            65_536
+        } else {
+            16_384
+        };
+        conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
         let existing: i64 = conn.query_row(
@@ -280,7 +288,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         std::thread::Builder::new()
             .name("roentgen-store-writer".to_owned())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &helpers))
             .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
@@ -318,7 +326,61 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>) {
+/// A committed batch's memory, freed off the writer thread.
+type Garbage = (Vec<IngestDocument>, PreFolds);
+
+/// Work the writer hands off so that it can start on the next batch at once: freeing a
+/// committed batch's memory, and copying the WAL back into the database file (a passive
+/// checkpoint, which never blocks the writer and does not touch durability: commits are
+/// durable once in the WAL). Either falls back to the writer's own thread if its thread
+/// could not start.
+struct Helpers {
+    garbage: Option<std::sync::mpsc::Sender<Garbage>>,
+    checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+impl Helpers {
+    fn start(path: &Path) -> Self {
+        let (garbage_tx, garbage_rx) = std::sync::mpsc::channel::<Garbage>();
+        let garbage = std::thread::Builder::new()
+            .name("roentgen-store-free".to_owned())
+            .spawn(move || garbage_rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| garbage_tx);
+        let checkpoint = match Connection::open(path) {
+            Ok(conn) => {
+                // At most one request pending: commits during a checkpoint coalesce.
+                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                std::thread::Builder::new()
+                    .name("roentgen-store-checkpoint".to_owned())
+                    .spawn(move || {
+                        for () in rx {
+                            if let Err(e) =
+                                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                            {
+                                tracing::warn!(error = %e, "background checkpoint failed");
+                            }
+                        }
+                    })
+                    .ok()
+                    .map(|_| tx)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the checkpoint connection");
+                None
+            }
+        };
+        if checkpoint.is_none() {
+            tracing::warn!("background checkpoints unavailable; the writer checkpoints itself");
+        }
+        Self {
+            garbage,
+            checkpoint,
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>, helpers: &Helpers) {
     while let Some(first) = rx.blocking_recv() {
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
@@ -358,6 +420,13 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteCommand>) {
                     Err(e) => Err(StoreError::Write(e.to_string())),
                 });
             }
+        }
+        if let Some(c) = &helpers.checkpoint {
+            let _ = c.try_send(());
+        }
+        if let Some(g) = &helpers.garbage {
+            // A closed channel hands the batch back; it is then freed here.
+            let _ = g.send((docs, folds));
         }
         for cmd in others {
             run_other(&mut conn, cmd);
