@@ -409,6 +409,10 @@ impl Worker {
             {
                 used = self.push_datagram(used, headers);
                 self.recycled.keep(doc);
+                if self.recycled.len() >= BATCH {
+                    // Back in the pool while the app's thread can still use them.
+                    self.spares.give(&mut self.recycled);
+                }
                 return used;
             }
         }

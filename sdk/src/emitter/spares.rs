@@ -92,6 +92,11 @@ impl Recycled {
         }
     }
 
+    /// Documents waiting to go back.
+    pub(crate) fn len(&self) -> usize {
+        self.documents.len()
+    }
+
     /// Empties `document` and keeps it, box and subsegment list, for reuse.
     pub(crate) fn keep(&mut self, mut document: Box<Segment>) {
         self.take(&mut document);

@@ -466,17 +466,15 @@ impl EntityInner {
         // Children move out of their boxes, which go back to the spares for the next entity.
         let spares = recorder.inner.emitter.spares();
         let mut children: Option<Vec<Segment>> = None;
-        let mut i = 0;
-        while i < pieces.finished.len() {
-            if pieces.finished[i].parent_id == Some(self.id) {
-                let mut boxed = pieces.finished.swap_remove(i);
-                let mut child = std::mem::take(&mut *boxed);
-                spares.give_empty(boxed);
-                child.parent_id = None;
-                children.get_or_insert_with(|| spares.list()).push(child);
-            } else {
-                i += 1;
-            }
+        // In the order they ended (usually their start order, so the sort below moves nothing).
+        for mut boxed in pieces
+            .finished
+            .extract_if(.., |piece| piece.parent_id == Some(self.id))
+        {
+            let mut child = std::mem::take(&mut *boxed);
+            spares.give_empty(boxed);
+            child.parent_id = None;
+            children.get_or_insert_with(|| spares.list()).push(child);
         }
         if let Some(mut children) = children {
             children.sort_by(|a, b| a.start_time.total_cmp(&b.start_time));
