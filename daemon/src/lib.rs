@@ -38,6 +38,7 @@ use crate::listener::{Listener, PacketPool};
 use crate::memory::MemoryBudget;
 use crate::processor::Worker;
 use crate::spool::{Spool, SpoolError};
+use roentgen_sdk::scrub::Scrubber;
 
 /// Room for the datagram header line on top of the largest document.
 const HEADER_ALLOWANCE: usize = 64;
@@ -196,7 +197,8 @@ impl BoundDaemon {
                 pool: pool.clone(),
                 budget: budget.clone(),
                 counters: counters.clone(),
-                scrubber: config.scrubber.clone(),
+                // Each worker's regexes get their own caches (no lock between workers).
+                scrubber: config.scrubber.as_ref().map(Scrubber::with_own_caches),
                 max_document_bytes: config.max_document_bytes,
                 batcher: Batcher::new(config.batch_size, config.flush_interval),
                 output: batch_tx.clone(),

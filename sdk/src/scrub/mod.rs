@@ -151,6 +151,19 @@ impl Scrubber {
         !hits.is_empty()
     }
 
+    /// A copy with the same configuration whose regexes keep their own search caches. Clones
+    /// share one cache pool per regex, which only its first thread reaches without a lock; a
+    /// thread that scrubs many documents (a daemon worker) runs faster on its own copy.
+    pub fn with_own_caches(&self) -> Self {
+        // Cloning a `Regex` or `RegexSet` gives the clone a new, empty cache pool. The names
+        // are copied too: every report holds them, and a shared count bounces between cores.
+        let mut inner = (*self.inner).clone();
+        inner.names = Arc::from(self.inner.names.to_vec());
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Names of the detectors this scrubber counts, in report order.
     pub fn detector_names(&self) -> impl Iterator<Item = &str> {
         self.inner.names.iter().map(|n| &**n)
@@ -164,6 +177,7 @@ enum Fate {
     Drop,
 }
 
+#[derive(Clone)]
 struct Detector {
     slot: usize,
     /// Pattern of this detector in the `RegexSet`.
@@ -191,7 +205,7 @@ impl Rule {
 
 /// The rules' field paths as a trie, so a walk follows it one key at a time without building
 /// path strings.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct PathNode {
     children: Vec<(Box<str>, PathNode)>,
     rule: Option<usize>,
@@ -228,6 +242,7 @@ struct Ctx<'a> {
     rule: Option<&'a Rule>,
 }
 
+#[derive(Clone)]
 struct Inner {
     detectors: Vec<Detector>,
     set: RegexSet,
@@ -565,27 +580,26 @@ impl Inner {
             if action == Action::Keep {
                 continue;
             }
-            // Only detectors with a `v` group pay for capture positions.
-            let mut locations = d.group.map(|_| d.regex.capture_locations());
+            // Only detectors with a `v` group pay for capture positions, and only once a plain
+            // search found something: most strings the set flagged hold nothing for most
+            // detectors.
+            let mut locations: Option<regex::CaptureLocations> = None;
             let mut pos = 0;
             while pos <= text.len() {
-                let (whole, (start, end)) = match &mut locations {
-                    Some(locations) => {
+                let Some(found) = d.regex.find_at(text, pos) else {
+                    break;
+                };
+                let (whole, (start, end)) = match d.group {
+                    Some(g) => {
+                        let locations =
+                            locations.get_or_insert_with(|| d.regex.capture_locations());
                         let Some(whole) = d.regex.captures_read_at(locations, text, pos) else {
                             break;
                         };
-                        let span = d
-                            .group
-                            .and_then(|g| locations.get(g))
-                            .unwrap_or((whole.start(), whole.end()));
+                        let span = locations.get(g).unwrap_or((whole.start(), whole.end()));
                         (whole, span)
                     }
-                    None => {
-                        let Some(whole) = d.regex.find_at(text, pos) else {
-                            break;
-                        };
-                        (whole, (whole.start(), whole.end()))
-                    }
+                    None => (found, (found.start(), found.end())),
                 };
                 let span = match d.validate {
                     Some(check) => check(text, start, end),

@@ -314,6 +314,7 @@ impl<'d> Pass<'_, 'd, '_> {
         self.pos += 1;
         let mut escaped = false;
         loop {
+            self.pos += plain_run(self.bytes.get(self.pos..).unwrap_or_default());
             let b = *self.bytes.get(self.pos).ok_or(GiveUp)?;
             self.pos += 1;
             match b {
@@ -384,7 +385,15 @@ impl<'d> Pass<'_, 'd, '_> {
             self.some_digits()?;
         }
         let token = self.src.get(start..self.pos).ok_or(GiveUp)?;
-        let in_range = (integer && (token.parse::<u64>().is_ok() || token.parse::<i64>().is_ok()))
+        // Short tokens are always in range: at most 18 digits fit an i64, and a float needs
+        // an exponent or over 300 digits to overflow.
+        let short = if integer {
+            token.len() <= 18
+        } else {
+            token.len() < 300 && !token.contains(['e', 'E'])
+        };
+        let in_range = short
+            || (integer && (token.parse::<u64>().is_ok() || token.parse::<i64>().is_ok()))
             || token.parse::<f64>().is_ok_and(f64::is_finite);
         if in_range { Ok(integer) } else { Err(GiveUp) }
     }
@@ -425,6 +434,25 @@ impl<'d> Pass<'_, 'd, '_> {
         }
     }
 }
+
+/// Length of the leading run of `bytes` that needs no look inside a string: no `"`, `\` or
+/// control character.
+fn plain_run(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|&&b| PLAIN[usize::from(b)]).count()
+}
+
+/// Bytes that may stand for themselves inside a JSON string.
+static PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = false;
+        b += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
 
 /// Decodes the content of a checked JSON string into `out` (cleared first).
 fn decode(content: &str, out: &mut String) -> Step {
@@ -564,6 +592,8 @@ mod tests {
             "{\"a\":1,}",
             "{\"a\":01}",
             "{\"a\":1e400}",
+            "{\"a\":-1e400}",
+            "{\"a\":100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000}",
             "{\"a\":\"\\ud800\"}",
             "{\"a\":\"\\udc00\"}",
             "{\"a\":\"\t\"}",
