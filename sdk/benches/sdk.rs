@@ -299,11 +299,24 @@ fn bench_breakdown(c: &mut Criterion) {
             serde_json::to_writer(&mut out, black_box(&document)).expect("serialize");
         })
     });
+    group.bench_function("serialize_emitter_writer", |b| {
+        let mut out = Vec::with_capacity(4096);
+        b.iter(|| {
+            out.clear();
+            roentgen_sdk::emitter::write_segment_json(&mut out, black_box(&document))
+                .expect("serialize");
+        })
+    });
     let target = sink();
     let address = target.local_addr().expect("address");
     let sender = UdpSocket::bind("127.0.0.1:0").expect("sender");
     group.bench_function("udp_send_to_one_datagram", |b| {
         b.iter(|| sender.send_to(black_box(&datagram), address))
+    });
+    let connected = UdpSocket::bind("127.0.0.1:0").expect("sender");
+    connected.connect(address).expect("connect");
+    group.bench_function("udp_send_connected_one_datagram", |b| {
+        b.iter(|| connected.send(black_box(&datagram)))
     });
     group.finish();
     eprintln!("document: {} bytes", datagram.len());

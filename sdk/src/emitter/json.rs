@@ -58,8 +58,9 @@ pub(crate) fn write_document(
     write_segment_with(out, segment, defaults)
 }
 
-/// Appends `segment` as compact JSON, exactly as `serde_json::to_writer` would.
-pub(crate) fn write_segment(out: &mut Vec<u8>, segment: &Segment) -> Result<(), serde_json::Error> {
+/// Appends `segment` as compact JSON, exactly as `serde_json::to_writer` would, several times
+/// faster (the emitter's serializer).
+pub fn write_segment(out: &mut Vec<u8>, segment: &Segment) -> Result<(), serde_json::Error> {
     write_segment_with(out, segment, None)
 }
 

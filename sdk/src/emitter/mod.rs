@@ -27,6 +27,7 @@ use crate::model::{MAX_DOCUMENT_BYTES, Segment, encode_datagram};
 use crate::scrub::Scrubber;
 
 pub use address::{AddressError, DEFAULT_DAEMON_ADDRESS, DaemonAddress};
+pub use json::write_segment as write_segment_json;
 pub(crate) use spares::{Recycled, Spares};
 pub use stream::split as split_for_streaming;
 
