@@ -8,6 +8,9 @@
 //!
 //! - `scrubber/value`: [`Scrubber::scrub`] on `serde_json::Value` documents (daemon, collector);
 //! - `scrubber/typed`: [`Scrubber::scrub_segment`] on typed documents (the SDK's hot path);
+//! - `scrubber/text`: [`Scrubber::scrub_json_text`] on the documents' JSON text (the daemon's
+//!   hot path: no `Value` is built), against `scrubber/value_from_text`, the same text parsed
+//!   into a `Value`, scrubbed, and serialized again when something changed;
 //! - `baseline/regex_one_by_one`: the same strings, every detector's regex run one after another
 //!   with `replace_all` (no `RegexSet` pre-filter, no validators).
 
@@ -150,6 +153,25 @@ fn bench_set(c: &mut Criterion, group_name: &str, docs: &[Value]) {
             },
             BatchSize::LargeInput,
         )
+    });
+    let texts: Vec<String> = docs.iter().map(Value::to_string).collect();
+    let mut out = String::new();
+    group.bench_function("scrubber/text", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(scrubber.scrub_json_text(black_box(t), &mut out));
+            }
+        })
+    });
+    group.bench_function("scrubber/value_from_text", |b| {
+        b.iter(|| {
+            for t in &texts {
+                let mut value: Value = serde_json::from_str(black_box(t)).expect("json");
+                if !scrubber.scrub(&mut value).is_clean() {
+                    black_box(serde_json::to_string(&value).expect("serialize"));
+                }
+            }
+        })
     });
     group.bench_function("baseline/regex_one_by_one", |b| {
         b.iter_batched_ref(
