@@ -140,6 +140,26 @@ impl Folded {
     }
 }
 
+/// Documents per part of a large `put_documents` call.
+const PART_DOCUMENTS: usize = 500;
+
+/// Splits documents into parts of about `size`, never between two neighbours of one trace
+/// (pieces of a trace that are not neighbours may land in different parts; the writer then
+/// folds that trace from what is stored, which gives the same result).
+fn split_by_trace(mut docs: Vec<IngestDocument>, size: usize) -> Vec<Vec<IngestDocument>> {
+    let mut parts = Vec::new();
+    while docs.len() > size {
+        let mut cut = size;
+        while cut < docs.len() && docs[cut].trace_id == docs[cut - 1].trace_id {
+            cut += 1;
+        }
+        let rest = docs.split_off(cut);
+        parts.push(std::mem::replace(&mut docs, rest));
+    }
+    parts.push(docs);
+    parts
+}
+
 fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
     let mut pieces: HashMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = HashMap::new();
     for d in docs {
@@ -984,9 +1004,23 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
 impl Store for SqliteStore {
     fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let folds = prefold(&docs)?;
-            self.write(move |reply| WriteCommand::Documents(docs, folds, reply))
-                .await
+            // A large call goes to the writer in parts, each sent as soon as it is folded, so
+            // the writer starts on the first while the next are folded; the call is answered
+            // once every part is durable (queued parts share one transaction).
+            let mut pending = Vec::new();
+            for part in split_by_trace(docs, PART_DOCUMENTS) {
+                let folds = prefold(&part)?;
+                let (tx, rx) = oneshot::channel();
+                self.writer
+                    .send(WriteCommand::Documents(part, folds, tx))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)?;
+                pending.push(rx);
+            }
+            for rx in pending {
+                rx.await.map_err(|_| StoreError::WriterGone)??;
+            }
+            Ok(())
         })
     }
 
