@@ -1157,3 +1157,40 @@ impl Store for SqliteStore {
         self.write(move |reply| WriteCommand::DeleteBefore(cutoff, max_traces, reply))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::prepared;
+
+    #[test]
+    fn parts_never_split_neighbours_of_one_trace() {
+        let mut raw = Vec::new();
+        for n in 0..7 {
+            raw.extend(crate::synth::shop_trace(n, 1_800_000_000.0));
+        }
+        let parts = split_by_trace(prepared(&raw), 3);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        // Two documents per trace: a cut at 3 moves to 4.
+        assert_eq!(sizes, [4, 4, 4, 2]);
+        for pair in parts.windows(2) {
+            assert_ne!(
+                pair[0].last().map(|d| &d.trace_id),
+                pair[1].first().map(|d| &d.trace_id)
+            );
+        }
+        assert_eq!(split_by_trace(Vec::new(), 3).len(), 1);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("roentgen.db")).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("format 1"), "{err}");
+        assert!(err.contains("fresh --data-dir"), "{err}");
+    }
+}
