@@ -5,12 +5,14 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roentgen_daemon::batcher::Batch;
 use roentgen_daemon::loadgen;
 use roentgen_daemon::processor::{check, check_and_scrub, scrub};
 use roentgen_daemon::telemetry::Counters;
 use roentgen_sdk::model::{Segment, split_datagram};
 use roentgen_sdk::scrub::Scrubber;
 use std::hint::black_box;
+use std::time::Instant;
 
 fn per_document(c: &mut Criterion) {
     let mut datagram = Vec::new();
@@ -53,6 +55,18 @@ fn per_document(c: &mut Criterion) {
                 check_and_scrub(black_box(&datagram), 65536, Some(&scrubber), &counters)
                     .map(|(_, s)| s.map(|s| s.len())),
             )
+        })
+    });
+    group.bench_function("batch_push", |b| {
+        let mut batch = Batch::with_capacity(64 * 1024);
+        let id = check(&datagram, 65536).map(|a| a.id).ok();
+        b.iter(|| {
+            if batch.len() >= 50 {
+                batch = Batch::with_capacity(64 * 1024);
+            }
+            if let Some(id) = id {
+                black_box(batch.push(id, black_box(&text), Instant::now()));
+            }
         })
     });
     group.finish();
