@@ -276,3 +276,32 @@ fn segment_defaults_are_scrubbed_and_only_on_segments() {
     assert!(second.origin.is_none() && second.service.is_none() && second.aws.is_none());
     assert!(recorder.stats().scrubbed_values >= 1);
 }
+
+#[test]
+fn a_daemon_that_comes_back_gets_the_next_document() {
+    // Nobody listens on the port at first: the first document is refused (ICMP port
+    // unreachable), which the connected socket reports on the next send.
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = {
+        let mut config = RecorderConfig::new(format!("127.0.0.1:{port}").parse().unwrap());
+        config.rules = Rules::from_json(ALWAYS).unwrap();
+        config
+    };
+    let recorder = Recorder::new(config).unwrap();
+    recorder.begin_segment("before", None).end();
+    assert!(recorder.flush(Duration::from_secs(10)));
+    let daemon = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    daemon
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let after = recorder.begin_segment("after", None);
+    after.end();
+    assert!(recorder.flush(Duration::from_secs(10)));
+    let doc = receive(&daemon);
+    assert_eq!(doc.id, after.id());
+    assert_eq!(doc.name, "after");
+}

@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 
 use crate::model::{MAX_DOCUMENT_BYTES, Segment, encode_datagram};
@@ -479,6 +480,7 @@ impl Worker {
     /// Sends the first `used` framed datagrams with as few system calls as possible.
     fn send(&mut self, used: usize, headers: &mut MultiHeaders<SockaddrStorage>) {
         let mut start = 0;
+        let mut retried = false;
         while start < used {
             let batch = &self.buffers[start..used];
             let slices: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|b| [IoSlice::new(b)]).collect();
@@ -495,6 +497,18 @@ impl Worker {
                 Ok(n) if n > 0 => {
                     self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
                     start += n;
+                }
+                Err(Errno::ECONNREFUSED) if !retried => {
+                    // A connected UDP socket reports an earlier datagram's "port unreachable"
+                    // on the next send, which then sends nothing: try it once more (the daemon
+                    // may be back by now).
+                    retried = true;
+                }
+                Err(Errno::ECONNREFUSED) => {
+                    // Refused again in the same batch: nobody listens; the rest would be too.
+                    let rest = (used - start) as u64;
+                    self.stats.send_errors.fetch_add(rest, Ordering::Relaxed);
+                    start = used;
                 }
                 Ok(_) | Err(_) => {
                     // Skip the datagram that failed and carry on with the rest.
