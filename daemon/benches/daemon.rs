@@ -1,6 +1,7 @@
 //! Benchmarks of the daemon's per-document work: validation with `DocumentHead` against a full
-//! typed parse (the baseline), and with the server-side scrubber on top, on the ~620-byte
-//! documents the load generator sends.
+//! typed parse (the baseline), with the server-side scrubber on top (the text pass, against the
+//! `Value` and typed paths), and appending to a batch, on the ~620-byte documents the load
+//! generator sends.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented function.
 
@@ -55,6 +56,19 @@ fn per_document(c: &mut Criterion) {
                 check_and_scrub(black_box(&datagram), 65536, Some(&scrubber), &counters)
                     .map(|(_, s)| s.map(|s| s.len())),
             )
+        })
+    });
+    // The previous session's path, kept as a same-run reference: one typed parse that
+    // validates, the typed walk, and serialization when something changed.
+    group.bench_function("typed_parse_scrub_serialize", |b| {
+        b.iter(|| {
+            let doc = split_datagram(black_box(&datagram)).ok();
+            let seg: Option<Segment> = doc.and_then(|d| serde_json::from_slice(d).ok());
+            black_box(seg.and_then(|mut s| {
+                s.validate_for_ingest().ok()?;
+                let report = scrubber.scrub_segment(&mut s);
+                (!report.is_clean()).then(|| serde_json::to_string(&s).map(|t| t.len()))
+            }))
         })
     });
     group.bench_function("batch_push", |b| {
