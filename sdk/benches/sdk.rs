@@ -83,7 +83,7 @@ fn traced_request(recorder: &Recorder) {
         "POST",
         "https://payments.example.com/v1/charges",
     );
-    black_box(header.to_string());
+    black_box(header.encode());
     call.set_http_response(200, Some(38));
     call.end();
     segment.set_http_response(200, Some(11));

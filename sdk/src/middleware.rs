@@ -72,7 +72,7 @@ pub fn incoming_header(headers: &HeaderMap) -> Option<TraceHeader> {
 
 /// Adds the trace header for an outgoing call to `headers`.
 pub fn inject(header: &TraceHeader, headers: &mut HeaderMap) {
-    if let Ok(value) = HeaderValue::from_str(&header.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&header.encode()) {
         headers.insert(TRACE_HEADER, value);
     }
 }
