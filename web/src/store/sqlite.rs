@@ -8,12 +8,12 @@
 //!
 //! Ingest writes as little as it can per document: one `segments` row (the document as sent,
 //! no derived copy), one summary row per trace of the batch, and only the index rows searches
-//! start from. Index rows are removed by their exact keys, taken from the trace's previous
-//! summary, so no index by trace id is kept. Index rows point at the summary's rowid, which
-//! grows with every summary written, so a batch's index rows land at the end of each key's
-//! range (a few pages) instead of at random places (a page per row). A trace folded again (pieces that arrive in a
-//! later batch) re-reads its stored documents; a trace whose pieces arrive together is folded
-//! from the facts the request handler already extracted.
+//! start from. Index rows point at the summary's `rid`, which grows with every summary
+//! written, so a batch's index rows land at the end of each key's range (a few pages) instead
+//! of at random places (a page per row); they are removed by their exact keys, read from the
+//! trace's previous summary, so no index by trace id is kept for them. A trace whose pieces
+//! arrive in one call is folded on the caller's thread (`prefold`); a trace folded again
+//! (pieces arriving in a later batch) re-reads its stored documents on the writer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
