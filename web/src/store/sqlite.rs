@@ -1187,6 +1187,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join("roentgen.db")).unwrap();
+        // The dropped store's threads may still be closing their connections.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         drop(conn);
         let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
