@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BATCH_DOCUMENTS, HOUR_START, prepare, runtime, shop_documents};
+use common::{BATCH_DOCUMENTS, HOUR_START, prepare, runtime, store_batches};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::store::Store;
 use roentgen_web::store::clickhouse::server::LocalServer;
@@ -42,17 +42,7 @@ fn ingest(c: &mut Criterion) {
         let (docs_before, own_before) = (next, own_cpu_seconds());
         let server_before = server.usage();
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let docs = prepare(&shop_documents(next, BATCH_DOCUMENTS));
-                    next += BATCH_DOCUMENTS as u64;
-                    let t = Instant::now();
-                    rt.block_on(store.put_documents(docs)).expect("put");
-                    spent += t.elapsed();
-                }
-                spent
-            })
+            b.iter_custom(|iters| store_batches(&rt, store, &mut next, iters))
         });
         // Resources per document of this store's ingest (warm-up included), for the
         // deployment guide's sizing.

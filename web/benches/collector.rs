@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BATCH_DOCUMENTS, HOUR_START, prepare, runtime, shop_documents};
+use common::{
+    BATCH_DOCUMENTS, HOUR_START, next_batches, prepare, runtime, shop_documents, store_batches,
+};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::store::Store;
 use roentgen_web::store::sqlite::SqliteStore;
@@ -45,12 +47,7 @@ fn ingest(c: &mut Criterion) {
     // As the server runs it: validation of the next request overlaps the commit of the last.
     group.bench_function("validate_and_store_pipelined", |b| {
         b.iter_custom(|iters| {
-            let raws: Vec<Vec<String>> = (0..iters)
-                .map(|_| {
-                    next += BATCH_DOCUMENTS as u64;
-                    shop_documents(next - BATCH_DOCUMENTS as u64, BATCH_DOCUMENTS)
-                })
-                .collect();
+            let raws = next_batches(&mut next, iters);
             let t = Instant::now();
             rt.block_on(async {
                 let mut pending: Option<tokio::task::JoinHandle<()>> = None;
@@ -76,12 +73,7 @@ fn ingest(c: &mut Criterion) {
     // which groups whatever is queued into one transaction.
     group.bench_function("concurrent_requests_of_50", |b| {
         b.iter_custom(|iters| {
-            let raws: Vec<Vec<String>> = (0..iters)
-                .map(|_| {
-                    next += BATCH_DOCUMENTS as u64;
-                    shop_documents(next - BATCH_DOCUMENTS as u64, BATCH_DOCUMENTS)
-                })
-                .collect();
+            let raws = next_batches(&mut next, iters);
             let t = Instant::now();
             rt.block_on(async {
                 for raw in raws {
@@ -104,17 +96,7 @@ fn ingest(c: &mut Criterion) {
         })
     });
     group.bench_function("store_only", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let docs = prepare(&shop_documents(next, BATCH_DOCUMENTS));
-                next += BATCH_DOCUMENTS as u64;
-                let t = Instant::now();
-                rt.block_on(store.put_documents(docs)).expect("put");
-                spent += t.elapsed();
-            }
-            spent
-        })
+        b.iter_custom(|iters| store_batches(&rt, store.as_ref(), &mut next, iters))
     });
     group.bench_function("baseline_plain_sqlite_inserts", |b| {
         b.iter_custom(|iters| {

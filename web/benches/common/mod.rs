@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each bench uses its own subset
 
+use std::time::{Duration, Instant};
+
 use criterion::{BenchmarkId, Criterion};
 use roentgen_web::api::prepare_document;
 use roentgen_web::store::{IngestDocument, Store};
@@ -35,6 +37,36 @@ pub fn shop_documents(first: u64, count: usize) -> Vec<String> {
         .flat_map(|n| synth::shop_trace(n, HOUR_START + (n % 3600) as f64))
         .take(count)
         .collect()
+}
+
+/// The next `count` batches of fresh shop documents, numbered on from `*next`.
+pub fn next_batches(next: &mut u64, count: u64) -> Vec<Vec<String>> {
+    (0..count)
+        .map(|_| {
+            let batch = shop_documents(*next, BATCH_DOCUMENTS);
+            *next += BATCH_DOCUMENTS as u64;
+            batch
+        })
+        .collect()
+}
+
+/// Stores `iters` batches of fresh, already validated documents one after another; returns
+/// the time spent in `put_documents` only.
+pub fn store_batches(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    next: &mut u64,
+    iters: u64,
+) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        let docs = prepare(&shop_documents(*next, BATCH_DOCUMENTS));
+        *next += BATCH_DOCUMENTS as u64;
+        let t = Instant::now();
+        rt.block_on(store.put_documents(docs)).expect("put");
+        spent += t.elapsed();
+    }
+    spent
 }
 
 /// `GetTraceSummaries` with a selective filter over the hour, and its baseline: the same
