@@ -259,5 +259,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
+/// The SQL comparison operator of a pushed-down numeric comparison (`=` for anything else).
+fn op_sql(op: &str) -> &'static str {
+    match op {
+        "<" => "<",
+        "<=" => "<=",
+        ">" => ">",
+        ">=" => ">=",
+        _ => "=",
+    }
+}
+
 #[cfg(test)]
 mod tests;

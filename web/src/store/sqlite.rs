@@ -876,16 +876,6 @@ fn read_rules(conn: &Connection) -> Result<Vec<StoredRule>, StoreError> {
     Ok(out)
 }
 
-fn op_sql(op: &str) -> &'static str {
-    match op {
-        "<" => "<",
-        "<=" => "<=",
-        ">" => ">",
-        ">=" => ">=",
-        _ => "=",
-    }
-}
-
 /// Most rows an annotation value may index for the scan to start from that index rather than
 /// from the time index (a selective predicate drives; a common one is checked per row).
 const DRIVING_ANNOTATION_ROWS: i64 = 5_000;
@@ -958,11 +948,11 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
                 args.push(i64::from(*s).into());
             }
             Pushdown::ResponseTime(op, v) => {
-                sql.push_str(&format!(" AND t.response_time {} ?", op_sql(op)));
+                sql.push_str(&format!(" AND t.response_time {} ?", super::op_sql(op)));
                 args.push((*v).into());
             }
             Pushdown::Duration(op, v) => {
-                sql.push_str(&format!(" AND t.duration {} ?", op_sql(op)));
+                sql.push_str(&format!(" AND t.duration {} ?", super::op_sql(op)));
                 args.push((*v).into());
             }
             Pushdown::AnnotationEquals(k, v) => {

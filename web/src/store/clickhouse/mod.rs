@@ -123,16 +123,6 @@ fn id_list(ids: &[String]) -> String {
     ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(",")
 }
 
-fn op_sql(op: &str) -> &'static str {
-    match op {
-        "<" => "<",
-        "<=" => "<=",
-        ">" => ">",
-        ">=" => ">=",
-        _ => "=",
-    }
-}
-
 /// Day number (partition) of a trace: the epoch in its id, else `fallback` seconds.
 fn trace_day(trace_id: &str, fallback: f64) -> u16 {
     let secs = trace_id
@@ -520,9 +510,11 @@ impl ClickhouseStore {
                 Pushdown::HasThrottle(b) => format!("has_throttle = {}", u8::from(*b)),
                 Pushdown::HttpStatus(s) => format!("http_status = {s}"),
                 Pushdown::ResponseTime(op, v) => {
-                    format!("response_time {} {}", op_sql(op), number(*v))
+                    format!("response_time {} {}", crate::store::op_sql(op), number(*v))
                 }
-                Pushdown::Duration(op, v) => format!("duration {} {}", op_sql(op), number(*v)),
+                Pushdown::Duration(op, v) => {
+                    format!("duration {} {}", crate::store::op_sql(op), number(*v))
+                }
                 Pushdown::AnnotationEquals(k, v) => format!(
                     "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
                     quote(k),
@@ -531,7 +523,7 @@ impl ClickhouseStore {
                 Pushdown::AnnotationNumber(k, op, v) => format!(
                     "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
                     quote(k),
-                    op_sql(op),
+                    crate::store::op_sql(op),
                     number(*v)
                 ),
                 Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
