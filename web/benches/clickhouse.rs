@@ -23,7 +23,7 @@ use roentgen_web::store::Store;
 use roentgen_web::store::clickhouse::server::LocalServer;
 use roentgen_web::store::clickhouse::{BulkRows, ClickhouseConfig, ClickhouseStore};
 use roentgen_web::store::sqlite::SqliteStore;
-use roentgen_web::{query, synth};
+use roentgen_web::synth;
 
 fn ingest(c: &mut Criterion) {
     let rt = runtime();
@@ -187,23 +187,12 @@ fn queries(c: &mut Criterion) {
     let big = std::cell::OnceCell::new();
     let get = || big.get_or_init(|| big_store(&rt));
     let traces = traces();
-    let end = HOUR_START + 3600.0;
 
     let mut group = c.benchmark_group("clickhouse_service_graph_1h");
     group.sample_size(10);
     group.bench_function(
         BenchmarkId::new("sample_rollups_segments", segments()),
-        |b| {
-            b.iter(|| {
-                rt.block_on(query::service_graph(
-                    get().1.as_ref(),
-                    HOUR_START,
-                    end,
-                    None,
-                ))
-                .expect("graph")
-            })
-        },
+        |b| b.iter(|| common::service_graph_of_the_hour(&rt, get().1.as_ref())),
     );
     group.finish();
 

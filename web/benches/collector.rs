@@ -180,15 +180,7 @@ fn queries(c: &mut Criterion) {
     let mut group = c.benchmark_group("service_graph_1h");
     group.sample_size(10);
     group.bench_function(BenchmarkId::new("rollups", traces), |b| {
-        b.iter(|| {
-            rt.block_on(query::service_graph(
-                get().1.as_ref(),
-                HOUR_START,
-                end,
-                None,
-            ))
-            .expect("graph")
-        })
+        b.iter(|| common::service_graph_of_the_hour(&rt, get().1.as_ref()))
     });
     let everything = filter::parse("ok OR !ok").expect("filter");
     group.measurement_time(Duration::from_secs(1));

@@ -69,6 +69,20 @@ pub fn store_batches(
     spent
 }
 
+/// `GetServiceGraph` over the benchmarked hour, with no filter.
+pub fn service_graph_of_the_hour(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+) -> Vec<roentgen_web::graph::Service> {
+    rt.block_on(query::service_graph(
+        store,
+        HOUR_START,
+        HOUR_START + 3600.0,
+        None,
+    ))
+    .expect("graph")
+}
+
 /// `GetTraceSummaries` with a selective filter over the hour, and its baseline: the same
 /// predicate in a form no index answers (`BEGINSWITH`/`ENDSWITH`), one page of scanning.
 pub fn trace_summaries_group<'s>(
