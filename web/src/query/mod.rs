@@ -294,15 +294,7 @@ pub async fn filtered_rollups(
             .add(s.outcome, s.response_time, 1);
     })
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|((minute, src, dst), stats)| RollupRow {
-            minute,
-            src,
-            dst,
-            stats,
-        })
-        .collect())
+    Ok(RollupRow::from_keyed(rows))
 }
 
 /// The graph of the given traces only.

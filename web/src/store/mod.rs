@@ -141,6 +141,23 @@ pub struct RollupRow {
     pub stats: crate::graph::Stats,
 }
 
+impl RollupRow {
+    /// Rows from statistics keyed by `(minute, src, dst)`, in key order.
+    pub fn from_keyed(
+        keyed: std::collections::BTreeMap<(i64, String, String), crate::graph::Stats>,
+    ) -> Vec<RollupRow> {
+        keyed
+            .into_iter()
+            .map(|((minute, src, dst), stats)| RollupRow {
+                minute,
+                src,
+                dst,
+                stats,
+            })
+            .collect()
+    }
+}
+
 /// A sampling rule and its timestamps, stored as the API shapes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRule {

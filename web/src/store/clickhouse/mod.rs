@@ -773,15 +773,7 @@ impl ClickhouseStore {
             s.total_response_time += r.rt;
             *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
         }
-        Ok(folded
-            .into_iter()
-            .map(|((minute, src, dst), stats)| RollupRow {
-                minute,
-                src,
-                dst,
-                stats,
-            })
-            .collect())
+        Ok(RollupRow::from_keyed(folded))
     }
 
     async fn record_sampling(
