@@ -117,6 +117,14 @@ pub struct Args {
     /// Seconds from a request's headers to its response (reading the body included); 408 past it.
     #[arg(long, env = "ROENTGEN_WEB_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
+    /// Longest window, in hours, of a `GetServiceGraph` or `GetTimeSeriesServiceStatistics`
+    /// call (longer ones are refused with `InvalidRequestException`).
+    #[arg(
+        long,
+        env = "ROENTGEN_WEB_MAX_QUERY_WINDOW_HOURS",
+        default_value_t = crate::api::QueryLimits::DEFAULT_WINDOW_HOURS
+    )]
+    pub max_query_window_hours: u64,
     /// Largest request line plus headers, in KiB; 431 past it.
     #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
     pub max_header_kb: usize,
@@ -211,6 +219,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Per-connection timeouts and header size limit.
     pub limits: crate::server::Limits,
+    /// Bounds on one query's work.
+    pub query_limits: crate::api::QueryLimits,
 }
 
 impl Args {
@@ -308,6 +318,15 @@ impl Args {
             .unwrap_or(usize::MAX)
                 * 1024,
         };
+        let query_limits = crate::api::QueryLimits {
+            max_window_secs: (limit(
+                "--max-query-window-hours",
+                self.max_query_window_hours,
+                1,
+                24 * 366,
+            )? * 3600) as f64,
+            ..crate::api::QueryLimits::default()
+        };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
             StoreKind::Clickhouse => Some(self.clickhouse_config()?),
@@ -357,6 +376,7 @@ impl Args {
             auth,
             tls,
             limits,
+            query_limits,
             daemon,
             demo: self.demo,
             listen,

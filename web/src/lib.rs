@@ -24,6 +24,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod filter;
 pub mod graph;
+pub mod group;
 pub mod query;
 pub mod retention;
 pub mod sampling;
@@ -80,7 +81,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if config.scrubber.is_some() {
         tracing::info!("server-side scrubbing of PutTraceSegments documents is on");
     }
-    let state = api::AppState::new(store.clone(), config.scrubber.clone());
+    let mut state = api::AppState::new(store.clone(), config.scrubber.clone());
+    state.limits = config.query_limits;
     let app = api::router(state.clone()).merge(dashboard::router(state));
     let app = match &config.auth {
         Some(auth) => {

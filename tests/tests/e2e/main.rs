@@ -4,6 +4,8 @@ mod captures;
 mod collector;
 mod daemon;
 mod dashboard;
+mod group_scope;
+mod request_bounds;
 mod scale_out;
 mod sdk;
 mod security;

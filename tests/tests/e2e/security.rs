@@ -26,7 +26,7 @@ pub(crate) fn create_key(keys_file: &Path, principal: &str, allow: &str) -> Key 
 }
 
 /// Runs `aws xray ARGS` signed with `key`; returns (success, stdout, stderr).
-fn aws(collector: &Collector, key: &Key, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn aws(collector: &Collector, key: &Key, args: &[&str]) -> (bool, String, String) {
     aws_xray(
         collector,
         Some((&key.id, &key.secret)),
@@ -35,7 +35,7 @@ fn aws(collector: &Collector, key: &Key, args: &[&str]) -> (bool, String, String
     )
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -50,7 +50,7 @@ struct Setup {
 }
 
 /// Starts a collector over `DIR/keys.json` with its audit log in `DIR/audit.jsonl`.
-fn start_collector(dir: &Path) -> (Collector, std::path::PathBuf) {
+pub(crate) fn start_collector(dir: &Path) -> (Collector, std::path::PathBuf) {
     let audit = dir.join("audit.jsonl");
     let keys = dir.join("keys.json");
     let collector = Collector::start(
@@ -364,7 +364,7 @@ fn the_daemon_signs_with_its_own_key() {
 }
 
 /// Runs `roentgen-web keys --keys-file FILE create ARGS` and returns the key it made.
-fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
+pub(crate) fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
     let out = Command::new(binary("roentgen-web"))
         .args(["keys", "--keys-file"])
         .arg(keys_file)
@@ -391,7 +391,7 @@ fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
 }
 
 /// POSTs `body` to `path` signed with `key` (a fresh signature each call: `seq` is signed).
-fn signed_post(
+pub(crate) fn signed_post(
     address: &str,
     key: &Key,
     path: &str,

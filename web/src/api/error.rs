@@ -21,13 +21,17 @@ pub enum ApiError {
     /// The operation is not implemented (404, `UnknownOperationException`).
     #[error("{0}")]
     UnknownOperation(String),
+    /// The request body is larger than this many bytes (413).
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
     /// Something failed on our side (500); the detail is logged, not sent.
     #[error("internal failure")]
     Internal(String),
 }
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str) {
+    /// `(status, __type)`.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "InvalidRequestException"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
@@ -35,6 +39,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "RuleLimitExceededException")
             }
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
         }
     }

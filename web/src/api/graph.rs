@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::scope::GroupScope;
 use super::traces::MAX_TRACE_IDS;
-use super::{ApiError, AppState, check_window, parse_body};
+use super::{ApiError, AppState, check_graph_window, parse_body, scoped_filter};
 use crate::assembly::NodeKey;
 use crate::filter::{self, Expr, ServiceSelector};
 use crate::graph::Stats;
@@ -21,41 +22,20 @@ struct WindowRequest {
     start_time: f64,
     end_time: f64,
     #[serde(default)]
-    group_name: Option<String>,
-    #[serde(default, rename = "GroupARN")]
-    group_arn: Option<String>,
-    #[serde(default)]
     entity_selector_expression: Option<String>,
     #[serde(default)]
     period: Option<i64>,
 }
 
-/// The filter of the group a request names, if any.
-async fn group_filter(
-    state: &AppState,
-    name: Option<&str>,
-    arn: Option<&str>,
-) -> Result<Option<Expr>, ApiError> {
-    let name = match (name, arn) {
-        (Some(n), _) => n.to_owned(),
-        (None, Some(arn)) => arn.rsplit('/').next().unwrap_or(arn).to_owned(),
-        (None, None) => return Ok(None),
-    };
-    if name == "Default" {
-        return Ok(None);
-    }
-    let text = format!("group.name = {}", filter::Literal::Str(name));
-    super::parse_filter(state, Some(&text)).await
-}
-
 /// `POST /ServiceGraph`.
 pub async fn get_service_graph(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: WindowRequest = parse_body(&body)?;
-    check_window(req.start_time, req.end_time)?;
-    let filter = group_filter(&state, req.group_name.as_deref(), req.group_arn.as_deref()).await?;
+    check_graph_window(&state, req.start_time, req.end_time)?;
+    let filter = scoped_filter(&state, &scope, None).await?;
     let services = query::service_graph(
         state.store.as_ref(),
         req.start_time,
@@ -122,10 +102,11 @@ fn entity(text: Option<&str>) -> Result<Entity, ApiError> {
 /// `POST /TimeSeriesServiceStatistics`.
 pub async fn get_time_series_service_statistics(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: WindowRequest = parse_body(&body)?;
-    check_window(req.start_time, req.end_time)?;
+    check_graph_window(&state, req.start_time, req.end_time)?;
     let period = req.period.unwrap_or(60);
     if period < 60 || period % 60 != 0 {
         return Err(ApiError::InvalidRequest(
@@ -135,7 +116,7 @@ pub async fn get_time_series_service_statistics(
     let selected = entity(req.entity_selector_expression.as_deref())?;
     let first = crate::assembly::minute_of(req.start_time);
     let last = crate::assembly::minute_of(req.end_time);
-    let group = group_filter(&state, req.group_name.as_deref(), req.group_arn.as_deref()).await?;
+    let group = scoped_filter(&state, &scope, None).await?;
     let rows = match &group {
         // A group's statistics come from its matching traces, not from the all-traffic rollups.
         Some(f) => {

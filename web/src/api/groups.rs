@@ -2,19 +2,17 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::scope::GroupScope;
 use super::{ApiError, AppState, parse_body};
+use crate::group::{GroupName, arn_of};
 use crate::store::StoredGroup;
 
-fn group_arn(name: &str) -> String {
-    format!("arn:aws:xray:us-east-1:000000000000:group/{name}")
-}
-
 fn group_json(g: &StoredGroup) -> Value {
-    let mut v = json!({ "GroupName": g.name, "GroupARN": group_arn(&g.name) });
+    let mut v = json!({ "GroupName": g.name, "GroupARN": arn_of(&g.name) });
     if let Some(f) = &g.filter_expression {
         v["FilterExpression"] = Value::String(f.clone());
     }
@@ -25,36 +23,21 @@ fn group_json(g: &StoredGroup) -> Value {
     v
 }
 
+/// What a group operation changes besides the group it names (named by its [`GroupScope`]).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct GroupRequest {
-    #[serde(default)]
-    group_name: Option<String>,
-    #[serde(default, rename = "GroupARN")]
-    group_arn: Option<String>,
     #[serde(default)]
     filter_expression: Option<String>,
     #[serde(default)]
     insights_configuration: Option<Value>,
 }
 
-impl GroupRequest {
-    fn name(&self) -> Result<String, ApiError> {
-        self.group_name
-            .clone()
-            .or_else(|| {
-                self.group_arn
-                    .as_deref()
-                    .and_then(|a| a.rsplit('/').next())
-                    .map(str::to_owned)
-            })
-            .filter(|n| !n.is_empty() && n.chars().count() <= 32)
-            .ok_or_else(|| {
-                ApiError::InvalidRequest(
-                    "GroupName (1 to 32 characters) or GroupARN is required".to_owned(),
-                )
-            })
-    }
+/// The group an operation is about; the scope layer has already refused a request without one.
+fn named(scope: &GroupScope) -> Result<&GroupName, ApiError> {
+    scope
+        .group()
+        .ok_or_else(|| ApiError::InvalidRequest("GroupName or GroupARN is required".to_owned()))
 }
 
 fn check_filter(text: Option<&str>) -> Result<(), ApiError> {
@@ -68,10 +51,17 @@ fn check_filter(text: Option<&str>) -> Result<(), ApiError> {
 /// `POST /CreateGroup`.
 pub async fn create_group(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: GroupRequest = parse_body(&body)?;
-    let name = req.name()?;
+    let name = named(&scope)?;
+    if name.is_default() {
+        return Err(ApiError::InvalidRequest(
+            "Default is a reserved group name".to_owned(),
+        ));
+    }
+    let name = name.as_str().to_owned();
     check_filter(req.filter_expression.as_deref())?;
     let group = StoredGroup {
         name,
@@ -103,20 +93,22 @@ async fn find(state: &AppState, name: &str) -> Result<StoredGroup, ApiError> {
 /// `POST /GetGroup`.
 pub async fn get_group(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let req: GroupRequest = parse_body(&body)?;
-    let group = find(&state, &req.name()?).await?;
+    let _: GroupRequest = parse_body(&body)?;
+    let group = find(&state, named(&scope)?.as_str()).await?;
     Ok(Json(json!({ "Group": group_json(&group) })))
 }
 
 /// `POST /UpdateGroup`.
 pub async fn update_group(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: GroupRequest = parse_body(&body)?;
-    let mut group = find(&state, &req.name()?).await?;
+    let mut group = find(&state, named(&scope)?.as_str()).await?;
     check_filter(req.filter_expression.as_deref())?;
     if req.filter_expression.is_some() {
         group.filter_expression = req.filter_expression;
@@ -131,9 +123,13 @@ pub async fn update_group(
 /// `POST /DeleteGroup`.
 pub async fn delete_group(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let req: GroupRequest = parse_body(&body)?;
-    state.store.delete_group(req.name()?).await?;
+    let _: GroupRequest = parse_body(&body)?;
+    state
+        .store
+        .delete_group(named(&scope)?.as_str().to_owned())
+        .await?;
     Ok(Json(json!({})))
 }

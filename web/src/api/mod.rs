@@ -6,6 +6,7 @@ mod error;
 mod graph;
 mod groups;
 mod sampling;
+pub mod scope;
 mod traces;
 
 use std::sync::atomic::AtomicU64;
@@ -38,8 +39,34 @@ pub struct Counters {
     pub documents_scrubbed: AtomicU64,
 }
 
+/// Bounds on the work one query may ask for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryLimits {
+    /// Longest `StartTime`..`EndTime` window of `GetServiceGraph` and
+    /// `GetTimeSeriesServiceStatistics`, in seconds.
+    pub max_window_secs: f64,
+    /// Most candidate traces the dashboard's traces page examines for one view; past it the
+    /// page shows what it found and says the search stopped, so a selective filter over a
+    /// long window cannot make one GET scan the whole store.
+    pub list_scan_budget: usize,
+}
+
+impl QueryLimits {
+    /// The default window bound: 24 hours.
+    pub const DEFAULT_WINDOW_HOURS: u64 = 24;
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_window_secs: (Self::DEFAULT_WINDOW_HOURS * 3600) as f64,
+            list_scan_budget: 100_000,
+        }
+    }
+}
+
 /// What every handler shares: the store, the optional server-side scrubber, the sampling
-/// targets' client table and the counters.
+/// targets' client table, the counters and the query limits.
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
@@ -50,6 +77,8 @@ pub struct AppState {
     pub targets: Arc<Mutex<Targets>>,
     /// Counters.
     pub counters: Arc<Counters>,
+    /// Bounds on one query's work.
+    pub limits: QueryLimits,
 }
 
 impl AppState {
@@ -60,6 +89,7 @@ impl AppState {
             scrubber,
             targets: Arc::new(Mutex::new(Targets::default())),
             counters: Arc::new(Counters::default()),
+            limits: QueryLimits::default(),
         }
     }
 }
@@ -88,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/UpdateGroup", post(groups::update_group))
         .route("/DeleteGroup", post(groups::delete_group))
         .fallback(unknown_operation)
+        .layer(axum::middleware::from_fn(scope::attach))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
 }
@@ -115,6 +146,41 @@ pub(crate) fn check_window(start: f64, end: f64) -> Result<(), ApiError> {
         return Err(ApiError::InvalidRequest(
             "StartTime must not be after EndTime".to_owned(),
         ));
+    }
+    Ok(())
+}
+
+/// The filter a request is answered with: its own expression (groups resolved) AND, when the
+/// request is confined to a group, that group's expression.
+pub(crate) async fn scoped_filter(
+    state: &AppState,
+    scope: &scope::GroupScope,
+    text: Option<&str>,
+) -> Result<Option<crate::filter::Expr>, ApiError> {
+    use crate::filter::{Expr, Literal};
+    let own = parse_filter(state, text).await?;
+    let Some(group) = scope.group().filter(|g| !g.is_default()) else {
+        return Ok(own);
+    };
+    let text = format!("group.name = {}", Literal::Str(group.as_str().to_owned()));
+    let confining = parse_filter(state, Some(&text)).await?;
+    Ok(match (own, confining) {
+        (Some(a), Some(b)) => Some(Expr::And(Box::new(a), Box::new(b))),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Checks a graph or time-series window: well-formed and no longer than the limit (these
+/// answers are built from every minute of the window).
+pub(crate) fn check_graph_window(state: &AppState, start: f64, end: f64) -> Result<(), ApiError> {
+    check_window(start, end)?;
+    let max = state.limits.max_window_secs;
+    if end - start > max {
+        return Err(ApiError::InvalidRequest(format!(
+            "the window from StartTime to EndTime is {:.0} hours; at most {:.0} hours are allowed (--max-query-window-hours)",
+            ((end - start) / 3600.0).ceil(),
+            max / 3600.0
+        )));
     }
     Ok(())
 }

@@ -4,13 +4,14 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use roentgen_sdk::model::{MAX_DOCUMENT_BYTES, Segment};
 use roentgen_sdk::scrub::Scrubber;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, check_window, parse_body, parse_filter};
+use super::scope::GroupScope;
+use super::{ApiError, AppState, check_window, parse_body, scoped_filter};
 use crate::assembly::{AnnotationValue, DocFacts, NodeKey, RootCause, TraceSummary};
 use crate::query;
 use crate::store::IngestDocument;
@@ -303,11 +304,12 @@ pub fn summary_json(s: &TraceSummary) -> Value {
 /// `POST /TraceSummaries`.
 pub async fn get_trace_summaries(
     State(state): State<AppState>,
+    Extension(scope): Extension<GroupScope>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let req: GetTraceSummariesRequest = parse_body(&body)?;
     check_window(req.start_time, req.end_time)?;
-    let filter = parse_filter(&state, req.filter_expression.as_deref()).await?;
+    let filter = scoped_filter(&state, &scope, req.filter_expression.as_deref()).await?;
     let time_range = match req.time_range_type.as_deref() {
         None => query::TimeRangeType::TraceId,
         Some(name) => query::TimeRangeType::parse(name).ok_or_else(|| {

@@ -100,56 +100,8 @@ pub fn action_for(path: &str) -> Option<&'static str> {
     })
 }
 
-/// The ARN of a group, in the form the groups API returns.
-pub fn group_arn(name: &str) -> String {
-    format!("arn:aws:xray:us-east-1:000000000000:group/{name}")
-}
-
-/// The name in a `group.name = "NAME"` filter expression (nothing else around it).
-fn group_of_filter(filter: &str) -> Option<String> {
-    let rest = filter.trim().strip_prefix("group.name")?.trim_start();
-    let rest = rest.strip_prefix('=')?.trim();
-    let inner = rest.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains(['"', '\\'])).then(|| inner.to_owned())
-}
-
-/// The resource a call is about: the group it names (by `GroupName`, `GroupARN` or a
-/// `group.name = "..."` filter), else `*`.
-pub fn resource_for(action: &str, body: &[u8]) -> String {
-    let groupish = matches!(
-        action,
-        "xray:GetServiceGraph"
-            | "xray:GetTimeSeriesServiceStatistics"
-            | "xray:GetTraceSummaries"
-            | "xray:GetGroup"
-            | "xray:UpdateGroup"
-            | "xray:DeleteGroup"
-            | "xray:CreateGroup"
-    );
-    if !groupish {
-        return "*".to_owned();
-    }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return "*".to_owned();
-    };
-    if let Some(arn) = value.get("GroupARN").and_then(|v| v.as_str()) {
-        return arn.to_owned();
-    }
-    if let Some(name) = value.get("GroupName").and_then(|v| v.as_str()) {
-        return group_arn(name);
-    }
-    if let Some(name) = value
-        .get("FilterExpression")
-        .and_then(|v| v.as_str())
-        .and_then(group_of_filter)
-    {
-        return group_arn(&name);
-    }
-    "*".to_owned()
-}
-
 /// A refusal, answered with an X-Ray error body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Denial {
     /// The signature is missing or wrong.
     Signature(SigError),
@@ -159,6 +111,8 @@ pub enum Denial {
     Busy,
     /// Over the rate limit; try again after this long.
     Throttled(Duration),
+    /// The request is refused before it is authorized (a malformed group, a body too large).
+    Invalid(crate::api::ApiError),
 }
 
 impl Denial {
@@ -185,6 +139,10 @@ impl Denial {
                 "ThrottledException",
                 "Rate exceeded".to_owned(),
             ),
+            Denial::Invalid(e) => {
+                let (status, kind) = e.parts();
+                (status, kind, e.to_string())
+            }
         }
     }
 }
@@ -222,6 +180,34 @@ impl Caller {
     /// Whether the caller's policies allow `action` on `resource`.
     pub fn may(&self, action: &str, resource: &str) -> bool {
         Auth::authorize(&self.principal, action, resource, self.source_ip).is_ok()
+    }
+}
+
+/// A signature that passed every check but the one over the body.
+struct Screened {
+    presented: sigv4::Presented,
+    secret: String,
+    principal: Arc<LoadedPrincipal>,
+    until: i64,
+}
+
+impl Screened {
+    /// Checks the signature over the body.
+    fn verify(
+        self,
+        request: &SignableRequest<'_>,
+        body: &[u8],
+    ) -> Result<(Arc<LoadedPrincipal>, Admission), Denial> {
+        self.presented
+            .verify(request, body, &self.secret)
+            .map_err(Denial::Signature)?;
+        Ok((
+            self.principal,
+            Admission {
+                signature: self.presented.auth.signature,
+                until: self.until,
+            },
+        ))
     }
 }
 
@@ -374,6 +360,12 @@ impl Auth {
         body: &[u8],
         now: i64,
     ) -> Result<(Arc<LoadedPrincipal>, Admission), Denial> {
+        self.screen(request, now)?.verify(request, body)
+    }
+
+    /// The checks that need no body: the signature's form and scope, its time, and a known
+    /// key. A request that fails them is refused before its body is read.
+    fn screen(&self, request: &SignableRequest<'_>, now: i64) -> Result<Screened, Denial> {
         let p = sigv4::presented(request).map_err(Denial::Signature)?;
         if p.auth.service != SERVICE {
             return Err(Denial::Signature(SigError::Scope(
@@ -386,14 +378,12 @@ impl Auth {
         let (secret, principal) = keyring
             .get(&p.auth.access_key_id)
             .ok_or(Denial::Signature(SigError::UnknownKey))?;
-        p.verify(request, body, secret).map_err(Denial::Signature)?;
-        Ok((
-            principal.clone(),
-            Admission {
-                signature: p.auth.signature,
-                until: p.time + p.expires.unwrap_or(0) + skew,
-            },
-        ))
+        Ok(Screened {
+            secret: secret.to_owned(),
+            principal: principal.clone(),
+            until: p.time + p.expires.unwrap_or(0) + skew,
+            presented: p,
+        })
     }
 
     /// Lets a verified request in: its principal's rate limit, then the replay cache (in that
@@ -572,6 +562,14 @@ async fn session_request(
     }
 }
 
+/// The body size a request declares (`Content-Length`), if it does.
+fn declared_length(headers: &[(&str, &str)]) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
 /// The layer's body: authenticate, rate-limit, authorize, audit, then call the inner service.
 async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
@@ -605,10 +603,6 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
     }
     let action = api_action.unwrap_or_else(|| page_action(&path));
     let (mut parts, body) = request.into_parts();
-    let bytes: Bytes = match axum::body::to_bytes(body, crate::api::MAX_REQUEST_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
-    };
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()
@@ -620,18 +614,47 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
         query: parts.uri.query().unwrap_or(""),
         headers: &headers,
     };
-    let resource = if page {
-        "*".to_owned()
-    } else {
-        resource_for(action, &bytes)
-    };
     let now = now_secs();
-    let verified = auth.verified(&signable, &bytes, now);
+    // Unsigned, unknown-key, stale or oversized requests are refused before the body is read.
+    let screened = auth
+        .screen(&signable, now)
+        .and_then(|s| match declared_length(&headers) {
+            Some(n) if n > crate::api::MAX_REQUEST_BYTES as u64 => Err(Denial::Invalid(
+                crate::api::ApiError::TooLarge(crate::api::MAX_REQUEST_BYTES),
+            )),
+            _ => Ok(s),
+        });
+    let mut bytes = Bytes::new();
+    let mut scope = Ok(crate::api::scope::GroupScope::Everything);
+    let verified = match screened {
+        Ok(screened) => match axum::body::to_bytes(body, crate::api::MAX_REQUEST_BYTES).await {
+            Ok(b) => {
+                bytes = b;
+                if !page {
+                    scope = crate::api::scope::scope_of(&path, &bytes);
+                }
+                screened.verify(&signable, &bytes)
+            }
+            Err(_) => Err(Denial::Invalid(crate::api::ApiError::TooLarge(
+                crate::api::MAX_REQUEST_BYTES,
+            ))),
+        },
+        Err(denial) => Err(denial),
+    };
+    let resource = scope
+        .as_ref()
+        .map_or_else(|_| "*".to_owned(), crate::api::scope::GroupScope::resource);
     let who = verified.as_ref().ok().map(|(p, _)| p.clone());
     let outcome = match verified {
         Ok((principal, admission)) => auth
             .admit(&principal, admission, now)
-            .and_then(|()| authorize_call(&principal, action, &resource, page, source))
+            .and_then(|()| match &scope {
+                // A malformed scope is the client's mistake, told once it is authenticated.
+                Err(e) => Err(Denial::Invalid(crate::api::ApiError::InvalidRequest(
+                    e.to_string(),
+                ))),
+                Ok(_) => authorize_call(&principal, action, &resource, page, source),
+            })
             .map(|()| principal),
         // A failed signature counts against the address: past its limit, 429 instead of 403.
         Err(denial) => Err(auth.charge_address(source).err().unwrap_or(denial)),
@@ -658,6 +681,9 @@ async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Ne
                 source_ip: source,
             });
             parts.extensions.insert(auth);
+            if let Ok(scope) = scope {
+                parts.extensions.insert(scope);
+            }
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }

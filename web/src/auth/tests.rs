@@ -302,23 +302,6 @@ fn paths_map_to_actions() {
     assert_eq!(action_for("/TraceSegments"), Some("xray:PutTraceSegments"));
     assert_eq!(action_for("/Traces"), Some("xray:BatchGetTraces"));
     assert_eq!(action_for("/traces"), None);
-    assert_eq!(
-        resource_for("xray:GetServiceGraph", br#"{"GroupName":"a"}"#),
-        group_arn("a")
-    );
-    assert_eq!(
-        resource_for("xray:GetServiceGraph", br#"{"GroupARN":"arn:x"}"#),
-        "arn:x"
-    );
-    assert_eq!(
-        resource_for("xray:PutTraceSegments", br#"{"GroupName":"a"}"#),
-        "*"
-    );
-    assert_eq!(
-        group_of_filter(r#" group.name="a b" "#).as_deref(),
-        Some("a b")
-    );
-    assert_eq!(group_of_filter(r#"group.name = "a" AND ok"#), None);
 }
 
 async fn raw(app: &Router, mut request: Request<Body>) -> (u16, axum::http::HeaderMap, String) {

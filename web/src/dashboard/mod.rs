@@ -535,6 +535,8 @@ struct TracesPage {
     axis: (String, String),
     matched: usize,
     truncated: bool,
+    /// Candidates examined when the search stopped at the scan budget before the window's end.
+    scan_stopped: Option<usize>,
     page: usize,
     pages: usize,
     prev: Option<String>,
@@ -675,6 +677,8 @@ async fn traces_page(
     let filter = q.scope.filter_text();
     let mut matched: Vec<TraceSummary> = Vec::new();
     let mut truncated = false;
+    let mut scanned = 0;
+    let mut scan_stopped = None;
     let problem = match scope_filter(&state, &q.scope).await {
         Ok(expr) => {
             let mut token: Option<String> = None;
@@ -689,12 +693,17 @@ async fn traces_page(
                 .await
                 .map_err(query_err)?;
                 matched.extend(page.summaries);
+                scanned += page.scanned;
                 token = page.next_token;
                 if token.is_none() {
                     break;
                 }
                 if matched.len() >= LIST_LIMIT {
                     truncated = true;
+                    break;
+                }
+                if scanned >= state.limits.list_scan_budget {
+                    scan_stopped = Some(scanned);
                     break;
                 }
             }
@@ -776,6 +785,7 @@ async fn traces_page(
         axis,
         matched: matched.len(),
         truncated,
+        scan_stopped,
         page,
         pages,
         prev: (page > 1).then(|| format!("{sorted}&page={}", page - 1)),
@@ -931,6 +941,9 @@ async fn css() -> impl IntoResponse {
 async fn js() -> impl IntoResponse {
     asset(JS, "text/javascript; charset=utf-8")
 }
+
+#[cfg(test)]
+mod page_tests;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,8 @@
 use crate::api::AppState;
 use crate::assembly::TraceSummary;
 use crate::auth::session::DASHBOARD_ACTION;
-use crate::auth::{AUDIT_ACTION, Caller, group_arn};
+use crate::auth::{AUDIT_ACTION, Caller};
+use crate::group::arn_of as group_arn;
 
 use super::{PageError, Scope, filter_quote, query_err};
 

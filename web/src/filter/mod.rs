@@ -3,6 +3,7 @@
 //! can answer from its indexes (time range aside, which every query carries).
 
 mod eval;
+mod groups;
 mod lexer;
 mod parser;
 
@@ -11,6 +12,7 @@ use std::fmt;
 use crate::store::Pushdown;
 
 pub use eval::matches;
+pub use groups::GroupRefs;
 
 /// A filter expression that failed to parse, with the 1-based column and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -16,6 +16,7 @@ use super::lexer::Token;
 use super::{
     Expr, FilterError, Flag, Key, Literal, NumberKey, Op, RootCause, ServiceSelector, StringKey,
 };
+use crate::group::GroupName;
 
 const FLAGS: &[(&str, Flag)] = &[
     ("ok", Flag::Ok),
@@ -320,9 +321,15 @@ impl Parser {
             if !self.eat(&Token::Cmp("=")) {
                 return Err(self.expected("\"=\" after group.name"));
             }
-            let name = self.string("a quoted group name")?;
-            let name = name.rsplit('/').next().unwrap_or(&name).to_owned();
-            return Ok(Expr::Group(name));
+            let at = self.column();
+            let text = self.string("a quoted group name")?;
+            let name = if lower == "group.arn" {
+                GroupName::from_arn(&text)
+            } else {
+                GroupName::parse(&text)
+            };
+            let name = name.map_err(|e| FilterError::new(at, e.to_string()))?;
+            return Ok(Expr::Group(name.as_str().to_owned()));
         }
         if let Some((_, flag)) = FLAGS.iter().find(|(n, _)| *n == lower) {
             // `fault = true` is accepted as well as the bare keyword.
