@@ -174,8 +174,23 @@ fn the_aws_cli_works_against_the_collector() {
 
 #[test]
 fn kill_9_during_ingest_loses_nothing_acknowledged() {
+    kill_9_loses_nothing_acknowledged(&[]);
+}
+
+#[test]
+fn kill_9_during_ingest_on_clickhouse_26_loses_nothing_acknowledged() {
+    use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
+    let server = LocalServer::start_engine(&Engine::chdb()).unwrap();
+    let url = server.url();
+    kill_9_loses_nothing_acknowledged(&["--store", "clickhouse", "--clickhouse-url", &url]);
+}
+
+/// Kills the collector (started with `store_args`) with SIGKILL while a client posts batches;
+/// a new collector on the same store then returns every trace the first one acknowledged.
+#[allow(clippy::unwrap_used)] // a test body, run once per store
+fn kill_9_loses_nothing_acknowledged(store_args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), store_args);
     let start = now() - 60.0;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let writer = {
@@ -212,7 +227,7 @@ fn kill_9_during_ingest_loses_nothing_acknowledged() {
     assert!(batches < 3000, "the kill interrupted ingest");
     let acked = acked.lock().unwrap().clone();
 
-    let collector = Collector::start(dir.path(), &[]);
+    let collector = Collector::start(dir.path(), store_args);
     for chunk in acked.chunks(100) {
         let ids: Vec<String> = chunk.iter().map(|id| json_string(id)).collect();
         let (status, body) =

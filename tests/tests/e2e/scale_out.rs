@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use roentgen_tests::web::{Collector, json_string};
 use roentgen_tests::{Process, binary, eventually, http};
-use roentgen_web::store::clickhouse::server::LocalServer;
+use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
 use serde_json::Value;
 
 const TRACES: u64 = 150;
@@ -154,7 +154,17 @@ fn local_traces(server: &LocalServer) -> u64 {
 
 #[test]
 fn two_shards_two_collectors_two_daemons_every_trace_whole_through_either() {
-    let shards = LocalServer::cluster("roentgen", 2).unwrap();
+    every_trace_whole_through_either(&Engine::Server);
+}
+
+#[test]
+fn on_clickhouse_26_two_shards_two_collectors_two_daemons_every_trace_whole_through_either() {
+    every_trace_whole_through_either(&Engine::chdb());
+}
+
+#[allow(clippy::unwrap_used)] // a test body, run once per store
+fn every_trace_whole_through_either(engine: &Engine) {
+    let shards = LocalServer::cluster_of(engine, "roentgen", 2).unwrap();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Started together: each creates its shard's tables, and waits for the other shard's.
     let (collector_a, collector_b) = std::thread::scope(|s| {
@@ -256,7 +266,17 @@ fn quota(collector: &Collector, client: &str, requests: u64) -> i64 {
 
 #[test]
 fn two_collectors_on_one_clickhouse_split_a_reservoir_among_all_clients() {
-    let server = LocalServer::start().unwrap();
+    reservoir_split_among_all_clients(&Engine::Server);
+}
+
+#[test]
+fn on_clickhouse_26_two_collectors_split_a_reservoir_among_all_clients() {
+    reservoir_split_among_all_clients(&Engine::chdb());
+}
+
+#[allow(clippy::unwrap_used)] // a test body, run once per store
+fn reservoir_split_among_all_clients(engine: &Engine) {
+    let server = LocalServer::start_engine(engine).unwrap();
     let url = server.url();
     let args = ["--store", "clickhouse", "--clickhouse-url", &url];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

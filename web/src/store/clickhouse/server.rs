@@ -1,6 +1,8 @@
-//! A throwaway ClickHouse server for tests and benchmarks: `clickhouse-server` started by hand
-//! (no systemd) on free loopback ports, with its configuration and data under a fresh temporary
-//! directory, optionally as one shard of a named cluster of such servers.
+//! A throwaway ClickHouse server for tests and benchmarks, on free loopback ports, with its
+//! configuration and data under a fresh temporary directory, optionally as one shard of a named
+//! cluster of such servers. Two engines: the `clickhouse-server` program (Debian's 18.16 here),
+//! and ClickHouse 26.9 from PyPI's `chdb-core` (`clickhouse-local` built as a Python extension,
+//! told to `SYSTEM START LISTEN` and kept serving by a query that blocks on a FIFO).
 //!
 //! The server runs under a small `sh` guard that holds the read end of a pipe from this process:
 //! when the [`LocalServer`] is dropped, or this process dies in any way, the pipe closes and the
@@ -21,6 +23,42 @@ pub enum ServerError {
     #[error("clickhouse-server did not become ready: {0}")]
     NotReady(String),
 }
+
+/// Which ClickHouse a [`LocalServer`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// The `clickhouse-server` program on `PATH`.
+    Server,
+    /// The `chdb-core` package (ClickHouse 26.9), imported by this Python interpreter.
+    Chdb(PathBuf),
+}
+
+impl Engine {
+    /// ClickHouse from `chdb-core`, run by `$ROENTGEN_PYTHON` or else the workspace's
+    /// `.venv/bin/python` (where `scripts/setup` installs it).
+    pub fn chdb() -> Self {
+        let python = std::env::var_os("ROENTGEN_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python"))
+            });
+        Engine::Chdb(python)
+    }
+}
+
+/// Runs ClickHouse from `chdb-core` as a server: the private one-shot entry point is the only
+/// one that opens listeners; the final `SELECT` blocks reading an empty FIFO so the listeners
+/// stay up until the process is stopped.
+const CHDB_LAUNCHER: &str = r#"import sys
+import chdb._chdb as engine
+directory = sys.argv[1]
+engine.query(
+    "SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; "
+    f"SELECT count() FROM file('{directory}/hold', 'LineAsString')",
+    "TabSeparated",
+    path=f"{directory}/data",
+)
+"#;
 
 /// A running local ClickHouse server; stopped and cleaned up on drop.
 #[derive(Debug)]
@@ -70,9 +108,14 @@ const USERS: &str = r#"<?xml version="1.0"?>
 "#;
 
 impl LocalServer {
-    /// Starts one standalone server.
+    /// Starts one standalone `clickhouse-server`.
     pub fn start() -> Result<Self, ServerError> {
-        let mut all = Self::cluster("roentgen", 1)?;
+        Self::start_engine(&Engine::Server)
+    }
+
+    /// Starts one standalone server of `engine`.
+    pub fn start_engine(engine: &Engine) -> Result<Self, ServerError> {
+        let mut all = Self::cluster_of(engine, "roentgen", 1)?;
         all.pop()
             .ok_or_else(|| ServerError::NotReady("no server".into()))
     }
@@ -80,11 +123,20 @@ impl LocalServer {
     /// Starts `shards` servers that all know the cluster `name`, one shard per server (one
     /// replica each), for `Distributed` tables.
     pub fn cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
+        Self::cluster_of(&Engine::Server, name, shards)
+    }
+
+    /// [`LocalServer::cluster`] of `engine` servers.
+    pub fn cluster_of(
+        engine: &Engine,
+        name: &str,
+        shards: usize,
+    ) -> Result<Vec<Self>, ServerError> {
         // Free ports are picked before the servers bind them, so another process can take
         // one in between: try again with fresh ports a few times.
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_cluster(name, shards) {
+            match Self::try_cluster(engine, name, shards) {
                 Ok(servers) => return Ok(servers),
                 Err(e) => last = Some(e),
             }
@@ -95,11 +147,16 @@ impl LocalServer {
     /// Starts one standalone server whose data lives in `dir` and is kept when the server
     /// stops, so a later start finds it again (benchmark datasets built once).
     pub fn start_in(dir: &std::path::Path) -> Result<Self, ServerError> {
+        Self::start_engine_in(&Engine::Server, dir)
+    }
+
+    /// [`LocalServer::start_in`] for `engine`.
+    pub fn start_engine_in(engine: &Engine, dir: &std::path::Path) -> Result<Self, ServerError> {
         std::fs::create_dir_all(dir)?;
         let mut last = None;
         for _ in 0..3 {
             let (http, tcp) = (free_port()?, free_port()?);
-            let server = Self::spawn(dir.to_path_buf(), false, http, tcp, "")?;
+            let server = Self::spawn(engine, dir.to_path_buf(), false, http, tcp, "")?;
             match server.wait_ready() {
                 Ok(()) => return Ok(server),
                 Err(e) => last = Some(e),
@@ -108,7 +165,7 @@ impl LocalServer {
         Err(last.unwrap_or_else(|| ServerError::NotReady("no attempt".into())))
     }
 
-    fn try_cluster(name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
+    fn try_cluster(engine: &Engine, name: &str, shards: usize) -> Result<Vec<Self>, ServerError> {
         let mut ports = Vec::new();
         for _ in 0..shards {
             ports.push((free_port()?, free_port()?));
@@ -122,7 +179,7 @@ impl LocalServer {
         remote.push_str(&format!("</{name}></remote_servers>"));
         let mut servers = Vec::new();
         for (http, tcp) in ports {
-            servers.push(Self::spawn(fresh_dir()?, true, http, tcp, &remote)?);
+            servers.push(Self::spawn(engine, fresh_dir()?, true, http, tcp, &remote)?);
         }
         for s in &servers {
             s.wait_ready()?;
@@ -131,6 +188,7 @@ impl LocalServer {
     }
 
     fn spawn(
+        engine: &Engine,
         dir: PathBuf,
         remove: bool,
         http_port: u16,
@@ -165,8 +223,26 @@ impl LocalServer {
         } else {
             String::from("true")
         };
+        let start = match engine {
+            Engine::Server => format!("exec clickhouse-server --config-file='{d}/config.xml'"),
+            Engine::Chdb(python) => {
+                // clickhouse-local reads config.xml from its working directory.
+                std::fs::write(dir.join("launch.py"), CHDB_LAUNCHER)?;
+                let hold = dir.join("hold");
+                if !hold.exists() {
+                    let made = Command::new("mkfifo").arg(&hold).status()?;
+                    if !made.success() {
+                        return Err(ServerError::NotReady(format!("mkfifo {}", hold.display())));
+                    }
+                }
+                format!(
+                    "cd '{d}' && exec '{}' '{d}/launch.py' '{d}'",
+                    python.display()
+                )
+            }
+        };
         let script = format!(
-            "clickhouse-server --config-file='{d}/config.xml' >'{d}/stdout.log' 2>&1 </dev/null & \
+            "( {start} ) >'{d}/stdout.log' 2>&1 </dev/null & \
              server=$!; read _; kill $server; wait $server; {cleanup}"
         );
         let guard = Command::new("sh")
@@ -200,7 +276,7 @@ impl LocalServer {
                 let log = std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
                     + &std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
                 return Err(ServerError::NotReady(format!(
-                    "no answer on 127.0.0.1:{} (is clickhouse-server installed? scripts/setup installs it): {}",
+                    "no answer on 127.0.0.1:{} (is ClickHouse installed? scripts/setup installs clickhouse-server and chdb-core): {}",
                     self.http_port,
                     log.chars().take(2000).collect::<String>()
                 )));

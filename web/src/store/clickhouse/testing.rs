@@ -3,7 +3,7 @@
 //! local ClickHouse server started once per test binary), and [`for_each_store!`] turns
 //! `async fn name(backend: Backend)` tests into one `#[tokio::test]` per store.
 
-use super::server::LocalServer;
+use super::server::{Engine, LocalServer};
 use super::{ClickhouseConfig, ClickhouseStore};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -13,8 +13,10 @@ use crate::store::sqlite::SqliteStore;
 pub(crate) enum Backend {
     /// The embedded SQLite store.
     Sqlite,
-    /// ClickHouse.
+    /// ClickHouse 18.16 (`clickhouse-server`).
     Clickhouse,
+    /// ClickHouse 26.9 (`chdb-core`).
+    Clickhouse26,
 }
 
 /// Where one test's data lives; [`Place::open`] opens (or reopens) a store on it.
@@ -24,10 +26,17 @@ pub(crate) struct Place {
     database: String,
 }
 
-fn clickhouse_url() -> String {
+fn clickhouse_url(modern: bool) -> String {
     // Stopped when the test binary exits (the server's guard sees its pipe close).
     static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
-    SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
+    static MODERN: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
+    if modern {
+        MODERN
+            .get_or_init(|| LocalServer::start_engine(&Engine::chdb()).unwrap())
+            .url()
+    } else {
+        SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
+    }
 }
 
 impl Place {
@@ -44,7 +53,8 @@ impl Place {
 
     /// Opens a ClickHouse store over this place's data (for ClickHouse-only tests).
     pub(crate) async fn clickhouse(&self) -> ClickhouseStore {
-        let mut config = ClickhouseConfig::new(clickhouse_url());
+        let modern = matches!(self.backend, Backend::Clickhouse26);
+        let mut config = ClickhouseConfig::new(clickhouse_url(modern));
         config.database = self.database.clone();
         ClickhouseStore::open(config).await.unwrap()
     }
@@ -53,7 +63,9 @@ impl Place {
     pub(crate) async fn open(&self) -> std::sync::Arc<dyn Store> {
         match self.backend {
             Backend::Sqlite => std::sync::Arc::new(SqliteStore::open(self.dir.path()).unwrap()),
-            Backend::Clickhouse => std::sync::Arc::new(self.clickhouse().await),
+            Backend::Clickhouse | Backend::Clickhouse26 => {
+                std::sync::Arc::new(self.clickhouse().await)
+            }
         }
     }
 }
@@ -66,7 +78,7 @@ pub(crate) async fn store(backend: Backend) -> (Place, std::sync::Arc<dyn Store>
 }
 
 /// Runs each named test (an `async fn(Backend)` in the calling module) once per store, as
-/// `sqlite_store::NAME` and `clickhouse_store::NAME`.
+/// `sqlite_store::NAME`, `clickhouse_store::NAME` (18.16) and `clickhouse26_store::NAME`.
 macro_rules! for_each_store {
     ($($name:ident),* $(,)?) => {
         mod sqlite_store {
@@ -79,6 +91,12 @@ macro_rules! for_each_store {
             $(#[tokio::test]
             async fn $name() {
                 super::$name($crate::store::clickhouse::testing::Backend::Clickhouse).await
+            })*
+        }
+        mod clickhouse26_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::store::clickhouse::testing::Backend::Clickhouse26).await
             })*
         }
     };
