@@ -92,3 +92,122 @@ pub fn chain_trace(n: u64, start: f64, segments: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// Services of [`fleet_trace`], in call order.
+pub const FLEET_SERVICES: [&str; 5] = ["web", "checkout", "inventory", "payments", "notify"];
+
+/// Documents of synthetic trace `n` as a fleet sends them: five services on five hosts
+/// (`web` calls `checkout`, which calls `inventory`, `payments` and `notify`), one segment
+/// each, so a trace's pieces travel through different daemons. Documents vary in size and
+/// shape with `n` (SQL, AWS and remote subsegments, annotations, metadata of varying length,
+/// outcomes), and some carry personal data for the scrubbers: e-mail addresses, card numbers,
+/// client addresses. Deterministic: the same `n` gives the same documents.
+pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
+    let trace_id = format!(
+        "1-{:08x}-{:024x}",
+        start as u64,
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128 | 1 << 91
+    );
+    let id = |k: u64| {
+        format!(
+            "{:016x}",
+            (n << 8 | k).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1
+        )
+    };
+    let fault = n % 23 == 0;
+    let throttled = n % 31 == 1;
+    let not_found = n % 9 == 2;
+    let rt = 0.005 + (n % 13) as f64 * 0.007;
+    let user = format!("customer{}@example.com", n % 997);
+    let pii = n % 4 == 0;
+    let note = if pii {
+        format!("card 4111 1111 1111 {:04} for {user}", n % 10_000)
+    } else {
+        "x".repeat((n % 11 * 40) as usize)
+    };
+    let status = |bad: bool, code: u16| if bad { code } else { 200 };
+    let web_status = if fault {
+        500
+    } else if throttled {
+        429
+    } else if not_found {
+        404
+    } else {
+        200
+    };
+    let web = json!({
+        "name": "web", "id": id(1), "trace_id": trace_id,
+        "start_time": start, "end_time": start + rt + 0.03,
+        "origin": "AWS::EC2::Instance",
+        "aws": {"ec2": {"instance_id": format!("i-{:017x}", n % 6), "availability_zone": ["eu-central-1a", "eu-central-1b"][(n % 2) as usize]}},
+        "http": {
+            "request": {"method": ["GET", "POST", "PUT"][(n % 3) as usize], "url": format!("https://shop.example.com/cart/{}?session={}", n % 50, n % 7), "user_agent": "Mozilla/5.0", "client_ip": format!("198.51.100.{}", n % 250)},
+            "response": {"status": web_status, "content_length": 512 + n % 4096}
+        },
+        "user": if pii { user.clone() } else { format!("user-{}", n % 100) },
+        "annotations": {"tier": ["gold", "silver", "bronze"][(n % 3) as usize], "order": format!("ord-{n}"), "items": n % 9, "express": n % 2 == 0},
+        "metadata": {"default": {"note": note}},
+        "fault": web_status >= 500, "error": (400..500).contains(&web_status), "throttle": web_status == 429,
+        "subsegments": [
+            {"name": "checkout", "id": id(2), "namespace": "remote", "start_time": start + 0.001, "end_time": start + rt + 0.025,
+             "http": {"request": {"method": "POST", "url": "http://checkout.internal/checkout"}, "response": {"status": status(fault, 500)}},
+             "fault": fault}
+        ]
+    });
+    let checkout = json!({
+        "name": "checkout", "id": id(3), "trace_id": trace_id, "parent_id": id(2),
+        "start_time": start + 0.002, "end_time": start + rt + 0.024,
+        "origin": "AWS::ECS::Container",
+        "http": {"request": {"method": "POST", "url": "http://checkout.internal/checkout"}, "response": {"status": status(fault, 500)}},
+        "fault": fault,
+        "annotations": {"cart_size": n % 9},
+        "subsegments": [
+            {"name": "inventory", "id": id(4), "namespace": "remote", "start_time": start + 0.003, "end_time": start + 0.003 + rt / 3.0,
+             "http": {"request": {"method": "GET", "url": format!("http://inventory.internal/items/{}", n % 200)}, "response": {"status": 200}}},
+            {"name": "payments", "id": id(5), "namespace": "remote", "start_time": start + 0.004 + rt / 3.0, "end_time": start + rt + 0.02,
+             "http": {"request": {"method": "POST", "url": "http://payments.internal/charge"}, "response": {"status": status(fault, 500)}},
+             "fault": fault},
+            {"name": "notify", "id": id(6), "namespace": "remote", "start_time": start + rt + 0.021, "end_time": start + rt + 0.023,
+             "http": {"request": {"method": "POST", "url": "http://notify.internal/mail"}, "response": {"status": 202}}}
+        ]
+    });
+    let inventory = json!({
+        "name": "inventory", "id": id(7), "trace_id": trace_id, "parent_id": id(4),
+        "start_time": start + 0.0035, "end_time": start + 0.0025 + rt / 3.0,
+        "origin": "AWS::ECS::Container",
+        "http": {"request": {"method": "GET", "url": format!("http://inventory.internal/items/{}", n % 200)}, "response": {"status": 200}},
+        "subsegments": [
+            {"name": "stock@db.internal", "id": id(8), "namespace": "remote", "start_time": start + 0.004, "end_time": start + 0.002 + rt / 3.0,
+             "sql": {"url": "postgresql://db.internal:5432/stock", "database_type": "PostgreSQL", "sanitized_query": format!("SELECT qty FROM stock WHERE sku = $1 AND warehouse = {}", n % 4)}}
+        ]
+    });
+    let payments = json!({
+        "name": "payments", "id": id(9), "trace_id": trace_id, "parent_id": id(5),
+        "start_time": start + 0.005 + rt / 3.0, "end_time": start + rt + 0.019,
+        "origin": "AWS::EC2::Instance",
+        "http": {"request": {"method": "POST", "url": "http://payments.internal/charge"}, "response": {"status": status(fault, 500)}},
+        "fault": fault,
+        "metadata": {"default": {"customer": if pii { user.clone() } else { String::new() }}},
+        "subsegments": [
+            {"name": "bank.example.com", "id": id(10), "namespace": "remote", "start_time": start + 0.006 + rt / 3.0, "end_time": start + rt + 0.018,
+             "http": {"request": {"method": "POST", "url": "https://bank.example.com/v2/authorize"}, "response": {"status": status(fault, 503)}},
+             "fault": fault},
+            {"name": "DynamoDB", "id": id(11), "namespace": "aws", "start_time": start + rt + 0.0181, "end_time": start + rt + 0.0185,
+             "aws": {"operation": "PutItem", "table_name": "payments", "request_id": format!("req-{n}")}}
+        ]
+    });
+    let notify = json!({
+        "name": "notify", "id": id(12), "trace_id": trace_id, "parent_id": id(6),
+        "start_time": start + rt + 0.0212, "end_time": start + rt + 0.0228,
+        "origin": "AWS::ECS::Container",
+        "http": {"request": {"method": "POST", "url": "http://notify.internal/mail"}, "response": {"status": 202}},
+        "subsegments": [
+            {"name": "SQS", "id": id(13), "namespace": "aws", "start_time": start + rt + 0.0213, "end_time": start + rt + 0.0227,
+             "aws": {"operation": "SendMessage", "queue_url": "https://sqs.eu-central-1.amazonaws.com/000000000000/mail"}}
+        ]
+    });
+    [web, checkout, inventory, payments, notify]
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}

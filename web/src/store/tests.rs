@@ -14,6 +14,7 @@ for_each_store!(
     delete_before_removes_old_traces_and_rollups,
     the_default_sampling_rule_exists_from_the_start,
     a_trace_folded_again_is_found_once_by_its_indexes,
+    a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
 );
 
 async fn rollups_of(store: &dyn Store) -> Vec<String> {
@@ -245,5 +246,58 @@ async fn a_trace_folded_again_is_found_once_by_its_indexes(backend: Backend) {
             .await
             .unwrap();
         assert!(found.is_empty(), "{p:?}");
+    }
+}
+
+/// What a store says of a trace, without when its pieces arrived.
+async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
+    let mut records = store.get_traces(vec![id.to_owned()]).await.unwrap();
+    assert_eq!(records.len(), 1, "{id} not found");
+    let mut record = records.remove(0);
+    record.summary.updated_at = None;
+    let mut samples: Vec<String> = record.samples.iter().map(|s| format!("{s:?}")).collect();
+    samples.sort();
+    (record.summary, samples)
+}
+
+/// Property, over seeded cases: a trace whose pieces (five services' segments, or a streamed
+/// capture's subsegments) arrive in any order, spread over any number of batches with other
+/// traces' documents between them, has the summary and graph samples it has when sent whole.
+async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(
+    backend: Backend,
+) {
+    let (_whole_place, whole) = store(backend).await;
+    let (_pieces_place, pieces) = store(backend).await;
+    let streamed = capture_documents("python-sdk-2.15-streamed-40.txt");
+    for seed in 0..12u64 {
+        let raw = if seed == 3 {
+            streamed.clone()
+        } else {
+            crate::synth::fleet_trace(seed, 1_800_000_000.0 + seed as f64)
+        };
+        let docs = prepared(&raw);
+        let id = docs[0].trace_id.clone();
+        whole.put_documents(docs.clone()).await.unwrap();
+        // Pieces in a seeded order, in batches of 1 to 3, other traces' documents between.
+        let order = shuffled(docs.len(), seed);
+        let mut k = 0;
+        let mut other = 1_000 + seed * 100;
+        while k < order.len() {
+            let size = 1 + ((seed as usize + k) % 3);
+            let batch: Vec<_> = order[k..(k + size).min(order.len())]
+                .iter()
+                .map(|i| docs[*i].clone())
+                .collect();
+            k += size;
+            pieces.put_documents(batch).await.unwrap();
+            for _ in 0..(seed + k as u64) % 3 {
+                other += 1;
+                let noise = crate::synth::shop_trace(other, 1_800_000_000.0 + other as f64);
+                pieces.put_documents(prepared(&noise)).await.unwrap();
+            }
+        }
+        let expected = settled(whole.as_ref(), &id).await;
+        let got = settled(pieces.as_ref(), &id).await;
+        assert_eq!(got, expected, "seed {seed}: trace {id}");
     }
 }

@@ -1,0 +1,396 @@
+//! Ingest as a fleet sends it, through the real HTTP API: 8 keep-alive connections (one per
+//! daemon) each posting `PutTraceSegments` bodies of 50 documents in a closed loop; traces of
+//! five services (`synth::fleet_trace`: varied documents, personal data in a quarter of them)
+//! whose five segments go through five different connections, so every trace arrives in pieces
+//! over several requests. Targets and same-run baselines:
+//! - `sqlite`: the collector over the embedded store (acknowledged once fsynced);
+//! - `clickhouse26`: the collector over ClickHouse 26.9 (`chdb-core`) on the same machine;
+//! - `baseline_parse_only`: the same bodies against a handler that parses the request and each
+//!   document and answers without storing (the sender and HTTP limit);
+//! - `baseline_fdatasync_append`: the same bodies appended to a file, one `fdatasync` per body
+//!   (the physical limit of a durable acknowledgement per batch);
+//! - `baseline_clickhouse_rowbinary`: the same rows (trace id, id, parent, start, document)
+//!   inserted as `RowBinary` into one plain `MergeTree` table, one insert per iteration (the
+//!   engine's own bulk insert).
+//!
+//! After each target it prints CPU per document (collector process without the client
+//! threads; clickhouse-server) and, for the stores, bytes on disk and rows per document.
+#![allow(missing_docs)] // criterion's macros generate undocumented functions
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+use common::{HOUR_START, runtime};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roentgen_web::api::{self, AppState};
+use roentgen_web::store::Store;
+use roentgen_web::store::clickhouse::rowbinary::RowBinary;
+use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
+use roentgen_web::store::clickhouse::{ClickhouseConfig, ClickhouseStore};
+use roentgen_web::store::sqlite::SqliteStore;
+use roentgen_web::synth::{FLEET_SERVICES, fleet_trace};
+
+/// Concurrent connections (daemons).
+const CONNECTIONS: usize = 8;
+/// Documents per request body (the daemon's batch).
+const DOCS_PER_REQUEST: usize = 50;
+/// Requests each connection sends per iteration.
+const REQUESTS_PER_CONNECTION: usize = 10;
+/// Documents per iteration.
+const DOCS_PER_ITERATION: usize = CONNECTIONS * REQUESTS_PER_CONNECTION * DOCS_PER_REQUEST;
+
+/// One iteration's documents, as `[connection][request] -> documents`, from fresh traces
+/// numbered on from `*next`: segment `k` of trace `n` goes through connection `(n + k) % 8`.
+fn fleet_documents(next: &mut u64) -> Vec<Vec<Vec<String>>> {
+    let services = FLEET_SERVICES.len();
+    let traces = DOCS_PER_ITERATION / services;
+    let mut per_connection: Vec<Vec<String>> = vec![Vec::new(); CONNECTIONS];
+    for n in *next..*next + traces as u64 {
+        let start = HOUR_START + (n % 3600) as f64 + (n / 3600) as f64 * 1e-4;
+        for (k, doc) in fleet_trace(n, start).into_iter().enumerate() {
+            per_connection[(n as usize + k) % CONNECTIONS].push(doc);
+        }
+    }
+    *next += traces as u64;
+    per_connection
+        .into_iter()
+        .map(|docs| {
+            docs.chunks(DOCS_PER_REQUEST)
+                .map(<[String]>::to_vec)
+                .collect()
+        })
+        .collect()
+}
+
+/// `PutTraceSegments` bodies of [`fleet_documents`].
+fn bodies(docs: &[Vec<Vec<String>>]) -> Vec<Vec<Vec<u8>>> {
+    docs.iter()
+        .map(|requests| {
+            requests
+                .iter()
+                .map(|d| {
+                    serde_json::to_vec(&serde_json::json!({ "TraceSegmentDocuments": d }))
+                        .expect("body")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// CPU seconds (user + system) of `/proc/<path>/stat` (Linux).
+fn cpu_seconds(path: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{path}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Posts `body` on a keep-alive connection and reads the answer; panics unless every
+/// document was accepted.
+fn exchange(stream: &mut TcpStream, body: &[u8], scratch: &mut Vec<u8>) {
+    let head = format!(
+        "POST /TraceSegments HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    scratch.clear();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).expect("answer");
+        assert!(n > 0, "the collector closed the connection");
+        scratch.extend_from_slice(&buf[..n]);
+        let Some(end) = scratch.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&scratch[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("content-length");
+        if scratch.len() >= end + 4 + length {
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let answer = &scratch[end + 4..end + 4 + length];
+            assert!(
+                answer.starts_with(b"{\"UnprocessedTraceSegments\":[]"),
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+            return;
+        }
+    }
+}
+
+/// Sends every connection's bodies in a closed loop, 8 connections at once; returns the wall
+/// time and the client threads' CPU seconds.
+fn send_all(address: &str, bodies: &[Vec<Vec<u8>>]) -> (Duration, f64) {
+    let started = Instant::now();
+    let client_cpu: f64 = std::thread::scope(|s| {
+        let workers: Vec<_> = bodies
+            .iter()
+            .map(|requests| {
+                s.spawn(move || {
+                    let before = cpu_seconds("thread-self");
+                    let mut stream = TcpStream::connect(address).expect("connect");
+                    stream.set_nodelay(true).expect("nodelay");
+                    let mut scratch = Vec::new();
+                    for body in requests {
+                        exchange(&mut stream, body, &mut scratch);
+                    }
+                    cpu_seconds("thread-self") - before
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("client")).sum()
+    });
+    (started.elapsed(), client_cpu)
+}
+
+/// Serves `app` on a loopback port from the runtime; returns its address.
+fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    rt.spawn(roentgen_web::server::serve(
+        listener,
+        app,
+        None,
+        roentgen_web::server::Limits::default(),
+    ));
+    address
+}
+
+/// The parse-only handler: the request and each document parsed, nothing stored.
+async fn parse_only(body: Bytes) -> axum::Json<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Put {
+        trace_segment_documents: Vec<String>,
+    }
+    let put: Put = serde_json::from_slice(&body).expect("request");
+    for doc in &put.trace_segment_documents {
+        let _: serde::de::IgnoredAny = serde_json::from_str(doc).expect("document");
+    }
+    axum::Json(serde_json::json!({ "UnprocessedTraceSegments": [] }))
+}
+
+/// What one target did, for the figures printed after it.
+struct Tally {
+    docs: u64,
+    process_cpu: f64,
+    client_cpu: f64,
+    server_cpu: Option<f64>,
+}
+
+impl Tally {
+    fn print(&self, name: &str, extra: &str) {
+        let per = |s: f64| s / self.docs as f64 * 1e6;
+        let server = self
+            .server_cpu
+            .map(|s| format!(", clickhouse-server {:.1} µs", per(s)))
+            .unwrap_or_default();
+        eprintln!(
+            "fleet {name}: {} documents; CPU per document: collector {:.1} µs{server}, client {:.1} µs{extra}",
+            self.docs,
+            per(self.process_cpu - self.client_cpu),
+            per(self.client_cpu)
+        );
+    }
+}
+
+/// Benchmarks the collector (or handler) at `address`: each iteration sends fresh traces.
+fn http_target(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    address: &str,
+    next: &mut u64,
+    server: Option<&LocalServer>,
+) -> Tally {
+    let process_before = cpu_seconds("self");
+    let server_before = server.and_then(|s| s.usage()).map(|u| u.0);
+    let first = *next;
+    let mut client_cpu = 0.0;
+    c.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = bodies(&fleet_documents(next));
+                let (wall, cpu) = send_all(address, &batch);
+                spent += wall;
+                client_cpu += cpu;
+            }
+            spent
+        })
+    });
+    let docs = (*next - first) * FLEET_SERVICES.len() as u64;
+    Tally {
+        docs,
+        process_cpu: cpu_seconds("self") - process_before,
+        client_cpu,
+        server_cpu: match (server_before, server.and_then(|s| s.usage())) {
+            (Some(before), Some((after, _))) => Some(after - before),
+            _ => None,
+        },
+    }
+}
+
+/// Size of the files under `dir`, in bytes.
+fn disk_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs one ClickHouse query over HTTP and returns its text answer.
+fn clickhouse_query(server: &LocalServer, sql: &str, body: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.http_port)).expect("clickhouse");
+    let query: String = sql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let head = format!(
+        "POST /?query={query} HTTP/1.0\r\nHost: clickhouse\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let (status, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(status.contains(" 200 "), "{sql}: {answer}");
+    rest.to_owned()
+}
+
+fn fleet_ingest(c: &mut Criterion) {
+    let rt = runtime();
+    let mut next = 0u64;
+    let mut group = c.benchmark_group("fleet_ingest");
+    group.throughput(Throughput::Elements(DOCS_PER_ITERATION as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(20));
+
+    // Baseline: parse only.
+    let parse = serve(&rt, Router::new().route("/TraceSegments", post(parse_only)));
+    http_target(&mut group, "baseline_parse_only", &parse, &mut next, None)
+        .print("baseline_parse_only", "");
+
+    // Baseline: the bodies appended to a file, fdatasync per body.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut file = std::fs::File::create(dir.path().join("append.log")).expect("file");
+    group.bench_function("baseline_fdatasync_append", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let batch = bodies(&fleet_documents(&mut next));
+                let t = Instant::now();
+                for body in batch.iter().flatten() {
+                    file.write_all(body).expect("append");
+                    file.sync_data().expect("fdatasync");
+                }
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+
+    // The collector on SQLite.
+    let sqlite_dir = dir.path().join("sqlite");
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&sqlite_dir).expect("sqlite"));
+    let address = serve(&rt, api::router(AppState::new(sqlite, None)));
+    let tally = http_target(&mut group, "sqlite", &address, &mut next, None);
+    let bytes = disk_bytes(&sqlite_dir) as f64 / tally.docs as f64;
+    tally.print("sqlite", &format!("; {bytes:.0} bytes on disk per document"));
+
+    // The collector on ClickHouse 26.9, and the engine's own bulk insert.
+    let server = LocalServer::start_engine(&Engine::chdb()).expect("ClickHouse 26.9 (chdb-core)");
+    let clickhouse: Arc<dyn Store> = Arc::new(
+        rt.block_on(ClickhouseStore::open(ClickhouseConfig::new(server.url())))
+            .expect("clickhouse store"),
+    );
+    let address = serve(&rt, api::router(AppState::new(clickhouse, None)));
+    let tally = http_target(&mut group, "clickhouse26", &address, &mut next, Some(&server));
+    let parts = clickhouse_query(
+        &server,
+        "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND database = 'default'",
+        b"",
+    );
+    let mut fields = parts.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
+    let (rows, bytes) = (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0));
+    tally.print(
+        "clickhouse26",
+        &format!(
+            "; {:.2} rows and {:.0} bytes on disk per document (active parts)",
+            rows / tally.docs as f64,
+            bytes / tally.docs as f64
+        ),
+    );
+
+    clickhouse_query(
+        &server,
+        "CREATE TABLE baseline (trace_id String, id String, parent_id String, start_time Float64, document String) ENGINE = MergeTree ORDER BY (trace_id, id)",
+        b"",
+    );
+    let server_before = server.usage().map(|u| u.0);
+    let mut inserted = 0u64;
+    group.bench_function("baseline_clickhouse_rowbinary", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let docs = fleet_documents(&mut next);
+                let mut rows = RowBinary(Vec::new());
+                for doc in docs.iter().flatten().flatten() {
+                    let v: serde_json::Value = serde_json::from_str(doc).expect("doc");
+                    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                    rows.string(&text("trace_id"))
+                        .string(&text("id"))
+                        .string(&text("parent_id"))
+                        .f64(v["start_time"].as_f64().unwrap_or(0.0))
+                        .string(doc);
+                    inserted += 1;
+                }
+                let t = Instant::now();
+                clickhouse_query(&server, "INSERT INTO baseline FORMAT RowBinary", &rows.0);
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+    if let (Some(before), Some((after, _))) = (server_before, server.usage()) {
+        eprintln!(
+            "fleet baseline_clickhouse_rowbinary: {inserted} documents; clickhouse-server {:.1} µs CPU per document",
+            (after - before) / inserted as f64 * 1e6
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fleet_ingest);
+criterion_main!(benches);
