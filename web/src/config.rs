@@ -83,6 +83,10 @@ pub struct Args {
     /// Drive a demo multi-service app through the embedded daemon (implies `--with-daemon`).
     #[arg(long)]
     pub demo: bool,
+    /// With `--auth-keys`: the access key (in the keys file) the embedded daemon signs with;
+    /// its principal needs `xray:PutTraceSegments`.
+    #[arg(long, env = "ROENTGEN_WEB_DAEMON_ACCESS_KEY_ID")]
+    pub daemon_access_key_id: Option<String>,
     /// Keys file (`roentgen-web keys create` makes it): turns on SigV4 authentication and
     /// IAM-style policies for every API call and dashboard page.
     #[arg(long, env = "ROENTGEN_WEB_AUTH_KEYS")]
@@ -93,7 +97,9 @@ pub struct Args {
     /// Largest accepted difference, in seconds, between a signed request's time and ours.
     #[arg(long, env = "ROENTGEN_WEB_MAX_CLOCK_SKEW", default_value_t = 300)]
     pub max_clock_skew: u64,
-    /// Serve without authentication on a non-loopback address (refused otherwise).
+    /// Serve without authentication on a non-loopback address (refused otherwise): `--listen`
+    /// without `--auth-keys`, and the embedded daemon's `--daemon-udp`/`--daemon-tcp` (never
+    /// authenticated).
     #[arg(long)]
     pub insecure: bool,
     /// Serve HTTPS with this PEM certificate chain (server certificate first); needs
@@ -152,11 +158,17 @@ pub enum ConfigError {
         /// What was given.
         value: String,
     },
-    /// No authentication on a non-loopback address without `--insecure`.
+    /// A listening address off loopback without authentication or `--insecure`.
+    #[error(transparent)]
+    Exposed(#[from] roentgen_daemon::exposure::Exposed),
+    /// The embedded daemon with `--auth-keys` but no key to sign with.
     #[error(
-        "--listen {0} is not a loopback address: pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication"
+        "--with-daemon and --demo with --auth-keys need --daemon-access-key-id ID: the embedded daemon signs with that key from the keys file (make one with `roentgen-web keys create --principal daemon --allow xray:PutTraceSegments,xray:GetSamplingRules,xray:GetSamplingTargets`)"
     )]
-    Insecure(SocketAddr),
+    DaemonKeyMissing,
+    /// `--daemon-access-key-id` where it has no use.
+    #[error("--daemon-access-key-id needs --auth-keys and --with-daemon (or --demo)")]
+    DaemonKeyUnused,
     /// `--tls-cert` without `--tls-key` or the other way round.
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
@@ -203,6 +215,8 @@ pub struct Config {
     pub scrubber: Option<Scrubber>,
     /// The embedded daemon's addresses, in all-in-one mode.
     pub daemon: Option<crate::demo::EmbeddedDaemon>,
+    /// The key (in the keys file) the embedded daemon signs with, with authentication on.
+    pub daemon_access_key_id: Option<String>,
     /// Run the demo workload.
     pub demo: bool,
     /// Authentication, when on.
@@ -260,9 +274,15 @@ impl Args {
         if auth.is_none() && self.audit_log.is_some() {
             return Err(ConfigError::AuditWithoutAuth);
         }
-        if auth.is_none() && !listen.ip().is_loopback() && !self.insecure {
-            return Err(ConfigError::Insecure(listen));
+        roentgen_daemon::exposure::Listening {
+            flag: "--listen",
+            addr: listen,
+            authenticated: auth.is_some(),
         }
+        .check(
+            self.insecure,
+            "pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication",
+        )?;
         let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
             (None, None) => None,
@@ -346,18 +366,36 @@ impl Args {
             return Err(ConfigError::TlsWithDaemon);
         }
         let daemon = if self.with_daemon || self.demo {
-            Some(crate::demo::EmbeddedDaemon {
+            let at = crate::demo::EmbeddedDaemon {
                 udp: address("--daemon-udp", &self.daemon_udp)?,
                 tcp: address("--daemon-tcp", &self.daemon_tcp)?,
-            })
+            };
+            for (flag, addr) in [("--daemon-udp", at.udp), ("--daemon-tcp", at.tcp)] {
+                roentgen_daemon::exposure::Listening {
+                    flag,
+                    addr,
+                    authenticated: false,
+                }
+                .check(
+                    self.insecure,
+                    "pass --insecure to open it to the network anyway (--auth-keys does not cover the embedded daemon's UDP port and sampling proxy)",
+                )?;
+            }
+            Some(at)
         } else {
             None
         };
+        match (&daemon, &auth, &self.daemon_access_key_id) {
+            (Some(_), Some(_), None) => return Err(ConfigError::DaemonKeyMissing),
+            (None, _, Some(_)) | (_, None, Some(_)) => return Err(ConfigError::DaemonKeyUnused),
+            _ => {}
+        }
         Ok(Config {
             auth,
             tls,
             limits,
             daemon,
+            daemon_access_key_id: self.daemon_access_key_id,
             demo: self.demo,
             listen,
             data_dir: self.data_dir,
@@ -453,6 +491,59 @@ mod tests {
         assert_eq!(c.auth.unwrap().max_skew, Duration::from_secs(300));
         let e = args(&["--audit-log", "a.jsonl"]).validate().unwrap_err();
         assert!(e.to_string().contains("--auth-keys"), "{e}");
+    }
+
+    #[test]
+    fn embedded_daemon_ports_off_loopback_need_insecure_even_with_auth() {
+        for flag in ["--daemon-udp", "--daemon-tcp"] {
+            for auth in [
+                &[][..],
+                &["--auth-keys", "k.json", "--daemon-access-key-id", "K"],
+            ] {
+                let mut a = vec!["--with-daemon", flag, "0.0.0.0:2000"];
+                a.extend_from_slice(auth);
+                let e = args(&a).validate().unwrap_err();
+                let text = e.to_string();
+                assert!(
+                    text.starts_with(&format!("{flag} 0.0.0.0:2000 "))
+                        && text.contains("pass --insecure"),
+                    "{text}"
+                );
+                a.push("--insecure");
+                assert!(args(&a).validate().is_ok());
+            }
+        }
+        // Not checked when there is no embedded daemon.
+        assert!(args(&["--daemon-udp", "0.0.0.0:2000"]).validate().is_ok());
+    }
+
+    #[test]
+    fn embedded_daemon_with_auth_needs_a_key_to_sign_with() {
+        let e = args(&["--demo", "--auth-keys", "k.json"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("--daemon-access-key-id"), "{e}");
+        let c = args(&[
+            "--with-daemon",
+            "--auth-keys",
+            "k.json",
+            "--daemon-access-key-id",
+            "RKIAX",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.daemon_access_key_id.as_deref(), Some("RKIAX"));
+        for a in [
+            &["--daemon-access-key-id", "RKIAX"][..],
+            &["--with-daemon", "--daemon-access-key-id", "RKIAX"],
+            &["--auth-keys", "k.json", "--daemon-access-key-id", "RKIAX"],
+        ] {
+            let e = args(a).validate().unwrap_err();
+            assert!(
+                e.to_string().contains("--daemon-access-key-id needs"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
