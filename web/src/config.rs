@@ -126,6 +126,10 @@ pub struct Args {
     /// Largest request line plus headers, in KiB; 431 past it.
     #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
     pub max_header_kb: usize,
+    /// Most connections served at once; past it new connections wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "ROENTGEN_WEB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 /// Why the arguments are unusable.
@@ -327,6 +331,13 @@ impl Args {
             )?)
             .unwrap_or(usize::MAX)
                 * 1024,
+            max_connections: usize::try_from(limit(
+                "--max-connections",
+                u64::try_from(self.max_connections).unwrap_or(u64::MAX),
+                1,
+                1_000_000,
+            )?)
+            .unwrap_or(usize::MAX),
         };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
@@ -566,6 +577,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("--header-timeout-secs"), "{e}");
+        assert_eq!(c.limits.max_connections, 1024);
+        let c = args(&["--max-connections", "10"]).validate().unwrap();
+        assert_eq!(c.limits.max_connections, 10);
+        let e = args(&["--max-connections", "0"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--max-connections"), "{e}");
     }
 
     #[test]
