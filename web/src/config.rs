@@ -33,23 +33,23 @@ pub struct Args {
     /// Store backend.
     #[arg(long, value_enum, env = "ROENTGEN_WEB_STORE", default_value = "sqlite")]
     pub store: StoreKind,
-    /// ClickHouse HTTP URL (with `--store clickhouse`), e.g. `http://127.0.0.1:8123`.
-    #[arg(long, env = "ROENTGEN_CLICKHOUSE_URL")]
+    /// ClickHouse HTTP URL (with `--store clickhouse`), e.g. `http://127.0.0.1:8123`; a
+    /// `user:password@` in it is taken out and used as the credentials.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_URL", hide_env_values = true)]
     pub clickhouse_url: Option<String>,
     /// ClickHouse database, created if missing.
     #[arg(long, env = "ROENTGEN_CLICKHOUSE_DATABASE", default_value = "roentgen")]
     pub clickhouse_database: String,
-    /// ClickHouse user.
-    #[arg(long, env = "ROENTGEN_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    /// ClickHouse password (prefer the environment variable to the flag).
-    #[arg(
-        long,
-        env = "ROENTGEN_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
+    /// ClickHouse user [default: the URL's user, else `default`].
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password (prefer `--clickhouse-password-file` or the environment variable:
+    /// a flag shows in the process list).
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<crate::store::clickhouse::Password>,
+    /// File holding the ClickHouse password (a trailing newline is ignored).
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_PASSWORD_FILE")]
+    pub clickhouse_password_file: Option<PathBuf>,
     /// ClickHouse cluster (from the servers' `remote_servers`): store in `Distributed` tables
     /// over `<table>_local` tables on every shard.
     #[arg(long, env = "ROENTGEN_CLICKHOUSE_CLUSTER")]
@@ -143,6 +143,22 @@ pub enum ConfigError {
         "--store clickhouse needs --clickhouse-url (or ROENTGEN_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123"
     )]
     ClickhouseUrl,
+    /// `--clickhouse-url` is not a URL (the message never repeats it: it may hold a password).
+    #[error("--clickhouse-url {0}")]
+    ClickhouseUrlInvalid(#[from] crate::store::clickhouse::credentials::UrlError),
+    /// The ClickHouse password is given more than once.
+    #[error(
+        "the ClickHouse password is given more than once (in --clickhouse-url, --clickhouse-password / ROENTGEN_CLICKHOUSE_PASSWORD, --clickhouse-password-file): give it once"
+    )]
+    ClickhousePasswordTwice,
+    /// `--clickhouse-password-file` cannot be read.
+    #[error("--clickhouse-password-file {path}: {source}")]
+    ClickhousePasswordFile {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// A ClickHouse name that cannot go into SQL unquoted.
     #[error("{flag} {value:?} must be letters, digits and _ (not starting with a digit)")]
     ClickhouseName {
@@ -234,11 +250,31 @@ pub struct Config {
 impl Args {
     fn clickhouse_config(&self) -> Result<crate::store::clickhouse::ClickhouseConfig, ConfigError> {
         use crate::store::clickhouse::{ClickhouseConfig, is_identifier};
-        let url = self
-            .clickhouse_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or(ConfigError::ClickhouseUrl)?;
+        use crate::store::clickhouse::{Password, ServerUrl};
+        let server = ServerUrl::parse(
+            self.clickhouse_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .ok_or(ConfigError::ClickhouseUrl)?,
+        )?;
+        let from_file = match &self.clickhouse_password_file {
+            Some(path) => Some(Password::new(
+                std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::ClickhousePasswordFile {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\n', '\r']),
+            )),
+            None => None,
+        };
+        let mut given = [server.password, self.clickhouse_password.clone(), from_file]
+            .into_iter()
+            .flatten();
+        let password = given.next().unwrap_or_default();
+        if given.next().is_some() {
+            return Err(ConfigError::ClickhousePasswordTwice);
+        }
         let name = |flag: &'static str, value: &str| {
             if is_identifier(value) {
                 Ok(value.to_owned())
@@ -250,10 +286,14 @@ impl Args {
             }
         };
         Ok(ClickhouseConfig {
-            url,
+            url: server.url,
             database: name("--clickhouse-database", &self.clickhouse_database)?,
-            user: self.clickhouse_user.clone(),
-            password: self.clickhouse_password.clone(),
+            user: self
+                .clickhouse_user
+                .clone()
+                .or(server.user)
+                .unwrap_or_else(|| "default".to_owned()),
+            password,
             cluster: match &self.clickhouse_cluster {
                 Some(c) => Some(name("--clickhouse-cluster", c)?),
                 None => None,
@@ -479,6 +519,62 @@ mod tests {
         assert_eq!(c.database, "roentgen");
         assert_eq!(c.cluster.as_deref(), Some("shards"));
         assert!(args(&[]).validate().unwrap().clickhouse.is_none());
+    }
+
+    #[test]
+    fn the_clickhouse_password_never_shows_and_is_given_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let file = file.to_str().unwrap();
+        let ch = ["--store", "clickhouse", "--clickhouse-url"];
+        for (extra, user) in [
+            (&["http://writer:hunter2@ch:8123"][..], "writer"),
+            (
+                &["http://ch:8123", "--clickhouse-password", "hunter2"],
+                "default",
+            ),
+            (
+                &[
+                    "http://ch:8123",
+                    "--clickhouse-password-file",
+                    file,
+                    "--clickhouse-user",
+                    "w",
+                ],
+                "w",
+            ),
+        ] {
+            let mut a = ch.to_vec();
+            a.extend_from_slice(extra);
+            let c = args(&a).validate().unwrap();
+            let clickhouse = c.clickhouse.clone().unwrap();
+            assert_eq!(clickhouse.url, "http://ch:8123");
+            assert_eq!(clickhouse.user, user);
+            assert_eq!(clickhouse.password.expose(), "hunter2");
+            assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+        }
+        let e = args(&[
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            "http://u:hunter2@ch:8123",
+            "--clickhouse-password-file",
+            file,
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
+        for bad in ["ftp://u:hunter2@ch", "http://u:hunter2@ch:123456"] {
+            let e = args(&["--store", "clickhouse", "--clickhouse-url", bad])
+                .validate()
+                .unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(
+                text.contains("--clickhouse-url") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

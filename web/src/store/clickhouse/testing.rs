@@ -24,7 +24,7 @@ pub(crate) struct Place {
     database: String,
 }
 
-fn clickhouse_url() -> String {
+pub(crate) fn clickhouse_url() -> String {
     // Stopped when the test binary exits (the server's guard sees its pipe close).
     static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| LocalServer::start().unwrap()).url()
