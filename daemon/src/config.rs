@@ -43,6 +43,9 @@ pub enum ConfigError {
     /// The `[scrub]` table was refused by the scrubber.
     #[error("invalid `[scrub]` table: {0}")]
     Scrub(#[from] roentgen_sdk::scrub::ConfigError),
+    /// A listening address off loopback without `insecure`.
+    #[error(transparent)]
+    Exposed(#[from] crate::exposure::Exposed),
 }
 
 /// `roentgen-daemon`: receives X-Ray segment documents over UDP, scrubs personal data out of
@@ -89,6 +92,17 @@ pub struct RunArgs {
     /// TCP address for the sampling proxy and `GET /metrics` [default: 127.0.0.1:2000].
     #[arg(short = 't', long, env = "ROENTGEN_DAEMON_BIND_TCP")]
     pub bind_tcp: Option<String>,
+
+    /// Allow `--bind`/`--bind-tcp` off loopback: neither port authenticates its clients, so
+    /// anyone who reaches them can send documents (and sampling requests) under this daemon's
+    /// key [default: false].
+    #[arg(
+        long,
+        env = "ROENTGEN_DAEMON_INSECURE",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub insecure: Option<bool>,
 
     /// The collector's base URL, `http://` or `https://` [default: http://127.0.0.1:4000].
     #[arg(short = 'e', long, env = "ROENTGEN_DAEMON_ENDPOINT")]
@@ -207,6 +221,9 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
 }
 
+/// How to open the daemon's ports to the network anyway (the opt-in, in each of its spellings).
+const INSECURE_REMEDY: &str = "add --insecure (or ROENTGEN_DAEMON_INSECURE=true, or `insecure = true` in the config file) to accept unauthenticated documents and sampling requests from the network";
+
 /// The validated configuration the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -214,6 +231,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// TCP listen address (sampling proxy, metrics).
     pub bind_tcp: SocketAddr,
+    /// The operator opted in to listening off loopback without authentication.
+    pub insecure: bool,
     /// The collector's base URL, ending with `/`.
     pub endpoint: reqwest::Url,
     /// The only CAs trusted for an `https://` collector (from `--ca-file`); `None` trusts the
@@ -349,6 +368,7 @@ impl RunArgs {
                 f,
                 bind,
                 bind_tcp,
+                insecure,
                 endpoint,
                 ca_file,
                 access_key_id,
@@ -379,6 +399,15 @@ impl RunArgs {
             "bind_tcp",
             self.bind_tcp.as_deref().unwrap_or("127.0.0.1:2000"),
         )?;
+        let insecure = self.insecure.unwrap_or(false);
+        for (flag, addr) in [("--bind", bind), ("--bind-tcp", bind_tcp)] {
+            crate::exposure::Listening {
+                flag,
+                addr,
+                authenticated: false,
+            }
+            .check(insecure, INSECURE_REMEDY)?;
+        }
         let endpoint_text = self
             .endpoint
             .unwrap_or_else(|| "http://127.0.0.1:4000".to_owned());
@@ -502,6 +531,7 @@ impl RunArgs {
         Ok(Config {
             bind,
             bind_tcp,
+            insecure,
             endpoint,
             ca_certificates,
             credentials,
@@ -655,6 +685,41 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(e.to_string().contains("batch_sise"), "{e}");
+    }
+
+    #[test]
+    fn off_loopback_needs_insecure() {
+        for (bind, bind_tcp, flag) in [
+            ("0.0.0.0:2000", "127.0.0.1:2000", "--bind 0.0.0.0:2000"),
+            ("127.0.0.1:2000", "[::]:2000", "--bind-tcp [::]:2000"),
+        ] {
+            let e = RunArgs {
+                bind: Some(bind.into()),
+                bind_tcp: Some(bind_tcp.into()),
+                ..RunArgs::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(
+                e.to_string().starts_with(flag) && e.to_string().contains("add --insecure"),
+                "{e}"
+            );
+        }
+        let c = Cli::parse_from(["roentgen-daemon", "-b", "0.0.0.0:2000", "--insecure"])
+            .run
+            .validate()
+            .unwrap();
+        assert!(c.insecure && c.bind.ip().is_unspecified());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0:2000\"\ninsecure = true\n").unwrap();
+        let c = RunArgs {
+            config: Some(path),
+            ..RunArgs::default()
+        }
+        .validate()
+        .unwrap();
+        assert!(c.insecure);
     }
 
     #[test]

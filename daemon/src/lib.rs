@@ -11,6 +11,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod exposure;
 pub mod forwarder;
 pub mod listener;
 pub mod loadgen;

@@ -54,6 +54,13 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.insecure && !(config.bind.ip().is_loopback() && config.bind_tcp.ip().is_loopback()) {
+        tracing::warn!(
+            bind = %config.bind,
+            bind_tcp = %config.bind_tcp,
+            "listening off loopback without authentication (--insecure): anyone who can reach these ports may send documents and sampling requests under this daemon's key"
+        );
+    }
     if config.scrubber.is_none() {
         tracing::warn!("scrubbing is OFF: documents are forwarded with any personal data in them");
     }

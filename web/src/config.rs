@@ -33,23 +33,23 @@ pub struct Args {
     /// Store backend.
     #[arg(long, value_enum, env = "ROENTGEN_WEB_STORE", default_value = "sqlite")]
     pub store: StoreKind,
-    /// ClickHouse HTTP URL (with `--store clickhouse`), e.g. `http://127.0.0.1:8123`.
-    #[arg(long, env = "ROENTGEN_CLICKHOUSE_URL")]
+    /// ClickHouse HTTP URL (with `--store clickhouse`), e.g. `http://127.0.0.1:8123`; a
+    /// `user:password@` in it is taken out and used as the credentials.
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_URL", hide_env_values = true)]
     pub clickhouse_url: Option<String>,
     /// ClickHouse database, created if missing.
     #[arg(long, env = "ROENTGEN_CLICKHOUSE_DATABASE", default_value = "roentgen")]
     pub clickhouse_database: String,
-    /// ClickHouse user.
-    #[arg(long, env = "ROENTGEN_CLICKHOUSE_USER", default_value = "default")]
-    pub clickhouse_user: String,
-    /// ClickHouse password (prefer the environment variable to the flag).
-    #[arg(
-        long,
-        env = "ROENTGEN_CLICKHOUSE_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub clickhouse_password: String,
+    /// ClickHouse user [default: the URL's user, else `default`].
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_USER")]
+    pub clickhouse_user: Option<String>,
+    /// ClickHouse password (prefer `--clickhouse-password-file` or the environment variable:
+    /// a flag shows in the process list).
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<crate::store::clickhouse::Password>,
+    /// File holding the ClickHouse password (a trailing newline is ignored).
+    #[arg(long, env = "ROENTGEN_CLICKHOUSE_PASSWORD_FILE")]
+    pub clickhouse_password_file: Option<PathBuf>,
     /// ClickHouse cluster (from the servers' `remote_servers`): store in `Distributed` tables
     /// over `<table>_local` tables on every shard.
     #[arg(long, env = "ROENTGEN_CLICKHOUSE_CLUSTER")]
@@ -83,6 +83,10 @@ pub struct Args {
     /// Drive a demo multi-service app through the embedded daemon (implies `--with-daemon`).
     #[arg(long)]
     pub demo: bool,
+    /// With `--auth-keys`: the access key (in the keys file) the embedded daemon signs with;
+    /// its principal needs `xray:PutTraceSegments`.
+    #[arg(long, env = "ROENTGEN_WEB_DAEMON_ACCESS_KEY_ID")]
+    pub daemon_access_key_id: Option<String>,
     /// Keys file (`roentgen-web keys create` makes it): turns on SigV4 authentication and
     /// IAM-style policies for every API call and dashboard page.
     #[arg(long, env = "ROENTGEN_WEB_AUTH_KEYS")]
@@ -93,7 +97,9 @@ pub struct Args {
     /// Largest accepted difference, in seconds, between a signed request's time and ours.
     #[arg(long, env = "ROENTGEN_WEB_MAX_CLOCK_SKEW", default_value_t = 300)]
     pub max_clock_skew: u64,
-    /// Serve without authentication on a non-loopback address (refused otherwise).
+    /// Serve without authentication on a non-loopback address (refused otherwise): `--listen`
+    /// without `--auth-keys`, and the embedded daemon's `--daemon-udp`/`--daemon-tcp` (never
+    /// authenticated).
     #[arg(long)]
     pub insecure: bool,
     /// Serve HTTPS with this PEM certificate chain (server certificate first); needs
@@ -128,6 +134,10 @@ pub struct Args {
     /// Largest request line plus headers, in KiB; 431 past it.
     #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
     pub max_header_kb: usize,
+    /// Most connections served at once; past it new connections wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "ROENTGEN_WEB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 }
 
 /// Why the arguments are unusable.
@@ -141,6 +151,22 @@ pub enum ConfigError {
         "--store clickhouse needs --clickhouse-url (or ROENTGEN_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123"
     )]
     ClickhouseUrl,
+    /// `--clickhouse-url` is not a URL (the message never repeats it: it may hold a password).
+    #[error("--clickhouse-url {0}")]
+    ClickhouseUrlInvalid(#[from] crate::store::clickhouse::credentials::UrlError),
+    /// The ClickHouse password is given more than once.
+    #[error(
+        "the ClickHouse password is given more than once (in --clickhouse-url, --clickhouse-password / ROENTGEN_CLICKHOUSE_PASSWORD, --clickhouse-password-file): give it once"
+    )]
+    ClickhousePasswordTwice,
+    /// `--clickhouse-password-file` cannot be read.
+    #[error("--clickhouse-password-file {path}: {source}")]
+    ClickhousePasswordFile {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// A ClickHouse name that cannot go into SQL unquoted.
     #[error("{flag} {value:?} must be letters, digits and _ (not starting with a digit)")]
     ClickhouseName {
@@ -160,11 +186,17 @@ pub enum ConfigError {
         /// What was given.
         value: String,
     },
-    /// No authentication on a non-loopback address without `--insecure`.
+    /// A listening address off loopback without authentication or `--insecure`.
+    #[error(transparent)]
+    Exposed(#[from] roentgen_daemon::exposure::Exposed),
+    /// The embedded daemon with `--auth-keys` but no key to sign with.
     #[error(
-        "--listen {0} is not a loopback address: pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication"
+        "--with-daemon and --demo with --auth-keys need --daemon-access-key-id ID: the embedded daemon signs with that key from the keys file (make one with `roentgen-web keys create --principal daemon --allow xray:PutTraceSegments,xray:GetSamplingRules,xray:GetSamplingTargets`)"
     )]
-    Insecure(SocketAddr),
+    DaemonKeyMissing,
+    /// `--daemon-access-key-id` where it has no use.
+    #[error("--daemon-access-key-id needs --auth-keys and --with-daemon (or --demo)")]
+    DaemonKeyUnused,
     /// `--tls-cert` without `--tls-key` or the other way round.
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
@@ -211,6 +243,8 @@ pub struct Config {
     pub scrubber: Option<Scrubber>,
     /// The embedded daemon's addresses, in all-in-one mode.
     pub daemon: Option<crate::demo::EmbeddedDaemon>,
+    /// The key (in the keys file) the embedded daemon signs with, with authentication on.
+    pub daemon_access_key_id: Option<String>,
     /// Run the demo workload.
     pub demo: bool,
     /// Authentication, when on.
@@ -226,11 +260,31 @@ pub struct Config {
 impl Args {
     fn clickhouse_config(&self) -> Result<crate::store::clickhouse::ClickhouseConfig, ConfigError> {
         use crate::store::clickhouse::{ClickhouseConfig, is_identifier};
-        let url = self
-            .clickhouse_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or(ConfigError::ClickhouseUrl)?;
+        use crate::store::clickhouse::{Password, ServerUrl};
+        let server = ServerUrl::parse(
+            self.clickhouse_url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .ok_or(ConfigError::ClickhouseUrl)?,
+        )?;
+        let from_file = match &self.clickhouse_password_file {
+            Some(path) => Some(Password::new(
+                std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::ClickhousePasswordFile {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim_end_matches(['\n', '\r']),
+            )),
+            None => None,
+        };
+        let mut given = [server.password, self.clickhouse_password.clone(), from_file]
+            .into_iter()
+            .flatten();
+        let password = given.next().unwrap_or_default();
+        if given.next().is_some() {
+            return Err(ConfigError::ClickhousePasswordTwice);
+        }
         let name = |flag: &'static str, value: &str| {
             if is_identifier(value) {
                 Ok(value.to_owned())
@@ -242,10 +296,14 @@ impl Args {
             }
         };
         Ok(ClickhouseConfig {
-            url,
+            url: server.url,
             database: name("--clickhouse-database", &self.clickhouse_database)?,
-            user: self.clickhouse_user.clone(),
-            password: self.clickhouse_password.clone(),
+            user: self
+                .clickhouse_user
+                .clone()
+                .or(server.user)
+                .unwrap_or_else(|| "default".to_owned()),
+            password,
             cluster: match &self.clickhouse_cluster {
                 Some(c) => Some(name("--clickhouse-cluster", c)?),
                 None => None,
@@ -270,9 +328,15 @@ impl Args {
         if auth.is_none() && self.audit_log.is_some() {
             return Err(ConfigError::AuditWithoutAuth);
         }
-        if auth.is_none() && !listen.ip().is_loopback() && !self.insecure {
-            return Err(ConfigError::Insecure(listen));
+        roentgen_daemon::exposure::Listening {
+            flag: "--listen",
+            addr: listen,
+            authenticated: auth.is_some(),
         }
+        .check(
+            self.insecure,
+            "pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication",
+        )?;
         let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
             (None, None) => None,
@@ -317,6 +381,13 @@ impl Args {
             )?)
             .unwrap_or(usize::MAX)
                 * 1024,
+            max_connections: usize::try_from(limit(
+                "--max-connections",
+                u64::try_from(self.max_connections).unwrap_or(u64::MAX),
+                1,
+                1_000_000,
+            )?)
+            .unwrap_or(usize::MAX),
         };
         let query_limits = crate::api::QueryLimits {
             max_window_secs: (limit(
@@ -365,19 +436,37 @@ impl Args {
             return Err(ConfigError::TlsWithDaemon);
         }
         let daemon = if self.with_daemon || self.demo {
-            Some(crate::demo::EmbeddedDaemon {
+            let at = crate::demo::EmbeddedDaemon {
                 udp: address("--daemon-udp", &self.daemon_udp)?,
                 tcp: address("--daemon-tcp", &self.daemon_tcp)?,
-            })
+            };
+            for (flag, addr) in [("--daemon-udp", at.udp), ("--daemon-tcp", at.tcp)] {
+                roentgen_daemon::exposure::Listening {
+                    flag,
+                    addr,
+                    authenticated: false,
+                }
+                .check(
+                    self.insecure,
+                    "pass --insecure to open it to the network anyway (--auth-keys does not cover the embedded daemon's UDP port and sampling proxy)",
+                )?;
+            }
+            Some(at)
         } else {
             None
         };
+        match (&daemon, &auth, &self.daemon_access_key_id) {
+            (Some(_), Some(_), None) => return Err(ConfigError::DaemonKeyMissing),
+            (None, _, Some(_)) | (_, None, Some(_)) => return Err(ConfigError::DaemonKeyUnused),
+            _ => {}
+        }
         Ok(Config {
             auth,
             tls,
             limits,
             query_limits,
             daemon,
+            daemon_access_key_id: self.daemon_access_key_id,
             demo: self.demo,
             listen,
             data_dir: self.data_dir,
@@ -453,6 +542,62 @@ mod tests {
     }
 
     #[test]
+    fn the_clickhouse_password_never_shows_and_is_given_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "hunter2\n").unwrap();
+        let file = file.to_str().unwrap();
+        let ch = ["--store", "clickhouse", "--clickhouse-url"];
+        for (extra, user) in [
+            (&["http://writer:hunter2@ch:8123"][..], "writer"),
+            (
+                &["http://ch:8123", "--clickhouse-password", "hunter2"],
+                "default",
+            ),
+            (
+                &[
+                    "http://ch:8123",
+                    "--clickhouse-password-file",
+                    file,
+                    "--clickhouse-user",
+                    "w",
+                ],
+                "w",
+            ),
+        ] {
+            let mut a = ch.to_vec();
+            a.extend_from_slice(extra);
+            let c = args(&a).validate().unwrap();
+            let clickhouse = c.clickhouse.clone().unwrap();
+            assert_eq!(clickhouse.url, "http://ch:8123");
+            assert_eq!(clickhouse.user, user);
+            assert_eq!(clickhouse.password.expose(), "hunter2");
+            assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
+        }
+        let e = args(&[
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            "http://u:hunter2@ch:8123",
+            "--clickhouse-password-file",
+            file,
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
+        for bad in ["ftp://u:hunter2@ch", "http://u:hunter2@ch:123456"] {
+            let e = args(&["--store", "clickhouse", "--clickhouse-url", bad])
+                .validate()
+                .unwrap_err();
+            let text = format!("{e} {e:?}");
+            assert!(
+                text.contains("--clickhouse-url") && !text.contains("hunter2"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn no_auth_off_loopback_without_insecure() {
         let e = args(&["--listen", "0.0.0.0:4000"]).validate().unwrap_err();
         assert!(e.to_string().contains("--insecure"), "{e}");
@@ -476,6 +621,59 @@ mod tests {
     }
 
     #[test]
+    fn embedded_daemon_ports_off_loopback_need_insecure_even_with_auth() {
+        for flag in ["--daemon-udp", "--daemon-tcp"] {
+            for auth in [
+                &[][..],
+                &["--auth-keys", "k.json", "--daemon-access-key-id", "K"],
+            ] {
+                let mut a = vec!["--with-daemon", flag, "0.0.0.0:2000"];
+                a.extend_from_slice(auth);
+                let e = args(&a).validate().unwrap_err();
+                let text = e.to_string();
+                assert!(
+                    text.starts_with(&format!("{flag} 0.0.0.0:2000 "))
+                        && text.contains("pass --insecure"),
+                    "{text}"
+                );
+                a.push("--insecure");
+                assert!(args(&a).validate().is_ok());
+            }
+        }
+        // Not checked when there is no embedded daemon.
+        assert!(args(&["--daemon-udp", "0.0.0.0:2000"]).validate().is_ok());
+    }
+
+    #[test]
+    fn embedded_daemon_with_auth_needs_a_key_to_sign_with() {
+        let e = args(&["--demo", "--auth-keys", "k.json"])
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("--daemon-access-key-id"), "{e}");
+        let c = args(&[
+            "--with-daemon",
+            "--auth-keys",
+            "k.json",
+            "--daemon-access-key-id",
+            "RKIAX",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.daemon_access_key_id.as_deref(), Some("RKIAX"));
+        for a in [
+            &["--daemon-access-key-id", "RKIAX"][..],
+            &["--with-daemon", "--daemon-access-key-id", "RKIAX"],
+            &["--auth-keys", "k.json", "--daemon-access-key-id", "RKIAX"],
+        ] {
+            let e = args(a).validate().unwrap_err();
+            assert!(
+                e.to_string().contains("--daemon-access-key-id needs"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn tls_files_go_together_and_limits_have_defaults() {
         let c = args(&[]).validate().unwrap();
         assert!(c.tls.is_none());
@@ -495,6 +693,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("--header-timeout-secs"), "{e}");
+        assert_eq!(c.limits.max_connections, 1024);
+        let c = args(&["--max-connections", "10"]).validate().unwrap();
+        assert_eq!(c.limits.max_connections, 10);
+        let e = args(&["--max-connections", "0"]).validate().unwrap_err();
+        assert!(e.to_string().contains("--max-connections"), "{e}");
     }
 
     #[test]

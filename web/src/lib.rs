@@ -68,6 +68,11 @@ pub enum ServeError {
 /// Opens the store, binds, prints `roentgen-web listening http=ADDR` (`https=ADDR` with TLS)
 /// on stdout, and serves until the process ends.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // Checked before anything opens: an embedded daemon that cannot sign would lose everything.
+    let daemon_credentials = match (&config.auth, &config.daemon_access_key_id) {
+        (Some(auth), Some(id)) => Some(demo::daemon_credentials(&auth.keys_file, id)?),
+        _ => None,
+    };
     let tls = match &config.tls {
         Some(files) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(files)?)),
         None => None,
@@ -117,7 +122,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         out.flush()?;
     }
     if let Some(at) = config.daemon {
-        let daemon = demo::start_daemon(at, addr).await?;
+        let daemon = demo::start_daemon(at, addr, daemon_credentials).await?;
         if config.demo {
             let demo = demo::DemoConfig {
                 daemon,

@@ -1,7 +1,9 @@
 //! The collector's connection handling: the accept loop over plain TCP or TLS, with a limit on
 //! every connection so a slow or silent client cannot hold one open (TLS handshake timeout,
 //! header-read timeout that also closes idle keep-alive connections, per-request timeout,
-//! header size limit). Each request carries the peer address as axum's `ConnectInfo`.
+//! header size limit) and a cap on connections open at once: past it the loop stops accepting,
+//! so new connections wait in the kernel's listen backlog until one closes (counted, and logged
+//! at most once a minute). Each request carries the peer address as axum's `ConnectInfo`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +18,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+
+/// Least time between two "connection limit reached" log lines.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Per-connection limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +36,8 @@ pub struct Limits {
     pub request: Duration,
     /// Largest request line plus headers, in bytes (431 past it).
     pub max_header_bytes: usize,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +47,7 @@ impl Default for Limits {
             header_read: Duration::from_secs(10),
             request: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -89,7 +98,8 @@ async fn serve_connection<I>(
 }
 
 /// Accepts connections on `listener` and serves `app` on each, over TLS when `tls` is given,
-/// until the process ends. Accept errors (e.g. out of file descriptors) are logged and retried.
+/// until the process ends; at most `limits.max_connections` at once. Accept errors (e.g. out of
+/// file descriptors) are logged and retried.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -101,7 +111,28 @@ pub async fn serve(
         .header_read_timeout(limits.header_read)
         .max_header_size(limits.max_header_bytes);
     let http = Arc::new(http);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut times_full: u64 = 0;
+    let mut last_full_log: Option<std::time::Instant> = None;
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                times_full += 1;
+                if last_full_log.is_none_or(|at| at.elapsed() >= FULL_LOG_EVERY) {
+                    last_full_log = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        times_full,
+                        "connection limit reached: new connections wait in the listen backlog until one closes (--max-connections)"
+                    );
+                }
+                match slots.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -115,6 +146,7 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
                 None => serve_connection(&http, stream, app, peer, limits.request).await,
                 Some(acceptor) => {
@@ -131,5 +163,52 @@ pub async fn serve(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn get(stream: &mut TcpStream) {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+    }
+
+    async fn answered(stream: &mut TcpStream, within: Duration) -> bool {
+        let mut buf = [0_u8; 256];
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Ok(Ok(n)) => buf[..n].starts_with(b"HTTP/1.1 200"),
+            _ => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_cap_wait_until_one_closes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        tokio::spawn(serve(listener, app, None, limits));
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            get(&mut c).await;
+            assert!(answered(&mut c, Duration::from_secs(5)).await);
+            open.push(c);
+        }
+        // The third is accepted by the kernel but not served while two are open.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        get(&mut third).await;
+        assert!(!answered(&mut third, Duration::from_millis(300)).await);
+        drop(open.pop());
+        assert!(answered(&mut third, Duration::from_secs(5)).await);
     }
 }

@@ -1,7 +1,7 @@
 //! Security end to end: keys made by `roentgen-web keys`, a collector with `--auth-keys`, the
 //! real AWS CLI and botocore signing with Roentgen keys, refusals of unsigned, wrongly signed and
-//! replayed requests, per-principal policies, the anonymous dashboard, the audit log and the
-//! refusal to serve without auth off loopback.
+//! replayed requests, per-principal policies, the anonymous dashboard and the audit log (the
+//! refusal to serve without auth off loopback is in `listeners.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -269,35 +269,6 @@ fn unsigned_and_replayed_requests_and_anonymous_dashboard_visitors_are_refused()
     );
     assert_eq!(expired.status, 403);
     assert!(expired.body.contains("expired"), "{}", expired.body);
-}
-
-#[test]
-fn no_auth_off_loopback_is_refused_at_start() {
-    let dir = tempfile::tempdir().expect("test setup");
-    let mut child = Command::new(binary("roentgen-web"))
-        .args(["--listen", "0.0.0.0:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run roentgen-web");
-    let status = eventually(Duration::from_secs(30), || {
-        child.try_wait().expect("test setup")
-    });
-    if status.is_none() {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().expect("test setup");
-    assert!(
-        status.is_some_and(|s| !s.success()),
-        "it served without auth on 0.0.0.0"
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--insecure") && err.contains("--auth-keys"),
-        "{err}"
-    );
 }
 
 #[test]

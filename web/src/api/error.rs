@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The operation is not implemented (404, `UnknownOperationException`).
     #[error("{0}")]
     UnknownOperation(String),
+    /// The store is too busy to answer now; the client may retry (503).
+    #[error("{0}")]
+    Unavailable(String),
     /// The request body is larger than this many bytes (413).
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
@@ -39,6 +42,9 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "RuleLimitExceededException")
             }
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException")
+            }
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
         }
@@ -52,6 +58,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => {
                 ApiError::InvalidRequest(format!("{what} does not exist"))
             }
+            busy @ StoreError::Busy(_) => ApiError::Unavailable(busy.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

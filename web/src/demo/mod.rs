@@ -5,6 +5,10 @@
 //! a few requests per second through the real UDP path. It has errors (404), throttles (429),
 //! faults (5xx with exceptions), slow requests, and personal data that the scrubbers remove.
 
+mod signing;
+
+pub use signing::daemon_credentials;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +34,9 @@ pub enum DemoError {
     /// A demo service could not start.
     #[error("demo service: {0}")]
     Service(String),
+    /// The key the embedded daemon should sign with is unusable.
+    #[error("embedded daemon: {0}")]
+    Key(String),
 }
 
 /// Where the embedded daemon listens.
@@ -41,16 +48,26 @@ pub struct EmbeddedDaemon {
     pub tcp: SocketAddr,
 }
 
-/// Binds the embedded daemon forwarding to `collector` (`127.0.0.1:PORT`), prints its
+/// Binds the embedded daemon forwarding to `collector` (`127.0.0.1:PORT`), signing with
+/// `credentials` when given (see [`daemon_credentials`]), prints its
 /// `roentgen-daemon listening udp=... tcp=...` line, and runs it in the background.
 pub async fn start_daemon(
     at: EmbeddedDaemon,
     collector: SocketAddr,
+    credentials: Option<roentgen_daemon::forwarder::sign::Credentials>,
 ) -> Result<EmbeddedDaemon, DemoError> {
     let mut config = roentgen_daemon::Config::local(&format!("http://{collector}/"))
         .map_err(|e| DemoError::Daemon(e.to_string()))?;
     config.bind = at.udp;
     config.bind_tcp = at.tcp;
+    config.credentials = credentials;
+    if !(at.udp.ip().is_loopback() && at.tcp.ip().is_loopback()) {
+        tracing::warn!(
+            udp = %at.udp,
+            tcp = %at.tcp,
+            "the embedded daemon listens off loopback without authentication (--insecure): anyone who can reach it may send documents"
+        );
+    }
     let bound = roentgen_daemon::Daemon::bind(config)
         .await
         .map_err(|e| DemoError::Daemon(e.to_string()))?;

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// Opening the store failed.
     #[error("cannot open the store: {0}")]
     Open(String),
+    /// No connection freed up in time (the store is overloaded); try again later.
+    #[error("the store is busy: {0}")]
+    Busy(String),
 }
 
 /// A validated document ready to store.

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that groups
 //! whatever is queued into one transaction (group commit) and answers each request only after
-//! its transaction committed; read by a small pool of connections on the blocking thread pool.
+//! its transaction committed; read by a bounded pool of connections on the blocking thread pool (`read_pool`).
 //!
 //! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
 //! (`traces`), annotation and service index rows, and per-minute node/edge statistics
@@ -15,9 +15,14 @@
 //! arrive in one call is folded on the caller's thread (`prefold`); a trace folded again
 //! (pieces arriving in a later batch) re-reads its stored documents on the writer.
 
+mod read_pool;
+
+pub use read_pool::ReadLimits;
+use read_pool::ReadPool;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -38,8 +43,6 @@ const STORE_FORMAT: i64 = 2;
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
 /// Depth of the writer's queue (requests, not documents); senders wait when it is full.
 const WRITER_QUEUE: usize = 256;
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS segments (
@@ -192,38 +195,6 @@ enum WriteCommand {
     DeleteBefore(f64, usize, Reply<usize>),
 }
 
-struct ReadPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReadPool {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open(&self.path)?;
-                c.busy_timeout(std::time::Duration::from_secs(10))?;
-                c.pragma_update(None, "query_only", true)?;
-                c.pragma_update(None, "cache_size", -16_384)?;
-                c.pragma_update(None, "mmap_size", 1_i64 << 30)?;
-                c
-            }
-        };
-        let out = f(&conn);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_READERS
-        {
-            idle.push(conn);
-        }
-        out
-    }
-}
-
 /// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the
 /// queued work is done.
 pub struct SqliteStore {
@@ -248,8 +219,14 @@ pub fn now_seconds() -> f64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread.
+    /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread,
+    /// with the default [`ReadLimits`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, ReadLimits::default())
+    }
+
+    /// [`SqliteStore::open`] with these read limits.
+    pub fn open_with(data_dir: &Path, read_limits: ReadLimits) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join("roentgen.db");
@@ -312,10 +289,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
-            readers: Arc::new(ReadPool {
-                path,
-                idle: Mutex::new(Vec::new()),
-            }),
+            readers: Arc::new(ReadPool::new(path, read_limits)),
         })
     }
 
@@ -337,12 +311,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
-        let pool = self.readers.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || pool.with(f))
-                .await
-                .map_err(|_| StoreError::WriterGone)?
-        })
+        Box::pin(self.readers.clone().read(f))
     }
 }
 

@@ -13,6 +13,7 @@
 //! too ([`Store::report_sampling`]), so reservoirs are split among every collector's clients.
 //! See [`schema`] for the tables.
 
+pub mod credentials;
 pub mod rowbinary;
 pub mod schema;
 pub mod server;
@@ -33,6 +34,7 @@ use super::{
 use crate::assembly::{AnnotationValue, DocFacts, TraceSummary, fold_trace};
 use crate::graph::{Histogram, Stats};
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
+pub use credentials::{Password, ServerUrl};
 use rowbinary::RowBinary;
 use schema::{Features, MINIMUM_VERSION};
 
@@ -58,27 +60,34 @@ const SETTINGS: [(&str, &str); 4] = [
 /// Where and how to reach ClickHouse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClickhouseConfig {
-    /// HTTP URL of the server, e.g. `http://127.0.0.1:8123`.
+    /// HTTP URL of the server without credentials, e.g. `http://127.0.0.1:8123` (it is logged).
     pub url: String,
     /// Database (created if missing); letters, digits and `_`.
     pub database: String,
-    /// User.
+    /// User (sent as `X-ClickHouse-User`).
     pub user: String,
-    /// Password (empty for none).
-    pub password: String,
+    /// Password (sent as `X-ClickHouse-Key`; empty for none; never printed).
+    pub password: Password,
     /// Cluster name from the servers' `remote_servers`, for `Distributed` tables over
     /// `<table>_local` tables on each shard; `None` for a single server.
     pub cluster: Option<String>,
 }
 
 impl ClickhouseConfig {
-    /// A single server at `url` with the default user and the `roentgen` database.
+    /// A single server at `url` with the `roentgen` database, as the user and password in the
+    /// URL's `user:password@` (taken out of the URL), else the default user.
     pub fn new(url: impl Into<String>) -> Self {
+        let url = url.into();
+        let split = ServerUrl::parse(&url).unwrap_or(ServerUrl {
+            url,
+            user: None,
+            password: None,
+        });
         Self {
-            url: url.into(),
+            url: split.url,
             database: "roentgen".into(),
-            user: "default".into(),
-            password: String::new(),
+            user: split.user.unwrap_or_else(|| "default".into()),
+            password: split.password.unwrap_or_default(),
             cluster: None,
         }
     }
@@ -165,7 +174,7 @@ struct Connection {
 
 impl Connection {
     fn error(&self, e: reqwest::Error) -> StoreError {
-        // The request URL carries the password: never show it.
+        // The request URL carries the query (and the credentials are in headers): keep it out.
         let e = e.without_url();
         if e.is_connect() || e.is_timeout() {
             StoreError::Open(format!(
@@ -185,10 +194,6 @@ impl Connection {
         body: Vec<u8>,
     ) -> Result<String, StoreError> {
         let mut params: Vec<(&str, &str)> = SETTINGS.to_vec();
-        params.push(("user", &self.config.user));
-        if !self.config.password.is_empty() {
-            params.push(("password", &self.config.password));
-        }
         if let Some(db) = database {
             params.push(("database", db));
         }
@@ -196,9 +201,7 @@ impl Connection {
             params.push(("query", q));
         }
         let response = self
-            .http
-            .post(&self.config.url)
-            .query(&params)
+            .request(&params)
             .body(body)
             .send()
             .await
@@ -211,6 +214,27 @@ impl Connection {
             return Err(StoreError::Write(format!("ClickHouse: {detail}")));
         }
         Ok(text)
+    }
+
+    /// A POST with `params` in the query string and the credentials in headers, never in the URL.
+    fn request(&self, params: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(&self.config.url)
+            .query(params)
+            .header("X-ClickHouse-User", &self.config.user);
+        let password = self.config.password.expose();
+        if !password.is_empty() {
+            // A password that is not a valid header value fails the request, without echoing it.
+            request = match reqwest::header::HeaderValue::from_str(password) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request.header("X-ClickHouse-Key", value)
+                }
+                Err(_) => request.header("X-ClickHouse-Key", password),
+            };
+        }
+        request
     }
 
     async fn execute(&self, sql: &str) -> Result<(), StoreError> {
@@ -1387,6 +1411,46 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         last
+    }
+
+    #[test]
+    fn credentials_travel_in_headers_not_in_the_url() {
+        let config = ClickhouseConfig::new("http://writer:hunter2@ch.internal:8123");
+        assert_eq!(config.url, "http://ch.internal:8123");
+        assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+        let conn = Connection {
+            http: reqwest::Client::new(),
+            config,
+        };
+        let request = conn.request(&[("query", "SELECT 1")]).build().unwrap();
+        assert!(
+            !request.url().as_str().contains("hunter2"),
+            "{}",
+            request.url()
+        );
+        assert!(
+            !request.url().as_str().contains("writer"),
+            "{}",
+            request.url()
+        );
+        assert_eq!(request.headers()["X-ClickHouse-User"], "writer");
+        assert_eq!(request.headers()["X-ClickHouse-Key"], "hunter2");
+        assert!(request.headers()["X-ClickHouse-Key"].is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn a_password_user_connects_and_a_wrong_password_is_refused_unechoed() {
+        let (user, password) = server::PASSWORD_USER;
+        let base = testing::clickhouse_url(false);
+        let url = base.replacen("http://", &format!("http://{user}:{password}@"), 1);
+        let mut config = ClickhouseConfig::new(url);
+        config.database = format!("pw{}", std::process::id());
+        let store = ClickhouseStore::open(config.clone()).await.unwrap();
+        assert_eq!(store.conn.config.user, user);
+        config.password = Password::new("wrong-hunter2");
+        let e = ClickhouseStore::open(config).await.unwrap_err().to_string();
+        assert!(!e.contains("hunter2") && !e.contains(password), "{e}");
+        assert!(e.contains("roentgen_pw") || e.contains("assword"), "{e}");
     }
 
     #[tokio::test]

@@ -92,6 +92,9 @@ fn fresh_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A user with a password on every local server, for tests of the credentials' path.
+pub const PASSWORD_USER: (&str, &str) = ("roentgen_pw", "s3cret-roentgen");
+
 const USERS: &str = r#"<?xml version="1.0"?>
 <yandex>
   <profiles><default></default></profiles>
@@ -102,6 +105,12 @@ const USERS: &str = r#"<?xml version="1.0"?>
       <profile>default</profile>
       <quota>default</quota>
     </default>
+    <roentgen_pw>
+      <password>s3cret-roentgen</password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </roentgen_pw>
   </users>
   <quotas><default></default></quotas>
 </yandex>

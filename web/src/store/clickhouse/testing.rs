@@ -26,7 +26,7 @@ pub(crate) struct Place {
     database: String,
 }
 
-fn clickhouse_url(modern: bool) -> String {
+pub(crate) fn clickhouse_url(modern: bool) -> String {
     // Stopped when the test binary exits (the server's guard sees its pipe close).
     static SERVER: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
     static MODERN: std::sync::OnceLock<LocalServer> = std::sync::OnceLock::new();
