@@ -9,4 +9,5 @@ mod request_bounds;
 mod scale_out;
 mod sdk;
 mod security;
+mod sessions;
 mod tls;

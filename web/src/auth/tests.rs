@@ -530,6 +530,8 @@ async fn page(app: &Router, path: &str, cookie: &str) -> (u16, String) {
     (status, body)
 }
 
+mod sessions;
+
 #[tokio::test]
 async fn a_group_scoped_reader_sees_only_its_groups_on_the_dashboard() {
     let f = fixture();
