@@ -464,8 +464,11 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
         .route("/session", get(session::session_info))
         .route("/AuditEvents", post(audit::audit_events))
         .with_state(auth.clone());
-    app.merge(signin)
-        .layer(axum::middleware::from_fn_with_state(auth, check_request))
+    let app = app
+        .merge(signin)
+        .layer(axum::middleware::from_fn_with_state(auth, check_request));
+    // Outermost, so the sign-in page, redirects and refusals carry the pages' headers too.
+    crate::dashboard::headers::protect_pages(app)
 }
 
 /// The action a dashboard page needs: the audit page its own, the others

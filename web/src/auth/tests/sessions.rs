@@ -31,10 +31,7 @@ async fn a_revoked_key_ends_its_sessions_and_a_narrowed_policy_applies_at_once()
     })
     .await;
 
-    let request = Request::get("/")
-        .header("cookie", &reader)
-        .body(Body::empty());
-    let (status, headers, _) = raw(&f.app, request.unwrap()).await;
+    let (status, headers, _) = raw(&f.app, get("/", &reader)).await;
     assert_eq!(status, 303, "a revoked key's session must end");
     assert_eq!(headers["location"], "/signin");
     assert_eq!(page(&f.app, "/session", &reader).await.0, 401);
