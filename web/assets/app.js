@@ -108,6 +108,11 @@
   var byId = {};
   var kids = {};
   rows.forEach(function (r) {
+    // Depth and bar come as data attributes, set here through the CSSOM: the page's
+    // Content-Security-Policy (style-src 'self') refuses inline style="" attributes.
+    r.style.setProperty("--d", r.dataset.d);
+    r.style.setProperty("--l", r.dataset.l + "%");
+    r.style.setProperty("--w", r.dataset.w + "%");
     r.dataset.id = r.id.slice(2);
     byId[r.dataset.id] = r;
     var p = r.dataset.p;

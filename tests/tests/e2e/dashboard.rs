@@ -14,10 +14,10 @@ use roentgen_tests::{Process, eventually, target_dir};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub(crate) const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A WebDriver session in a fresh headless Chromium, ended (with its driver) when dropped.
-struct Browser {
+pub(crate) struct Browser {
     _driver: Process,
     _profile: tempfile::TempDir,
     address: String,
@@ -25,7 +25,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         for path in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 std::path::Path::new(path).exists(),
@@ -59,7 +59,8 @@ impl Browser {
         ];
         let body = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"}
         }}});
         let mut browser = Self {
             _driver: driver,
@@ -76,7 +77,7 @@ impl Browser {
     }
 
     /// One WebDriver command; returns its `value`, panicking on a WebDriver error.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let text = body.map(|b| b.to_string()).unwrap_or_default();
         let response = request(&self.address, method, path, &text);
         let value: Value = serde_json::from_str(&response.body)
@@ -90,11 +91,11 @@ impl Browser {
         value["value"].clone()
     }
 
-    fn session_path(&self, rest: &str) -> String {
+    pub(crate) fn session_path(&self, rest: &str) -> String {
         format!("/session/{}{rest}", self.session)
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call(
             "POST",
             &self.session_path("/url"),
@@ -102,7 +103,7 @@ impl Browser {
         );
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         self.call("GET", &self.session_path("/url"), None)
             .as_str()
             .unwrap_or_default()
@@ -110,7 +111,7 @@ impl Browser {
     }
 
     /// Runs a script in the page and returns what it returns.
-    fn eval(&self, script: &str) -> Value {
+    pub(crate) fn eval(&self, script: &str) -> Value {
         self.call(
             "POST",
             &self.session_path("/execute/sync"),
@@ -119,7 +120,7 @@ impl Browser {
     }
 
     /// Polls a script until it returns something truthy (not `null`/`false`/`""`/`0`/`[]`).
-    fn wait_for(&self, script: &str) -> Value {
+    pub(crate) fn wait_for(&self, script: &str) -> Value {
         eventually(WAIT, || {
             let v = self.eval(script);
             let truthy = match &v {
@@ -135,7 +136,7 @@ impl Browser {
         .unwrap_or_else(|| panic!("condition never held: {script}"))
     }
 
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = eventually(WAIT, || {
             let response = request(
                 &self.address,
@@ -150,7 +151,7 @@ impl Browser {
         v["value"][ELEMENT].as_str().expect("element id").to_owned()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.find(css);
         self.call(
             "POST",
@@ -159,7 +160,7 @@ impl Browser {
         );
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call(
             "POST",
@@ -173,8 +174,25 @@ impl Browser {
         );
     }
 
+    /// The browser console's messages since the last call (CSP refusals are logged there).
+    pub(crate) fn console(&self) -> Vec<String> {
+        let entries = self.call(
+            "POST",
+            &self.session_path("/se/log"),
+            Some(json!({"type": "browser"})),
+        );
+        entries
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Saves a PNG of the viewport under `target/screenshots/`.
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let data = self.call("GET", &self.session_path("/screenshot"), None);
         let png = base64_decode(data.as_str().unwrap_or_default());
         let dir = screenshots_dir();
@@ -275,7 +293,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -284,7 +302,7 @@ fn now() -> f64 {
 
 /// Ten synthetic shop traces (frontend -> orders -> DynamoDB, payments) and one unrelated
 /// `reports` trace, all in the last minute.
-fn shop_scenario(collector: &Collector) -> usize {
+pub(crate) fn shop_scenario(collector: &Collector) -> usize {
     let start = now() - 40.0;
     let mut docs = Vec::new();
     for n in 0..10 {
@@ -421,7 +439,7 @@ fn a_bad_filter_shows_the_parsers_message_at_its_column() {
 
 /// A known trace: `web` calls `api` (which reports its own segment with a SQL subsegment and a
 /// nested pair), then renders.
-fn known_trace(start: f64) -> (String, Vec<String>) {
+pub(crate) fn known_trace(start: f64) -> (String, Vec<String>) {
     let trace = format!("1-{:08x}-0000000000000000000b0b01", start as u64);
     let web = json!({"name": "web", "id": "00000000000000a1", "trace_id": trace, "start_time": start, "end_time": start + 1.0,
     "origin": "AWS::EC2::Instance",

@@ -149,17 +149,7 @@ fn the_aws_cli_with_roentgen_keys_sends_and_reads_by_policy() {
     );
     assert!(lines.iter().all(|l| l["sourceIp"] == "127.0.0.1"));
 
-    let out = Command::new(binary("roentgen-web"))
-        .args(["keys", "--keys-file"])
-        .arg(s._dir.path().join("keys.json"))
-        .args(["revoke", &s.reader.id])
-        .output()
-        .expect("run roentgen-web keys revoke");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    revoke_key(&s._dir.path().join("keys.json"), &s.reader.id);
     let refused = eventually(Duration::from_secs(30), || {
         let (ok, _, err) = aws(&s.collector, &s.reader, &window);
         (!ok && err.contains("UnrecognizedClientException")).then_some(())
@@ -361,6 +351,21 @@ pub(crate) fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
     }
 }
 
+/// Runs `roentgen-web keys --keys-file FILE revoke ID`.
+pub(crate) fn revoke_key(keys_file: &Path, access_key_id: &str) {
+    let out = Command::new(binary("roentgen-web"))
+        .args(["keys", "--keys-file"])
+        .arg(keys_file)
+        .args(["revoke", access_key_id])
+        .output()
+        .expect("run roentgen-web keys revoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// POSTs `body` to `path` signed with `key` (a fresh signature each call: `seq` is signed).
 pub(crate) fn signed_post(
     address: &str,
@@ -430,7 +435,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// Signs in to the dashboard with the form (CSRF cookie and field); returns the session cookie.
-fn sign_in(address: &str, key: &Key) -> String {
+pub(crate) fn sign_in(address: &str, key: &Key) -> String {
     let form = request(address, "GET", "/signin", &[], "");
     assert_eq!(form.status, 200, "{}", form.body);
     let csrf = set_cookie(&form, "roentgen_csrf");
@@ -456,7 +461,7 @@ fn sign_in(address: &str, key: &Key) -> String {
 }
 
 /// GETs a dashboard page with a session cookie.
-fn page(address: &str, path: &str, session: &str) -> roentgen_tests::http::Response {
+pub(crate) fn page(address: &str, path: &str, session: &str) -> roentgen_tests::http::Response {
     request(address, "GET", path, &[("cookie", session)], "")
 }
 

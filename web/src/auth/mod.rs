@@ -464,8 +464,11 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
         .route("/session", get(session::session_info))
         .route("/AuditEvents", post(audit::audit_events))
         .with_state(auth.clone());
-    app.merge(signin)
-        .layer(axum::middleware::from_fn_with_state(auth, check_request))
+    let app = app
+        .merge(signin)
+        .layer(axum::middleware::from_fn_with_state(auth, check_request));
+    // Outermost, so the sign-in page, redirects and refusals carry the pages' headers too.
+    crate::dashboard::headers::protect_pages(app)
 }
 
 /// The action a dashboard page needs: the audit page its own, the others
@@ -516,9 +519,10 @@ async fn session_request(
     source: IpAddr,
     path: &str,
 ) -> Response {
+    let keyring = auth.keyring();
     let session = session::cookie(request.headers(), session::SESSION_COOKIE)
-        .and_then(|t| auth.sessions.get(t));
-    let Some(session) = session else {
+        .and_then(|t| auth.sessions.resolve(t, &keyring));
+    let Some((session, principal)) = session else {
         if let Err(denial) = auth.charge_address(source) {
             return denial.into_response();
         }
@@ -533,14 +537,13 @@ async fn session_request(
         };
     };
     let action = page_action(path);
-    let principal = session.principal;
     let outcome = auth
         .charge_principal(&principal)
         .and_then(|()| authorize_call(&principal, action, "*", true, source));
     auth.record(&AuditEvent {
         time: now_secs(),
         principal: Some(&principal.name),
-        access_key_id: None,
+        access_key_id: Some(&session.access_key_id),
         source_ip: source,
         action,
         resource: "*",

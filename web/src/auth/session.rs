@@ -15,7 +15,7 @@ use rand::RngCore;
 use serde::Deserialize;
 
 use super::audit::AuditEvent;
-use super::keys::LoadedPrincipal;
+use super::keys::{Keyring, LoadedPrincipal};
 use super::{Auth, now_secs};
 
 /// Session cookie name.
@@ -29,11 +29,13 @@ pub const DASHBOARD_ACTION: &str = "xray:GetTraceSummaries";
 /// Most sessions held at once (oldest dropped first past it).
 const MAX_SESSIONS: usize = 10_000;
 
-/// One signed-in browser.
+/// One signed-in browser. It names its access key, not a copy of the principal: each request
+/// resolves the key in the current keyring, so a revoked key or a changed policy applies to
+/// the session's next request.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// Who.
-    pub principal: Arc<LoadedPrincipal>,
+    /// The access key it signed in with.
+    pub access_key_id: String,
     /// Token the sign-out form must carry.
     pub csrf: String,
     /// Ends then.
@@ -71,8 +73,8 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 impl Sessions {
-    /// Opens a session; returns its token.
-    pub fn open(&self, principal: Arc<LoadedPrincipal>) -> String {
+    /// Opens a session for an access key; returns its token.
+    pub fn open(&self, access_key_id: &str) -> String {
         let t = token();
         if let Ok(mut map) = self.map.lock() {
             let now = Instant::now();
@@ -88,7 +90,7 @@ impl Sessions {
             map.insert(
                 t.clone(),
                 Session {
-                    principal,
+                    access_key_id: access_key_id.to_owned(),
                     csrf: token(),
                     expires: now + SESSION_TTL,
                 },
@@ -103,6 +105,23 @@ impl Sessions {
         map.get(token)
             .filter(|s| s.expires > Instant::now())
             .cloned()
+    }
+
+    /// The live session of a token with its key's principal in `keyring`; a session whose key
+    /// is no longer active there (revoked or removed) is ended.
+    pub fn resolve(
+        &self,
+        token: &str,
+        keyring: &Keyring,
+    ) -> Option<(Session, Arc<LoadedPrincipal>)> {
+        let session = self.get(token)?;
+        match keyring.get(&session.access_key_id) {
+            Some((_, principal)) => Some((session, principal.clone())),
+            None => {
+                self.close(token);
+                None
+            }
+        }
     }
 
     /// Ends a session.
@@ -203,8 +222,8 @@ pub async fn signin(
         error: outcome.err(),
     });
     match (outcome, principal) {
-        (Ok(()), Some(p)) => {
-            let t = auth.sessions.open(p);
+        (Ok(()), Some(_)) => {
+            let t = auth.sessions.open(&form.access_key_id);
             (
                 StatusCode::SEE_OTHER,
                 [
@@ -274,12 +293,61 @@ pub async fn signout(
 
 /// `GET /session`: the signed-in principal and the CSRF token for the sign-out form (JSON).
 pub async fn session_info(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Response {
-    match cookie(&headers, SESSION_COOKIE).and_then(|t| auth.sessions.get(t)) {
-        Some(s) => axum::Json(serde_json::json!({
-            "principal": s.principal.name,
+    let keyring = auth.keyring();
+    match cookie(&headers, SESSION_COOKIE).and_then(|t| auth.sessions.resolve(t, &keyring)) {
+        Some((s, principal)) => axum::Json(serde_json::json!({
+            "principal": principal.name,
             "csrf": s.csrf,
         }))
         .into_response(),
         None => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::{KeysFile, Principal, allow_policy, new_key};
+
+    fn keyring(active: bool, actions: &[&str]) -> (Keyring, String) {
+        let mut key = new_key(0);
+        key.active = active;
+        key.access_key_id = "RKIASESSIONTEST00001".into();
+        let file = KeysFile {
+            principals: vec![Principal {
+                name: "oncall".into(),
+                policies: vec![allow_policy(
+                    &actions.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>(),
+                )],
+                keys: vec![key.clone()],
+                rate_limit: None,
+            }],
+            ..KeysFile::default()
+        };
+        (Keyring::new(&file).unwrap(), key.access_key_id)
+    }
+
+    #[test]
+    fn a_session_resolves_its_key_in_the_current_keyring() {
+        let sessions = Sessions::default();
+        let (before, id) = keyring(true, &["xray:Get*"]);
+        let token = sessions.open(&id);
+        let (_, principal) = sessions.resolve(&token, &before).unwrap();
+        assert!(
+            Auth::authorize_somewhere(&principal, DASHBOARD_ACTION, [127, 0, 0, 1].into()).is_ok()
+        );
+
+        let (narrowed, _) = keyring(true, &["xray:PutTraceSegments"]);
+        let (_, principal) = sessions.resolve(&token, &narrowed).unwrap();
+        assert!(
+            Auth::authorize_somewhere(&principal, DASHBOARD_ACTION, [127, 0, 0, 1].into()).is_err()
+        );
+
+        let (revoked, _) = keyring(false, &["xray:Get*"]);
+        assert!(sessions.resolve(&token, &revoked).is_none());
+        assert!(
+            sessions.resolve(&token, &before).is_none(),
+            "a session ended by a revocation stays ended"
+        );
     }
 }

@@ -342,6 +342,13 @@ fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> String {
         .to_owned()
 }
 
+fn get(path: &str, cookie: &str) -> Request<Body> {
+    Request::get(path)
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
 fn form(path: &str, cookie: &str, body: String) -> Request<Body> {
     Request::post(path)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -365,12 +372,6 @@ fn enc(s: &str) -> String {
 #[tokio::test]
 async fn dashboard_sign_in_session_csrf_and_sign_out() {
     let f = fixture();
-    let get = |path: &str, cookie: &str| {
-        Request::get(path)
-            .header("cookie", cookie)
-            .body(Body::empty())
-            .unwrap()
-    };
     let (status, headers, _) = raw(&f.app, get("/", "")).await;
     assert_eq!(status, 303);
     assert_eq!(headers["location"], "/signin");
@@ -522,13 +523,12 @@ async fn sign_in(app: &Router, key: &keys::AccessKey) -> String {
 }
 
 async fn page(app: &Router, path: &str, cookie: &str) -> (u16, String) {
-    let request = Request::get(path)
-        .header("cookie", cookie)
-        .body(Body::empty())
-        .unwrap();
-    let (status, _, body) = raw(app, request).await;
+    let (status, _, body) = raw(app, get(path, cookie)).await;
     (status, body)
 }
+
+mod headers;
+mod sessions;
 
 #[tokio::test]
 async fn a_group_scoped_reader_sees_only_its_groups_on_the_dashboard() {

@@ -1,12 +1,14 @@
 //! The dashboard: server-rendered pages (askama) over the same queries as the X-Ray API — the
 //! service map (home), the traces list with the filter box, and the trace timeline, narrowed to
 //! the groups a group-scoped reader may read ([`reach`]); the audit page ([`audit`]) — plus the
-//! embedded CSS and JavaScript. Nothing is fetched from elsewhere: every asset is in the binary.
+//! embedded CSS and JavaScript. Nothing is fetched from elsewhere: every asset is in the binary,
+//! and the pages carry no inline code, so a strict Content-Security-Policy ([`headers`]) holds.
 //!
 //! Every page is a plain GET whose query string holds the whole state (window, filter, sort,
 //! selected row), so links are deep links and the browser's back button works.
 
 pub mod audit;
+pub mod headers;
 pub mod layout;
 pub mod map;
 pub mod reach;
@@ -41,9 +43,10 @@ pub const LIST_LIMIT: usize = 1000;
 /// Rows per page of the traces table.
 pub const ROWS_PER_PAGE: usize = 50;
 
-/// The dashboard's routes over `state`; merge them with [`crate::api::router`].
+/// The dashboard's routes over `state`, each response with the [`headers`]; merge them with
+/// [`crate::api::router`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(map_page))
         .route("/traces", get(traces_page))
         .route("/traces/{id}", get(trace_page))
@@ -52,7 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(tower_http::compression::CompressionLayer::new())
-        .with_state(state)
+        .with_state(state);
+    headers::protect_pages(pages)
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -800,7 +804,8 @@ struct TracePage {
     nav: Nav,
     id: String,
     timeline: timeline::Timeline,
-    ticks: Vec<(f64, String)>,
+    /// Labels at 0, 25, 50, 75 and 100% of the trace (placed by the stylesheet).
+    ticks: Vec<String>,
     small_map: String,
     levels: Vec<usize>,
     summary: Option<TraceSummary>,
@@ -850,12 +855,7 @@ fn render_trace(
 ) -> Result<String, askama::Error> {
     let timeline = timeline::build(documents);
     let ticks = (0..=4)
-        .map(|i| {
-            (
-                f64::from(i) * 25.0,
-                map::latency(timeline.duration * f64::from(i) / 4.0),
-            )
-        })
+        .map(|i| map::latency(timeline.duration * f64::from(i) / 4.0))
         .collect();
     let levels = (1..=timeline.max_depth.min(6)).collect();
     TracePage {
