@@ -88,7 +88,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let mut state = api::AppState::new(store.clone(), config.scrubber.clone());
     state.limits = config.query_limits;
-    let app = api::router(state.clone()).merge(dashboard::router(state));
+    // Every answer, API and unknown paths included, carries the page headers (no framing,
+    // no sniffing); `auth::protect` adds them to its own answers too.
+    let app = dashboard::headers::protect_pages(
+        api::router(state.clone()).merge(dashboard::router(state)),
+    );
     let app = match &config.auth {
         Some(auth) => {
             tracing::info!(keys = %auth.keys_file.display(), "SigV4 authentication is on");
