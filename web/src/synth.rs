@@ -135,17 +135,20 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
     } else {
         200
     };
+    let zone = ["eu-central-1a", "eu-central-1b"][(n % 2) as usize];
+    let method = ["GET", "POST", "PUT"][(n % 3) as usize];
+    let tier = ["gold", "silver", "bronze"][(n % 3) as usize];
     let web = json!({
         "name": "web", "id": id(1), "trace_id": trace_id,
         "start_time": start, "end_time": start + rt + 0.03,
         "origin": "AWS::EC2::Instance",
-        "aws": {"ec2": {"instance_id": format!("i-{:017x}", n % 6), "availability_zone": ["eu-central-1a", "eu-central-1b"][(n % 2) as usize]}},
+        "aws": {"ec2": {"instance_id": format!("i-{:017x}", n % 6), "availability_zone": zone}},
         "http": {
-            "request": {"method": ["GET", "POST", "PUT"][(n % 3) as usize], "url": format!("https://shop.example.com/cart/{}?session={}", n % 50, n % 7), "user_agent": "Mozilla/5.0", "client_ip": format!("198.51.100.{}", n % 250)},
+            "request": {"method": method, "url": format!("https://shop.example.com/cart/{}?session={}", n % 50, n % 7), "user_agent": "Mozilla/5.0", "client_ip": format!("198.51.100.{}", n % 250)},
             "response": {"status": web_status, "content_length": 512 + n % 4096}
         },
         "user": if pii { user.clone() } else { format!("user-{}", n % 100) },
-        "annotations": {"tier": ["gold", "silver", "bronze"][(n % 3) as usize], "order": format!("ord-{n}"), "items": n % 9, "express": n % 2 == 0},
+        "annotations": {"tier": tier, "order": format!("ord-{n}"), "items": n % 9, "express": n % 2 == 0},
         "metadata": {"default": {"note": note}},
         "fault": web_status >= 500, "error": (400..500).contains(&web_status), "throttle": web_status == 429,
         "subsegments": [
