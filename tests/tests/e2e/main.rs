@@ -5,6 +5,7 @@ mod collector;
 mod daemon;
 mod dashboard;
 mod group_scope;
+mod observe;
 mod request_bounds;
 mod scale_out;
 mod sdk;
