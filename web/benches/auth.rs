@@ -107,6 +107,7 @@ fn auth(c: &mut Criterion) {
             keys_file,
             audit_log: None,
             max_skew: Duration::from_secs(300),
+            metrics_on_loopback: false,
         })
         .expect("auth"),
     );

@@ -102,6 +102,10 @@ pub struct Args {
     /// authenticated).
     #[arg(long)]
     pub insecure: bool,
+    /// With `--auth-keys`: serve `GET /metrics` unsigned to clients on loopback (a scraper on
+    /// the same host); others still need a signed request allowed `xray:GetMetrics`.
+    #[arg(long, env = "ROENTGEN_WEB_METRICS_ON_LOOPBACK")]
+    pub metrics_on_loopback: bool,
     /// Serve HTTPS with this PEM certificate chain (server certificate first); needs
     /// `--tls-key`.
     #[arg(long, env = "ROENTGEN_WEB_TLS_CERT")]
@@ -324,6 +328,7 @@ impl Args {
                 keys_file,
                 audit_log: self.audit_log.clone(),
                 max_skew: Duration::from_secs(self.max_clock_skew),
+                metrics_on_loopback: self.metrics_on_loopback,
             });
         if auth.is_none() && self.audit_log.is_some() {
             return Err(ConfigError::AuditWithoutAuth);

@@ -14,6 +14,8 @@
 //! - [`dashboard`]: the server-rendered pages (service map, traces, timeline).
 //! - [`demo`]: the all-in-one mode's embedded daemon and the demo workload.
 //! - [`auth`]: SigV4, keys, policies and the audit log, as a layer in front of both.
+//! - [`metrics`]: counters, `/metrics` (Prometheus text), `/healthz` and `/readyz`.
+//! - [`data_dir`]: the default data directory, created with a `.gitignore`.
 //! - [`server`]: the accept loop with per-connection timeouts; [`tls`]: HTTPS configuration.
 
 pub mod api;
@@ -21,10 +23,12 @@ pub mod assembly;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
+pub mod data_dir;
 pub mod demo;
 pub mod filter;
 pub mod graph;
 pub mod group;
+pub mod metrics;
 pub mod query;
 pub mod retention;
 pub mod sampling;
@@ -88,11 +92,15 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let mut state = api::AppState::new(store.clone(), config.scrubber.clone());
     state.limits = config.query_limits;
+    let counters = state.counters.clone();
     // Every answer, API and unknown paths included, carries the page headers (no framing,
     // no sniffing); `auth::protect` adds them to its own answers too.
     let app = dashboard::headers::protect_pages(
-        api::router(state.clone()).merge(dashboard::router(state)),
+        api::router(state.clone())
+            .merge(dashboard::router(state.clone()))
+            .merge(metrics::router(state)),
     );
+    let app = metrics::time_operations(app, counters.clone());
     let app = match &config.auth {
         Some(auth) => {
             tracing::info!(keys = %auth.keys_file.display(), "SigV4 authentication is on");
@@ -115,6 +123,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             app
         }
     };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        counters,
+        metrics::track_requests,
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -4,14 +4,15 @@
 //! Counters are plain atomics shared by every stage; the only lock guards the per-detector
 //! scrub counts, taken only when a document actually had something scrubbed.
 
+pub mod prometheus;
 mod report;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use prometheus::{Exposition, Kind};
 pub use report::{Report, run_telemetry};
 
 /// Why a datagram was rejected before it reached the buffer.
@@ -294,161 +295,141 @@ impl Counters {
 
     /// Renders every counter in the Prometheus text exposition format.
     pub fn render_prometheus(&self, buffered_bytes: u64, buffer_limit_bytes: u64) -> String {
-        let mut out = String::with_capacity(4096);
+        let mut out = Exposition::new("roentgen_daemon_");
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut counter = |name: &str, help: &str, kind: &str, rows: Vec<(String, u64)>| {
-            let _ = writeln!(out, "# HELP roentgen_daemon_{name} {help}");
-            let _ = writeln!(out, "# TYPE roentgen_daemon_{name} {kind}");
-            for (labels, value) in rows {
-                let _ = writeln!(out, "roentgen_daemon_{name}{labels} {value}");
-            }
-        };
-        let plain = |v: u64| vec![(String::new(), v)];
-        counter(
+        let counter = Kind::Counter;
+        let gauge = Kind::Gauge;
+        out.single(
             "received_total",
             "Datagrams received on the UDP socket.",
-            "counter",
-            plain(load(&self.received)),
+            counter,
+            load(&self.received),
         );
-        counter(
+        out.family(
             "rejected_total",
             "Datagrams rejected as malformed, by reason.",
-            "counter",
-            RejectReason::ALL
-                .iter()
-                .map(|r| (format!("{{reason=\"{}\"}}", r.as_str()), self.rejected(*r)))
-                .collect(),
+            counter,
         );
-        counter(
+        for r in RejectReason::ALL {
+            out.sample(
+                "rejected_total",
+                &[("reason", r.as_str())],
+                self.rejected(r),
+            );
+        }
+        out.single(
             "scrubbed_documents_total",
             "Documents in which the scrubber rewrote personal data.",
-            "counter",
-            plain(load(&self.scrubbed_documents)),
+            counter,
+            load(&self.scrubbed_documents),
         );
-        counter(
+        out.family(
             "scrubbed_total",
             "Values rewritten by the scrubber, by detector.",
-            "counter",
-            self.scrubbed_by_detector()
-                .into_iter()
-                .map(|(d, n)| (format!("{{detector=\"{}\"}}", escape_label(&d)), n))
-                .collect(),
+            counter,
         );
-        counter(
+        for (detector, n) in self.scrubbed_by_detector() {
+            out.sample("scrubbed_total", &[("detector", &detector)], n);
+        }
+        out.single(
             "accepted_total",
             "Documents accepted into the buffer.",
-            "counter",
-            plain(load(&self.accepted)),
+            counter,
+            load(&self.accepted),
         );
-        counter(
+        out.single(
             "buffered_documents",
             "Documents held in memory now.",
-            "gauge",
-            plain(load(&self.buffered_documents)),
+            gauge,
+            load(&self.buffered_documents),
         );
-        counter(
+        out.single(
             "buffered_bytes",
             "Bytes of documents held in memory now.",
-            "gauge",
-            plain(buffered_bytes),
+            gauge,
+            buffered_bytes,
         );
-        counter(
+        out.single(
             "buffer_limit_bytes",
             "The configured memory bound (--buffer-memory-mb).",
-            "gauge",
-            plain(buffer_limit_bytes),
+            gauge,
+            buffer_limit_bytes,
         );
-        counter(
+        out.single(
             "sent_total",
             "Documents delivered to the collector directly.",
-            "counter",
-            plain(load(&self.sent)),
+            counter,
+            load(&self.sent),
         );
-        counter(
+        out.single(
             "batches_sent_total",
             "PutTraceSegments requests the collector accepted.",
-            "counter",
-            plain(load(&self.batches_sent)),
+            counter,
+            load(&self.batches_sent),
         );
-        counter(
+        out.single(
             "retried_total",
             "Requests to the collector retried after a failure.",
-            "counter",
-            plain(load(&self.retried)),
+            counter,
+            load(&self.retried),
         );
-        counter(
+        out.single(
             "spooled_total",
             "Documents written to the disk spool.",
-            "counter",
-            plain(load(&self.spooled)),
+            counter,
+            load(&self.spooled),
         );
-        counter(
+        out.single(
             "spool_bytes",
             "Bytes in the disk spool now.",
-            "gauge",
-            plain(load(&self.spool_bytes)),
+            gauge,
+            load(&self.spool_bytes),
         );
-        counter(
+        out.single(
             "replayed_total",
             "Documents replayed from the spool to the collector.",
-            "counter",
-            plain(load(&self.replayed)),
+            counter,
+            load(&self.replayed),
         );
-        counter(
-            "dropped_total",
-            "Documents dropped, by reason.",
-            "counter",
-            DropReason::ALL
-                .iter()
-                .map(|r| (format!("{{reason=\"{}\"}}", r.as_str()), self.dropped(*r)))
-                .collect(),
-        );
-        counter(
+        out.family("dropped_total", "Documents dropped, by reason.", counter);
+        for r in DropReason::ALL {
+            out.sample("dropped_total", &[("reason", r.as_str())], self.dropped(r));
+        }
+        out.family(
             "backend_errors_total",
             "Failed exchanges with the collector, by kind.",
-            "counter",
-            BackendError::ALL
-                .iter()
-                .map(|k| {
-                    (
-                        format!("{{kind=\"{}\"}}", k.as_str()),
-                        self.backend_errors(*k),
-                    )
-                })
-                .collect(),
+            counter,
         );
-        counter(
+        for k in BackendError::ALL {
+            out.sample(
+                "backend_errors_total",
+                &[("kind", k.as_str())],
+                self.backend_errors(k),
+            );
+        }
+        out.single(
             "unprocessed_total",
             "Documents the collector listed in UnprocessedTraceSegments.",
-            "counter",
-            plain(load(&self.unprocessed)),
+            counter,
+            load(&self.unprocessed),
         );
-        let quantiles = [0.5, 0.99]
-            .iter()
-            .filter_map(|q| {
-                self.latency.quantile(*q).map(|d| {
-                    (
-                        format!("{{quantile=\"{q}\"}}"),
-                        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                    )
-                })
-            })
-            .collect();
-        counter(
+        out.family(
             "receive_to_send_milliseconds",
             "Time from receiving a datagram to the collector accepting it (1 ms buckets).",
-            "summary",
-            quantiles,
+            Kind::Summary,
         );
-        out
+        for q in [0.5, 0.99] {
+            if let Some(d) = self.latency.quantile(q) {
+                let label = q.to_string();
+                out.sample(
+                    "receive_to_send_milliseconds",
+                    &[("quantile", &label)],
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                );
+            }
+        }
+        out.finish()
     }
-}
-
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// A log line that is written at most once per interval; the lines suppressed in between are

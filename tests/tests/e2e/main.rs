@@ -6,6 +6,7 @@ mod daemon;
 mod dashboard;
 mod group_scope;
 mod listeners;
+mod observe;
 mod pages;
 mod request_bounds;
 mod scale_out;

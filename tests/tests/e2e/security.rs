@@ -374,6 +374,18 @@ pub(crate) fn signed_post(
     body: &str,
     seq: u64,
 ) -> roentgen_tests::http::Response {
+    signed_request(address, key, "POST", path, body, seq)
+}
+
+/// Sends `method path` with `body`, signed with `key` (`seq` is signed, so each call differs).
+pub(crate) fn signed_request(
+    address: &str,
+    key: &Key,
+    method: &str,
+    path: &str,
+    body: &str,
+    seq: u64,
+) -> roentgen_tests::http::Response {
     let date = format_amz_date(now() as i64);
     let seq = seq.to_string();
     let headers = [
@@ -388,7 +400,7 @@ pub(crate) fn signed_post(
         service: "xray",
     };
     let signable = SignableRequest {
-        method: "POST",
+        method,
         path,
         query: "",
         headers: &headers,
@@ -398,7 +410,7 @@ pub(crate) fn signed_post(
         .expect("test setup");
     request(
         address,
-        "POST",
+        method,
         path,
         &[
             ("x-amz-date", date.as_str()),

@@ -9,7 +9,6 @@ mod sampling;
 pub mod scope;
 mod traces;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -22,22 +21,14 @@ use serde::de::DeserializeOwned;
 pub use error::ApiError;
 pub use traces::{PreparedDocument, prepare_document};
 
+/// The collector's counters (they live in [`crate::metrics`]).
+pub use crate::metrics::Counters;
+
 use crate::sampling::Targets;
 use crate::store::Store;
 
 /// Largest request body accepted (a full daemon batch of 64 KiB documents fits).
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-
-/// Counters an operator asks "how many?" about.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Documents stored.
-    pub documents_accepted: AtomicU64,
-    /// Documents returned as unprocessed.
-    pub documents_rejected: AtomicU64,
-    /// Documents the scrubber rewrote something in.
-    pub documents_scrubbed: AtomicU64,
-}
 
 /// Bounds on the work one query may ask for.
 #[derive(Debug, Clone, Copy, PartialEq)]

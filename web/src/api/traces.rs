@@ -106,6 +106,10 @@ pub async fn put_trace_segments(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    state
+        .counters
+        .ingest_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
     let req: PutTraceSegmentsRequest = parse_body(&body)?;
     let mut docs = Vec::with_capacity(req.trace_segment_documents.len());
     let mut refused = Vec::new();
@@ -117,6 +121,7 @@ pub async fn put_trace_segments(
     }
     let accepted = docs.len() as u64;
     if !docs.is_empty() {
+        let _writing = state.counters.store_write(docs.len());
         state.store.put_documents(docs).await?;
     }
     state
@@ -124,10 +129,7 @@ pub async fn put_trace_segments(
         .documents_accepted
         .fetch_add(accepted, Ordering::Relaxed);
     if !refused.is_empty() {
-        state
-            .counters
-            .documents_rejected
-            .fetch_add(refused.len() as u64, Ordering::Relaxed);
+        state.counters.refuse_documents(&refused);
         tracing::warn!(refused = refused.len(), accepted, "documents refused");
     }
     Ok(Json(json!({ "UnprocessedTraceSegments": refused })))

@@ -40,6 +40,10 @@ use sigv4::{SigError, SignableRequest};
 pub const SERVICE: &str = "xray";
 /// Our own action for reading the audit log.
 pub const AUDIT_ACTION: &str = "xray:GetAuditEvents";
+/// Our own action for reading the collector's metrics (`GET /metrics`).
+pub const METRICS_ACTION: &str = "xray:GetMetrics";
+/// Paths a load balancer must reach: served without authentication, they reveal nothing else.
+pub const HEALTH_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 /// Most replay-cache entries kept (a full cache refuses new signatures rather than forget).
 const REPLAY_CAPACITY: usize = 1_000_000;
 /// How often the keys file is checked for changes.
@@ -54,6 +58,8 @@ pub struct AuthConfig {
     pub audit_log: Option<PathBuf>,
     /// Allowed difference between a request's `X-Amz-Date` and our clock.
     pub max_skew: Duration,
+    /// Serve `GET /metrics` unsigned to clients on loopback (a local scraper).
+    pub metrics_on_loopback: bool,
 }
 
 /// Why authentication could not start.
@@ -96,6 +102,7 @@ pub fn action_for(path: &str) -> Option<&'static str> {
         "/InsightSummaries" => "xray:GetInsightSummaries",
         "/EncryptionConfig" => "xray:GetEncryptionConfig",
         "/AuditEvents" => AUDIT_ACTION,
+        "/metrics" => METRICS_ACTION,
         _ => return None,
     })
 }
@@ -576,13 +583,19 @@ fn declared_length(headers: &[(&str, &str)]) -> Option<u64> {
 /// The layer's body: authenticate, rate-limit, authorize, audit, then call the inner service.
 async fn check_request(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    if path.starts_with("/assets/") || matches!(path.as_str(), "/signout" | "/session") {
+    if path.starts_with("/assets/")
+        || matches!(path.as_str(), "/signout" | "/session")
+        || HEALTH_PATHS.contains(&path.as_str())
+    {
         return next.run(request).await;
     }
     let source = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    if path == "/metrics" && auth.config.metrics_on_loopback && source.is_loopback() {
+        return next.run(request).await;
+    }
     if path == "/signin" {
         // Sign-in attempts count against the address (a brake on guessing secrets).
         if request.method() == axum::http::Method::POST

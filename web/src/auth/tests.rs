@@ -80,6 +80,7 @@ fn fixture() -> Fixture {
             keys_file,
             audit_log: Some(audit.clone()),
             max_skew: Duration::from_secs(300),
+            metrics_on_loopback: false,
         })
         .unwrap(),
     );
@@ -692,6 +693,7 @@ async fn the_audit_page_says_when_there_is_no_log() {
             keys_file,
             audit_log: None,
             max_skew: Duration::from_secs(300),
+            metrics_on_loopback: false,
         })
         .unwrap(),
     );

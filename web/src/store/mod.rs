@@ -215,6 +215,10 @@ pub trait Store: Send + Sync + 'static {
     /// batch is durable.
     fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>>;
 
+    /// Whether the store can take writes now: a cheap real check (a trivial read, and the
+    /// writer alive and able to write), for `/readyz`.
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Candidate trace summaries for a window and index predicates, newest first.
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;
 
@@ -290,5 +294,7 @@ fn op_sql(op: &str) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod ready_tests;
 #[cfg(test)]
 mod tests;

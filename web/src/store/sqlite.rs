@@ -193,6 +193,8 @@ enum WriteCommand {
     DeleteGroup(String, Reply<()>),
     Telemetry(Vec<TelemetryRow>, Reply<()>),
     DeleteBefore(f64, usize, Reply<usize>),
+    /// Takes the write lock and lets it go (for [`Store::ready`]).
+    Ready(Reply<()>),
 }
 
 /// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the
@@ -227,7 +229,7 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with these read limits.
     pub fn open_with(data_dir: &Path, read_limits: ReadLimits) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)
+        crate::data_dir::create(data_dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join("roentgen.db");
         let conn = Connection::open(&path)?;
@@ -437,6 +439,14 @@ fn write_transaction<T>(
 fn run_other(conn: &mut Connection, cmd: WriteCommand) {
     match cmd {
         WriteCommand::Documents(..) => {}
+        WriteCommand::Ready(reply) => {
+            // BEGIN IMMEDIATE takes the database's write lock; the rollback writes nothing.
+            let _ = reply.send(
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map(drop)
+                    .map_err(StoreError::from),
+            );
+        }
         WriteCommand::PutRule(rule, create, reply) => {
             let _ = reply.send(write_transaction(conn, |tx| {
                 let exists: Option<f64> = tx
@@ -961,6 +971,19 @@ fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError
 }
 
 impl Store for SqliteStore {
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                conn.query_row("SELECT count(*) FROM sampling_rules", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .await?;
+            self.write(WriteCommand::Ready).await
+        })
+    }
+
     fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             // A large call goes to the writer in parts, each sent as soon as it is folded, so

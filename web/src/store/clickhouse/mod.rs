@@ -1245,6 +1245,30 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
 }
 
 impl Store for ClickhouseStore {
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if self.writer.is_closed() {
+                return Err(StoreError::WriterGone);
+            }
+            // Reaches the server and the store's database, and checks that this user may
+            // write (`readonly` is 0).
+            #[derive(serde::Deserialize)]
+            struct Setting {
+                value: String,
+            }
+            let rows: Vec<Setting> = self
+                .conn
+                .select("SELECT value FROM system.settings WHERE name = 'readonly'")
+                .await?;
+            match rows.first().map(|r| r.value.as_str()) {
+                Some("0") | None => Ok(()),
+                Some(_) => Err(StoreError::Write(
+                    "the ClickHouse user is read-only".to_owned(),
+                )),
+            }
+        })
+    }
+
     fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
