@@ -269,9 +269,7 @@ fn clickhouse_query(server: &LocalServer, sql: &str, body: &[u8]) -> String {
     let query: String = sql
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect();
@@ -327,7 +325,10 @@ fn fleet_ingest(c: &mut Criterion) {
     let address = serve(&rt, api::router(AppState::new(sqlite, None)));
     let tally = http_target(&mut group, "sqlite", &address, &mut next, None);
     let bytes = disk_bytes(&sqlite_dir) as f64 / tally.docs as f64;
-    tally.print("sqlite", &format!("; {bytes:.0} bytes on disk per document"));
+    tally.print(
+        "sqlite",
+        &format!("; {bytes:.0} bytes on disk per document"),
+    );
 
     // The collector on ClickHouse 26.9, and the engine's own bulk insert.
     let server = LocalServer::start_engine(&Engine::chdb()).expect("ClickHouse 26.9 (chdb-core)");
@@ -336,13 +337,21 @@ fn fleet_ingest(c: &mut Criterion) {
             .expect("clickhouse store"),
     );
     let address = serve(&rt, api::router(AppState::new(clickhouse, None)));
-    let tally = http_target(&mut group, "clickhouse26", &address, &mut next, Some(&server));
+    let tally = http_target(
+        &mut group,
+        "clickhouse26",
+        &address,
+        &mut next,
+        Some(&server),
+    );
     let parts = clickhouse_query(
         &server,
         "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND database = 'default'",
         b"",
     );
-    let mut fields = parts.split_whitespace().map(|v| v.parse::<f64>().unwrap_or(0.0));
+    let mut fields = parts
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
     let (rows, bytes) = (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0));
     tally.print(
         "clickhouse26",

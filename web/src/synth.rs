@@ -114,12 +114,12 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
             (n << 8 | k).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1
         )
     };
-    let fault = n % 23 == 0;
+    let fault = n.is_multiple_of(23);
     let throttled = n % 31 == 1;
     let not_found = n % 9 == 2;
     let rt = 0.005 + (n % 13) as f64 * 0.007;
     let user = format!("customer{}@example.com", n % 997);
-    let pii = n % 4 == 0;
+    let pii = n.is_multiple_of(4);
     let note = if pii {
         format!("card 4111 1111 1111 {:04} for {user}", n % 10_000)
     } else {
@@ -148,7 +148,7 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
             "response": {"status": web_status, "content_length": 512 + n % 4096}
         },
         "user": if pii { user.clone() } else { format!("user-{}", n % 100) },
-        "annotations": {"tier": tier, "order": format!("ord-{n}"), "items": n % 9, "express": n % 2 == 0},
+        "annotations": {"tier": tier, "order": format!("ord-{n}"), "items": n % 9, "express": n.is_multiple_of(2)},
         "metadata": {"default": {"note": note}},
         "fault": web_status >= 500, "error": (400..500).contains(&web_status), "throttle": web_status == 429,
         "subsegments": [

@@ -42,9 +42,10 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "RuleLimitExceededException")
             }
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
-            ApiError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException")
-            }
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+            ),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
         }

@@ -263,9 +263,7 @@ async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
 /// Property, over seeded cases: a trace whose pieces (five services' segments, or a streamed
 /// capture's subsegments) arrive in any order, spread over any number of batches with other
 /// traces' documents between them, has the summary and graph samples it has when sent whole.
-async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(
-    backend: Backend,
-) {
+async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(backend: Backend) {
     let (_whole_place, whole) = store(backend).await;
     let (_pieces_place, pieces) = store(backend).await;
     let streamed = capture_documents("python-sdk-2.15-streamed-40.txt");
