@@ -165,9 +165,9 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
         "fault": fault,
         "annotations": {"cart_size": n % 9},
         "subsegments": [
-            {"name": "inventory", "id": id(4), "namespace": "remote", "start_time": start + 0.003, "end_time": start + 0.003 + rt / 3.0,
+            {"name": "inventory", "id": id(4), "namespace": "remote", "start_time": start + 0.003, "end_time": start + 0.0055 + rt / 3.0,
              "http": {"request": {"method": "GET", "url": format!("http://inventory.internal/items/{}", n % 200)}, "response": {"status": 200}}},
-            {"name": "payments", "id": id(5), "namespace": "remote", "start_time": start + 0.004 + rt / 3.0, "end_time": start + rt + 0.02,
+            {"name": "payments", "id": id(5), "namespace": "remote", "start_time": start + 0.006 + rt / 3.0, "end_time": start + rt + 0.02,
              "http": {"request": {"method": "POST", "url": "http://payments.internal/charge"}, "response": {"status": status(fault, 500)}},
              "fault": fault},
             {"name": "notify", "id": id(6), "namespace": "remote", "start_time": start + rt + 0.021, "end_time": start + rt + 0.023,
@@ -176,23 +176,23 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
     });
     let inventory = json!({
         "name": "inventory", "id": id(7), "trace_id": trace_id, "parent_id": id(4),
-        "start_time": start + 0.0035, "end_time": start + 0.0025 + rt / 3.0,
+        "start_time": start + 0.0035, "end_time": start + 0.005 + rt / 3.0,
         "origin": "AWS::ECS::Container",
         "http": {"request": {"method": "GET", "url": format!("http://inventory.internal/items/{}", n % 200)}, "response": {"status": 200}},
         "subsegments": [
-            {"name": "stock@db.internal", "id": id(8), "namespace": "remote", "start_time": start + 0.004, "end_time": start + 0.002 + rt / 3.0,
+            {"name": "stock@db.internal", "id": id(8), "namespace": "remote", "start_time": start + 0.004, "end_time": start + 0.0045 + rt / 4.0,
              "sql": {"url": "postgresql://db.internal:5432/stock", "database_type": "PostgreSQL", "sanitized_query": format!("SELECT qty FROM stock WHERE sku = $1 AND warehouse = {}", n % 4)}}
         ]
     });
     let payments = json!({
         "name": "payments", "id": id(9), "trace_id": trace_id, "parent_id": id(5),
-        "start_time": start + 0.005 + rt / 3.0, "end_time": start + rt + 0.019,
+        "start_time": start + 0.0065 + rt / 3.0, "end_time": start + rt + 0.019,
         "origin": "AWS::EC2::Instance",
         "http": {"request": {"method": "POST", "url": "http://payments.internal/charge"}, "response": {"status": status(fault, 500)}},
         "fault": fault,
         "metadata": {"default": {"customer": if pii { user.clone() } else { String::new() }}},
         "subsegments": [
-            {"name": "bank.example.com", "id": id(10), "namespace": "remote", "start_time": start + 0.006 + rt / 3.0, "end_time": start + rt + 0.018,
+            {"name": "bank.example.com", "id": id(10), "namespace": "remote", "start_time": start + 0.007 + rt / 3.0, "end_time": start + rt + 0.018,
              "http": {"request": {"method": "POST", "url": "https://bank.example.com/v2/authorize"}, "response": {"status": status(fault, 503)}},
              "fault": fault},
             {"name": "DynamoDB", "id": id(11), "namespace": "aws", "start_time": start + rt + 0.0181, "end_time": start + rt + 0.0185,
@@ -213,4 +213,20 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
         .iter()
         .map(|d| d.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fleet_traces_are_valid_documents_of_five_services() {
+        for n in 0..400 {
+            let docs = super::fleet_trace(n, 1_800_000_000.0 + n as f64);
+            assert_eq!(docs.len(), super::FLEET_SERVICES.len());
+            for d in &docs {
+                if let Err(e) = crate::api::prepare_document(d, None) {
+                    panic!("trace {n}: {e}");
+                }
+            }
+        }
+    }
 }
