@@ -244,6 +244,7 @@ impl Parser {
 
     /// `id(name: "n", type: "t")`, after the word `id`.
     fn id_fields(&mut self) -> Result<ServiceSelector, FilterError> {
+        let open = self.column();
         self.expect(&Token::LParen)?;
         let mut sel = ServiceSelector::default();
         loop {
@@ -273,6 +274,10 @@ impl Parser {
             }
         }
         self.expect(&Token::RParen)?;
+        if sel.name.is_none() && sel.kind.is_none() {
+            // `account.id` alone is not matched on: it would select every service.
+            return Err(FilterError::new(open, "id(...) needs a name or a type"));
+        }
         Ok(sel)
     }
 

@@ -162,6 +162,14 @@ fn malformed_expressions_point_at_the_column() {
             "AND fault",
             "column 1: expected a keyword before AND, found \"AND\"",
         ),
+        (
+            "duration > 1e999",
+            "column 12: number 1e999 is out of range",
+        ),
+        (
+            "edge(id(account.id: \"1\"), \"b\")",
+            "column 8: id(...) needs a name or a type",
+        ),
     ];
     for (text, message) in table {
         let err = parse(text).expect_err(text);
