@@ -4,6 +4,7 @@ mod captures;
 mod collector;
 mod daemon;
 mod dashboard;
+mod filter_depth;
 mod scale_out;
 mod sdk;
 mod security;

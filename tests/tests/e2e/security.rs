@@ -35,7 +35,7 @@ fn aws(collector: &Collector, key: &Key, args: &[&str]) -> (bool, String, String
     )
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -50,7 +50,7 @@ struct Setup {
 }
 
 /// Starts a collector over `DIR/keys.json` with its audit log in `DIR/audit.jsonl`.
-fn start_collector(dir: &Path) -> (Collector, std::path::PathBuf) {
+pub(crate) fn start_collector(dir: &Path) -> (Collector, std::path::PathBuf) {
     let audit = dir.join("audit.jsonl");
     let keys = dir.join("keys.json");
     let collector = Collector::start(
@@ -364,7 +364,7 @@ fn the_daemon_signs_with_its_own_key() {
 }
 
 /// Runs `roentgen-web keys --keys-file FILE create ARGS` and returns the key it made.
-fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
+pub(crate) fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
     let out = Command::new(binary("roentgen-web"))
         .args(["keys", "--keys-file"])
         .arg(keys_file)
@@ -391,7 +391,7 @@ fn create_key_with(keys_file: &Path, args: &[&str]) -> Key {
 }
 
 /// POSTs `body` to `path` signed with `key` (a fresh signature each call: `seq` is signed).
-fn signed_post(
+pub(crate) fn signed_post(
     address: &str,
     key: &Key,
     path: &str,
@@ -459,7 +459,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// Signs in to the dashboard with the form (CSRF cookie and field); returns the session cookie.
-fn sign_in(address: &str, key: &Key) -> String {
+pub(crate) fn sign_in(address: &str, key: &Key) -> String {
     let form = request(address, "GET", "/signin", &[], "");
     assert_eq!(form.status, 200, "{}", form.body);
     let csrf = set_cookie(&form, "roentgen_csrf");
@@ -485,7 +485,7 @@ fn sign_in(address: &str, key: &Key) -> String {
 }
 
 /// GETs a dashboard page with a session cookie.
-fn page(address: &str, path: &str, session: &str) -> roentgen_tests::http::Response {
+pub(crate) fn page(address: &str, path: &str, session: &str) -> roentgen_tests::http::Response {
     request(address, "GET", path, &[("cookie", session)], "")
 }
 
@@ -497,27 +497,29 @@ struct Dashboard {
     web_team: Key,
 }
 
-fn dashboard_setup() -> Dashboard {
-    let dir = tempfile::tempdir().expect("test setup");
-    let keys = dir.path().join("keys.json");
-    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
-    let admin = create_key(&keys, "admin", "xray:*");
-    let policy = dir.path().join("web-team.json");
+/// Makes a key for principal `web-team`, allowed `xray:Get*` on the group `web` only, in
+/// `DIR/keys.json` (its policy in `DIR/web-team.json`).
+pub(crate) fn create_web_team_key(dir: &Path) -> Key {
+    let policy = dir.join("web-team.json");
     std::fs::write(
         &policy,
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"xray:Get*",
             "Resource":"arn:aws:xray:*:*:group/web"}]}"#,
     )
     .expect("test setup");
-    let web_team = create_key_with(
-        &keys,
-        &[
-            "--principal",
-            "web-team",
-            "--policy",
-            policy.to_str().expect("test setup"),
-        ],
-    );
+    let policy = policy.to_str().expect("test setup");
+    create_key_with(
+        &dir.join("keys.json"),
+        &["--principal", "web-team", "--policy", policy],
+    )
+}
+
+fn dashboard_setup() -> Dashboard {
+    let dir = tempfile::tempdir().expect("test setup");
+    let keys = dir.path().join("keys.json");
+    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
+    let admin = create_key(&keys, "admin", "xray:*");
+    let web_team = create_web_team_key(dir.path());
     let (collector, _) = start_collector(dir.path());
     Dashboard {
         _dir: dir,
