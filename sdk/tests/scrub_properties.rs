@@ -14,19 +14,7 @@ static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
 
 /// Hashes some kinds, drops fields holding others, exempts a field.
 static MIXED: LazyLock<Scrubber> = LazyLock::new(|| {
-    let config = ScrubConfig::from_toml_str(
-        r#"
-hash_key = "property-test-key-0123456789"
-exempt_fields = ["sql"]
-[detectors.email]
-action = "hash"
-[detectors.phone]
-action = "drop"
-[fields."annotations"]
-action = "hash"
-"#,
-    )
-    .expect("config");
+    let config = ScrubConfig::from_toml_str(include_str!("scrub_mixed.toml")).expect("config");
     Scrubber::new(&config).expect("scrubber")
 });
 

@@ -4,6 +4,7 @@ mod captures;
 mod collector;
 mod daemon;
 mod dashboard;
+mod filter_depth;
 mod group_scope;
 mod listeners;
 mod observe;

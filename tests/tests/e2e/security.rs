@@ -485,27 +485,29 @@ struct Dashboard {
     web_team: Key,
 }
 
-fn dashboard_setup() -> Dashboard {
-    let dir = tempfile::tempdir().expect("test setup");
-    let keys = dir.path().join("keys.json");
-    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
-    let admin = create_key(&keys, "admin", "xray:*");
-    let policy = dir.path().join("web-team.json");
+/// Makes a key for principal `web-team`, allowed `xray:Get*` on the group `web` only, in
+/// `DIR/keys.json` (its policy in `DIR/web-team.json`).
+pub(crate) fn create_web_team_key(dir: &Path) -> Key {
+    let policy = dir.join("web-team.json");
     std::fs::write(
         &policy,
         r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"xray:Get*",
             "Resource":"arn:aws:xray:*:*:group/web"}]}"#,
     )
     .expect("test setup");
-    let web_team = create_key_with(
-        &keys,
-        &[
-            "--principal",
-            "web-team",
-            "--policy",
-            policy.to_str().expect("test setup"),
-        ],
-    );
+    let policy = policy.to_str().expect("test setup");
+    create_key_with(
+        &dir.join("keys.json"),
+        &["--principal", "web-team", "--policy", policy],
+    )
+}
+
+fn dashboard_setup() -> Dashboard {
+    let dir = tempfile::tempdir().expect("test setup");
+    let keys = dir.path().join("keys.json");
+    let writer = create_key(&keys, "daemon", "xray:PutTraceSegments");
+    let admin = create_key(&keys, "admin", "xray:*");
+    let web_team = create_web_team_key(dir.path());
     let (collector, _) = start_collector(dir.path());
     Dashboard {
         _dir: dir,

@@ -156,7 +156,7 @@ pub(crate) async fn scoped_filter(
     let text = format!("group.name = {}", Literal::Str(group.as_str().to_owned()));
     let confining = parse_filter(state, Some(&text)).await?;
     Ok(match (own, confining) {
-        (Some(a), Some(b)) => Some(Expr::And(Box::new(a), Box::new(b))),
+        (Some(a), Some(b)) => Some(Expr::And(vec![a, b])),
         (a, b) => a.or(b),
     })
 }

@@ -536,29 +536,86 @@ impl Signer<'_> {
         body: &[u8],
         amz_date: &str,
     ) -> Result<String, SigError> {
-        let mut signed: Vec<String> = request
-            .headers
-            .iter()
-            .map(|(n, _)| n.to_ascii_lowercase())
-            .filter(|n| n != "authorization")
-            .collect();
-        signed.sort();
-        signed.dedup();
-        let date = amz_date.get(..8).ok_or(SigError::Malformed("X-Amz-Date"))?;
-        let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
+        let signed = signed_names(request);
+        let scope = self.scope(amz_date)?;
         let canonical = canonical_request(request, &signed, &payload_hash(body), false)?;
-        let text = string_to_sign(amz_date, &scope, &canonical);
-        let signature = hmac(
-            &signing_key(self.secret, date, self.region, self.service),
-            text.as_bytes(),
-        );
         Ok(format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={}",
             self.access_key_id,
             signed.join(";"),
-            hex(&signature)
+            self.signature(amz_date, &scope, &canonical)
         ))
     }
+
+    /// The query string of a presigned (query-form) `request`: its own query followed by the
+    /// `X-Amz-*` parameters and the signature, valid for `expires` seconds from `amz_date`.
+    /// Every header of `request` is signed (it must carry `host`); the payload is unsigned.
+    pub fn presign(
+        &self,
+        request: &SignableRequest<'_>,
+        amz_date: &str,
+        expires: i64,
+    ) -> Result<String, SigError> {
+        let signed = signed_names(request);
+        let scope = self.scope(amz_date)?;
+        let mut query = request.query.to_owned();
+        let mut param = |name: &str, value: &str| {
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(name);
+            query.push('=');
+            uri_encode(&mut query, value.as_bytes(), false);
+        };
+        param("X-Amz-Algorithm", ALGORITHM);
+        param(
+            "X-Amz-Credential",
+            &format!("{}/{scope}", self.access_key_id),
+        );
+        param("X-Amz-Date", amz_date);
+        param("X-Amz-Expires", &expires.to_string());
+        param("X-Amz-SignedHeaders", &signed.join(";"));
+        let with_params = SignableRequest {
+            query: &query,
+            ..*request
+        };
+        let canonical = canonical_request(&with_params, &signed, UNSIGNED_PAYLOAD, true)?;
+        let signature = self.signature(amz_date, &scope, &canonical);
+        Ok(format!("{query}&X-Amz-Signature={signature}"))
+    }
+
+    /// The credential scope at `amz_date`: `DATE/REGION/SERVICE/aws4_request`.
+    fn scope(&self, amz_date: &str) -> Result<String, SigError> {
+        let date = amz_date.get(..8).ok_or(SigError::Malformed("X-Amz-Date"))?;
+        Ok(format!(
+            "{date}/{}/{}/aws4_request",
+            self.region, self.service
+        ))
+    }
+
+    /// The hex signature of a canonical request.
+    fn signature(&self, amz_date: &str, scope: &str, canonical: &str) -> String {
+        let date = scope.get(..8).unwrap_or_default();
+        let text = string_to_sign(amz_date, scope, canonical);
+        hex(&hmac(
+            &signing_key(self.secret, date, self.region, self.service),
+            text.as_bytes(),
+        ))
+    }
+}
+
+/// The names of a request's headers to sign: lower case, sorted, once each, without
+/// `authorization`.
+fn signed_names(request: &SignableRequest<'_>) -> Vec<String> {
+    let mut signed: Vec<String> = request
+        .headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .filter(|n| n != "authorization")
+        .collect();
+    signed.sort();
+    signed.dedup();
+    signed
 }
 
 #[cfg(test)]

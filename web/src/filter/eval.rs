@@ -24,8 +24,8 @@ fn selects(sel: &ServiceSelector, key: &NodeKey) -> bool {
 
 fn eval(expr: &Expr, t: &TraceSummary, scope: Scope<'_>) -> bool {
     match expr {
-        Expr::And(a, b) => eval(a, t, scope) && eval(b, t, scope),
-        Expr::Or(a, b) => eval(a, t, scope) || eval(b, t, scope),
+        Expr::And(items) => items.iter().all(|e| eval(e, t, scope)),
+        Expr::Or(items) => items.iter().any(|e| eval(e, t, scope)),
         Expr::Not(a) => !eval(a, t, scope),
         Expr::Flag(flag) => flag_value(*flag, t, scope),
         Expr::Compare(key, op, lit) => values(key, t, scope).iter().any(|v| compare(v, *op, lit)),

@@ -28,10 +28,7 @@ impl Expr {
         while let Some(e) = stack.pop() {
             match e {
                 Expr::Group(name) => out.push(name.clone()),
-                Expr::And(a, b) | Expr::Or(a, b) => {
-                    stack.push(b);
-                    stack.push(a);
-                }
+                Expr::And(items) | Expr::Or(items) => stack.extend(items.iter().rev()),
                 Expr::Not(a)
                 | Expr::Service(_, Some(a))
                 | Expr::Edge(_, _, Some(a))
@@ -46,10 +43,7 @@ impl Expr {
         while let Some(e) = stack.pop() {
             match e {
                 Expr::Group(name) => out.push(name.clone()),
-                Expr::And(a, b) => {
-                    stack.push(b);
-                    stack.push(a);
-                }
+                Expr::And(items) => stack.extend(items.iter().rev()),
                 _ => {}
             }
         }

@@ -150,6 +150,9 @@ pub fn lex(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
                 let n: f64 = s
                     .parse()
                     .map_err(|_| FilterError::new(col, format!("malformed number {s:?}")))?;
+                if !n.is_finite() {
+                    return Err(FilterError::new(col, format!("number {s} is out of range")));
+                }
                 out.push((Token::Num(n), col));
                 i = j;
             }

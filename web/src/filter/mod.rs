@@ -5,14 +5,19 @@
 mod eval;
 mod groups;
 mod lexer;
+mod nesting;
 mod parser;
+mod resolve;
 
 use std::fmt;
 
 use crate::store::Pushdown;
+use nesting::Under;
 
 pub use eval::matches;
 pub use groups::GroupRefs;
+pub use nesting::MAX_NESTING;
+pub use resolve::{MAX_GROUP_CHAIN, MAX_GROUP_EXPANSIONS};
 
 /// A filter expression that failed to parse, with the 1-based column and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -170,10 +175,10 @@ pub enum RootCause {
 /// A parsed filter expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    /// Both.
-    And(Box<Expr>, Box<Expr>),
-    /// Either.
-    Or(Box<Expr>, Box<Expr>),
+    /// All of the terms (two or more: `a AND b AND c` is one node, so chains add no depth).
+    And(Vec<Expr>),
+    /// Any of the terms (two or more).
+    Or(Vec<Expr>),
     /// Negation.
     Not(Box<Expr>),
     /// A boolean keyword.
@@ -201,47 +206,6 @@ pub fn parse(text: &str) -> Result<Expr, FilterError> {
 }
 
 impl Expr {
-    /// Replaces `group.name = "g"` by the group's own expression; `lookup` returns the group's
-    /// expression text. Fails on unknown groups and on groups nested too deep.
-    pub fn resolve_groups(
-        self,
-        lookup: &dyn Fn(&str) -> Option<Option<String>>,
-    ) -> Result<Expr, String> {
-        self.resolve_at(lookup, 0)
-    }
-
-    fn resolve_at(
-        self,
-        lookup: &dyn Fn(&str) -> Option<Option<String>>,
-        depth: usize,
-    ) -> Result<Expr, String> {
-        if depth > 8 {
-            return Err("groups refer to each other too deeply".to_owned());
-        }
-        let r = |e: Box<Expr>| e.resolve_at(lookup, depth).map(Box::new);
-        Ok(match self {
-            Expr::Group(name) => match lookup(&name) {
-                None => return Err(format!("group {name:?} does not exist")),
-                Some(None) => Expr::Flag(Flag::Ok).or_true(),
-                Some(Some(text)) => parse(&text)
-                    .map_err(|e| format!("group {name:?}: {e}"))?
-                    .resolve_at(lookup, depth + 1)?,
-            },
-            Expr::And(a, b) => Expr::And(r(a)?, r(b)?),
-            Expr::Or(a, b) => Expr::Or(r(a)?, r(b)?),
-            Expr::Not(a) => Expr::Not(r(a)?),
-            Expr::Service(s, Some(b)) => Expr::Service(s, Some(r(b)?)),
-            Expr::Edge(a, b, Some(body)) => Expr::Edge(a, b, Some(r(body)?)),
-            Expr::RootCause(k, Some(b)) => Expr::RootCause(k, Some(r(b)?)),
-            other => other,
-        })
-    }
-
-    /// An expression that every trace satisfies.
-    fn or_true(self) -> Expr {
-        Expr::Or(Box::new(self.clone()), Box::new(Expr::Not(Box::new(self))))
-    }
-
     /// Predicates implied by this expression that a store can answer from its indexes.
     pub fn pushdown(&self) -> Vec<Pushdown> {
         let mut out = Vec::new();
@@ -251,10 +215,7 @@ impl Expr {
 
     fn collect_pushdown(&self, out: &mut Vec<Pushdown>) {
         match self {
-            Expr::And(a, b) => {
-                a.collect_pushdown(out);
-                b.collect_pushdown(out);
-            }
+            Expr::And(items) => items.iter().for_each(|e| e.collect_pushdown(out)),
             Expr::Flag(Flag::Fault) => out.push(Pushdown::HasFault(true)),
             Expr::Flag(Flag::Error) => out.push(Pushdown::HasError(true)),
             Expr::Flag(Flag::Throttle) => out.push(Pushdown::HasThrottle(true)),
@@ -387,9 +348,12 @@ impl fmt::Display for Expr {
             None => Ok(()),
         };
         match self {
-            Expr::And(a, b) => write!(f, "({a} AND {b})"),
-            Expr::Or(a, b) => write!(f, "({a} OR {b})"),
-            Expr::Not(a) => write!(f, "!{a}"),
+            Expr::And(items) => write_terms(f, items, Under::And, " AND "),
+            Expr::Or(items) => write_terms(f, items, Under::Or, " OR "),
+            Expr::Not(a) => {
+                f.write_str("!")?;
+                write_under(f, a, Under::Not)
+            }
             Expr::Flag(flag) => f.write_str(parser::flag_name(*flag)),
             Expr::Compare(k, op, v) => write!(f, "{k} {op} {v}"),
             Expr::Exists(k) => write!(f, "{k}"),
@@ -417,6 +381,25 @@ impl fmt::Display for Expr {
             }
         }
     }
+}
+
+/// Writes `expr` as it stands under `under`, in parentheses where it needs them.
+fn write_under(f: &mut fmt::Formatter<'_>, expr: &Expr, under: Under) -> fmt::Result {
+    if nesting::parenthesized(under, expr) {
+        write!(f, "({expr})")
+    } else {
+        write!(f, "{expr}")
+    }
+}
+
+fn write_terms(f: &mut fmt::Formatter<'_>, items: &[Expr], under: Under, op: &str) -> fmt::Result {
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(op)?;
+        }
+        write_under(f, e, under)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,8 +11,12 @@
 //! body      := '{' expr '}'
 //! predicate := keyword (op value)?
 //! ```
+//!
+//! AND and OR chains become one node each. `(`, `!` and `{` (and `flag = false`, which is a
+//! `!`) open a level; past [`MAX_NESTING`] levels the text is refused at that token's column.
 
 use super::lexer::Token;
+use super::nesting::MAX_NESTING;
 use super::{
     Expr, FilterError, Flag, Key, Literal, NumberKey, Op, RootCause, ServiceSelector, StringKey,
 };
@@ -83,6 +87,8 @@ pub(super) struct Parser {
     tokens: Vec<(Token, usize)>,
     pos: usize,
     end_column: usize,
+    /// Levels open at the cursor.
+    depth: usize,
 }
 
 impl Parser {
@@ -92,6 +98,7 @@ impl Parser {
             tokens,
             pos: 0,
             end_column: len + 1,
+            depth: 0,
         }
     }
 
@@ -140,6 +147,39 @@ impl Parser {
         }
     }
 
+    /// Refuses one more level at `column` when [`MAX_NESTING`] are open.
+    fn room_for_level(&self, column: usize) -> Result<(), FilterError> {
+        if self.depth >= MAX_NESTING {
+            return Err(FilterError::new(
+                column,
+                format!("nesting deeper than {MAX_NESTING}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Consumes the token that opens a level (`(`, `!`, `{`) and parses what it holds with `f`.
+    fn nested(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<Expr, FilterError>,
+    ) -> Result<Expr, FilterError> {
+        self.room_for_level(self.column())?;
+        self.pos += 1;
+        self.depth += 1;
+        let inner = f(self);
+        self.depth -= 1;
+        inner
+    }
+
+    /// `(` expr `)` or `{` expr `}`: the opening token, then an expression and `close`.
+    fn enclosed(&mut self, close: Token) -> Result<Expr, FilterError> {
+        self.nested(|p| {
+            let e = p.expr()?;
+            p.expect(&close)?;
+            Ok(e)
+        })
+    }
+
     fn is_word(&self, word: &str) -> bool {
         matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
     }
@@ -157,42 +197,39 @@ impl Parser {
     }
 
     fn expr(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.is_word("or") {
             self.pos += 1;
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(chain(terms, Expr::Or))
     }
 
     fn and(&mut self) -> Result<Expr, FilterError> {
-        let mut left = self.unary()?;
+        let mut terms = vec![self.unary()?];
         while self.is_word("and") {
             self.pos += 1;
-            let right = self.unary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            terms.push(self.unary()?);
         }
-        Ok(left)
+        Ok(chain(terms, Expr::And))
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
-        if self.eat(&Token::Bang) {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        if self.peek() == Some(&Token::Bang) {
+            return self.nested(|p| Ok(Expr::Not(Box::new(p.unary()?))));
         }
         self.primary()
     }
 
     fn body(&mut self) -> Result<Option<Box<Expr>>, FilterError> {
-        if !self.eat(&Token::LBrace) {
+        if self.peek() != Some(&Token::LBrace) {
             return Ok(None);
         }
-        if self.eat(&Token::RBrace) {
+        if self.tokens.get(self.pos + 1).map(|(t, _)| t) == Some(&Token::RBrace) {
+            self.pos += 2;
             return Ok(None);
         }
-        let e = self.expr()?;
-        self.expect(&Token::RBrace)?;
-        Ok(Some(Box::new(e)))
+        Ok(Some(Box::new(self.enclosed(Token::RBrace)?)))
     }
 
     fn string(&mut self, what: &str) -> Result<String, FilterError> {
@@ -208,6 +245,7 @@ impl Parser {
 
     /// `id(name: "n", type: "t")`, after the word `id`.
     fn id_fields(&mut self) -> Result<ServiceSelector, FilterError> {
+        let open = self.column();
         self.expect(&Token::LParen)?;
         let mut sel = ServiceSelector::default();
         loop {
@@ -237,6 +275,10 @@ impl Parser {
             }
         }
         self.expect(&Token::RParen)?;
+        if sel.name.is_none() && sel.kind.is_none() {
+            // `account.id` alone is not matched on: it would select every service.
+            return Err(FilterError::new(open, "id(...) needs a name or a type"));
+        }
         Ok(sel)
     }
 
@@ -258,10 +300,7 @@ impl Parser {
         let col = self.column();
         let word = match self.peek() {
             Some(Token::LParen) => {
-                self.pos += 1;
-                let e = self.expr()?;
-                self.expect(&Token::RParen)?;
-                return Ok(e);
+                return self.enclosed(Token::RParen);
             }
             Some(Token::Word(w)) => w.clone(),
             _ => return Err(self.expected("a keyword, service(...), edge(...), \"!\" or \"(\"")),
@@ -345,11 +384,11 @@ impl Parser {
                     }
                 };
                 let e = Expr::Flag(*flag);
-                return Ok(if value != negate {
-                    e
-                } else {
-                    Expr::Not(Box::new(e))
-                });
+                if value != negate {
+                    return Ok(e);
+                }
+                self.room_for_level(col)?;
+                return Ok(Expr::Not(Box::new(e)));
             }
             return Ok(Expr::Flag(*flag));
         }
@@ -442,5 +481,14 @@ impl Parser {
             }
         }
         Ok(Expr::Compare(key, op, value))
+    }
+}
+
+/// One term alone, or the chain `make` builds of two or more.
+fn chain(mut terms: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
+    if terms.len() == 1 {
+        terms.swap_remove(0)
+    } else {
+        make(terms)
     }
 }

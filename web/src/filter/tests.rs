@@ -162,6 +162,14 @@ fn malformed_expressions_point_at_the_column() {
             "AND fault",
             "column 1: expected a keyword before AND, found \"AND\"",
         ),
+        (
+            "duration > 1e999",
+            "column 12: number 1e999 is out of range",
+        ),
+        (
+            "edge(id(account.id: \"1\"), \"b\")",
+            "column 8: id(...) needs a name or a type",
+        ),
     ];
     for (text, message) in table {
         let err = parse(text).expect_err(text);
@@ -203,4 +211,198 @@ fn groups_resolve_to_their_expression() {
         .resolve_groups(&|_| None)
         .unwrap_err();
     assert!(missing.contains("does not exist"), "{missing}");
+}
+
+/// `open` `n` times, then `fault`, then `close` `n` times.
+fn nested(open: &str, n: usize, close: &str) -> String {
+    format!("{}fault{}", open.repeat(n), close.repeat(n))
+}
+
+#[test]
+fn nesting_past_the_limit_is_refused_at_its_column() {
+    let deep: &[(String, usize)] = &[
+        // 2,000 `(` is a 2 KB request body; each opened a stack frame or four.
+        (nested("(", 2_000, ")"), 65),
+        (nested("!", 3_000, ""), 65),
+        (nested("!(", 1_000, ")"), 65),
+        (nested("service(\"a\") { ", 100, " }"), 64 * 15 + 14),
+        (format!("{}fault = false", "!".repeat(64)), 65),
+        // Unclosed: refused at the level, not at the missing `)`.
+        (nested("(", 2_000, ""), 65),
+    ];
+    for (text, column) in deep {
+        let err = parse(text).expect_err("too deep");
+        assert_eq!(
+            err,
+            FilterError {
+                column: *column,
+                message: "nesting deeper than 64".to_owned()
+            },
+            "{}",
+            &text[..40]
+        );
+    }
+    for text in [
+        nested("(", 64, ")"),
+        nested("!", 64, ""),
+        nested("!(", 32, ")"),
+        nested("service(\"a\") { ", 64, " }"),
+        format!("{}fault = false", "!".repeat(63)),
+    ] {
+        let e = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(e.nesting() <= MAX_NESTING, "{text}");
+        // Printing gives a text as deep as the tree, which parses back the same.
+        assert_eq!(parse(&e.to_string()).as_ref(), Ok(&e), "{text}");
+    }
+}
+
+#[test]
+fn long_and_or_chains_stay_flat() {
+    // 100,000 terms: a left-deep tree of binary nodes this long overflowed every walk.
+    let text = vec!["fault AND error OR throttle"; 50_000].join(" OR ");
+    let e = parse(&text).unwrap();
+    assert_eq!(e.nesting(), 0);
+    let Expr::Or(terms) = &e else {
+        panic!("not an OR")
+    };
+    assert_eq!(terms.len(), 100_000);
+    let traces = traces();
+    let matching = traces.iter().filter(|(_, t)| matches(&e, t)).count();
+    assert_eq!(matching, 1, "fault and error, or throttle");
+    assert_eq!(e.to_string(), text);
+    assert!(e.pushdown().is_empty());
+    let and = vec!["fault"; 100_000].join(" AND ");
+    assert_eq!(parse(&and).unwrap().pushdown().len(), 100_000);
+}
+
+#[test]
+fn printing_adds_parentheses_only_where_needed() {
+    for (text, printed) in [
+        (
+            "a.b AND (c OR d) AND e",
+            "annotation.b AND (annotation.c OR annotation.d) AND annotation.e",
+        ),
+        ("(fault AND error) AND ok", "(fault AND error) AND ok"),
+        ("fault AND error OR ok", "fault AND error OR ok"),
+        (
+            "!(fault OR ok) OR (error OR ok)",
+            "!(fault OR ok) OR (error OR ok)",
+        ),
+        ("((((fault))))", "fault"),
+        (
+            "service(\"a\") { (fault OR ok) }",
+            "service(\"a\") { fault OR ok }",
+        ),
+    ] {
+        let text = text.replace("a.b", "annotation.b");
+        let text = text.replace(
+            "c OR d) AND e",
+            "annotation.c OR annotation.d) AND annotation.e",
+        );
+        let e = parse(&text).unwrap();
+        assert_eq!(e.to_string(), printed, "{text}");
+        assert_eq!(parse(printed).unwrap(), e);
+    }
+}
+
+/// A lookup over `(name, filter expression)` pairs.
+fn groups<'a>(table: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<Option<String>> + 'a {
+    |name| {
+        table
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| Some((*text).to_owned()))
+    }
+}
+
+fn resolve(text: &str, table: &[(&str, &str)]) -> Result<Expr, String> {
+    parse(text).unwrap().resolve_groups(&groups(table))
+}
+
+#[test]
+fn groups_naming_themselves_are_refused() {
+    let err = resolve(
+        "group.name = \"a\"",
+        &[("a", "fault OR group.name = \"a\"")],
+    )
+    .unwrap_err();
+    assert_eq!(err, "group \"a\" refers to itself (through a)");
+    let cycle = &[
+        ("a", "group.name = \"b\""),
+        ("b", "fault AND group.name = \"c\""),
+        ("c", "!group.name = \"a\""),
+    ];
+    let err = resolve("ok OR group.name = \"b\"", cycle).unwrap_err();
+    assert_eq!(err, "group \"b\" refers to itself (through b -> c -> a)");
+}
+
+#[test]
+fn group_chains_and_expansions_are_bounded() {
+    let names: Vec<String> = (0..=MAX_GROUP_CHAIN).map(|i| format!("g{i}")).collect();
+    let chain: Vec<(String, String)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let text = names.get(i + 1).map_or("fault".to_owned(), |next| {
+                format!("group.name = \"{next}\"")
+            });
+            (n.clone(), text)
+        })
+        .collect();
+    let table: Vec<(&str, &str)> = chain
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        resolve("group.name = \"g1\"", &table),
+        Ok(Expr::Flag(Flag::Fault))
+    );
+    let err = resolve("group.name = \"g0\"", &table).unwrap_err();
+    assert!(err.contains("too deeply"), "{err}");
+
+    // Each group names the next one four times: 4^5 expansions.
+    let wide: Vec<(String, String)> = (0..5)
+        .map(|i| {
+            (
+                format!("w{i}"),
+                vec![format!("group.name = \"w{}\"", i + 1); 4].join(" OR "),
+            )
+        })
+        .chain([("w5".to_owned(), "fault".to_owned())])
+        .collect();
+    let table: Vec<(&str, &str)> = wide.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    assert!(resolve("group.name = \"w3\"", &table).is_ok());
+    let err = resolve("group.name = \"w0\"", &table).unwrap_err();
+    assert_eq!(
+        err,
+        "the expression names more than 256 groups once resolved"
+    );
+}
+
+#[test]
+fn groups_put_in_place_keep_the_nesting_bound() {
+    let deep = nested("!", 63, "");
+    let table = &[
+        ("deep", deep.as_str()),
+        ("deeper", "!group.name = \"deep\""),
+    ];
+    let e = resolve("!group.name = \"deep\"", table).unwrap();
+    assert_eq!(e.nesting(), MAX_NESTING);
+    for text in [
+        "!!group.name = \"deep\"",
+        "!group.name = \"deeper\"",
+        "service(\"a\") { group.name = \"deeper\" }",
+    ] {
+        let err = resolve(text, table).unwrap_err();
+        assert!(
+            err.starts_with("nesting deeper than 64 once group"),
+            "{text}: {err}"
+        );
+    }
+    // An OR put under an AND needs parentheses: one more level.
+    let or = format!("{} OR ok", nested("!", 63, ""));
+    let table = &[("or", or.as_str())];
+    assert_eq!(resolve("group.name = \"or\"", table).unwrap().nesting(), 63);
+    assert!(resolve("fault AND group.name = \"or\"", table).is_ok());
+    assert!(resolve("!group.name = \"or\"", table).is_err());
 }

@@ -155,6 +155,14 @@ fn query_string_form_verifies_and_expires() {
     assert_eq!(presented(&no_sig).unwrap_err(), SigError::Missing);
 }
 
+/// Key `AK` with secret `s`, for `xray` in `us-east-1`.
+const SIGNER: Signer<'static> = Signer {
+    access_key_id: "AK",
+    secret: "s",
+    region: "us-east-1",
+    service: "xray",
+};
+
 #[test]
 fn a_changed_body_or_path_breaks_the_signature() {
     let headers = [("host", "h"), ("x-amz-date", "20261129T010000Z")];
@@ -164,13 +172,7 @@ fn a_changed_body_or_path_breaks_the_signature() {
         query: "",
         headers: &headers,
     };
-    let signer = Signer {
-        access_key_id: "AK",
-        secret: "s",
-        region: "us-east-1",
-        service: "xray",
-    };
-    let auth = signer
+    let auth = SIGNER
         .authorization(&request, b"{\"a\":1}", "20261129T010000Z")
         .unwrap();
     let mut signed = headers.to_vec();
@@ -187,4 +189,26 @@ fn a_changed_body_or_path_breaks_the_signature() {
         ..ok
     };
     assert_eq!(p.verify(&moved, b"{\"a\":1}", "s"), Err(SigError::Mismatch));
+}
+
+#[test]
+fn presigned_queries_verify_until_they_expire() {
+    let headers = [("Host", "127.0.0.1:4000")];
+    let request = SignableRequest {
+        method: "GET",
+        path: "/traces",
+        query: "filter=fault%20AND%20ok&x=a+b",
+        headers: &headers,
+    };
+    let query = SIGNER.presign(&request, "20261204T120000Z", 90).unwrap();
+    let signed = SignableRequest {
+        query: &query,
+        ..request
+    };
+    let p = presented(&signed).unwrap();
+    assert_eq!((p.auth.region.as_str(), p.expires), ("us-east-1", Some(90)));
+    p.verify(&signed, b"", "s").unwrap();
+    assert_eq!(p.verify(&signed, b"", "t"), Err(SigError::Mismatch));
+    let t = parse_amz_date("20261204T120000Z").unwrap();
+    assert!(p.check_time(t + 90, 0).is_ok() && p.check_time(t + 91, 0).is_err());
 }
