@@ -12,7 +12,6 @@ mod traces;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use roentgen_sdk::scrub::Scrubber;
@@ -121,7 +120,7 @@ async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> 
 }
 
 /// Parses a JSON request body (an empty body reads as `{}`).
-pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {

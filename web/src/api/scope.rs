@@ -4,7 +4,6 @@
 //! what is checked is what is answered. A request that names two different groups, or a group
 //! ARN that is not exactly one of this collector's, is refused.
 
-use axum::body::Bytes;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -82,7 +81,7 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
 
 /// The scope of a request to `path` with this body; [`GroupScope::Everything`] for operations
 /// that take no group.
-pub fn scope_of(path: &str, body: &Bytes) -> Result<GroupScope, ApiError> {
+pub fn scope_of(path: &str, body: &[u8]) -> Result<GroupScope, ApiError> {
     let Some(takes) = takes(path) else {
         return Ok(GroupScope::Everything);
     };
@@ -167,7 +166,7 @@ mod tests {
     use super::*;
 
     fn scope(path: &str, body: &str) -> Result<GroupScope, String> {
-        scope_of(path, &Bytes::from(body.to_owned())).map_err(|e| e.to_string())
+        scope_of(path, body.as_bytes()).map_err(|e| e.to_string())
     }
 
     fn group(name: &str) -> Result<GroupScope, String> {
