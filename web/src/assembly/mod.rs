@@ -20,6 +20,14 @@ pub use facts::{
     ResourceFacts,
 };
 
+/// Whether a document replaces the one stored under the same id: a complete document replaces
+/// an in-progress one; an in-progress one never replaces a complete one; equal states are
+/// duplicates (idempotent). The one home of the rule; SQLite's upsert states it in SQL
+/// (`WHERE segments.in_progress = 1 OR excluded.in_progress = 0`).
+pub fn replaces(stored_in_progress: bool, new_in_progress: bool) -> bool {
+    stored_in_progress || !new_in_progress
+}
+
 /// A service-graph node: a service name and its type (`origin`, `client`, `remote`,
 /// `AWS::DynamoDB`, ... or empty when the segment has no origin). Stored as its
 /// [`NodeKey::encode`] text.

@@ -32,7 +32,7 @@ use super::{
     BoxFuture, IngestDocument, Pushdown, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
     StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
 };
-use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, minute_of};
+use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, minute_of, replaces};
 use crate::graph::{Histogram, Stats};
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
 use roentgen_sdk::model::Segment;
@@ -549,13 +549,6 @@ fn delete_before(tx: &Transaction<'_>, cutoff: f64, max: usize) -> Result<usize,
     tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
     tx.execute("DELETE FROM telemetry WHERE received_at < ?1", [cutoff])?;
     Ok(old.len())
-}
-
-/// Whether a document replaces the one stored under the same id: a complete document replaces
-/// an in-progress one; an in-progress one never replaces a complete one; equal states are
-/// duplicates (idempotent).
-fn replaces(stored_in_progress: bool, new_in_progress: bool) -> bool {
-    stored_in_progress || !new_in_progress
 }
 
 #[derive(Default)]

@@ -31,7 +31,7 @@ use super::{
     BoxFuture, IngestDocument, Pushdown, RollupRow, SamplingClient, ScanQuery, Store, StoreError,
     StoredDocument, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
 };
-use crate::assembly::{AnnotationValue, DocFacts, TraceSummary, fold_trace};
+use crate::assembly::{AnnotationValue, DocFacts, TraceSummary, fold_trace, replaces};
 use crate::graph::{Histogram, Stats};
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
 pub use credentials::{Password, ServerUrl};
@@ -709,7 +709,7 @@ impl ClickhouseStore {
             for d in docs {
                 let slot = by_trace.entry(d.trace_id).or_default();
                 let keep = match slot.get(&d.id) {
-                    Some((in_progress, _)) => *in_progress == 1 || d.in_progress == 0,
+                    Some((in_progress, _)) => replaces(*in_progress == 1, d.in_progress == 1),
                     None => true,
                 };
                 if keep {
@@ -1083,7 +1083,7 @@ fn pieces_by_trace(docs: &[IngestDocument]) -> BTreeMap<&str, BTreeMap<&str, &In
     for d in docs {
         let slot = by_trace.entry(&d.trace_id).or_default();
         match slot.get(d.id.as_str()) {
-            Some(kept) if !kept.in_progress => {}
+            Some(kept) if !replaces(kept.in_progress, d.in_progress) => {}
             _ => {
                 slot.insert(&d.id, d);
             }
@@ -1214,7 +1214,7 @@ async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result
         for r in rows {
             let slot = by_trace.entry(r.trace_id).or_default();
             let keep = match slot.get(&r.id) {
-                Some((in_progress, _)) => *in_progress == 1 || r.in_progress == 0,
+                Some((in_progress, _)) => replaces(*in_progress == 1, r.in_progress == 1),
                 None => true,
             };
             if keep {
