@@ -1,0 +1,375 @@
+//! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that groups
+//! whatever is queued into one transaction (group commit) and answers each request only after
+//! its transaction committed; read by a bounded pool of connections on the blocking thread pool (`read_pool`).
+//!
+//! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
+//! (`traces`), annotation and service index rows, and per-minute node/edge statistics
+//! (`rollups`), all updated in the same transaction as the documents.
+//!
+//! Ingest writes as little as it can per document: one `segments` row (the document as sent,
+//! no derived copy), one summary row per trace of the batch, and only the index rows searches
+//! start from. Index rows point at the summary's `rid`, which grows with every summary
+//! written, so a batch's index rows land at the end of each key's range (a few pages) instead
+//! of at random places (a page per row); they are removed by their exact keys, read from the
+//! trace's previous summary, so no index by trace id is kept for them. A trace whose pieces
+//! arrive in one call is folded on the caller's thread (`prefold`); a trace folded again
+//! (pieces arriving in a later batch) re-reads its stored documents on the writer.
+
+mod read_pool;
+mod reads;
+mod retention;
+mod schema;
+mod settings;
+mod writer;
+
+pub use read_pool::ReadLimits;
+use read_pool::ReadPool;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    BoxFuture, IngestDocument, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
+    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+};
+use crate::sampling::{DEFAULT_RULE, SamplingRule};
+use reads::{row_stats, scan};
+use schema::{SCHEMA, STORE_FORMAT};
+use settings::read_rules;
+use writer::{
+    Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, prefold, split_by_trace,
+    writer_loop,
+};
+
+/// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the
+/// queued work is done.
+pub struct SqliteStore {
+    writer: mpsc::Sender<WriteCommand>,
+    readers: Arc<ReadPool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.path)
+            .finish()
+    }
+}
+
+/// Current time, epoch seconds.
+pub fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread,
+    /// with the default [`ReadLimits`].
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, ReadLimits::default())
+    }
+
+    /// [`SqliteStore::open`] with these read limits.
+    pub fn open_with(data_dir: &Path, read_limits: ReadLimits) -> Result<Self, StoreError> {
+        crate::data_dir::create(data_dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join("roentgen.db");
+        let conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: every commit is fsynced before the request that waits on it is answered.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // A 64 MiB page cache keeps the index pages random inserts touch in memory.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // Checkpoints run on their own thread after each commit (see `Helpers`); the writer
+        // checkpoints itself only if the WAL still reaches 256 MiB (64 MiB without that thread).
+        let helpers = Helpers::start(&path);
+        let autocheckpoint = if helpers.checkpoint.is_some() {
+            65_536
+        } else {
+            16_384
+        };
+        conn.pragma_update(None, "wal_autocheckpoint", autocheckpoint)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
+        let existing: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'segments'",
+            [],
+            |r| r.get(0),
+        )?;
+        let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if existing > 0 && format != STORE_FORMAT {
+            return Err(StoreError::Open(format!(
+                "{} holds store format {format}, this build writes format {STORE_FORMAT}; \
+                 start with a fresh --data-dir",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", STORE_FORMAT)?;
+        let exists: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sampling_rules WHERE name = ?1",
+                [DEFAULT_RULE],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            let now = now_seconds();
+            conn.execute(
+                "INSERT INTO sampling_rules (name, rule, created_at, modified_at) VALUES (?1, ?2, ?3, ?3)",
+                params![
+                    DEFAULT_RULE,
+                    serde_json::to_string(&SamplingRule::default_rule())?,
+                    now
+                ],
+            )?;
+        }
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        std::thread::Builder::new()
+            .name("roentgen-store-writer".to_owned())
+            .spawn(move || writer_loop(conn, rx, &helpers))
+            .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
+        Ok(Self {
+            writer: tx,
+            readers: Arc::new(ReadPool::new(path, read_limits)),
+        })
+    }
+
+    fn write<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> WriteCommand + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.writer
+                .send(make(tx))
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(self.readers.clone().read(f))
+    }
+}
+
+impl Store for SqliteStore {
+    fn ready(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.read(|conn| {
+                conn.query_row("SELECT count(*) FROM sampling_rules", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)
+            })
+            .await?;
+            self.write(WriteCommand::Ready).await
+        })
+    }
+
+    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            // A large call goes to the writer in parts, each sent as soon as it is folded, so
+            // the writer starts on the first while the next are folded; the call is answered
+            // once every part is durable (queued parts share one transaction).
+            let mut pending = Vec::new();
+            for part in split_by_trace(docs, PART_DOCUMENTS) {
+                let folds = prefold(&part)?;
+                let (tx, rx) = oneshot::channel();
+                self.writer
+                    .send(WriteCommand::Documents(part, folds, tx))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)?;
+                pending.push(rx);
+            }
+            for rx in pending {
+                rx.await.map_err(|_| StoreError::WriterGone)??;
+            }
+            Ok(())
+        })
+    }
+
+    fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        self.read(move |conn| scan(conn, &query))
+    }
+
+    fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT summary, samples FROM traces WHERE trace_id = ?1")?;
+            let mut out = Vec::new();
+            for id in ids {
+                let row: Option<(String, String)> = stmt
+                    .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((summary, samples)) = row {
+                    out.push(TraceRecord {
+                        summary: serde_json::from_str(&summary)?,
+                        samples: serde_json::from_str(&samples)?,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn trace_documents(
+        &self,
+        ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<StoredTrace>, StoreError>> {
+        self.read(move |conn| {
+            let mut head = conn.prepare_cached("SELECT duration FROM traces WHERE trace_id = ?1")?;
+            let mut docs = conn.prepare_cached(
+                "SELECT id, parent_id, subsegment, start_time, document FROM segments WHERE trace_id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                let Some(duration) = head
+                    .query_row([&id], |r| r.get::<_, Option<f64>>(0))
+                    .optional()?
+                else {
+                    continue;
+                };
+                let documents = docs
+                    .query_map([&id], |r| {
+                        Ok(StoredDocument {
+                            id: r.get(0)?,
+                            parent_id: r.get(1)?,
+                            subsegment: r.get(2)?,
+                            start_time: r.get(3)?,
+                            document: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push(StoredTrace {
+                    id,
+                    duration,
+                    documents,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn rollups(&self, first: i64, last: i64) -> BoxFuture<'_, Result<Vec<RollupRow>, StoreError>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT ok, error_other, throttle, fault, total_response_time, histogram, minute, src, dst
+                 FROM rollups WHERE minute >= ?1 AND minute <= ?2",
+            )?;
+            let rows = stmt.query_map(params![first, last], |r| {
+                Ok((row_stats(r)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (stats, minute, src, dst) = row?;
+                out.push(RollupRow {
+                    minute,
+                    src,
+                    dst,
+                    stats: stats?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn sampling_rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>> {
+        self.read(read_rules)
+    }
+
+    fn put_sampling_rule(
+        &self,
+        rule: StoredRule,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::PutRule(rule, create, reply))
+    }
+
+    fn delete_sampling_rule(&self, name: String) -> BoxFuture<'_, Result<StoredRule, StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteRule(name, reply))
+    }
+
+    fn groups(&self) -> BoxFuture<'_, Result<Vec<StoredGroup>, StoreError>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT body FROM groups ORDER BY name")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(serde_json::from_str(&row?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_group(&self, group: StoredGroup, create: bool) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::PutGroup(group, create, reply))
+    }
+
+    fn delete_group(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteGroup(name, reply))
+    }
+
+    fn put_telemetry(&self, rows: Vec<TelemetryRow>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write(move |reply| WriteCommand::Telemetry(rows, reply))
+    }
+
+    fn delete_before(
+        &self,
+        cutoff: f64,
+        max_traces: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.write(move |reply| WriteCommand::DeleteBefore(cutoff, max_traces, reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::prepared;
+
+    #[test]
+    fn parts_never_split_neighbours_of_one_trace() {
+        let mut raw = Vec::new();
+        for n in 0..7 {
+            raw.extend(crate::synth::shop_trace(n, 1_800_000_000.0));
+        }
+        let parts = split_by_trace(prepared(&raw), 3);
+        let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+        // Two documents per trace: a cut at 3 moves to 4.
+        assert_eq!(sizes, [4, 4, 4, 2]);
+        for pair in parts.windows(2) {
+            assert_ne!(
+                pair[0].last().map(|d| &d.trace_id),
+                pair[1].first().map(|d| &d.trace_id)
+            );
+        }
+        assert_eq!(split_by_trace(Vec::new(), 3).len(), 1);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join("roentgen.db")).unwrap();
+        // The dropped store's threads may still be closing their connections.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("format 1"), "{err}");
+        assert!(err.contains("fresh --data-dir"), "{err}");
+    }
+}
