@@ -1,0 +1,343 @@
+//! Reads: trace summaries (by id and by scan with pushed-down filters), the stored documents
+//! of traces (`BatchGetTraces`) and the per-minute rollups from the newest fold's samples.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use super::ClickhouseStore;
+use super::connection::{IDS_PER_QUERY, id_list, number, quote};
+use super::writer::{LAST_DAY, day_text};
+use crate::assembly::{TraceSummary, replaces};
+use crate::graph::Stats;
+use crate::store::{
+    Pushdown, RollupRow, ScanQuery, StoreError, StoredDocument, StoredTrace, TraceRecord,
+};
+
+impl ClickhouseStore {
+    /// The newest summaries of `ids` that exist, in the order asked.
+    pub(super) async fn traces_by_id(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<TraceRecord>, StoreError> {
+        let mut found: HashMap<String, TraceRecord> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            for r in self
+                .summaries(&format!("trace_id IN ({})", id_list(chunk)))
+                .await?
+            {
+                found.insert(r.summary.id.clone(), r);
+            }
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn summaries(&self, where_sql: &str) -> Result<Vec<TraceRecord>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            summary: String,
+            samples: String,
+        }
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT summary, samples FROM traces FINAL WHERE {where_sql}"
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TraceRecord {
+                    summary: serde_json::from_str::<TraceSummary>(&r.summary)?,
+                    samples: if r.samples.is_empty() {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str(&r.samples)?
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Candidate summaries newest first. Fold rows are read without `FINAL` (which merges
+    /// every row of the window first): a page of candidate keys is checked against the newest
+    /// fold of its traces (stale folds are skipped, so the answer is the same), and only then
+    /// are the chosen summaries read, by key.
+    pub(super) async fn scan(&self, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
+        let mut filters = String::new();
+        for p in &q.pushdown {
+            let clause = match p {
+                Pushdown::HasFault(b) => format!("has_fault = {}", u8::from(*b)),
+                Pushdown::HasError(b) => format!("has_error = {}", u8::from(*b)),
+                Pushdown::HasThrottle(b) => format!("has_throttle = {}", u8::from(*b)),
+                Pushdown::HttpStatus(s) => format!("http_status = {s}"),
+                Pushdown::ResponseTime(op, v) => {
+                    format!("response_time {} {}", crate::store::op_sql(op), number(*v))
+                }
+                Pushdown::Duration(op, v) => {
+                    format!("duration {} {}", crate::store::op_sql(op), number(*v))
+                }
+                Pushdown::AnnotationEquals(k, v) => format!(
+                    "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
+                    quote(k),
+                    quote(v)
+                ),
+                Pushdown::AnnotationNumber(k, op, v) => format!(
+                    "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
+                    quote(k),
+                    crate::store::op_sql(op),
+                    number(*v)
+                ),
+                Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
+                Pushdown::Service(name) => format!("has(services, {})", quote(name)),
+            };
+            filters.push_str(" AND ");
+            filters.push_str(&clause);
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            trace_id: String,
+            version: u64,
+            fold: u64,
+            start_time: f64,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            trace_id: String,
+            fold: u64,
+            summary: String,
+            samples: String,
+        }
+        #[derive(Deserialize)]
+        struct Newest {
+            trace_id: String,
+            newest_version: u64,
+            newest_fold: u64,
+        }
+        if q.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let fetch = q.limit.saturating_mul(2).saturating_add(16);
+        let mut after = q.after.clone();
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Bounded: each round moves the cursor past `fetch` rows.
+        for _ in 0..1_000 {
+            // PREWHERE: the filter columns are read first, the rest only where they match.
+            let mut sql = format!(
+                "SELECT trace_id, version, fold, start_time FROM traces
+                 PREWHERE start_time >= {} AND start_time <= {}{filters}",
+                number(q.start),
+                number(q.end)
+            );
+            if let Some((t, id)) = &after {
+                sql.push_str(&format!(
+                    " AND (start_time < {t} OR (start_time = {t} AND trace_id < {}))",
+                    quote(id),
+                    t = number(*t)
+                ));
+            }
+            sql.push_str(&format!(
+                " ORDER BY start_time DESC, trace_id DESC LIMIT {fetch}"
+            ));
+            let rows: Vec<Row> = self.conn.select(&sql).await?;
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = Some((last.start_time, last.trace_id.clone()));
+            let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
+            let mut newest: HashMap<String, (u64, u64)> = HashMap::new();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let found: Vec<Newest> = self
+                    .conn
+                    .select(&format!(
+                        "SELECT trace_id, max(version) AS newest_version, argMax(fold, version) AS newest_fold
+                         FROM traces WHERE trace_id IN ({}) GROUP BY trace_id",
+                        id_list(chunk)
+                    ))
+                    .await?;
+                newest.extend(
+                    found
+                        .into_iter()
+                        .map(|n| (n.trace_id, (n.newest_version, n.newest_fold))),
+                );
+            }
+            let complete_page = rows.len() == fetch;
+            let mut chosen: Vec<(String, u64)> = Vec::new();
+            for r in rows {
+                if out.len() + chosen.len() >= q.limit {
+                    break;
+                }
+                if newest.get(&r.trace_id) == Some(&(r.version, r.fold))
+                    && seen.insert(r.trace_id.clone())
+                {
+                    chosen.push((r.trace_id, r.fold));
+                }
+            }
+            let mut bodies: HashMap<(String, u64), Body> = HashMap::new();
+            for chunk in chosen.chunks(IDS_PER_QUERY) {
+                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+                let folds: Vec<String> = chunk.iter().map(|(_, f)| f.to_string()).collect();
+                let found: Vec<Body> = self
+                    .conn
+                    .select(&format!(
+                        "SELECT trace_id, fold, summary, {} AS samples FROM traces
+                         PREWHERE trace_id IN ({}) AND fold IN ({})",
+                        if q.with_samples { "samples" } else { "''" },
+                        id_list(&ids),
+                        folds.join(",")
+                    ))
+                    .await?;
+                bodies.extend(found.into_iter().map(|b| ((b.trace_id.clone(), b.fold), b)));
+            }
+            for key in chosen {
+                let Some(b) = bodies.remove(&key) else {
+                    continue;
+                };
+                out.push(TraceRecord {
+                    summary: serde_json::from_str(&b.summary)?,
+                    samples: if b.samples.is_empty() {
+                        Vec::new()
+                    } else {
+                        serde_json::from_str(&b.samples)?
+                    },
+                });
+            }
+            if out.len() >= q.limit || !complete_page {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn documents(&self, ids: Vec<String>) -> Result<Vec<StoredTrace>, StoreError> {
+        #[derive(Deserialize)]
+        struct Head {
+            trace_id: String,
+            duration: Option<f64>,
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            trace_id: String,
+            id: String,
+            parent_id: Option<String>,
+            subsegment: u8,
+            start_time: f64,
+            in_progress: u8,
+            document: String,
+        }
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let list = id_list(chunk);
+            let heads: Vec<Head> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, duration FROM traces FINAL WHERE trace_id IN ({list})"
+                ))
+                .await?;
+            let docs: Vec<Doc> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, id, parent_id, subsegment, start_time, in_progress, document
+                     FROM segments WHERE trace_id IN ({list})"
+                ))
+                .await?;
+            let mut by_trace: HashMap<String, BTreeMap<String, (u8, StoredDocument)>> =
+                HashMap::new();
+            for d in docs {
+                let slot = by_trace.entry(d.trace_id).or_default();
+                let keep = match slot.get(&d.id) {
+                    Some((in_progress, _)) => replaces(*in_progress == 1, d.in_progress == 1),
+                    None => true,
+                };
+                if keep {
+                    slot.insert(
+                        d.id.clone(),
+                        (
+                            d.in_progress,
+                            StoredDocument {
+                                id: d.id,
+                                parent_id: d.parent_id,
+                                subsegment: d.subsegment != 0,
+                                start_time: d.start_time,
+                                document: d.document,
+                            },
+                        ),
+                    );
+                }
+            }
+            let heads: HashMap<String, Option<f64>> = heads
+                .into_iter()
+                .map(|h| (h.trace_id, h.duration))
+                .collect();
+            for id in chunk {
+                let Some(duration) = heads.get(id) else {
+                    continue;
+                };
+                let documents = by_trace
+                    .remove(id)
+                    .map(|m| m.into_values().map(|(_, d)| d).collect())
+                    .unwrap_or_default();
+                out.push(StoredTrace {
+                    id: id.clone(),
+                    duration: *duration,
+                    documents,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn rollup_rows(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            minute: i64,
+            src: String,
+            dst: String,
+            outcome: u8,
+            bucket: i32,
+            n: i64,
+            rt: f64,
+        }
+        // The newest fold of every trace that can have samples in the window: `FINAL` keeps
+        // each trace's newest fold row (a streaming merge of the sorted parts, 3x cheaper
+        // than a hash `GROUP BY trace_id` over millions of traces), then the span filter
+        // applies (`WHERE`, not `PREWHERE`: see `SETTINGS`); a newer fold saw more documents,
+        // so its span covers every older fold's. Partitions: a trace's day comes from its id,
+        // at most a day before its samples, and all its fold rows share it.
+        let (from, to) = (
+            first.saturating_mul(60),
+            last.saturating_add(1).saturating_mul(60),
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT minute, src, dst, outcome, bucket, toInt64(count()) AS n, sum(response_time) AS rt
+                 FROM samples
+                 WHERE minute >= {first} AND minute <= {last} AND fold IN (
+                     SELECT fold FROM traces FINAL
+                     WHERE day >= toDate({day_from}) AND day <= toDate({day_to})
+                       AND start_time < {to} AND (end_time >= {from} OR isNull(end_time)))
+                 GROUP BY minute, src, dst, outcome, bucket",
+                day_from = quote(&day_text((from / 86_400 - 1).clamp(0, LAST_DAY) as u16)),
+                day_to = quote(&day_text((to / 86_400).clamp(0, LAST_DAY) as u16)),
+            ))
+            .await?;
+        let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
+        for r in rows {
+            let s = folded.entry((r.minute, r.src, r.dst)).or_default();
+            match r.outcome {
+                0 => s.ok += r.n,
+                1 => s.error_other += r.n,
+                2 => s.throttle += r.n,
+                _ => s.fault += r.n,
+            }
+            s.total_response_time += r.rt;
+            *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
+        }
+        Ok(RollupRow::from_keyed(folded))
+    }
+}
