@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, parse_body};
 use crate::sampling::{DEFAULT_RULE, SamplingRule, StatisticsDocument, rule_arn};
-use crate::store::sqlite::now_seconds;
+use crate::store::now_seconds;
 use crate::store::{StoredRule, TelemetryRow};
 
 /// Most rules a store holds, the `Default` rule included (X-Ray's limit is 25).

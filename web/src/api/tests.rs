@@ -285,7 +285,7 @@ async fn summaries_by_update_time() {
         json!({ "TraceSegmentDocuments": [long_trace(1, 1_800_000_000.0)] }),
     )
     .await;
-    let now = crate::store::sqlite::now_seconds();
+    let now = crate::store::now_seconds();
     let window = json!({ "StartTime": now - 3600.0, "EndTime": now + 3600.0 });
     let (_, body, _) = api.call("/TraceSummaries", window.clone()).await;
     assert_eq!(

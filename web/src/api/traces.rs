@@ -343,7 +343,7 @@ pub async fn get_trace_summaries(
             }
             v
         }).collect::<Vec<_>>(),
-        "ApproximateTime": crate::store::sqlite::now_seconds().floor(),
+        "ApproximateTime": crate::store::now_seconds().floor(),
         "TracesProcessedCount": page.scanned,
     });
     if let Some(t) = page.next_token {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::Store;
-use crate::store::sqlite::now_seconds;
+use crate::store::now_seconds;
 
 /// Traces deleted per transaction.
 pub const TRACES_PER_STEP: usize = 2_000;

@@ -342,7 +342,7 @@ mod tests {
         rule.reservoir_size = 10;
         let rules = vec![rule];
         let counts = [("a", 50), ("b", 30), ("c", 15), ("d", 5)];
-        let now = crate::store::sqlite::now_seconds();
+        let now = crate::store::now_seconds();
         let mut quotas = BTreeMap::new();
         // The first round makes every client known; the second reads everyone's shares.
         for round in 0..2 {

@@ -283,6 +283,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
 
+/// Current time, epoch seconds.
+pub fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// The SQL comparison operator of a pushed-down numeric comparison (`=` for anything else).
 fn op_sql(op: &str) -> &'static str {
     match op {

@@ -17,7 +17,7 @@ impl ClickhouseStore {
     pub(super) async fn drop_days_before(&self, cutoff: f64) -> Result<usize, StoreError> {
         let day_of = |t: f64| day_text((t.max(0.0) / 86_400.0).floor().min(65_535.0) as u16);
         let cutoff_day = day_of(cutoff);
-        let now = crate::store::sqlite::now_seconds();
+        let now = crate::store::now_seconds();
         let yesterday = day_of(now - 86_400.0);
         let suffix = if self.conn.config.cluster.is_some() {
             "_local"
@@ -137,7 +137,7 @@ mod tests {
     async fn settled_days_lose_superseded_fold_samples_and_old_sampling_clients() {
         let place = testing::Place::new(testing::Backend::Clickhouse);
         let store = place.clickhouse().await;
-        let now = crate::store::sqlite::now_seconds();
+        let now = crate::store::now_seconds();
         let old = now - 5.0 * 86_400.0;
         // Two folds of one old trace: its first document alone, then both.
         let docs = crate::synth::shop_trace(7, old);

@@ -15,7 +15,7 @@ impl ClickhouseStore {
     /// Inserts the default sampling rule unless a collector already did.
     pub(super) async fn ensure_default_rule(&self) -> Result<(), StoreError> {
         if !self.default_rule_exists().await? {
-            let now = crate::store::sqlite::now_seconds();
+            let now = crate::store::now_seconds();
             // Version 1: any later edit (versioned by the clock) wins over a default inserted
             // by another collector starting at the same time.
             self.write_rule(

@@ -59,13 +59,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// Current time, epoch seconds.
-pub fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub use super::now_seconds;
 
 impl SqliteStore {
     /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread,
