@@ -170,6 +170,10 @@ pub fn aws_xray(
         .env("AWS_PAGER", "");
     match credentials {
         Some((id, secret)) => {
+            // The collector refuses a signature it has seen (replay cache), and two identical
+            // requests signed within one second carry the same signature: repeated calls (a
+            // test polling until data arrives) wait for the next second.
+            wait_for_a_fresh_signature(&signed_key(collector, id, args));
             command
                 .env("AWS_ACCESS_KEY_ID", id)
                 .env("AWS_SECRET_ACCESS_KEY", secret);
@@ -179,9 +183,53 @@ pub fn aws_xray(
         }
     }
     let out = command.output().expect("run aws");
+    if let Some((id, _)) = credentials {
+        signed_request_finished(&signed_key(collector, id, args));
+    }
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// What identifies a signed AWS CLI request for [`wait_for_a_fresh_signature`].
+fn signed_key(collector: &Collector, id: &str, args: &[&str]) -> String {
+    format!("{} {id} {}", collector.address, args.join(" "))
+}
+
+/// When each signed request (endpoint, key and arguments) last finished, in epoch seconds.
+static SIGNED: std::sync::Mutex<Option<std::collections::HashMap<String, u64>>> =
+    std::sync::Mutex::new(None);
+
+fn epoch_second() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Blocks until the wall clock is past the second in which the same `request` last finished,
+/// so it is never signed twice with the same `X-Amz-Date` (its signing happened before it
+/// finished, this one's happens after now).
+fn wait_for_a_fresh_signature(request: &str) {
+    loop {
+        let finished = SIGNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .and_then(|m| m.get(request).copied());
+        match finished {
+            Some(s) if epoch_second() <= s => std::thread::sleep(Duration::from_millis(50)),
+            _ => return,
+        }
+    }
+}
+
+/// Records that `request` finished now (see [`wait_for_a_fresh_signature`]).
+fn signed_request_finished(request: &str) {
+    SIGNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(Default::default)
+        .insert(request.to_owned(), epoch_second());
 }
