@@ -13,6 +13,11 @@
 //!   inserted as `RowBinary` into one plain `MergeTree` table, one insert per iteration (the
 //!   engine's own bulk insert).
 //!
+//! Stage measurements beside them (our own code, to show where the time goes, not baselines):
+//! `stage_prepare_only` (parse plus `prepare_document`: validation and facts, nothing stored),
+//! and `stage_*_whole_traces` (each trace's five pieces in one request, so no trace is folded
+//! again: what arriving in pieces costs).
+//!
 //! After each target it prints CPU per document (collector process without the client
 //! threads; clickhouse-server) and, for the stores, bytes on disk and rows per document.
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
@@ -46,16 +51,26 @@ const REQUESTS_PER_CONNECTION: usize = 10;
 /// Documents per iteration.
 const DOCS_PER_ITERATION: usize = CONNECTIONS * REQUESTS_PER_CONNECTION * DOCS_PER_REQUEST;
 
+/// How a trace's pieces travel.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// As a fleet sends them: segment `k` of trace `n` through connection `(n + k) % 8`.
+    Split,
+    /// The whole trace in one request (a stage measurement: what pieces cost).
+    Whole,
+}
+
 /// One iteration's documents, as `[connection][request] -> documents`, from fresh traces
-/// numbered on from `*next`: segment `k` of trace `n` goes through connection `(n + k) % 8`.
-fn fleet_documents(next: &mut u64) -> Vec<Vec<Vec<String>>> {
+/// numbered on from `*next`, spread over the connections as `shape` says.
+fn fleet_documents(next: &mut u64, shape: Shape) -> Vec<Vec<Vec<String>>> {
     let services = FLEET_SERVICES.len();
     let traces = DOCS_PER_ITERATION / services;
     let mut per_connection: Vec<Vec<String>> = vec![Vec::new(); CONNECTIONS];
     for n in *next..*next + traces as u64 {
         let start = HOUR_START + (n % 3600) as f64 + (n / 3600) as f64 * 1e-4;
         for (k, doc) in fleet_trace(n, start).into_iter().enumerate() {
-            per_connection[(n as usize + k) % CONNECTIONS].push(doc);
+            let spread = if shape == Shape::Split { k } else { 0 };
+            per_connection[(n as usize + spread) % CONNECTIONS].push(doc);
         }
     }
     *next += traces as u64;
@@ -187,6 +202,24 @@ async fn parse_only(body: Bytes) -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "UnprocessedTraceSegments": [] }))
 }
 
+/// A stage of the collector alone: the request parsed and every document validated and its
+/// facts extracted (`prepare_document`), nothing stored.
+async fn prepare_only(body: Bytes) -> axum::Json<serde_json::Value> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Put {
+        trace_segment_documents: Vec<String>,
+    }
+    let put: Put = serde_json::from_slice(&body).expect("request");
+    let prepared = put
+        .trace_segment_documents
+        .iter()
+        .filter(|d| api::prepare_document(d, None).is_ok())
+        .count();
+    assert_eq!(prepared, put.trace_segment_documents.len());
+    axum::Json(serde_json::json!({ "UnprocessedTraceSegments": [] }))
+}
+
 /// What one target did, for the figures printed after it.
 struct Tally {
     docs: u64,
@@ -217,6 +250,7 @@ fn http_target(
     name: &str,
     address: &str,
     next: &mut u64,
+    shape: Shape,
     server: Option<&LocalServer>,
 ) -> Tally {
     let process_before = cpu_seconds("self");
@@ -227,7 +261,7 @@ fn http_target(
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
-                let batch = bodies(&fleet_documents(next));
+                let batch = bodies(&fleet_documents(next, shape));
                 let (wall, cpu) = send_all(address, &batch);
                 spent += wall;
                 client_cpu += cpu;
@@ -297,8 +331,28 @@ fn fleet_ingest(c: &mut Criterion) {
 
     // Baseline: parse only.
     let parse = serve(&rt, Router::new().route("/TraceSegments", post(parse_only)));
-    http_target(&mut group, "baseline_parse_only", &parse, &mut next, None)
-        .print("baseline_parse_only", "");
+    http_target(
+        &mut group,
+        "baseline_parse_only",
+        &parse,
+        &mut next,
+        Shape::Split,
+        None,
+    )
+    .print("baseline_parse_only", "");
+    let prepare = serve(
+        &rt,
+        Router::new().route("/TraceSegments", post(prepare_only)),
+    );
+    http_target(
+        &mut group,
+        "stage_prepare_only",
+        &prepare,
+        &mut next,
+        Shape::Split,
+        None,
+    )
+    .print("stage_prepare_only", "");
 
     // Baseline: the bodies appended to a file, fdatasync per body.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -307,7 +361,7 @@ fn fleet_ingest(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
-                let batch = bodies(&fleet_documents(&mut next));
+                let batch = bodies(&fleet_documents(&mut next, Shape::Split));
                 let t = Instant::now();
                 for body in batch.iter().flatten() {
                     file.write_all(body).expect("append");
@@ -323,12 +377,28 @@ fn fleet_ingest(c: &mut Criterion) {
     let sqlite_dir = dir.path().join("sqlite");
     let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&sqlite_dir).expect("sqlite"));
     let address = serve(&rt, api::router(AppState::new(sqlite, None)));
-    let tally = http_target(&mut group, "sqlite", &address, &mut next, None);
+    let tally = http_target(
+        &mut group,
+        "sqlite",
+        &address,
+        &mut next,
+        Shape::Split,
+        None,
+    );
     let bytes = disk_bytes(&sqlite_dir) as f64 / tally.docs as f64;
     tally.print(
         "sqlite",
         &format!("; {bytes:.0} bytes on disk per document"),
     );
+    http_target(
+        &mut group,
+        "stage_sqlite_whole_traces",
+        &address,
+        &mut next,
+        Shape::Whole,
+        None,
+    )
+    .print("stage_sqlite_whole_traces", "");
 
     // The collector on ClickHouse 26.9, and the engine's own bulk insert.
     let server = LocalServer::start_engine(&Engine::chdb()).expect("ClickHouse 26.9 (chdb-core)");
@@ -342,6 +412,7 @@ fn fleet_ingest(c: &mut Criterion) {
         "clickhouse26",
         &address,
         &mut next,
+        Shape::Split,
         Some(&server),
     );
     let parts = clickhouse_query(
@@ -362,6 +433,16 @@ fn fleet_ingest(c: &mut Criterion) {
         ),
     );
 
+    http_target(
+        &mut group,
+        "stage_clickhouse26_whole_traces",
+        &address,
+        &mut next,
+        Shape::Whole,
+        Some(&server),
+    )
+    .print("stage_clickhouse26_whole_traces", "");
+
     clickhouse_query(
         &server,
         "CREATE TABLE baseline (trace_id String, id String, parent_id String, start_time Float64, document String) ENGINE = MergeTree ORDER BY (trace_id, id)",
@@ -373,7 +454,7 @@ fn fleet_ingest(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
-                let docs = fleet_documents(&mut next);
+                let docs = fleet_documents(&mut next, Shape::Split);
                 let mut rows = RowBinary(Vec::new());
                 for doc in docs.iter().flatten().flatten() {
                     let v: serde_json::Value = serde_json::from_str(doc).expect("doc");
