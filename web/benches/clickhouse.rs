@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BATCH_DOCUMENTS, HOUR_START, prepare, runtime, store_batches};
+use common::{BATCH_DOCUMENTS, HOUR_START, cpu_seconds, prepare, runtime, store_batches};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::store::Store;
 use roentgen_web::store::clickhouse::server::LocalServer;
@@ -39,7 +39,7 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH_DOCUMENTS as u64));
     group.sample_size(20);
     for (name, store) in stores {
-        let (docs_before, own_before) = (next, own_cpu_seconds());
+        let (docs_before, own_before) = (next, cpu_seconds("self"));
         let server_before = server.usage();
         group.bench_function(name, |b| {
             b.iter_custom(|iters| store_batches(&rt, store, &mut next, iters))
@@ -47,7 +47,7 @@ fn ingest(c: &mut Criterion) {
         // Resources per document of this store's ingest (warm-up included), for the
         // deployment guide's sizing.
         let docs = (next - docs_before) as f64;
-        let own = own_cpu_seconds() - own_before;
+        let own = cpu_seconds("self") - own_before;
         let server_cpu = match (server_before, server.usage()) {
             (Some((before, _)), Some((after, rss))) if name == "clickhouse" => format!(
                 ", clickhouse-server {:.1} µs CPU/document ({:.0} MB resident)",
@@ -63,19 +63,6 @@ fn ingest(c: &mut Criterion) {
         );
     }
     group.finish();
-}
-
-/// CPU seconds (user + system) this process has used, from `/proc/self/stat` (Linux).
-fn own_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-            // utime and stime: fields 14 and 15; `fields` starts at field 3.
-            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
-        })
-        .unwrap_or(0.0)
 }
 
 fn segments() -> usize {

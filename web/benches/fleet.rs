@@ -32,7 +32,7 @@ mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{HOUR_START, runtime};
+use common::{HOUR_START, cpu_seconds, runtime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::api::{self, AppState};
 use roentgen_web::store::Store;
@@ -97,18 +97,6 @@ fn bodies(docs: &[Vec<Vec<String>>]) -> Vec<Vec<Vec<u8>>> {
                 .collect()
         })
         .collect()
-}
-
-/// CPU seconds (user + system) of `/proc/<path>/stat` (Linux).
-fn cpu_seconds(path: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{path}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
-        })
-        .unwrap_or(0.0)
 }
 
 /// Posts `body` on a keep-alive connection and reads the answer; panics unless every

@@ -5,20 +5,27 @@
 
 use serde_json::json;
 
-/// Documents of synthetic trace `n` starting at `start` (epoch seconds): the `frontend` and
-/// `orders` segments, as `PutTraceSegments` would carry them.
-pub fn shop_trace(n: u64, start: f64) -> Vec<String> {
+/// The trace id of synthetic trace `n` (its family told apart by bit `family`) and a function
+/// giving its documents' ids by number.
+fn ids(n: u64, start: f64, family: u32) -> (String, impl Fn(u64) -> String) {
     let trace_id = format!(
         "1-{:08x}-{:024x}",
         start as u64,
-        n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128 | 1 << 90
+        n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128 | 1 << family
     );
-    let id = |k: u64| {
+    let id = move |k: u64| {
         format!(
             "{:016x}",
             (n << 8 | k).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1
         )
     };
+    (trace_id, id)
+}
+
+/// Documents of synthetic trace `n` starting at `start` (epoch seconds): the `frontend` and
+/// `orders` segments, as `PutTraceSegments` would carry them.
+pub fn shop_trace(n: u64, start: f64) -> Vec<String> {
+    let (trace_id, id) = ids(n, start, 90);
     let (front_status, orders_fault, payments_status) = match n % 20 {
         0 => (500, true, 200),
         1 => (429, false, 429),
@@ -103,17 +110,7 @@ pub const FLEET_SERVICES: [&str; 5] = ["web", "checkout", "inventory", "payments
 /// outcomes), and some carry personal data for the scrubbers: e-mail addresses, card numbers,
 /// client addresses. Deterministic: the same `n` gives the same documents.
 pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
-    let trace_id = format!(
-        "1-{:08x}-{:024x}",
-        start as u64,
-        n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as u128 | 1 << 91
-    );
-    let id = |k: u64| {
-        format!(
-            "{:016x}",
-            (n << 8 | k).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1
-        )
-    };
+    let (trace_id, id) = ids(n, start, 91);
     let fault = n.is_multiple_of(23);
     let throttled = n % 31 == 1;
     let not_found = n % 9 == 2;

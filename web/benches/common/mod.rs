@@ -136,3 +136,17 @@ pub fn trace_summaries_group<'s>(
     );
     group.finish();
 }
+
+/// CPU seconds (user + system) of `/proc/<path>/stat` (Linux; 0 elsewhere): `"self"` for this
+/// process, `"thread-self"` for the calling thread.
+pub fn cpu_seconds(path: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{path}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            // utime and stime: fields 14 and 15; `fields` starts at field 3.
+            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
