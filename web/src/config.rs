@@ -135,6 +135,16 @@ pub struct Args {
         default_value_t = crate::api::QueryLimits::DEFAULT_WINDOW_HOURS
     )]
     pub max_query_window_hours: u64,
+    /// Most candidate traces the dashboard's traces page examines for one view (it then shows
+    /// what it found and says the search stopped).
+    #[arg(long, env = "ROENTGEN_WEB_MAX_PAGE_SCAN", default_value_t = 100_000)]
+    pub max_page_scan: u64,
+    /// Most SQLite read connections open at once (reads beyond wait for one).
+    #[arg(long, env = "ROENTGEN_WEB_SQLITE_READERS", default_value_t = 8)]
+    pub sqlite_readers: u64,
+    /// Seconds a read waits for a SQLite read connection before it is answered 503.
+    #[arg(long, env = "ROENTGEN_WEB_SQLITE_READ_WAIT_SECS", default_value_t = 10)]
+    pub sqlite_read_wait_secs: u64,
     /// Largest request line plus headers, in KiB; 431 past it.
     #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
     pub max_header_kb: usize,
@@ -259,6 +269,8 @@ pub struct Config {
     pub limits: crate::server::Limits,
     /// Bounds on one query's work.
     pub query_limits: crate::api::QueryLimits,
+    /// The SQLite store's read pool.
+    pub sqlite_reads: crate::store::sqlite::ReadLimits,
 }
 
 impl Args {
@@ -401,7 +413,28 @@ impl Args {
                 1,
                 24 * 366,
             )? * 3600) as f64,
-            ..crate::api::QueryLimits::default()
+            list_scan_budget: usize::try_from(limit(
+                "--max-page-scan",
+                self.max_page_scan,
+                1_000,
+                100_000_000,
+            )?)
+            .unwrap_or(usize::MAX),
+        };
+        let sqlite_reads = crate::store::sqlite::ReadLimits {
+            max_connections: usize::try_from(limit(
+                "--sqlite-readers",
+                self.sqlite_readers,
+                1,
+                256,
+            )?)
+            .unwrap_or(usize::MAX),
+            wait: Duration::from_secs(limit(
+                "--sqlite-read-wait-secs",
+                self.sqlite_read_wait_secs,
+                1,
+                3600,
+            )?),
         };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
@@ -470,6 +503,7 @@ impl Args {
             tls,
             limits,
             query_limits,
+            sqlite_reads,
             daemon,
             daemon_access_key_id: self.daemon_access_key_id,
             demo: self.demo,
@@ -498,6 +532,38 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:4000");
         assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
         assert!(c.scrubber.is_none());
+    }
+
+    #[test]
+    fn query_and_read_bounds_are_flags_with_ranges() {
+        let c = args(&[]).validate().unwrap();
+        assert_eq!(c.query_limits, crate::api::QueryLimits::default());
+        assert_eq!(c.sqlite_reads, crate::store::sqlite::ReadLimits::default());
+        let c = args(&[
+            "--max-query-window-hours",
+            "6",
+            "--max-page-scan",
+            "5000",
+            "--sqlite-readers",
+            "3",
+            "--sqlite-read-wait-secs",
+            "2",
+        ])
+        .validate()
+        .unwrap();
+        assert_eq!(c.query_limits.max_window_secs, 6.0 * 3600.0);
+        assert_eq!(c.query_limits.list_scan_budget, 5000);
+        assert_eq!(c.sqlite_reads.max_connections, 3);
+        assert_eq!(c.sqlite_reads.wait, Duration::from_secs(2));
+        for (flag, bad) in [
+            ("--max-query-window-hours", "0"),
+            ("--max-page-scan", "10"),
+            ("--sqlite-readers", "0"),
+            ("--sqlite-read-wait-secs", "0"),
+        ] {
+            let e = args(&[flag, bad]).validate().unwrap_err();
+            assert!(e.to_string().contains(flag), "{e}");
+        }
     }
 
     #[test]

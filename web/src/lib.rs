@@ -82,7 +82,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => None,
     };
     let store: Arc<dyn store::Store> = match &config.clickhouse {
-        None => Arc::new(SqliteStore::open(&config.data_dir)?),
+        None => Arc::new(SqliteStore::open_with(
+            &config.data_dir,
+            config.sqlite_reads,
+        )?),
         Some(clickhouse) => {
             Arc::new(store::clickhouse::ClickhouseStore::open(clickhouse.clone()).await?)
         }
