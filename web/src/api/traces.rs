@@ -101,6 +101,24 @@ struct PutTraceSegmentsRequest {
     trace_segment_documents: Vec<String>,
 }
 
+/// Parses a `PutTraceSegments` body and prepares each document: the ones to store, and the
+/// `UnprocessedTraceSegments` entries of those refused.
+fn prepare_request(
+    body: &[u8],
+    scrubber: Option<Scrubber>,
+) -> Result<(Vec<IngestDocument>, Vec<Value>), ApiError> {
+    let req: PutTraceSegmentsRequest = parse_body(body)?;
+    let mut docs = Vec::with_capacity(req.trace_segment_documents.len());
+    let mut refused = Vec::new();
+    for raw in &req.trace_segment_documents {
+        match prepare_document(raw, scrubber.as_ref()) {
+            Ok(d) => docs.push(d),
+            Err(u) => refused.push(u),
+        }
+    }
+    Ok((docs, refused))
+}
+
 /// `POST /TraceSegments`.
 pub async fn put_trace_segments(
     State(state): State<AppState>,
@@ -110,15 +128,12 @@ pub async fn put_trace_segments(
         .counters
         .ingest_bytes
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    let req: PutTraceSegmentsRequest = parse_body(&body)?;
-    let mut docs = Vec::with_capacity(req.trace_segment_documents.len());
-    let mut refused = Vec::new();
-    for raw in &req.trace_segment_documents {
-        match prepare_document(raw, state.scrubber.as_ref()) {
-            Ok(d) => docs.push(d),
-            Err(u) => refused.push(u),
-        }
-    }
+    // Parsing, validation, scrubbing and fact extraction are CPU work: off the runtime's
+    // workers, so health checks and queries are served while a large batch is prepared.
+    let scrubber = state.scrubber.clone();
+    let (docs, refused) = tokio::task::spawn_blocking(move || prepare_request(&body, scrubber))
+        .await
+        .map_err(|e| ApiError::Internal(format!("document preparation stopped: {e}")))??;
     let accepted = docs.len() as u64;
     if !docs.is_empty() {
         let _writing = state.counters.store_write(docs.len());
