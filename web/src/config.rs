@@ -145,6 +145,19 @@ pub struct Args {
     /// Seconds a read waits for a SQLite read connection before it is answered 503.
     #[arg(long, env = "ROENTGEN_WEB_SQLITE_READ_WAIT_SECS", default_value_t = 10)]
     pub sqlite_read_wait_secs: u64,
+    /// Most documents kept per trace; later documents of that trace are refused
+    /// (`UnprocessedTraceSegments` with `TraceTooLarge`), counted and logged, so one runaway
+    /// trace cannot stall ingest.
+    #[arg(long, env = "ROENTGEN_WEB_MAX_TRACE_DOCUMENTS", default_value_t = crate::store::TraceLimits::DEFAULT_MAX_DOCUMENTS as u64)]
+    pub max_trace_documents: u64,
+    /// Most MiB of documents kept per trace (refused past it like --max-trace-documents).
+    #[arg(long, env = "ROENTGEN_WEB_MAX_TRACE_MIB", default_value_t = crate::store::TraceLimits::DEFAULT_MAX_MIB as u64)]
+    pub max_trace_mib: u64,
+    /// Documents whose facts the store's writer holds in memory (a few hundred bytes each),
+    /// so that later pieces of those traces are folded without reading the store; past it
+    /// the oldest traces are evicted, and their late pieces read back.
+    #[arg(long, env = "ROENTGEN_WEB_LIVE_DOCUMENTS", default_value_t = crate::store::TraceLimits::DEFAULT_LIVE_DOCUMENTS as u64)]
+    pub live_documents: u64,
     /// Largest request line plus headers, in KiB; 431 past it.
     #[arg(long, env = "ROENTGEN_WEB_MAX_HEADER_KB", default_value_t = 64)]
     pub max_header_kb: usize,
@@ -271,6 +284,8 @@ pub struct Config {
     pub query_limits: crate::api::QueryLimits,
     /// The SQLite store's read pool.
     pub sqlite_reads: crate::store::sqlite::ReadLimits,
+    /// Caps per trace and the store writer's live-trace memory.
+    pub trace_limits: crate::store::TraceLimits,
 }
 
 impl Args {
@@ -436,6 +451,19 @@ impl Args {
                 3600,
             )?),
         };
+        let count = |flag: &'static str, value: u64, min: u64, max: u64| {
+            limit(flag, value, min, max).map(|v| usize::try_from(v).unwrap_or(usize::MAX))
+        };
+        let trace_limits = crate::store::TraceLimits {
+            max_documents: count(
+                "--max-trace-documents",
+                self.max_trace_documents,
+                1,
+                10_000_000,
+            )?,
+            max_bytes: count("--max-trace-mib", self.max_trace_mib, 1, 1 << 20)? << 20,
+            live_documents: count("--live-documents", self.live_documents, 0, 100_000_000)?,
+        };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
             StoreKind::Clickhouse => Some(self.clickhouse_config()?),
@@ -504,6 +532,7 @@ impl Args {
             limits,
             query_limits,
             sqlite_reads,
+            trace_limits,
             daemon,
             daemon_access_key_id: self.daemon_access_key_id,
             demo: self.demo,

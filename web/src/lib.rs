@@ -85,6 +85,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         None => Arc::new(SqliteStore::open_with(
             &config.data_dir,
             config.sqlite_reads,
+            config.trace_limits,
         )?),
         Some(clickhouse) => {
             Arc::new(store::clickhouse::ClickhouseStore::open(clickhouse.clone()).await?)

@@ -546,3 +546,68 @@ async fn server_side_scrubbing_rewrites_documents_before_they_are_stored(backend
     assert!(!stored.contains("jane.doe@example.com"), "{stored}");
     assert!(!stored.contains("4111 1111 1111 1111"), "{stored}");
 }
+
+/// A trace at its cap: its further documents are refused one by one with `TraceTooLarge`
+/// (final, so a daemon does not retry them), counted, and the rest of the request is stored.
+#[tokio::test]
+async fn documents_past_their_traces_cap_are_refused_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = crate::store::TraceLimits {
+        max_documents: 3,
+        ..crate::store::TraceLimits::default()
+    };
+    let store = crate::store::sqlite::SqliteStore::open_with(
+        dir.path(),
+        crate::store::sqlite::ReadLimits::default(),
+        limits,
+    )
+    .unwrap();
+    let state = AppState::new(Arc::new(store), None);
+    let counters = state.counters.clone();
+    let api = TestApi {
+        _place: Place::new(Backend::Sqlite),
+        app: router(state),
+    };
+    let big = crate::synth::fleet_trace(1, 1_800_000_000.0);
+    let small = crate::synth::shop_trace(2, 1_800_000_000.0);
+    assert!(big.len() > 3);
+    let (first, rest) = big.split_at(2);
+    let mut docs = first.to_vec();
+    docs.extend(small.iter().cloned());
+    let (status, body, _) = api
+        .call("/TraceSegments", json!({ "TraceSegmentDocuments": docs }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["UnprocessedTraceSegments"], json!([]));
+    let (status, body, _) = api
+        .call("/TraceSegments", json!({ "TraceSegmentDocuments": rest }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refused = body["UnprocessedTraceSegments"].as_array().unwrap();
+    assert_eq!(refused.len(), big.len() - 3, "{body}");
+    for r in refused {
+        assert_eq!(r["ErrorCode"], "TraceTooLarge", "{body}");
+        assert!(r["Id"].is_string(), "{body}");
+    }
+    let big_id: Value = serde_json::from_str(&big[0]).unwrap();
+    let small_id: Value = serde_json::from_str(&small[0]).unwrap();
+    let (_, body, _) = api
+        .call(
+            "/Traces",
+            json!({ "TraceIds": [big_id["trace_id"], small_id["trace_id"]] }),
+        )
+        .await;
+    let segments = |i: usize| body["Traces"][i]["Segments"].as_array().unwrap().len();
+    assert_eq!(segments(0) + segments(1), 3 + small.len(), "{body}");
+    use crate::metrics::DocumentRefusal;
+    assert_eq!(
+        counters.documents_refused(DocumentRefusal::TraceTooLarge),
+        (big.len() - 3) as u64
+    );
+    assert_eq!(
+        counters
+            .documents_accepted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        (3 + small.len()) as u64
+    );
+}

@@ -131,13 +131,21 @@ pub async fn put_trace_segments(
     // Parsing, validation, scrubbing and fact extraction are CPU work: off the runtime's
     // workers, so health checks and queries are served while a large batch is prepared.
     let scrubber = state.scrubber.clone();
-    let (docs, refused) = tokio::task::spawn_blocking(move || prepare_request(&body, scrubber))
+    let (docs, mut refused) = tokio::task::spawn_blocking(move || prepare_request(&body, scrubber))
         .await
         .map_err(|e| ApiError::Internal(format!("document preparation stopped: {e}")))??;
-    let accepted = docs.len() as u64;
+    let mut accepted = docs.len() as u64;
     if !docs.is_empty() {
         let _writing = state.counters.store_write(docs.len());
-        state.store.put_documents(docs).await?;
+        let written = state.store.put_documents(docs).await?;
+        accepted -= written.over_trace_cap.len() as u64;
+        refused.extend(written.over_trace_cap.into_iter().map(|(trace_id, id)| {
+            unprocessed(
+                Some(id),
+                "TraceTooLarge",
+                format!("trace {trace_id} is at its cap (--max-trace-documents, --max-trace-mib)"),
+            )
+        }));
     }
     state
         .counters

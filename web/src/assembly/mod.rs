@@ -22,8 +22,8 @@ pub use facts::{
 
 /// Whether a document replaces the one stored under the same id: a complete document replaces
 /// an in-progress one; an in-progress one never replaces a complete one; equal states are
-/// duplicates (idempotent). The one home of the rule; SQLite's upsert states it in SQL
-/// (`WHERE segments.in_progress = 1 OR excluded.in_progress = 0`).
+/// duplicates (idempotent). The one home of the rule (the stores' writers apply it through
+/// [`crate::store::live::LiveTrace::admit`]).
 pub fn replaces(stored_in_progress: bool, new_in_progress: bool) -> bool {
     stored_in_progress || !new_in_progress
 }

@@ -18,16 +18,19 @@ pub enum DocumentRefusal {
     DocumentTooLarge,
     /// Our failure while preparing it.
     InternalFailure,
+    /// Its trace is at its cap (documents or bytes).
+    TraceTooLarge,
     /// A code this list does not know yet.
     Other,
 }
 
 impl DocumentRefusal {
     /// Every reason, in the order they are reported.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::InvalidSegment,
         Self::DocumentTooLarge,
         Self::InternalFailure,
+        Self::TraceTooLarge,
         Self::Other,
     ];
 
@@ -45,6 +48,7 @@ impl DocumentRefusal {
             Self::InvalidSegment => "InvalidSegment",
             Self::DocumentTooLarge => "DocumentTooLarge",
             Self::InternalFailure => "InternalFailure",
+            Self::TraceTooLarge => "TraceTooLarge",
             Self::Other => "other",
         }
     }

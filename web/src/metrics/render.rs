@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use roentgen_daemon::telemetry::prometheus::{Exposition, Kind};
 
 use super::counters::{Counters, DocumentRefusal, RequestRefusal};
+use crate::store::LiveCounters;
 
-/// Renders every metric of the collector.
-pub fn render(c: &Counters) -> String {
+/// Renders every metric of the collector (`live`: the store writer's live traces, when it
+/// keeps them).
+pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
     let mut out = Exposition::new("roentgen_web_");
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     out.single(
@@ -76,6 +78,9 @@ pub fn render(c: &Counters) -> String {
         Kind::Histogram,
     );
     out.histogram("store_write_seconds", &[], &c.store_write);
+    if let Some(l) = live {
+        render_live(&mut out, l);
+    }
     out.family(
         "request_duration_seconds",
         "Time to answer a request, by X-Ray operation or dashboard route.",
@@ -111,6 +116,51 @@ pub fn render(c: &Counters) -> String {
     out.finish()
 }
 
+fn render_live(out: &mut Exposition, l: &LiveCounters) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let metrics: [(&str, &str, Kind, &AtomicU64); 6] = [
+        (
+            "live_trace_hits_total",
+            "Pieces of traces the store writer held in memory (folded without reading back).",
+            Kind::Counter,
+            &l.hits,
+        ),
+        (
+            "live_trace_late_total",
+            "Pieces of traces below the live horizon (begun before the start, or evicted), read back from the store.",
+            Kind::Counter,
+            &l.late,
+        ),
+        (
+            "live_trace_evicted_total",
+            "Traces evicted from the writer's memory to stay within --live-documents.",
+            Kind::Counter,
+            &l.evicted,
+        ),
+        (
+            "trace_cap_refused_total",
+            "Documents refused because their trace was at --max-trace-documents or --max-trace-mib.",
+            Kind::Counter,
+            &l.over_cap,
+        ),
+        (
+            "live_traces",
+            "Traces held in the store writer's memory now.",
+            Kind::Gauge,
+            &l.traces,
+        ),
+        (
+            "live_documents",
+            "Documents held in the store writer's memory now.",
+            Kind::Gauge,
+            &l.documents,
+        ),
+    ];
+    for (name, help, kind, value) in metrics {
+        out.single(name, help, kind, load(value));
+    }
+}
+
 /// The process's resident set size from `/proc/self/status` (Linux; `None` elsewhere).
 fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -141,7 +191,7 @@ mod tests {
         c.documents_accepted.fetch_add(7, Ordering::Relaxed);
         c.refuse_documents(&[serde_json::json!({ "ErrorCode": "InvalidSegment" })]);
         c.refuse_request(RequestRefusal::Throttled);
-        let text = render(&c);
+        let text = render(&c, None);
         assert_eq!(
             sample(&text, "roentgen_web_documents_accepted_total"),
             Some("7")
@@ -200,7 +250,7 @@ mod tests {
             .observe(Duration::from_millis(30));
         c.operation("/traces/{id}")
             .observe(Duration::from_millis(1));
-        let text = render(&c);
+        let text = render(&c, None);
         let put = "roentgen_web_request_duration_seconds";
         assert_eq!(
             sample(

@@ -32,7 +32,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&state.counters),
+        render(&state.counters, state.store.live_counters().as_deref()),
     )
 }
 

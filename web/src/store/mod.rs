@@ -4,6 +4,7 @@
 //! a store can use its indexes instead of scanning.
 
 pub mod clickhouse;
+pub mod live;
 pub mod sqlite;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::assembly::{DocFacts, Sample, TraceSummary};
 
 pub use crate::assembly::StoredDocument;
+pub use live::{LiveCounters, TraceLimits};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Store>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,6 +68,21 @@ pub struct IngestDocument {
     pub document: String,
     /// Facts for the trace fold.
     pub facts: DocFacts,
+}
+
+/// What a store did not keep of a batch it acknowledged.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Written {
+    /// Documents refused because their trace was at its cap ([`TraceLimits`]), by
+    /// `(trace id, document id)`.
+    pub over_trace_cap: Vec<(String, String)>,
+}
+
+impl Written {
+    /// Adds another batch's refusals.
+    pub fn merge(&mut self, other: Written) {
+        self.over_trace_cap.extend(other.over_trace_cap);
+    }
 }
 
 /// A predicate a store can answer from an index; every one is a necessary condition of the
@@ -212,8 +229,17 @@ pub struct SamplingClient {
 /// The store behind the collector.
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch of documents and re-folds the traces they belong to; resolves once the
-    /// batch is durable.
-    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// batch is durable, with the documents it refused (a trace over its cap).
+    fn put_documents(
+        &self,
+        docs: Vec<IngestDocument>,
+    ) -> BoxFuture<'_, Result<Written, StoreError>>;
+
+    /// What the writer's live traces did (hits, late pieces, evictions, refusals), when the
+    /// store keeps them.
+    fn live_counters(&self) -> Option<std::sync::Arc<LiveCounters>> {
+        None
+    }
 
     /// Whether the store can take writes now: a cheap real check (a trivial read, and the
     /// writer alive and able to write), for `/readyz`.

@@ -266,6 +266,40 @@ async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
 async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(backend: Backend) {
     let (_whole_place, whole) = store(backend).await;
     let (_pieces_place, pieces) = store(backend).await;
+    sums_up_as_when_sent_whole(whole.as_ref(), pieces.as_ref()).await;
+}
+
+/// The same property on SQLite with no live traces: every later piece is late, so its trace
+/// is read back from the store.
+#[tokio::test]
+async fn read_back_traces_sum_up_as_when_sent_whole() {
+    let (_whole_place, whole) = store(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = TraceLimits {
+        live_documents: 0,
+        ..TraceLimits::default()
+    };
+    let pieces =
+        sqlite::SqliteStore::open_with(dir.path(), sqlite::ReadLimits::default(), limits).unwrap();
+    sums_up_as_when_sent_whole(whole.as_ref(), &pieces).await;
+    let live = pieces.live_counters().unwrap();
+    assert!(live.late.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert_eq!(live.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// Pieces of traces are folded from memory: when nothing was evicted, the only late piece is
+/// the first one of the captured trace, which began (by its id) before the store opened.
+#[tokio::test]
+async fn live_traces_take_later_pieces_without_reading_back() {
+    let (_place, pieces) = store(Backend::Sqlite).await;
+    let (_whole_place, whole) = store(Backend::Sqlite).await;
+    sums_up_as_when_sent_whole(whole.as_ref(), pieces.as_ref()).await;
+    let live = pieces.live_counters().unwrap();
+    assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(live.hits.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+async fn sums_up_as_when_sent_whole(whole: &dyn Store, pieces: &dyn Store) {
     let streamed = capture_documents("python-sdk-2.15-streamed-40.txt");
     for seed in 0..12u64 {
         let raw = if seed == 3 {
@@ -294,8 +328,8 @@ async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(b
                 pieces.put_documents(prepared(&noise)).await.unwrap();
             }
         }
-        let expected = settled(whole.as_ref(), &id).await;
-        let got = settled(pieces.as_ref(), &id).await;
+        let expected = settled(whole, &id).await;
+        let got = settled(pieces, &id).await;
         assert_eq!(got, expected, "seed {seed}: trace {id}");
     }
 }

@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     BoxFuture, IngestDocument, RollupRow, SamplingClient, ScanQuery, Store, StoreError,
-    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
 };
 pub use connection::is_identifier;
 use connection::{Connection, quote};
@@ -215,14 +215,18 @@ impl Store for ClickhouseStore {
         })
     }
 
-    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn put_documents(
+        &self,
+        docs: Vec<IngestDocument>,
+    ) -> BoxFuture<'_, Result<Written, StoreError>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             self.writer
                 .send((docs, tx))
                 .await
                 .map_err(|_| StoreError::WriterGone)?;
-            rx.await.map_err(|_| StoreError::WriterGone)?
+            rx.await.map_err(|_| StoreError::WriterGone)??;
+            Ok(Written::default())
         })
     }
 

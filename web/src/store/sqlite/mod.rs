@@ -11,9 +11,10 @@
 //! start from. Index rows point at the summary's `rid`, which grows with every summary
 //! written, so a batch's index rows land at the end of each key's range (a few pages) instead
 //! of at random places (a page per row); they are removed by their exact keys, read from the
-//! trace's previous summary, so no index by trace id is kept for them. A trace whose pieces
-//! arrive in one call is folded on the caller's thread (`prefold`); a trace folded again
-//! (pieces arriving in a later batch) re-reads its stored documents on the writer.
+//! trace's previous summary, so no index by trace id is kept for them. A new trace whose
+//! pieces arrive in one call is folded on the caller's thread (`prefold`); a trace that gets
+//! more pieces later is folded on the writer from the facts it holds in memory
+//! ([`super::live`]), and only a late one (below the live horizon) is read back.
 
 mod read_pool;
 mod reads;
@@ -31,9 +32,10 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use super::live::{LiveCounters, LiveTraces, TraceLimits, id_epoch};
 use super::{
     BoxFuture, IngestDocument, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
-    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
 };
 use crate::sampling::{DEFAULT_RULE, SamplingRule};
 use reads::{row_stats, scan};
@@ -49,6 +51,7 @@ use writer::{
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteCommand>,
     readers: Arc<ReadPool>,
+    live: Arc<LiveCounters>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -63,13 +66,17 @@ pub use super::now_seconds;
 
 impl SqliteStore {
     /// Opens (creating if needed) `roentgen.db` in `data_dir` and starts the writer thread,
-    /// with the default [`ReadLimits`].
+    /// with the default [`ReadLimits`] and [`TraceLimits`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(data_dir, ReadLimits::default())
+        Self::open_with(data_dir, ReadLimits::default(), TraceLimits::default())
     }
 
-    /// [`SqliteStore::open`] with these read limits.
-    pub fn open_with(data_dir: &Path, read_limits: ReadLimits) -> Result<Self, StoreError> {
+    /// [`SqliteStore::open`] with these read and trace limits.
+    pub fn open_with(
+        data_dir: &Path,
+        read_limits: ReadLimits,
+        trace_limits: TraceLimits,
+    ) -> Result<Self, StoreError> {
         crate::data_dir::create(data_dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join("roentgen.db");
@@ -125,14 +132,31 @@ impl SqliteStore {
                 ],
             )?;
         }
+        // Every stored trace is below the live horizon: traces begun before now, and any
+        // stored with a later id-epoch (a client clock ahead).
+        let newest: Option<String> = conn
+            .query_row(
+                "SELECT trace_id FROM traces ORDER BY trace_id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let horizon = (now_seconds() as u32).max(
+            newest
+                .map(|id| id_epoch(&id).saturating_add(1))
+                .unwrap_or(0),
+        );
+        let counters = Arc::new(LiveCounters::default());
+        let live = LiveTraces::new(horizon, trace_limits, counters.clone());
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         std::thread::Builder::new()
             .name("roentgen-store-writer".to_owned())
-            .spawn(move || writer_loop(conn, rx, &helpers))
+            .spawn(move || writer_loop(conn, rx, &helpers, live))
             .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
             readers: Arc::new(ReadPool::new(path, read_limits)),
+            live: counters,
         })
     }
 
@@ -172,7 +196,14 @@ impl Store for SqliteStore {
         })
     }
 
-    fn put_documents(&self, docs: Vec<IngestDocument>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn live_counters(&self) -> Option<Arc<LiveCounters>> {
+        Some(self.live.clone())
+    }
+
+    fn put_documents(
+        &self,
+        docs: Vec<IngestDocument>,
+    ) -> BoxFuture<'_, Result<Written, StoreError>> {
         Box::pin(async move {
             // A large call goes to the writer in parts, each sent as soon as it is folded, so
             // the writer starts on the first while the next are folded; the call is answered
@@ -187,10 +218,11 @@ impl Store for SqliteStore {
                     .map_err(|_| StoreError::WriterGone)?;
                 pending.push(rx);
             }
+            let mut written = Written::default();
             for rx in pending {
-                rx.await.map_err(|_| StoreError::WriterGone)??;
+                written.merge(rx.await.map_err(|_| StoreError::WriterGone)??);
             }
-            Ok(())
+            Ok(written)
         })
     }
 

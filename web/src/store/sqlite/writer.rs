@@ -1,7 +1,8 @@
 //! The SQLite store's one writer thread: the commands the store queues, group commit of
-//! document batches (a trace folded on the caller's thread when its pieces came together, else
-//! here from what is stored), index rows and rollup differences in the same transaction, and
-//! the helper threads that checkpoint and free memory off the writer.
+//! document batches (a new trace folded on the caller's thread when its pieces came together,
+//! a live one here from the facts it holds in memory, a late one from what is stored), index
+//! rows and rollup differences in the same transaction, and the helper threads that checkpoint
+//! and free memory off the writer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -10,7 +11,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::{IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow};
+use super::super::live::{Admit, Found, LiveTrace, LiveTraces, id_epoch};
+use super::super::{IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written};
 use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, replaces};
 use crate::graph::Stats;
 
@@ -96,7 +98,7 @@ pub(super) fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
 }
 
 pub(super) enum WriteCommand {
-    Documents(Vec<IngestDocument>, PreFolds, Reply<()>),
+    Documents(Vec<IngestDocument>, PreFolds, Reply<Written>),
     PutRule(StoredRule, bool, Reply<()>),
     DeleteRule(String, Reply<StoredRule>),
     PutGroup(StoredGroup, bool, Reply<()>),
@@ -161,15 +163,20 @@ impl Helpers {
     }
 }
 
+/// The writer's live traces: keyed by trace id, holding each summary's `rid`.
+pub(super) type Live = LiveTraces<i64>;
+
 pub(super) fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<WriteCommand>,
     helpers: &Helpers,
+    mut live: Live,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
-        let mut replies: Vec<Reply<()>> = Vec::new();
+        // Each request's reply and where its documents end in `docs`.
+        let mut replies: Vec<(Reply<Written>, usize)> = Vec::new();
         let mut others: Vec<WriteCommand> = Vec::new();
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
@@ -186,7 +193,7 @@ pub(super) fn writer_loop(
                             }
                         }
                     }
-                    replies.push(reply);
+                    replies.push((reply, docs.len()));
                 }
                 other => others.push(other),
             }
@@ -195,16 +202,7 @@ pub(super) fn writer_loop(
             }
         }
         if !replies.is_empty() {
-            let result = write_transaction(&mut conn, |tx| write_documents(tx, &docs, &mut folds));
-            if let Err(e) = &result {
-                tracing::error!(error = %e, documents = docs.len(), "write transaction failed");
-            }
-            for reply in replies {
-                let _ = reply.send(match &result {
-                    Ok(()) => Ok(()),
-                    Err(e) => Err(StoreError::Write(e.to_string())),
-                });
-            }
+            answer(&mut conn, &docs, &mut folds, &mut live, replies);
         }
         if let Some(c) = &helpers.checkpoint {
             let _ = c.try_send(());
@@ -214,10 +212,57 @@ pub(super) fn writer_loop(
             let _ = g.send((docs, folds));
         }
         for cmd in others {
-            run_other(&mut conn, cmd);
+            run_other(&mut conn, cmd, &mut live);
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// Writes one group-committed batch and answers each request with its own refusals.
+fn answer(
+    conn: &mut Connection,
+    docs: &[IngestDocument],
+    folds: &mut PreFolds,
+    live: &mut Live,
+    replies: Vec<(Reply<Written>, usize)>,
+) {
+    let mut taken = Vec::new();
+    let result = write_transaction(conn, |tx| {
+        write_documents(tx, docs, folds, live, &mut taken)
+    });
+    let refused = match result {
+        Ok(refused) => {
+            for (trace_id, trace) in taken {
+                live.put(trace_id, trace);
+            }
+            Ok(refused)
+        }
+        Err(e) => {
+            // What the failed transaction left is unknown: its traces are read back next time.
+            let newest = docs
+                .iter()
+                .map(|d| id_epoch(&d.trace_id))
+                .max()
+                .unwrap_or(0);
+            live.raise_horizon(newest.saturating_add(1));
+            tracing::error!(error = %e, documents = docs.len(), "write transaction failed");
+            Err(e)
+        }
+    };
+    let mut start = 0;
+    for (reply, end) in replies {
+        let _ = reply.send(match &refused {
+            Ok(refused) => Ok(Written {
+                over_trace_cap: refused
+                    .iter()
+                    .filter(|i| (start..end).contains(*i))
+                    .map(|i| (docs[*i].trace_id.clone(), docs[*i].id.clone()))
+                    .collect(),
+            }),
+            Err(e) => Err(StoreError::Write(e.to_string())),
+        });
+        start = end;
+    }
 }
 
 pub(super) fn write_transaction<T>(
@@ -230,7 +275,7 @@ pub(super) fn write_transaction<T>(
     Ok(out)
 }
 
-fn run_other(conn: &mut Connection, cmd: WriteCommand) {
+fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
     match cmd {
         WriteCommand::Documents(..) => {}
         WriteCommand::Ready(reply) => {
@@ -267,7 +312,11 @@ fn run_other(conn: &mut Connection, cmd: WriteCommand) {
             }));
         }
         WriteCommand::DeleteBefore(cutoff, max, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| delete_before(tx, cutoff, max)));
+            let deleted = write_transaction(conn, |tx| delete_before(tx, cutoff, max));
+            if matches!(deleted, Ok(n) if n > 0) {
+                live.forget_before(cutoff);
+            }
+            let _ = reply.send(deleted);
         }
     }
 }
@@ -316,74 +365,62 @@ impl<'t> IndexRows<'t> {
     }
 }
 
-/// The facts of every stored document of a trace: those of this batch as extracted by the
-/// request handler, the others re-extracted from their stored text.
-fn stored_facts(
-    stmt: &mut rusqlite::CachedStatement<'_>,
+/// A late piece's trace as stored: its documents' facts (re-extracted from their text), its
+/// summary and samples, and the summary's `rid`; `None` when nothing of it is stored.
+fn read_back(
+    tx: &Transaction<'_>,
     trace_id: &str,
-    in_batch: &BTreeMap<&str, (&DocFacts, bool)>,
-) -> Result<Vec<DocFacts>, StoreError> {
+) -> Result<Option<Box<LiveTrace<i64>>>, StoreError> {
+    let old: Option<(i64, String, String)> = tx
+        .prepare_cached("SELECT rid, summary, samples FROM traces WHERE trace_id = ?1")?
+        .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((rid, summary, samples)) = old else {
+        return Ok(None);
+    };
+    let mut stmt = tx.prepare_cached("SELECT id, document FROM segments WHERE trace_id = ?1")?;
     let rows = stmt.query_map([trace_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
     })?;
-    let mut out = Vec::new();
+    let mut docs = Vec::new();
     for row in rows {
         let (id, document) = row?;
-        match in_batch.get(id.as_str()) {
-            Some((facts, _)) => out.push((*facts).clone()),
-            None => {
-                let segment: Segment = serde_json::from_str(&document)?;
-                out.push(DocFacts::extract(&segment));
-            }
-        }
+        let segment: Segment = serde_json::from_str(&document)?;
+        docs.push((id, DocFacts::extract(&segment), document.len()));
     }
-    Ok(out)
+    let written = TraceView {
+        summary: serde_json::from_str(&summary)?,
+        samples: serde_json::from_str(&samples)?,
+    };
+    Ok(Some(Box::new(LiveTrace::from_stored(docs, written, rid))))
 }
 
+/// Writes a batch: each document the replacement rule and its trace's cap let in, then per
+/// touched trace its new fold (summary, index rows, rollup difference). The traces it
+/// touched go to `taken`, to be put back among the live ones once the transaction commits.
+/// Returns the indexes of the documents refused for their trace's cap.
 fn write_documents(
     tx: &Transaction<'_>,
     docs: &[IngestDocument],
     folds: &mut PreFolds,
-) -> Result<(), StoreError> {
-    // The documents of this batch that were stored (new, or replacing an in-progress one),
-    // per trace.
-    let mut batch: BTreeMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = BTreeMap::new();
-    {
-        let mut upsert = tx.prepare_cached(
-            "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (trace_id, id) DO UPDATE SET
-                parent_id = excluded.parent_id, subsegment = excluded.subsegment,
-                start_time = excluded.start_time, in_progress = excluded.in_progress,
-                document = excluded.document
-             WHERE segments.in_progress = 1 OR excluded.in_progress = 0",
-        )?;
-        for d in docs {
-            let changed = upsert.execute(params![
-                d.trace_id,
-                d.id,
-                d.parent_id,
-                d.subsegment,
-                d.start_time,
-                d.in_progress,
-                d.document,
-            ])?;
-            if changed > 0 {
-                let entry = batch.entry(&d.trace_id).or_default();
-                match entry.get(d.id.as_str()) {
-                    Some((_, stored)) if !replaces(*stored, d.in_progress) => {}
-                    _ => {
-                        entry.insert(&d.id, (&d.facts, d.in_progress));
-                    }
-                }
-            }
-        }
+    live: &mut Live,
+    taken: &mut Vec<(String, Box<LiveTrace<i64>>)>,
+) -> Result<Vec<usize>, StoreError> {
+    let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        by_trace.entry(&d.trace_id).or_default().push(i);
     }
+    let limits = *live.limits();
+    let mut refused = Vec::new();
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (trace_id, id) DO UPDATE SET
+            parent_id = excluded.parent_id, subsegment = excluded.subsegment,
+            start_time = excluded.start_time, in_progress = excluded.in_progress,
+            document = excluded.document",
+    )?;
     let mut delta = RollupDelta::default();
-    let mut old_row =
-        tx.prepare_cached("SELECT rowid, summary, samples FROM traces WHERE trace_id = ?1")?;
-    let mut documents =
-        tx.prepare_cached("SELECT id, document FROM segments WHERE trace_id = ?1")?;
     let mut put_trace = tx.prepare_cached(
         "INSERT OR REPLACE INTO traces (trace_id, start_time, end_time, duration, response_time,
             has_fault, has_error, has_throttle, is_partial, http_status, summary, samples)
@@ -392,31 +429,53 @@ fn write_documents(
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
-    for (trace_id, pieces) in &batch {
-        let old: Option<(i64, String, String)> = old_row
-            .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let folded = match &old {
-            None => match folds.remove(*trace_id).flatten() {
-                Some(folded) => folded,
-                None => {
-                    let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
-                    Folded::new(fold_trace(trace_id, &facts))?
-                }
+    for (trace_id, idxs) in by_trace {
+        let (mut trace, new) = match live.take(trace_id) {
+            Found::Live(t) => (t, false),
+            Found::New => (Box::default(), true),
+            Found::Late => match read_back(tx, trace_id)? {
+                Some(t) => (t, false),
+                None => (Box::default(), true),
             },
-            Some((rowid, summary, samples)) => {
-                let old: Vec<Sample> = serde_json::from_str(samples)?;
-                delta.add(&old, -1);
-                index.delete(*rowid, &serde_json::from_str(summary)?)?;
-                Folded::new(fold_trace(
-                    trace_id,
-                    &stored_facts(&mut documents, trace_id, pieces)?,
-                ))?
-            }
         };
-        let view = &folded.view;
-        delta.add(&view.samples, 1);
-        let s = &view.summary;
+        let mut changed = 0;
+        for i in &idxs {
+            let d = &docs[*i];
+            match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
+                Admit::Changed => {
+                    upsert.execute(params![
+                        d.trace_id,
+                        d.id,
+                        d.parent_id,
+                        d.subsegment,
+                        d.start_time,
+                        d.in_progress,
+                        d.document,
+                    ])?;
+                    changed += 1;
+                }
+                Admit::Unchanged => {}
+                Admit::OverCap => refused.push(*i),
+            }
+        }
+        if changed == 0 {
+            if !trace.is_empty() {
+                taken.push((trace_id.to_owned(), trace));
+            }
+            continue;
+        }
+        // A new trace whose every piece came in one call was folded by the caller.
+        let prefolded = folds.remove(trace_id).flatten();
+        let folded = match prefolded {
+            Some(f) if new && changed == idxs.len() => f,
+            _ => Folded::new(fold_trace(trace_id, &trace.facts()))?,
+        };
+        if let Some(old) = &trace.written {
+            delta.add(&old.samples, -1);
+            index.delete(trace.handle, &old.summary)?;
+        }
+        delta.add(&folded.view.samples, 1);
+        let s = &folded.view.summary;
         put_trace.execute(params![
             trace_id,
             s.start_time,
@@ -448,6 +507,9 @@ fn write_documents(
         for svc in &s.services {
             service_rows.extend([svc.key.name.clone().into(), rowid.into()]);
         }
+        trace.handle = rowid;
+        trace.written = Some(folded.view);
+        taken.push((trace_id.to_owned(), trace));
     }
     insert_rows(
         tx,
@@ -461,7 +523,19 @@ fn write_documents(
         2,
         service_rows,
     )?;
-    apply_rollups(tx, delta)
+    apply_rollups(tx, delta)?;
+    if !refused.is_empty() {
+        live.counters()
+            .over_cap
+            .fetch_add(refused.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            documents = refused.len(),
+            max_documents = limits.max_documents,
+            max_bytes = limits.max_bytes,
+            "documents refused: their trace is at its cap"
+        );
+    }
+    Ok(refused)
 }
 
 /// Inserts rows of `columns` values each with multi-row statements (fewer statement

@@ -1,0 +1,370 @@
+//! Live traces: the facts and the last fold of recently written traces, kept in a store
+//! writer's memory so that a piece of a trace already stored is folded without reading
+//! anything back (the way Tempo's ingesters hold live traces).
+//!
+//! The rule that makes "not in memory" mean "new" without asking the store: every trace whose
+//! id-epoch (the first part of an X-Ray trace id, its start second) is at or after the
+//! `horizon` and that the store holds is in memory, whole. Memory is bounded by evicting the
+//! oldest id-epochs first and raising the horizon past them; a piece of a trace below the
+//! horizon (late, or begun before the collector started) is the only one whose trace is read
+//! back, and it is counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::assembly::{DocFacts, TraceView, replaces};
+
+/// Bounds on one trace and on the memory of live traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceLimits {
+    /// Most documents kept per trace; later ones are refused (counted and logged).
+    pub max_documents: usize,
+    /// Most bytes of documents kept per trace.
+    pub max_bytes: usize,
+    /// Most documents held in live traces before the oldest are evicted.
+    pub live_documents: usize,
+}
+
+impl TraceLimits {
+    /// Default most documents per trace.
+    pub const DEFAULT_MAX_DOCUMENTS: usize = 10_000;
+    /// Default most bytes per trace (MiB).
+    pub const DEFAULT_MAX_MIB: usize = 64;
+    /// Default documents held in live traces (a few hundred bytes of facts each).
+    pub const DEFAULT_LIVE_DOCUMENTS: usize = 200_000;
+}
+
+impl Default for TraceLimits {
+    fn default() -> Self {
+        Self {
+            max_documents: Self::DEFAULT_MAX_DOCUMENTS,
+            max_bytes: Self::DEFAULT_MAX_MIB << 20,
+            live_documents: Self::DEFAULT_LIVE_DOCUMENTS,
+        }
+    }
+}
+
+/// What live traces did, for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Pieces of traces found in memory (folded without a read).
+    pub hits: AtomicU64,
+    /// Pieces of traces below the horizon, read back from the store.
+    pub late: AtomicU64,
+    /// Traces evicted to stay within the memory bound.
+    pub evicted: AtomicU64,
+    /// Documents refused because their trace was over its cap.
+    pub over_cap: AtomicU64,
+    /// Traces held now.
+    pub traces: AtomicU64,
+    /// Documents held now.
+    pub documents: AtomicU64,
+}
+
+/// One trace as its writer knows it: the facts of each stored document (after the
+/// replacement rule), the last fold written, and the store's own handle on its summary row.
+#[derive(Debug, Default)]
+pub struct LiveTrace<H> {
+    /// Facts and size of each document held.
+    docs: HashMap<String, (DocFacts, usize)>,
+    bytes: usize,
+    /// Listed in `by_epoch` (once per trace, however often it is put back).
+    listed: bool,
+    /// The fold last written (`None` until the first write).
+    pub written: Option<TraceView>,
+    /// The store's handle on the written summary (SQLite: its `rid`).
+    pub handle: H,
+}
+
+/// Whether a document may join its trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Stored (new, or replacing an in-progress one).
+    Changed,
+    /// A duplicate, or an in-progress copy of a complete document: nothing changes.
+    Unchanged,
+    /// The trace is at its cap.
+    OverCap,
+}
+
+impl<H> LiveTrace<H> {
+    /// A trace rebuilt from what a store holds (a late piece's trace, read back).
+    pub fn from_stored(
+        docs: Vec<(String, DocFacts, usize)>,
+        written: TraceView,
+        handle: H,
+    ) -> Self {
+        let bytes = docs.iter().map(|(_, _, b)| b).sum();
+        Self {
+            docs: docs.into_iter().map(|(id, f, b)| (id, (f, b))).collect(),
+            bytes,
+            listed: false,
+            written: Some(written),
+            handle,
+        }
+    }
+
+    /// Documents held.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether it holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Applies the replacement rule and the cap to one document of `bytes` bytes; the caller
+    /// stores it when the answer is [`Admit::Changed`].
+    pub fn admit(
+        &mut self,
+        id: &str,
+        facts: &DocFacts,
+        bytes: usize,
+        limits: &TraceLimits,
+    ) -> Admit {
+        let full = self.docs.len() >= limits.max_documents || self.bytes + bytes > limits.max_bytes;
+        match self.docs.get_mut(id) {
+            Some((held, _)) if !replaces(held.in_progress, facts.in_progress) => Admit::Unchanged,
+            Some(held) => {
+                self.bytes = self.bytes - held.1 + bytes;
+                *held = (facts.clone(), bytes);
+                Admit::Changed
+            }
+            None if full => Admit::OverCap,
+            None => {
+                self.docs.insert(id.to_owned(), (facts.clone(), bytes));
+                self.bytes += bytes;
+                Admit::Changed
+            }
+        }
+    }
+
+    /// The facts of every document held, in id order (the fold does not depend on order;
+    /// a fixed one keeps its output byte for byte the same).
+    pub fn facts(&self) -> Vec<DocFacts> {
+        let mut ids: Vec<&String> = self.docs.keys().collect();
+        ids.sort();
+        ids.into_iter().map(|id| self.docs[id].0.clone()).collect()
+    }
+}
+
+/// Where a trace stands before a batch touches it.
+pub enum Found<H> {
+    /// Held in memory: the whole trace, taken out until [`LiveTraces::put`].
+    Live(Box<LiveTrace<H>>),
+    /// At or after the horizon and not held: the store has none of it.
+    New,
+    /// Below the horizon: the store may hold pieces; read them back.
+    Late,
+}
+
+/// The live traces of one writer.
+pub struct LiveTraces<H> {
+    traces: HashMap<String, (u32, Box<LiveTrace<H>>)>,
+    /// Trace ids by id-epoch, oldest first (may name traces already gone).
+    by_epoch: BTreeMap<u32, Vec<String>>,
+    horizon: u32,
+    documents: usize,
+    limits: TraceLimits,
+    counters: Arc<LiveCounters>,
+}
+
+/// The start second in an X-Ray trace id (`1-5f84c7a1-...`), or 0 when it has none.
+pub fn id_epoch(trace_id: &str) -> u32 {
+    trace_id
+        .get(2..10)
+        .and_then(|h| u32::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+impl<H> LiveTraces<H> {
+    /// Live traces whose store holds no trace with an id-epoch at or after `horizon`.
+    pub fn new(horizon: u32, limits: TraceLimits, counters: Arc<LiveCounters>) -> Self {
+        Self {
+            traces: HashMap::new(),
+            by_epoch: BTreeMap::new(),
+            horizon,
+            documents: 0,
+            limits,
+            counters,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &TraceLimits {
+        &self.limits
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &LiveCounters {
+        &self.counters
+    }
+
+    /// Takes a trace out to add a batch's pieces to it.
+    pub fn take(&mut self, trace_id: &str) -> Found<H> {
+        match self.traces.remove(trace_id) {
+            Some((_, trace)) => {
+                self.documents -= trace.docs.len();
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                Found::Live(trace)
+            }
+            None if id_epoch(trace_id) >= self.horizon => Found::New,
+            None => {
+                self.counters.late.fetch_add(1, Ordering::Relaxed);
+                Found::Late
+            }
+        }
+    }
+
+    /// Puts a trace (back) once its batch is written, then evicts the oldest traces while
+    /// over the memory bound.
+    pub fn put(&mut self, trace_id: String, mut trace: Box<LiveTrace<H>>) {
+        let epoch = id_epoch(&trace_id);
+        self.documents += trace.docs.len();
+        if !trace.listed {
+            trace.listed = true;
+            self.by_epoch
+                .entry(epoch)
+                .or_default()
+                .push(trace_id.clone());
+        }
+        self.traces.insert(trace_id, (epoch, trace));
+        while self.documents > self.limits.live_documents {
+            let Some((epoch, ids)) = self.by_epoch.pop_first() else {
+                break;
+            };
+            for id in ids {
+                if let Some((_, t)) = self.traces.remove(&id) {
+                    self.documents -= t.docs.len();
+                    self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.raise_horizon(epoch.saturating_add(1));
+        }
+        self.publish();
+    }
+
+    /// Makes every trace below `horizon` count as late. After a failed write, the traces it
+    /// took out are dropped and the horizon raised past them: their store state is then read
+    /// back, whatever the failed transaction left.
+    pub fn raise_horizon(&mut self, horizon: u32) {
+        self.horizon = self.horizon.max(horizon);
+    }
+
+    /// Forgets traces whose fold starts before `cutoff` (retention deleted them).
+    pub fn forget_before(&mut self, cutoff: f64) {
+        let before = self.traces.len();
+        self.traces.retain(|_, (_, t)| {
+            t.written
+                .as_ref()
+                .is_none_or(|w| w.summary.start_time >= cutoff)
+        });
+        if self.traces.len() != before {
+            self.documents = self.traces.values().map(|(_, t)| t.docs.len()).sum();
+            let held = &self.traces;
+            self.by_epoch.retain(|_, ids| {
+                ids.retain(|id| held.contains_key(id));
+                !ids.is_empty()
+            });
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        self.counters
+            .traces
+            .store(self.traces.len() as u64, Ordering::Relaxed);
+        self.counters
+            .documents
+            .store(self.documents as u64, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::prepared;
+
+    fn limits(live_documents: usize) -> TraceLimits {
+        TraceLimits {
+            max_documents: 3,
+            max_bytes: 1 << 20,
+            live_documents,
+        }
+    }
+
+    fn trace(epoch: u32) -> String {
+        format!("1-{epoch:08x}-000000000000000000000001")
+    }
+
+    #[test]
+    fn the_horizon_decides_new_from_late_and_rises_past_evicted_traces() {
+        let counters = Arc::new(LiveCounters::default());
+        let mut live: LiveTraces<()> = LiveTraces::new(100, limits(2), counters.clone());
+        assert!(matches!(live.take(&trace(99)), Found::Late));
+        assert!(matches!(live.take(&trace(100)), Found::New));
+        let docs = prepared(&crate::synth::shop_trace(1, 1_800_000_000.0));
+        let mut t = LiveTrace::default();
+        for d in &docs {
+            assert_eq!(t.admit(&d.id, &d.facts, 10, live.limits()), Admit::Changed);
+            // A complete document again replaces the one held (the rule of `replaces`);
+            // an in-progress copy of it changes nothing.
+            assert_eq!(t.admit(&d.id, &d.facts, 10, live.limits()), Admit::Changed);
+            let mut open = d.facts.clone();
+            open.in_progress = true;
+            assert_eq!(t.admit(&d.id, &open, 10, live.limits()), Admit::Unchanged);
+        }
+        assert_eq!(t.bytes, 10 * docs.len());
+        live.put(trace(100), Box::new(t));
+        assert!(matches!(live.take(&trace(100)), Found::Live(_)));
+        // Two documents fit; a second trace of two evicts the older epoch.
+        let mut t = LiveTrace::default();
+        for d in &docs {
+            t.admit(&d.id, &d.facts, 10, live.limits());
+        }
+        live.put(trace(100), Box::new(t));
+        let mut t = LiveTrace::default();
+        for d in &docs {
+            t.admit(&d.id, &d.facts, 10, live.limits());
+        }
+        live.put(trace(101), Box::new(t));
+        assert!(matches!(live.take(&trace(100)), Found::Late));
+        assert!(matches!(live.take(&trace(101)), Found::Live(_)));
+        assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.late.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_trace_at_its_cap_refuses_new_documents_but_takes_replacements() {
+        let raw = crate::synth::shop_trace(1, 1_800_000_000.0);
+        let docs = prepared(&raw);
+        let mut t: LiveTrace<()> = LiveTrace::default();
+        let limits = TraceLimits {
+            max_documents: 1,
+            ..limits(10)
+        };
+        assert_eq!(
+            t.admit(&docs[0].id, &docs[0].facts, 10, &limits),
+            Admit::Changed
+        );
+        assert_eq!(
+            t.admit(&docs[1].id, &docs[1].facts, 10, &limits),
+            Admit::OverCap
+        );
+        let bytes = TraceLimits {
+            max_bytes: 15,
+            ..limits
+        };
+        let mut t: LiveTrace<()> = LiveTrace::default();
+        assert_eq!(
+            t.admit(&docs[0].id, &docs[0].facts, 10, &bytes),
+            Admit::Changed
+        );
+        assert_eq!(
+            t.admit(&docs[1].id, &docs[1].facts, 10, &bytes),
+            Admit::OverCap
+        );
+    }
+}
