@@ -289,7 +289,10 @@ pub struct Config {
 }
 
 impl Args {
-    fn clickhouse_config(&self) -> Result<crate::store::clickhouse::ClickhouseConfig, ConfigError> {
+    fn clickhouse_config(
+        &self,
+        trace_limits: crate::store::TraceLimits,
+    ) -> Result<crate::store::clickhouse::ClickhouseConfig, ConfigError> {
         use crate::store::clickhouse::{ClickhouseConfig, is_identifier};
         use crate::store::clickhouse::{Password, ServerUrl};
         let server = ServerUrl::parse(
@@ -339,6 +342,7 @@ impl Args {
                 Some(c) => Some(name("--clickhouse-cluster", c)?),
                 None => None,
             },
+            trace_limits,
         })
     }
 
@@ -466,7 +470,7 @@ impl Args {
         };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
-            StoreKind::Clickhouse => Some(self.clickhouse_config()?),
+            StoreKind::Clickhouse => Some(self.clickhouse_config(trace_limits)?),
         };
         if self.retention_days == 0 {
             return Err(ConfigError::Retention);

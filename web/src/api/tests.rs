@@ -19,6 +19,7 @@ for_each_store!(
     summaries_by_segment_end_time,
     summaries_sampled_by_strategy,
     a_group_time_series_counts_its_traces_only,
+    documents_past_their_traces_cap_are_refused_and_counted,
 );
 
 pub(crate) struct TestApi {
@@ -549,23 +550,18 @@ async fn server_side_scrubbing_rewrites_documents_before_they_are_stored(backend
 
 /// A trace at its cap: its further documents are refused one by one with `TraceTooLarge`
 /// (final, so a daemon does not retry them), counted, and the rest of the request is stored.
-#[tokio::test]
-async fn documents_past_their_traces_cap_are_refused_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
+async fn documents_past_their_traces_cap_are_refused_and_counted(backend: Backend) {
+    let place = Place::new(backend);
     let limits = crate::store::TraceLimits {
         max_documents: 3,
         ..crate::store::TraceLimits::default()
     };
-    let store = crate::store::sqlite::SqliteStore::open_with(
-        dir.path(),
-        crate::store::sqlite::ReadLimits::default(),
-        limits,
-    )
-    .unwrap();
-    let state = AppState::new(Arc::new(store), None);
+    let store = place.open_with(limits).await;
+    let live = store.live_counters().unwrap();
+    let state = AppState::new(store, None);
     let counters = state.counters.clone();
     let api = TestApi {
-        _place: Place::new(Backend::Sqlite),
+        _place: place,
         app: router(state),
     };
     let big = crate::synth::fleet_trace(1, 1_800_000_000.0);
@@ -609,5 +605,9 @@ async fn documents_past_their_traces_cap_are_refused_and_counted() {
             .documents_accepted
             .load(std::sync::atomic::Ordering::Relaxed),
         (3 + small.len()) as u64
+    );
+    assert_eq!(
+        live.over_cap.load(std::sync::atomic::Ordering::Relaxed),
+        (big.len() - 3) as u64
     );
 }

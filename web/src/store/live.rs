@@ -89,10 +89,11 @@ pub enum Admit {
 }
 
 impl<H> LiveTrace<H> {
-    /// A trace rebuilt from what a store holds (a late piece's trace, read back).
+    /// A trace rebuilt from what a store holds (read back): each document's id, facts and
+    /// size, and the fold last written when the store updates folds in place.
     pub fn from_stored(
         docs: Vec<(String, DocFacts, usize)>,
-        written: TraceView,
+        written: Option<TraceView>,
         handle: H,
     ) -> Self {
         let bytes = docs.iter().map(|(_, _, b)| b).sum();
@@ -100,9 +101,14 @@ impl<H> LiveTrace<H> {
             docs: docs.into_iter().map(|(id, f, b)| (id, (f, b))).collect(),
             bytes,
             listed: false,
-            written: Some(written),
+            written,
             handle,
         }
+    }
+
+    /// Complete documents held.
+    pub fn complete(&self) -> usize {
+        self.docs.values().filter(|(f, _)| !f.in_progress).count()
     }
 
     /// Documents held.
@@ -251,6 +257,22 @@ impl<H> LiveTraces<H> {
     /// back, whatever the failed transaction left.
     pub fn raise_horizon(&mut self, horizon: u32) {
         self.horizon = self.horizon.max(horizon);
+    }
+
+    /// Counts and logs documents refused for their trace's cap (once their batch is written).
+    pub fn note_over_cap(&self, documents: usize) {
+        if documents == 0 {
+            return;
+        }
+        self.counters
+            .over_cap
+            .fetch_add(documents as u64, Ordering::Relaxed);
+        tracing::warn!(
+            documents,
+            max_documents = self.limits.max_documents,
+            max_bytes = self.limits.max_bytes,
+            "documents refused: their trace is at its cap"
+        );
     }
 
     /// Forgets traces whose fold starts before `cutoff` (retention deleted them).

@@ -85,6 +85,35 @@ impl Written {
     }
 }
 
+/// A request's reply and where its documents end in a group-committed batch.
+pub(crate) type BatchReply = (
+    tokio::sync::oneshot::Sender<Result<Written, StoreError>>,
+    usize,
+);
+
+/// Answers each request of a group-committed batch: its own documents' refusals (`refused`
+/// holds indexes into `docs`), or the batch's error.
+pub(crate) fn answer_batch(
+    docs: &[IngestDocument],
+    result: &Result<Vec<usize>, StoreError>,
+    replies: Vec<BatchReply>,
+) {
+    let mut start = 0;
+    for (reply, end) in replies {
+        let _ = reply.send(match result {
+            Ok(refused) => Ok(Written {
+                over_trace_cap: refused
+                    .iter()
+                    .filter(|i| (start..end).contains(*i))
+                    .map(|i| (docs[*i].trace_id.clone(), docs[*i].id.clone()))
+                    .collect(),
+            }),
+            Err(e) => Err(StoreError::Write(e.to_string())),
+        });
+        start = end;
+    }
+}
+
 /// A predicate a store can answer from an index; every one is a necessary condition of the
 /// filter it came from, so the store may return a superset and the caller filters exactly.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
 //! The store suite, run once per store: every test below runs against SQLite and against
 //! ClickHouse (a local server started once per test binary, a fresh database per test).
 
+use std::sync::Arc;
+
 use super::*;
 use crate::assembly::assemble_documents;
 use crate::store::clickhouse::testing::{Backend, Place, for_each_store, store};
@@ -16,6 +18,18 @@ for_each_store!(
     a_trace_folded_again_is_found_once_by_its_indexes,
     a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
 );
+
+mod clickhouse_only {
+    use super::*;
+    #[tokio::test]
+    async fn clickhouse_pieces_through_two_collectors_sum_up_as_when_sent_whole() {
+        pieces_through_two_collectors_sum_up_as_when_sent_whole(Backend::Clickhouse).await;
+    }
+    #[tokio::test]
+    async fn clickhouse26_pieces_through_two_collectors_sum_up_as_when_sent_whole() {
+        pieces_through_two_collectors_sum_up_as_when_sent_whole(Backend::Clickhouse26).await;
+    }
+}
 
 async fn rollups_of(store: &dyn Store) -> Vec<String> {
     let mut rows: Vec<String> = store
@@ -297,6 +311,36 @@ async fn live_traces_take_later_pieces_without_reading_back() {
     let live = pieces.live_counters().unwrap();
     assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(live.hits.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+/// Two collectors on one ClickHouse, a trace's pieces alternating between them: each writer
+/// sees from the count of stored documents that it does not hold the whole trace and reads it
+/// back, so the newest fold is the whole trace.
+async fn pieces_through_two_collectors_sum_up_as_when_sent_whole(backend: Backend) {
+    let (_whole_place, whole) = store(backend).await;
+    let place = Place::new(backend);
+    let (a, b) = (place.open().await, place.open().await);
+    for seed in 0..4u64 {
+        let docs = prepared(&crate::synth::fleet_trace(
+            seed,
+            1_800_000_000.0 + seed as f64,
+        ));
+        let id = docs[0].trace_id.clone();
+        whole.put_documents(docs.clone()).await.unwrap();
+        for (k, i) in shuffled(docs.len(), seed).into_iter().enumerate() {
+            let to = if k % 2 == 0 { &a } else { &b };
+            to.put_documents(vec![docs[i].clone()]).await.unwrap();
+        }
+        let expected = settled(whole.as_ref(), &id).await;
+        assert_eq!(settled(a.as_ref(), &id).await, expected, "seed {seed}");
+    }
+    let read_back = |s: &Arc<dyn Store>| {
+        s.live_counters()
+            .unwrap()
+            .late
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert!(read_back(&a) > 0 && read_back(&b) > 0);
 }
 
 async fn sums_up_as_when_sent_whole(whole: &dyn Store, pieces: &dyn Store) {

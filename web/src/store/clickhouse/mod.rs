@@ -33,11 +33,13 @@ mod settings;
 pub(crate) mod testing;
 mod writer;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::live::{LiveCounters, LiveTraces, TraceLimits};
 use super::{
     BoxFuture, IngestDocument, RollupRow, SamplingClient, ScanQuery, Store, StoreError,
     StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
@@ -63,6 +65,8 @@ pub struct ClickhouseConfig {
     /// Cluster name from the servers' `remote_servers`, for `Distributed` tables over
     /// `<table>_local` tables on each shard; `None` for a single server.
     pub cluster: Option<String>,
+    /// Caps per trace and the writer's live-trace memory.
+    pub trace_limits: TraceLimits,
 }
 
 impl ClickhouseConfig {
@@ -81,6 +85,7 @@ impl ClickhouseConfig {
             user: split.user.unwrap_or_else(|| "default".into()),
             password: split.password.unwrap_or_default(),
             cluster: None,
+            trace_limits: TraceLimits::default(),
         }
     }
 }
@@ -91,6 +96,7 @@ pub struct ClickhouseStore {
     conn: Connection,
     writer: mpsc::Sender<(Vec<IngestDocument>, Reply)>,
     version: String,
+    live: Arc<LiveCounters>,
 }
 
 impl ClickhouseStore {
@@ -145,11 +151,16 @@ impl ClickhouseStore {
         }
         let store_conn = conn.clone();
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        tokio::spawn(writer_loop(store_conn, rx));
+        let live = Arc::new(LiveCounters::default());
+        // Horizon 0: every trace not held counts as new to this writer, and the count of its
+        // stored documents (checked after each insert) says whether that is the whole trace.
+        let traces = LiveTraces::new(0, store_conn.config.trace_limits, live.clone());
+        tokio::spawn(writer_loop(store_conn, rx, traces));
         let store = Self {
             conn,
             writer: tx,
             version,
+            live,
         };
         store.ensure_default_rule().await?;
         tracing::info!(version = %store.version, url = %store.conn.config.url, database = %store.conn.config.database, "ClickHouse store ready");
@@ -225,9 +236,12 @@ impl Store for ClickhouseStore {
                 .send((docs, tx))
                 .await
                 .map_err(|_| StoreError::WriterGone)?;
-            rx.await.map_err(|_| StoreError::WriterGone)??;
-            Ok(Written::default())
+            rx.await.map_err(|_| StoreError::WriterGone)?
         })
+    }
+
+    fn live_counters(&self) -> Option<Arc<LiveCounters>> {
+        Some(self.live.clone())
     }
 
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {

@@ -6,7 +6,8 @@
 use super::server::{Engine, LocalServer};
 use super::{ClickhouseConfig, ClickhouseStore};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::TraceLimits;
+use crate::store::sqlite::{ReadLimits, SqliteStore};
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy)]
@@ -53,18 +54,30 @@ impl Place {
 
     /// Opens a ClickHouse store over this place's data (for ClickHouse-only tests).
     pub(crate) async fn clickhouse(&self) -> ClickhouseStore {
+        self.clickhouse_with(TraceLimits::default()).await
+    }
+
+    async fn clickhouse_with(&self, limits: TraceLimits) -> ClickhouseStore {
         let modern = matches!(self.backend, Backend::Clickhouse26);
         let mut config = ClickhouseConfig::new(clickhouse_url(modern));
         config.database = self.database.clone();
+        config.trace_limits = limits;
         ClickhouseStore::open(config).await.unwrap()
     }
 
     /// Opens a store over this place's data.
     pub(crate) async fn open(&self) -> std::sync::Arc<dyn Store> {
+        self.open_with(TraceLimits::default()).await
+    }
+
+    /// Opens a store over this place's data with these trace limits.
+    pub(crate) async fn open_with(&self, limits: TraceLimits) -> std::sync::Arc<dyn Store> {
         match self.backend {
-            Backend::Sqlite => std::sync::Arc::new(SqliteStore::open(self.dir.path()).unwrap()),
+            Backend::Sqlite => std::sync::Arc::new(
+                SqliteStore::open_with(self.dir.path(), ReadLimits::default(), limits).unwrap(),
+            ),
             Backend::Clickhouse | Backend::Clickhouse26 => {
-                std::sync::Arc::new(self.clickhouse().await)
+                std::sync::Arc::new(self.clickhouse_with(limits).await)
             }
         }
     }

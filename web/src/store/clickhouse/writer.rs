@@ -1,7 +1,9 @@
 //! The writer task: queued document batches grouped into one `RowBinary` insert, then each
-//! touched trace folded (from memory when its stored rows are exactly the ones just written,
-//! else from its documents read back) and the fold appended; also [`BulkRows`] (the same rows
-//! encoded for a bulk load) and the day and fold-id helpers the rows carry.
+//! touched trace folded and the fold appended. A trace is folded from the facts this writer
+//! holds in memory ([`LiveTraces`]) when the store holds exactly those documents (one query of
+//! key columns per batch: another collector may have written pieces of it), else from its
+//! facts read back. Also [`BulkRows`] (the same rows encoded for a bulk load) and the day and
+//! fold-id helpers the rows carry.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +15,8 @@ use super::connection::{Connection, IDS_PER_QUERY, id_list};
 use super::rowbinary::RowBinary;
 use crate::assembly::{AnnotationValue, DocFacts, fold_trace, replaces};
 use crate::graph::Histogram;
-use crate::store::{IngestDocument, StoreError, TelemetryRow};
+use crate::store::live::{Admit, Found, LiveTrace, LiveTraces};
+use crate::store::{IngestDocument, StoreError, TelemetryRow, answer_batch};
 
 /// Most documents grouped into one insert.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
@@ -55,7 +58,10 @@ fn fold_id() -> u64 {
     x ^ (x >> 33)
 }
 
-pub(super) type Reply = oneshot::Sender<Result<(), StoreError>>;
+pub(super) type Reply = oneshot::Sender<Result<crate::store::Written, StoreError>>;
+
+/// The writer's live traces (no store handle: folds are appended, never updated in place).
+pub(super) type Live = LiveTraces<()>;
 
 impl ClickhouseStore {
     /// Appends telemetry records (`PutTelemetryRecords`), partitioned by the day they arrived.
@@ -76,29 +82,26 @@ impl ClickhouseStore {
 pub(super) async fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<(Vec<IngestDocument>, Reply)>,
+    mut live: Live,
 ) {
     while let Some((first, reply)) = rx.recv().await {
         let mut docs = first;
-        let mut replies = vec![reply];
+        // Each request's reply and where its documents end in `docs`.
+        let mut replies = vec![(reply, docs.len())];
         while docs.len() < MAX_BATCH_DOCUMENTS {
             match rx.try_recv() {
                 Ok((more, reply)) => {
                     docs.extend(more);
-                    replies.push(reply);
+                    replies.push((reply, docs.len()));
                 }
                 Err(_) => break,
             }
         }
-        let result = write_documents(&conn, docs).await;
+        let result = write_documents(&conn, &docs, &mut live).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "ClickHouse write failed");
         }
-        for reply in replies {
-            let _ = reply.send(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Write(e.to_string())),
-            });
-        }
+        answer_batch(&docs, &result, replies);
     }
     tracing::debug!("ClickHouse writer stopped");
 }
@@ -172,8 +175,8 @@ fn encode_fold(
 }
 
 /// Appends the `segments` rows of `docs`; returns each trace's day.
-fn encode_documents(
-    docs: &[IngestDocument],
+fn encode_documents<'a>(
+    docs: impl IntoIterator<Item = &'a IngestDocument>,
     w: &mut RowBinary,
 ) -> Result<BTreeMap<String, u16>, StoreError> {
     let mut traces: BTreeMap<String, u16> = BTreeMap::new();
@@ -260,105 +263,174 @@ impl BulkRows {
     }
 }
 
-async fn write_documents(conn: &Connection, docs: Vec<IngestDocument>) -> Result<(), StoreError> {
-    if docs.is_empty() {
-        return Ok(());
+/// Writes a batch: the documents the replacement rule and their trace's cap let in, then a
+/// fold of every trace they changed. Returns the indexes of the documents refused for their
+/// trace's cap; the traces go back among the live ones only once everything is inserted.
+async fn write_documents(
+    conn: &Connection,
+    docs: &[IngestDocument],
+    live: &mut Live,
+) -> Result<Vec<usize>, StoreError> {
+    let limits = *live.limits();
+    let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        by_trace.entry(&d.trace_id).or_default().push(i);
     }
-    let mut w = RowBinary::default();
-    let traces = encode_documents(&docs, &mut w)?;
-    conn.insert("segments", w).await?;
-    let ours = pieces_by_trace(&docs);
-    let mut rows_ours: HashMap<&str, u64> = HashMap::new();
-    for d in &docs {
-        *rows_ours.entry(d.trace_id.as_str()).or_default() += 1;
+    let mut refused = Vec::new();
+    let mut admitted: Vec<&IngestDocument> = Vec::new();
+    // Traces this batch changed, as this writer knows them.
+    let mut changed: BTreeMap<&str, Box<LiveTrace<()>>> = BTreeMap::new();
+    let mut unchanged: Vec<(&str, Box<LiveTrace<()>>)> = Vec::new();
+    for (trace_id, idxs) in by_trace {
+        let mut trace = match live.take(trace_id) {
+            Found::Live(t) => t,
+            Found::New | Found::Late => Box::default(),
+        };
+        let before = admitted.len();
+        for i in idxs {
+            let d = &docs[i];
+            match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
+                Admit::Changed => admitted.push(d),
+                Admit::Unchanged => {}
+                Admit::OverCap => refused.push(i),
+            }
+        }
+        if admitted.len() > before {
+            changed.insert(trace_id, trace);
+        } else if !trace.is_empty() {
+            unchanged.push((trace_id, trace));
+        }
     }
-    let mut summaries = RowBinary::default();
-    let mut samples = RowBinary::default();
-    // Traces whose stored rows are exactly the ones just inserted (counted after the insert,
-    // from the key column only) fold from memory; the others read their documents back.
-    // Either way the fold saw everything stored when it looked, which is what makes the last
-    // fold of a trace the whole trace.
-    let mut read_back: Vec<String> = Vec::new();
-    let ids: Vec<String> = traces.keys().cloned().collect();
+    if !admitted.is_empty() {
+        let mut w = RowBinary::default();
+        let days = encode_documents(admitted.iter().copied(), &mut w)?;
+        conn.insert("segments", w).await?;
+        let mut summaries = RowBinary::default();
+        let mut samples = RowBinary::default();
+        let read_back = fold_known(conn, &mut changed, &days, &mut summaries, &mut samples).await?;
+        live.counters()
+            .late
+            .fetch_add(read_back.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for chunk in read_back.chunks(IDS_PER_QUERY) {
+            for (trace_id, trace) in read_traces(conn, chunk).await? {
+                let (total, complete) = (trace.len() as u64, trace.complete() as u64);
+                let day = days.get(trace_id.as_str()).copied();
+                encode_fold(
+                    &trace_id,
+                    day,
+                    &trace.facts(),
+                    (total, complete),
+                    &mut summaries,
+                    &mut samples,
+                )?;
+                if let Some(slot) = changed.get_mut(trace_id.as_str()) {
+                    *slot = trace;
+                }
+            }
+        }
+        // Samples first: a fold is visible (its `traces` row) only once its samples are stored.
+        conn.insert("samples", samples).await?;
+        conn.insert("traces", summaries).await?;
+    }
+    for (trace_id, trace) in changed.into_iter().chain(unchanged) {
+        live.put(trace_id.to_owned(), trace);
+    }
+    live.note_over_cap(refused.len());
+    Ok(refused)
+}
+
+/// Folds, from memory, each changed trace whose stored documents are exactly the ones this
+/// writer holds (the same ids, as many complete); returns the others, to be read back.
+async fn fold_known(
+    conn: &Connection,
+    changed: &mut BTreeMap<&str, Box<LiveTrace<()>>>,
+    days: &BTreeMap<String, u16>,
+    summaries: &mut RowBinary,
+    samples: &mut RowBinary,
+) -> Result<Vec<String>, StoreError> {
     #[derive(Deserialize)]
     struct Stored {
         trace_id: String,
         n: u64,
+        complete: u64,
     }
+    let ids: Vec<String> = changed.keys().map(|id| (*id).to_owned()).collect();
+    let mut read_back = Vec::new();
     for chunk in ids.chunks(IDS_PER_QUERY) {
         let stored: Vec<Stored> = conn
             .select(&format!(
-                "SELECT trace_id, count() AS n FROM segments WHERE trace_id IN ({})
-                 GROUP BY trace_id",
+                "SELECT trace_id, uniqExact(id) AS n, uniqExactIf(id, in_progress = 0) AS complete
+                 FROM segments WHERE trace_id IN ({}) GROUP BY trace_id",
                 id_list(chunk)
             ))
             .await?;
-        let stored: HashMap<String, u64> = stored.into_iter().map(|s| (s.trace_id, s.n)).collect();
+        let stored: HashMap<String, (u64, u64)> = stored
+            .into_iter()
+            .map(|s| (s.trace_id, (s.n, s.complete)))
+            .collect();
         for id in chunk {
-            let alone = stored
-                .get(id)
-                .is_some_and(|n| rows_ours.get(id.as_str()) == Some(n));
-            match ours.get(id.as_str()) {
-                Some(pieces) if alone => fold_pieces(
+            let Some(trace) = changed.get(id.as_str()) else {
+                continue;
+            };
+            let held = (trace.len() as u64, trace.complete() as u64);
+            if stored.get(id) == Some(&held) {
+                encode_fold(
                     id,
-                    traces.get(id).copied(),
-                    pieces,
-                    &mut summaries,
-                    &mut samples,
-                )?,
-                _ => read_back.push(id.clone()),
+                    days.get(id).copied(),
+                    &trace.facts(),
+                    held,
+                    summaries,
+                    samples,
+                )?;
+            } else {
+                read_back.push(id.clone());
             }
         }
     }
-    drop(ours);
-    drop(docs);
+    Ok(read_back)
+}
+
+/// Every stored document of these traces, rebuilt as live traces (per document id, the
+/// complete version when there is one).
+async fn read_traces(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<(String, Box<LiveTrace<()>>)>, StoreError> {
     #[derive(Deserialize)]
     struct Row {
         trace_id: String,
         id: String,
         in_progress: u8,
         facts: String,
+        bytes: u64,
     }
-    for chunk in read_back.chunks(IDS_PER_QUERY) {
-        let rows: Vec<Row> = conn
-            .select(&format!(
-                "SELECT trace_id, id, in_progress, facts FROM segments WHERE trace_id IN ({})",
-                id_list(chunk)
-            ))
-            .await?;
-        // Per trace and document id, the complete version if there is one.
-        let mut by_trace: BTreeMap<String, BTreeMap<String, (u8, String)>> = BTreeMap::new();
-        for r in rows {
-            let slot = by_trace.entry(r.trace_id).or_default();
-            let keep = match slot.get(&r.id) {
-                Some((in_progress, _)) => replaces(*in_progress == 1, r.in_progress == 1),
-                None => true,
-            };
-            if keep {
-                slot.insert(r.id, (r.in_progress, r.facts));
-            }
-        }
-        for (trace_id, pieces) in by_trace {
-            let complete = pieces.values().filter(|(p, _)| *p == 0).count() as u64;
-            let total = pieces.len() as u64;
-            let facts: Vec<DocFacts> = pieces
-                .into_values()
-                .map(|(_, f)| serde_json::from_str(&f))
-                .collect::<Result<_, _>>()?;
-            let day = traces.get(&trace_id).copied();
-            encode_fold(
-                &trace_id,
-                day,
-                &facts,
-                (total, complete),
-                &mut summaries,
-                &mut samples,
-            )?;
+    let rows: Vec<Row> = conn
+        .select(&format!(
+            "SELECT trace_id, id, in_progress, facts, length(document) AS bytes
+             FROM segments WHERE trace_id IN ({})",
+            id_list(ids)
+        ))
+        .await?;
+    let mut by_trace: BTreeMap<String, BTreeMap<String, Row>> = BTreeMap::new();
+    for r in rows {
+        let slot = by_trace.entry(r.trace_id.clone()).or_default();
+        let keep = match slot.get(&r.id) {
+            Some(kept) => replaces(kept.in_progress == 1, r.in_progress == 1),
+            None => true,
+        };
+        if keep {
+            slot.insert(r.id.clone(), r);
         }
     }
-    // Samples first: a fold is visible (its `traces` row) only once its samples are stored.
-    conn.insert("samples", samples).await?;
-    conn.insert("traces", summaries).await
+    let mut out = Vec::with_capacity(by_trace.len());
+    for (trace_id, rows) in by_trace {
+        let docs = rows
+            .into_values()
+            .map(|r| Ok((r.id, serde_json::from_str(&r.facts)?, r.bytes as usize)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.push((trace_id, Box::new(LiveTrace::from_stored(docs, None, ()))));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::live::{Admit, Found, LiveTrace, LiveTraces, id_epoch};
-use super::super::{IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written};
+use super::super::{
+    BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
+    answer_batch,
+};
 use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, replaces};
 use crate::graph::Stats;
 
@@ -176,7 +179,7 @@ pub(super) fn writer_loop(
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
         // Each request's reply and where its documents end in `docs`.
-        let mut replies: Vec<(Reply<Written>, usize)> = Vec::new();
+        let mut replies: Vec<BatchReply> = Vec::new();
         let mut others: Vec<WriteCommand> = Vec::new();
         let mut next = Some(first);
         while let Some(cmd) = next.take() {
@@ -224,7 +227,7 @@ fn answer(
     docs: &[IngestDocument],
     folds: &mut PreFolds,
     live: &mut Live,
-    replies: Vec<(Reply<Written>, usize)>,
+    replies: Vec<BatchReply>,
 ) {
     let mut taken = Vec::new();
     let result = write_transaction(conn, |tx| {
@@ -235,6 +238,7 @@ fn answer(
             for (trace_id, trace) in taken {
                 live.put(trace_id, trace);
             }
+            live.note_over_cap(refused.len());
             Ok(refused)
         }
         Err(e) => {
@@ -249,20 +253,7 @@ fn answer(
             Err(e)
         }
     };
-    let mut start = 0;
-    for (reply, end) in replies {
-        let _ = reply.send(match &refused {
-            Ok(refused) => Ok(Written {
-                over_trace_cap: refused
-                    .iter()
-                    .filter(|i| (start..end).contains(*i))
-                    .map(|i| (docs[*i].trace_id.clone(), docs[*i].id.clone()))
-                    .collect(),
-            }),
-            Err(e) => Err(StoreError::Write(e.to_string())),
-        });
-        start = end;
-    }
+    answer_batch(docs, &refused, replies);
 }
 
 pub(super) fn write_transaction<T>(
@@ -392,7 +383,11 @@ fn read_back(
         summary: serde_json::from_str(&summary)?,
         samples: serde_json::from_str(&samples)?,
     };
-    Ok(Some(Box::new(LiveTrace::from_stored(docs, written, rid))))
+    Ok(Some(Box::new(LiveTrace::from_stored(
+        docs,
+        Some(written),
+        rid,
+    ))))
 }
 
 /// Writes a batch: each document the replacement rule and its trace's cap let in, then per
@@ -524,17 +519,6 @@ fn write_documents(
         service_rows,
     )?;
     apply_rollups(tx, delta)?;
-    if !refused.is_empty() {
-        live.counters()
-            .over_cap
-            .fetch_add(refused.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        tracing::warn!(
-            documents = refused.len(),
-            max_documents = limits.max_documents,
-            max_bytes = limits.max_bytes,
-            "documents refused: their trace is at its cap"
-        );
-    }
     Ok(refused)
 }
 
