@@ -91,7 +91,7 @@ pub fn prepare_document(raw: &str, scrubber: Option<&Scrubber>) -> PreparedDocum
         in_progress: segment.in_progress == Some(true),
         subsegment: segment.is_subsegment(),
         document,
-        facts: DocFacts::extract(&segment),
+        facts: std::sync::Arc::new(DocFacts::extract(&segment)),
     })
 }
 

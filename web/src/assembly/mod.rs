@@ -294,6 +294,11 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, value: T) {
 
 /// Folds the facts of all stored documents of one trace into its summary and samples.
 pub fn fold_trace(trace_id: &str, docs: &[DocFacts]) -> TraceView {
+    fold_refs(trace_id, &docs.iter().collect::<Vec<_>>())
+}
+
+/// [`fold_trace`] over borrowed facts (what the stores' writers hold).
+pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
     // Which document holds each id (the document's own id and its nested subsegments).
     let mut holder: HashMap<u64, usize> = HashMap::new();
     for (i, d) in docs.iter().enumerate() {
@@ -553,7 +558,7 @@ pub fn fold_trace(trace_id: &str, docs: &[DocFacts]) -> TraceView {
 
 /// Root-cause analysis over a trace's documents.
 struct Causes<'a> {
-    docs: &'a [DocFacts],
+    docs: &'a [&'a DocFacts],
     owner: &'a [Option<usize>],
     node_of: &'a dyn Fn(usize) -> NodeKey,
 }
@@ -624,7 +629,7 @@ impl Causes<'_> {
                 continue;
             }
             if let Some(down) = self.downstream(path.last_id.as_u64())
-                && path_of(&self.docs[down]).is_some()
+                && path_of(self.docs[down]).is_some()
             {
                 continue;
             }
@@ -642,7 +647,7 @@ impl Causes<'_> {
         }
         let mut out: Vec<RootCause> = Vec::new();
         for (i, _) in best.into_values() {
-            let Some(path) = path_of(&self.docs[i]) else {
+            let Some(path) = path_of(self.docs[i]) else {
                 continue;
             };
             let mut services: Vec<RootCauseService> = self.service(i, path).into_iter().collect();

@@ -2,7 +2,10 @@ use super::*;
 use crate::test_support::{capture_documents, prepared, shuffled};
 
 fn facts(docs: &[String]) -> Vec<DocFacts> {
-    prepared(docs).into_iter().map(|d| d.facts).collect()
+    prepared(docs)
+        .into_iter()
+        .map(|d| (*d.facts).clone())
+        .collect()
 }
 
 /// A summary with its lists sorted, so folds of different arrival orders compare equal.

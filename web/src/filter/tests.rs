@@ -15,13 +15,16 @@ fn traces() -> Vec<(&'static str, TraceSummary)> {
     ] {
         let facts: Vec<_> = prepared(&capture_documents(capture))
             .into_iter()
-            .map(|d| d.facts)
+            .map(|d| (*d.facts).clone())
             .collect();
         out.push((label, fold_trace(label, &facts).summary));
     }
     for (label, n) in [("s0", 0), ("s1", 1), ("s2", 2), ("s5", 5), ("s7", 7)] {
         let docs = crate::synth::shop_trace(n, 1_800_000_000.0);
-        let facts: Vec<_> = prepared(&docs).into_iter().map(|d| d.facts).collect();
+        let facts: Vec<_> = prepared(&docs)
+            .into_iter()
+            .map(|d| (*d.facts).clone())
+            .collect();
         out.push((label, fold_trace(label, &facts).summary));
     }
     out

@@ -67,7 +67,7 @@ pub struct LiveCounters {
 #[derive(Debug, Default)]
 pub struct LiveTrace<H> {
     /// Facts and size of each document held.
-    docs: HashMap<String, (DocFacts, usize)>,
+    docs: HashMap<String, (Arc<DocFacts>, usize)>,
     bytes: usize,
     /// Listed in `by_epoch` (once per trace, however often it is put back).
     listed: bool,
@@ -98,7 +98,10 @@ impl<H> LiveTrace<H> {
     ) -> Self {
         let bytes = docs.iter().map(|(_, _, b)| b).sum();
         Self {
-            docs: docs.into_iter().map(|(id, f, b)| (id, (f, b))).collect(),
+            docs: docs
+                .into_iter()
+                .map(|(id, f, b)| (id, (Arc::new(f), b)))
+                .collect(),
             bytes,
             listed: false,
             written,
@@ -126,7 +129,7 @@ impl<H> LiveTrace<H> {
     pub fn admit(
         &mut self,
         id: &str,
-        facts: &DocFacts,
+        facts: &Arc<DocFacts>,
         bytes: usize,
         limits: &TraceLimits,
     ) -> Admit {
@@ -135,12 +138,12 @@ impl<H> LiveTrace<H> {
             Some((held, _)) if !replaces(held.in_progress, facts.in_progress) => Admit::Unchanged,
             Some(held) => {
                 self.bytes = self.bytes - held.1 + bytes;
-                *held = (facts.clone(), bytes);
+                *held = (Arc::clone(facts), bytes);
                 Admit::Changed
             }
             None if full => Admit::OverCap,
             None => {
-                self.docs.insert(id.to_owned(), (facts.clone(), bytes));
+                self.docs.insert(id.to_owned(), (Arc::clone(facts), bytes));
                 self.bytes += bytes;
                 Admit::Changed
             }
@@ -149,10 +152,14 @@ impl<H> LiveTrace<H> {
 
     /// The facts of every document held, in id order (the fold does not depend on order;
     /// a fixed one keeps its output byte for byte the same).
-    pub fn facts(&self) -> Vec<DocFacts> {
-        let mut ids: Vec<&String> = self.docs.keys().collect();
-        ids.sort();
-        ids.into_iter().map(|id| self.docs[id].0.clone()).collect()
+    pub fn facts(&self) -> Vec<&DocFacts> {
+        let mut held: Vec<(&String, &DocFacts)> = self
+            .docs
+            .iter()
+            .map(|(id, (f, _))| (id, f.as_ref()))
+            .collect();
+        held.sort_unstable_by_key(|(id, _)| *id);
+        held.into_iter().map(|(_, f)| f).collect()
     }
 }
 
@@ -175,6 +182,8 @@ pub struct LiveTraces<H> {
     documents: usize,
     limits: TraceLimits,
     counters: Arc<LiveCounters>,
+    /// Traces evicted since [`LiveTraces::take_evicted`], for the writer to free elsewhere.
+    evicted: Vec<Box<LiveTrace<H>>>,
 }
 
 /// The start second in an X-Ray trace id (`1-5f84c7a1-...`), or 0 when it has none.
@@ -195,7 +204,14 @@ impl<H> LiveTraces<H> {
             documents: 0,
             limits,
             counters,
+            evicted: Vec::new(),
         }
+    }
+
+    /// The traces evicted since the last call (freeing them is left to the caller, which
+    /// may do it off its own thread).
+    pub fn take_evicted(&mut self) -> Vec<Box<LiveTrace<H>>> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// The limits in force.
@@ -245,6 +261,7 @@ impl<H> LiveTraces<H> {
                 if let Some((_, t)) = self.traces.remove(&id) {
                     self.documents -= t.docs.len();
                     self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                    self.evicted.push(t);
                 }
             }
             self.raise_horizon(epoch.saturating_add(1));
@@ -334,9 +351,12 @@ mod tests {
             // A complete document again replaces the one held (the rule of `replaces`);
             // an in-progress copy of it changes nothing.
             assert_eq!(t.admit(&d.id, &d.facts, 10, live.limits()), Admit::Changed);
-            let mut open = d.facts.clone();
+            let mut open = (*d.facts).clone();
             open.in_progress = true;
-            assert_eq!(t.admit(&d.id, &open, 10, live.limits()), Admit::Unchanged);
+            assert_eq!(
+                t.admit(&d.id, &Arc::new(open), 10, live.limits()),
+                Admit::Unchanged
+            );
         }
         assert_eq!(t.bytes, 10 * docs.len());
         live.put(trace(100), Box::new(t));

@@ -66,8 +66,8 @@ pub struct IngestDocument {
     pub subsegment: bool,
     /// The JSON text to keep.
     pub document: String,
-    /// Facts for the trace fold.
-    pub facts: DocFacts,
+    /// Facts for the trace fold (shared with the writer's live trace, not copied).
+    pub facts: std::sync::Arc<DocFacts>,
 }
 
 /// What a store did not keep of a batch it acknowledged.

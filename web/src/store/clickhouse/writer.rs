@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ClickhouseStore;
 use super::connection::{Connection, IDS_PER_QUERY, id_list};
 use super::rowbinary::RowBinary;
-use crate::assembly::{AnnotationValue, DocFacts, fold_trace, replaces};
+use crate::assembly::{AnnotationValue, DocFacts, fold_refs, replaces};
 use crate::graph::Histogram;
 use crate::store::live::{Admit, Found, LiveTrace, LiveTraces};
 use crate::store::{IngestDocument, StoreError, TelemetryRow, answer_batch};
@@ -111,12 +111,12 @@ pub(super) async fn writer_loop(
 fn encode_fold(
     trace_id: &str,
     day: Option<u16>,
-    facts: &[DocFacts],
+    facts: &[&DocFacts],
     counts: (u64, u64),
     summaries: &mut RowBinary,
     samples: &mut RowBinary,
 ) -> Result<(), StoreError> {
-    let view = fold_trace(trace_id, facts);
+    let view = fold_refs(trace_id, facts);
     let day = day.unwrap_or_else(|| trace_day(trace_id, view.summary.start_time));
     // More documents, then more complete ones: the fold that saw everything wins.
     let version = (counts.0 << 32) | counts.1.min(u64::from(u32::MAX));
@@ -192,7 +192,7 @@ fn encode_documents<'a>(
             .u8(u8::from(d.in_progress))
             .u8(u8::from(!d.in_progress))
             .string(&d.document)
-            .string(&serde_json::to_string(&d.facts)?);
+            .string(&serde_json::to_string(d.facts.as_ref())?);
     }
     Ok(traces)
 }
@@ -222,7 +222,7 @@ fn fold_pieces(
 ) -> Result<(), StoreError> {
     let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
     let total = pieces.len() as u64;
-    let facts: Vec<DocFacts> = pieces.values().map(|d| d.facts.clone()).collect();
+    let facts: Vec<&DocFacts> = pieces.values().map(|d| d.facts.as_ref()).collect();
     encode_fold(trace_id, day, &facts, (total, complete), summaries, samples)
 }
 
@@ -336,6 +336,7 @@ async fn write_documents(
         live.put(trace_id.to_owned(), trace);
     }
     live.note_over_cap(refused.len());
+    drop(live.take_evicted());
     Ok(refused)
 }
 

@@ -16,7 +16,7 @@ use super::super::{
     BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
     answer_batch,
 };
-use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_trace, replaces};
+use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_refs, replaces};
 use crate::graph::Stats;
 
 use roentgen_sdk::model::Segment;
@@ -91,10 +91,10 @@ pub(super) fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
     }
     let mut out = HashMap::with_capacity(pieces.len());
     for (trace_id, pieces) in pieces {
-        let facts: Vec<DocFacts> = pieces.values().map(|(f, _)| (*f).clone()).collect();
+        let facts: Vec<&DocFacts> = pieces.values().map(|(f, _)| *f).collect();
         out.insert(
             trace_id.to_owned(),
-            Some(Folded::new(fold_trace(trace_id, &facts))?),
+            Some(Folded::new(fold_refs(trace_id, &facts))?),
         );
     }
     Ok(out)
@@ -112,8 +112,8 @@ pub(super) enum WriteCommand {
     Ready(Reply<()>),
 }
 
-/// A committed batch's memory, freed off the writer thread.
-type Garbage = (Vec<IngestDocument>, PreFolds);
+/// A committed batch's memory and the live traces it evicted, freed off the writer thread.
+type Garbage = (Vec<IngestDocument>, PreFolds, Vec<Box<LiveTrace<i64>>>);
 
 /// Work the writer hands off so that it can start on the next batch at once: freeing a
 /// committed batch's memory, and copying the WAL back into the database file (a passive
@@ -212,7 +212,7 @@ pub(super) fn writer_loop(
         }
         if let Some(g) = &helpers.garbage {
             // A closed channel hands the batch back; it is then freed here.
-            let _ = g.send((docs, folds));
+            let _ = g.send((docs, folds, live.take_evicted()));
         }
         for cmd in others {
             run_other(&mut conn, cmd, &mut live);
@@ -463,7 +463,7 @@ fn write_documents(
         let prefolded = folds.remove(trace_id).flatten();
         let folded = match prefolded {
             Some(f) if new && changed == idxs.len() => f,
-            _ => Folded::new(fold_trace(trace_id, &trace.facts()))?,
+            _ => Folded::new(fold_refs(trace_id, &trace.facts()))?,
         };
         if let Some(old) = &trace.written {
             delta.add(&old.samples, -1);
