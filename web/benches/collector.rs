@@ -196,6 +196,12 @@ fn queries(c: &mut Criterion) {
         })
     });
     group.finish();
+    let mut group = c.benchmark_group("service_graph_6h");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("rollups", traces), |b| {
+        b.iter(|| common::service_graph_of_hours(&rt, get().1.as_ref(), 6))
+    });
+    group.finish();
 
     common::trace_summaries_group(c, "trace_summaries", &rt, || get().1.as_ref(), traces);
 }

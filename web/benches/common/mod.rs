@@ -74,13 +74,26 @@ pub fn service_graph_of_the_hour(
     rt: &tokio::runtime::Runtime,
     store: &dyn Store,
 ) -> Vec<roentgen_web::graph::Service> {
-    rt.block_on(query::service_graph(
-        store,
-        HOUR_START,
-        HOUR_START + 3600.0,
-        None,
-    ))
-    .expect("graph")
+    service_graph_of_hours(rt, store, 1)
+}
+
+/// `GetServiceGraph` over the `hours` ending with the benchmarked hour, with no filter.
+pub fn service_graph_of_hours(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    hours: u32,
+) -> Vec<roentgen_web::graph::Service> {
+    let end = HOUR_START + 3600.0;
+    let graph = rt
+        .block_on(query::service_graph(
+            store,
+            end - 3600.0 * f64::from(hours),
+            end,
+            None,
+        ))
+        .expect("graph");
+    assert!(!graph.is_empty());
+    graph
 }
 
 /// `GetTraceSummaries` with a selective filter over the hour, and its baseline: the same
@@ -100,19 +113,29 @@ pub fn trace_summaries_group<'s>(
         "annotation.order = \"ord-{target}\" AND service(\"frontend\")"
     ))
     .expect("filter");
+    let page = |filter: &filter::Expr| {
+        rt.block_on(query::trace_summaries(
+            store(),
+            HOUR_START,
+            end,
+            Some(filter),
+            None,
+        ))
+        .expect("summaries")
+    };
     group.bench_function(BenchmarkId::new("selective_pushdown", traces), |b| {
         b.iter(|| {
-            let page = rt
-                .block_on(query::trace_summaries(
-                    store(),
-                    HOUR_START,
-                    end,
-                    Some(&selective),
-                    None,
-                ))
-                .expect("summaries");
-            assert_eq!(page.summaries.len(), 1);
-            page
+            let found = page(&selective);
+            assert_eq!(found.summaries.len(), 1);
+            found
+        })
+    });
+    let faulty = filter::parse("service(\"frontend\") { fault }").expect("filter");
+    group.bench_function(BenchmarkId::new("service_fault_first_page", traces), |b| {
+        b.iter(|| {
+            let found = page(&faulty);
+            assert!(!found.summaries.is_empty());
+            found
         })
     });
     let unindexed = filter::parse(&format!(
@@ -121,18 +144,7 @@ pub fn trace_summaries_group<'s>(
     .expect("filter");
     group.bench_function(
         BenchmarkId::new("baseline_no_pushdown_one_page", traces),
-        |b| {
-            b.iter(|| {
-                rt.block_on(query::trace_summaries(
-                    store(),
-                    HOUR_START,
-                    end,
-                    Some(&unindexed),
-                    None,
-                ))
-                .expect("summaries")
-            })
-        },
+        |b| b.iter(|| page(&unindexed)),
     );
     group.finish();
 }

@@ -254,18 +254,41 @@ impl Expr {
                 }
             }
             Expr::Exists(Key::Annotation(k)) => out.push(Pushdown::AnnotationExists(k.clone())),
-            Expr::Service(sel, _) | Expr::Id(sel) => {
+            Expr::Service(sel, body) => {
+                if let Some(name) = &sel.name {
+                    out.push(Pushdown::Service(name.clone()));
+                }
+                if let Some(body) = body {
+                    body.collect_trace_flags(out);
+                }
+            }
+            Expr::Id(sel) => {
                 if let Some(name) = &sel.name {
                     out.push(Pushdown::Service(name.clone()));
                 }
             }
-            Expr::Edge(a, b, _) => {
+            Expr::Edge(a, b, body) => {
                 for sel in [a, b] {
                     if let Some(name) = &sel.name {
                         out.push(Pushdown::Service(name.clone()));
                     }
                 }
+                if let Some(body) = body {
+                    body.collect_trace_flags(out);
+                }
             }
+            _ => {}
+        }
+    }
+
+    /// The trace flags a service's or an edge's `{ }` body implies: a service or edge that
+    /// faulted (or was throttled) makes its trace fault (be throttled) too. Not `error`: an
+    /// edge's throttled call counts as an error of the edge, not of the trace.
+    fn collect_trace_flags(&self, out: &mut Vec<Pushdown>) {
+        match self {
+            Expr::And(items) => items.iter().for_each(|e| e.collect_trace_flags(out)),
+            Expr::Flag(Flag::Fault) => out.push(Pushdown::HasFault(true)),
+            Expr::Flag(Flag::Throttle) => out.push(Pushdown::HasThrottle(true)),
             _ => {}
         }
     }

@@ -200,6 +200,23 @@ fn pushdown_takes_only_necessary_conditions() {
         ]
     );
     assert!(parse("fault OR error").unwrap().pushdown().is_empty());
+    // A service's or an edge's fault or throttle is its trace's; nothing else in the body is.
+    let e = parse("service(\"api\") { fault AND responsetime > 1 AND error }").unwrap();
+    assert_eq!(
+        e.pushdown(),
+        vec![Pushdown::Service("api".into()), Pushdown::HasFault(true)]
+    );
+    let e = parse("edge(\"a\", \"b\") { throttle }").unwrap();
+    assert_eq!(
+        e.pushdown(),
+        vec![
+            Pushdown::Service("a".into()),
+            Pushdown::Service("b".into()),
+            Pushdown::HasThrottle(true)
+        ]
+    );
+    let e = parse("service(\"api\") { !fault OR throttle }").unwrap();
+    assert_eq!(e.pushdown(), vec![Pushdown::Service("api".into())]);
 }
 
 #[test]

@@ -375,5 +375,27 @@ async fn sums_up_as_when_sent_whole(whole: &dyn Store, pieces: &dyn Store) {
         let expected = settled(whole, &id).await;
         let got = settled(pieces, &id).await;
         assert_eq!(got, expected, "seed {seed}: trace {id}");
+        // Its index rows are those of its final summary: found once by each of its
+        // annotations and services.
+        let summary = &expected.0;
+        let mut probes: Vec<Pushdown> = summary
+            .annotations
+            .iter()
+            .map(|a| Pushdown::AnnotationEquals(a.key.clone(), a.value.index_text()))
+            .collect();
+        probes.extend(
+            summary
+                .services
+                .iter()
+                .map(|s| Pushdown::Service(s.key.name.clone())),
+        );
+        for p in probes {
+            let found = pieces
+                .scan_traces(scan_all(0.0, 2e9, vec![p.clone()], 10_000, false))
+                .await
+                .unwrap();
+            let hits = found.iter().filter(|r| r.summary.id == id).count();
+            assert_eq!(hits, 1, "seed {seed}: {p:?}");
+        }
     }
 }

@@ -8,10 +8,11 @@
 //!
 //! Ingest writes as little as it can per document: one `segments` row (the document as sent,
 //! no derived copy), one summary row per trace of the batch, and only the index rows searches
-//! start from. Index rows point at the summary's `rid`, which grows with every summary
-//! written, so a batch's index rows land at the end of each key's range (a few pages) instead
-//! of at random places (a page per row); they are removed by their exact keys, read from the
-//! trace's previous summary, so no index by trace id is kept for them. A new trace whose
+//! start from. Index rows point at the summary's `rid`; a new trace's rows get a new, growing
+//! `rid`, so a batch's index rows land at the end of each key's range (a few pages) instead of
+//! at random places (a page per row). A trace written again keeps its row (updated in place)
+//! and only the index rows whose keys changed are deleted (by exact key, from the previous
+//! summary held in memory) or added, so no index by trace id is kept for them. A new trace whose
 //! pieces arrive in one call is folded on the caller's thread (`prefold`); a trace that gets
 //! more pieces later is folded on the writer from the facts it holds in memory
 //! ([`super::live`]), and only a late one (below the live horizon) is read back.

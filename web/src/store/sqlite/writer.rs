@@ -345,14 +345,63 @@ impl<'t> IndexRows<'t> {
     }
 
     pub(super) fn delete(&mut self, rowid: i64, summary: &TraceSummary) -> Result<(), StoreError> {
-        for a in &summary.annotations {
-            self.annotation
-                .execute(params![a.key, a.value.index_text(), rowid])?;
+        self.delete_keys(rowid, &IndexKeys::of(summary))
+    }
+
+    fn delete_keys(&mut self, rowid: i64, keys: &IndexKeys) -> Result<(), StoreError> {
+        for (key, text) in keys.annotations.keys() {
+            self.annotation.execute(params![key, text, rowid])?;
         }
-        for s in &summary.services {
-            self.service.execute(params![s.key.name, rowid])?;
+        for name in &keys.services {
+            self.service.execute(params![name, rowid])?;
         }
         Ok(())
+    }
+}
+
+/// The index rows of one summary: annotations by `(key, value text)` with their number, and
+/// service names.
+#[derive(Default)]
+struct IndexKeys {
+    annotations: BTreeMap<(String, String), Option<f64>>,
+    services: std::collections::BTreeSet<String>,
+}
+
+impl IndexKeys {
+    fn of(summary: &TraceSummary) -> Self {
+        let annotations = summary
+            .annotations
+            .iter()
+            .map(|a| {
+                let number = match a.value {
+                    crate::assembly::AnnotationValue::Number(n) => Some(n),
+                    _ => None,
+                };
+                ((a.key.clone(), a.value.index_text()), number)
+            })
+            .collect();
+        let services = summary
+            .services
+            .iter()
+            .map(|s| s.key.name.clone())
+            .collect();
+        Self {
+            annotations,
+            services,
+        }
+    }
+
+    /// The keys of `self` that `other` lacks.
+    fn minus(&self, other: &IndexKeys) -> IndexKeys {
+        IndexKeys {
+            annotations: self
+                .annotations
+                .iter()
+                .filter(|(k, _)| !other.annotations.contains_key(*k))
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+            services: self.services.difference(&other.services).cloned().collect(),
+        }
     }
 }
 
@@ -421,6 +470,12 @@ fn write_documents(
             has_fault, has_error, has_throttle, is_partial, http_status, summary, samples)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
+    let mut update_trace = tx.prepare_cached(
+        "UPDATE traces SET start_time = ?1, end_time = ?2, duration = ?3, response_time = ?4,
+            has_fault = ?5, has_error = ?6, has_throttle = ?7, is_partial = ?8, http_status = ?9,
+            summary = ?10, samples = ?11
+         WHERE rid = ?12",
+    )?;
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
@@ -465,14 +520,9 @@ fn write_documents(
             Some(f) if new && changed == idxs.len() => f,
             _ => Folded::new(fold_refs(trace_id, &trace.facts()))?,
         };
-        if let Some(old) = &trace.written {
-            delta.add(&old.samples, -1);
-            index.delete(trace.handle, &old.summary)?;
-        }
         delta.add(&folded.view.samples, 1);
         let s = &folded.view.summary;
-        put_trace.execute(params![
-            trace_id,
+        let columns = params![
             s.start_time,
             s.end_time,
             s.duration,
@@ -484,23 +534,33 @@ fn write_documents(
             s.http.as_ref().and_then(|h| h.status),
             folded.summary,
             folded.samples,
-        ])?;
-        // The summary row just written (a replaced row gets a new rowid).
-        let rowid = tx.last_insert_rowid();
-        for a in &s.annotations {
-            let number = match a.value {
-                crate::assembly::AnnotationValue::Number(n) => Some(n),
-                _ => None,
-            };
-            annotation_rows.extend([
-                a.key.clone().into(),
-                a.value.index_text().into(),
-                number.into(),
-                rowid.into(),
-            ]);
+        ];
+        let keys = IndexKeys::of(s);
+        let (rowid, added) = match &trace.written {
+            // A trace already stored: its row is updated in place, and only the index rows
+            // whose keys changed are deleted or added.
+            Some(old) => {
+                delta.add(&old.samples, -1);
+                let rowid = trace.handle;
+                let mut values: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
+                values.push(&rowid);
+                update_trace.execute(values.as_slice())?;
+                let old = IndexKeys::of(&old.summary);
+                index.delete_keys(rowid, &old.minus(&keys))?;
+                (rowid, keys.minus(&old))
+            }
+            None => {
+                let mut values: Vec<&dyn rusqlite::ToSql> = vec![&trace_id];
+                values.extend_from_slice(columns);
+                put_trace.execute(values.as_slice())?;
+                (tx.last_insert_rowid(), keys)
+            }
+        };
+        for ((key, text), number) in added.annotations {
+            annotation_rows.extend([key.into(), text.into(), number.into(), rowid.into()]);
         }
-        for svc in &s.services {
-            service_rows.extend([svc.key.name.clone().into(), rowid.into()]);
+        for name in added.services {
+            service_rows.extend([name.into(), rowid.into()]);
         }
         trace.handle = rowid;
         trace.written = Some(folded.view);
