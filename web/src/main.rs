@@ -3,6 +3,12 @@
 use clap::Parser;
 use roentgen_web::config::Args;
 
+/// mimalloc: the collector allocates and frees many small objects per document across threads
+/// (folds, summaries, SQLite's pages); with glibc's allocator that was a third of its CPU
+/// (`BENCHMARKS.md`, "Fleet-shaped ingest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each bench uses its own subset
 
+/// The collector binary's allocator (`src/main.rs`), so the benches measure what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
