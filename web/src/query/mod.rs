@@ -162,6 +162,9 @@ pub async fn search(store: &dyn Store, q: &SummaryQuery<'_>) -> Result<SummaryPa
         scanned: 0,
         next_token: None,
     };
+    // A page's worth first (a pushed-down filter is often exact), then twice as many each
+    // round while matches are sparse, up to `SCAN_BATCH`.
+    let mut limit = PAGE_SIZE;
     loop {
         let batch = store
             .scan_traces(ScanQuery {
@@ -169,11 +172,12 @@ pub async fn search(store: &dyn Store, q: &SummaryQuery<'_>) -> Result<SummaryPa
                 end: scan_end,
                 pushdown: pushdown.clone(),
                 after: after.clone(),
-                limit: SCAN_BATCH,
+                limit,
                 with_samples: false,
             })
             .await?;
-        let exhausted = batch.len() < SCAN_BATCH;
+        let exhausted = batch.len() < limit;
+        limit = (limit * 2).min(SCAN_BATCH);
         let mut consumed_all = true;
         let total = batch.len();
         for (i, record) in batch.into_iter().enumerate() {
