@@ -212,8 +212,94 @@ pub fn fleet_trace(n: u64, start: f64) -> Vec<String> {
         .collect()
 }
 
+/// A long trace streamed in `pieces` documents, as an SDK streams one whose segment outgrows
+/// its limit: the in-progress `worker` segment first, then subsegments sent on their own (SQL
+/// queries, DynamoDB and HTTP calls, some failing, some with annotations), then the complete
+/// segment last.
+pub fn streamed_trace(n: u64, start: f64, pieces: usize) -> Vec<String> {
+    let (trace_id, _) = ids(n, start, 92);
+    // Unique per (trace, piece) for up to 2^20 pieces: an odd multiplier is a bijection.
+    let id = |k: u64| {
+        format!(
+            "{:016x}",
+            (n << 20 | k).wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 1
+        )
+    };
+    let root = id(0);
+    let subsegments = pieces.saturating_sub(2) as u64;
+    let end = start + 0.002 * (subsegments + 1) as f64;
+    let segment = |in_progress: bool| {
+        let mut s = json!({
+            "name": "worker", "id": root, "trace_id": trace_id, "start_time": start,
+            "origin": "AWS::EC2::Instance",
+            "http": {"request": {"method": "POST", "url": "https://worker.internal/batch"}},
+            "annotations": {"batch": format!("b-{n}")},
+        });
+        if in_progress {
+            s["in_progress"] = json!(true);
+        } else {
+            s["end_time"] = json!(end);
+            s["http"]["response"] = json!({"status": 200});
+        }
+        s.to_string()
+    };
+    let mut out = vec![segment(true)];
+    for k in 1..=subsegments {
+        let at = start + 0.002 * k as f64;
+        let mut sub = json!({
+            "type": "subsegment", "id": id(k), "trace_id": trace_id, "parent_id": root,
+            "start_time": at, "end_time": at + 0.0015 + (k % 7) as f64 * 0.0001,
+        });
+        match k % 4 {
+            0 => {
+                sub["name"] = json!("orders@db.internal");
+                sub["namespace"] = json!("remote");
+                sub["sql"] = json!({"url": "postgresql://db.internal/orders", "sanitized_query": format!("SELECT * FROM items WHERE batch = $1 -- part {}", k % 50)});
+            }
+            1 => {
+                sub["name"] = json!("DynamoDB");
+                sub["namespace"] = json!("aws");
+                sub["aws"] = json!({"operation": "PutItem", "table_name": "results"});
+                if k % 97 == 1 {
+                    sub["throttle"] = json!(true);
+                    sub["error"] = json!(true);
+                    sub["http"] = json!({"response": {"status": 400}});
+                }
+            }
+            2 => {
+                sub["name"] = json!("pricing.internal");
+                sub["namespace"] = json!("remote");
+                let status = if k % 61 == 2 { 503 } else { 200 };
+                sub["http"] = json!({"request": {"method": "GET", "url": format!("http://pricing.internal/p/{}", k % 100)}, "response": {"status": status}});
+                sub["fault"] = json!(status >= 500);
+            }
+            _ => {
+                sub["name"] = json!("transform");
+                sub["annotations"] = json!({"step": k % 10});
+                sub["metadata"] =
+                    json!({"default": {"rows": k * 3, "note": "x".repeat((k % 40) as usize)}});
+            }
+        }
+        out.push(sub.to_string());
+    }
+    out.push(segment(false));
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_streamed_trace_has_the_pieces_asked_for_all_valid_and_distinct() {
+        let docs = super::streamed_trace(3, 1_800_000_000.0, 500);
+        assert_eq!(docs.len(), 500);
+        let mut ids = std::collections::HashSet::new();
+        for d in &docs {
+            let prepared = crate::api::prepare_document(d, None).expect("valid");
+            ids.insert((prepared.id.clone(), prepared.in_progress));
+        }
+        assert_eq!(ids.len(), 500);
+    }
+
     #[test]
     fn fleet_traces_are_valid_documents_of_five_services() {
         for n in 0..400 {
