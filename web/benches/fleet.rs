@@ -13,6 +13,9 @@
 //!   inserted as `RowBinary` into one plain `MergeTree` table, one insert per iteration (the
 //!   engine's own bulk insert).
 //!
+//! - `clickhouse26_two_collectors`: two collectors (stores and writers) on the same ClickHouse,
+//!   the connections split between them, to show collectors scale out.
+//!
 //! Stage measurements beside them (our own code, to show where the time goes, not baselines):
 //! `stage_prepare_only` (parse plus `prepare_document`: validation and facts, nothing stored),
 //! and `stage_*_whole_traces` (each trace's five pieces in one request, so no trace is folded
@@ -143,12 +146,15 @@ fn exchange(stream: &mut TcpStream, body: &[u8], scratch: &mut Vec<u8>) {
 
 /// Sends every connection's bodies in a closed loop, 8 connections at once; returns the wall
 /// time and the client threads' CPU seconds.
-fn send_all(address: &str, bodies: &[Vec<Vec<u8>>]) -> (Duration, f64) {
+fn send_all(addresses: &[String], bodies: &[Vec<Vec<u8>>]) -> (Duration, f64) {
     let started = Instant::now();
     let client_cpu: f64 = std::thread::scope(|s| {
         let workers: Vec<_> = bodies
             .iter()
-            .map(|requests| {
+            .enumerate()
+            .map(|(i, requests)| {
+                // Connection i goes to collector i mod n (a load balancer's round robin).
+                let address = addresses[i % addresses.len()].as_str();
                 s.spawn(move || {
                     let before = cpu_seconds("thread-self");
                     let mut stream = TcpStream::connect(address).expect("connect");
@@ -241,7 +247,7 @@ impl Tally {
 fn http_target(
     c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
-    address: &str,
+    addresses: &[String],
     next: &mut u64,
     shape: Shape,
     server: Option<&LocalServer>,
@@ -255,7 +261,7 @@ fn http_target(
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 let batch = bodies(&fleet_documents(next, shape));
-                let (wall, cpu) = send_all(address, &batch);
+                let (wall, cpu) = send_all(addresses, &batch);
                 spent += wall;
                 client_cpu += cpu;
             }
@@ -327,7 +333,7 @@ fn fleet_ingest(c: &mut Criterion) {
     http_target(
         &mut group,
         "baseline_parse_only",
-        &parse,
+        std::slice::from_ref(&parse),
         &mut next,
         Shape::Split,
         None,
@@ -340,7 +346,7 @@ fn fleet_ingest(c: &mut Criterion) {
     http_target(
         &mut group,
         "stage_prepare_only",
-        &prepare,
+        std::slice::from_ref(&prepare),
         &mut next,
         Shape::Split,
         None,
@@ -373,7 +379,7 @@ fn fleet_ingest(c: &mut Criterion) {
     let tally = http_target(
         &mut group,
         "sqlite",
-        &address,
+        std::slice::from_ref(&address),
         &mut next,
         Shape::Split,
         None,
@@ -386,7 +392,7 @@ fn fleet_ingest(c: &mut Criterion) {
     http_target(
         &mut group,
         "stage_sqlite_whole_traces",
-        &address,
+        std::slice::from_ref(&address),
         &mut next,
         Shape::Whole,
         None,
@@ -403,7 +409,7 @@ fn fleet_ingest(c: &mut Criterion) {
     let tally = http_target(
         &mut group,
         "clickhouse26",
-        &address,
+        std::slice::from_ref(&address),
         &mut next,
         Shape::Split,
         Some(&server),
@@ -429,12 +435,29 @@ fn fleet_ingest(c: &mut Criterion) {
     http_target(
         &mut group,
         "stage_clickhouse26_whole_traces",
-        &address,
+        std::slice::from_ref(&address),
         &mut next,
         Shape::Whole,
         Some(&server),
     )
     .print("stage_clickhouse26_whole_traces", "");
+
+    // Two collectors on the same ClickHouse (each its own store and writer, as two processes
+    // behind a load balancer would have), the eight connections split between them.
+    let second: Arc<dyn Store> = Arc::new(
+        rt.block_on(ClickhouseStore::open(ClickhouseConfig::new(server.url())))
+            .expect("second clickhouse store"),
+    );
+    let other = serve(&rt, api::router(AppState::new(second, None)));
+    http_target(
+        &mut group,
+        "clickhouse26_two_collectors",
+        &[address.clone(), other],
+        &mut next,
+        Shape::Split,
+        Some(&server),
+    )
+    .print("clickhouse26_two_collectors", "");
 
     clickhouse_query(
         &server,
