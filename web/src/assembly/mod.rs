@@ -69,7 +69,7 @@ impl NodeKey {
 }
 
 /// Outcome of one request as the service graph counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Outcome {
     /// No error, throttle or fault.
     Ok,
@@ -110,6 +110,72 @@ pub struct Sample {
     pub outcome: Outcome,
     /// Response time in seconds.
     pub response_time: f64,
+}
+
+/// What a trace adds to the graph rollups: its samples counted by minute, node or edge,
+/// outcome and response-time bucket, with the sum of their response times. Its size is bounded
+/// by minutes × nodes and edges × buckets however many documents the trace has, so storing it
+/// with every fold of a long trace costs the same at its 500th piece as at its first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceRollup(pub BTreeMap<RollupKey, RollupCount>);
+
+/// Key of a [`TraceRollup`] entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupKey {
+    /// Epoch minute.
+    pub minute: i64,
+    /// Node, or the edge's caller (encoded node key).
+    pub src: String,
+    /// The edge's callee, empty for a node.
+    pub dst: String,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Response-time bucket ([`crate::graph::Histogram::bucket`]).
+    pub bucket: i32,
+}
+
+/// Requests and their summed response time under one [`RollupKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RollupCount {
+    /// Requests.
+    pub count: i64,
+    /// Sum of their response times, seconds.
+    pub response_time: f64,
+}
+
+impl TraceRollup {
+    /// The samples added up.
+    pub fn of(samples: &[Sample]) -> Self {
+        let mut out = Self::default();
+        for s in samples {
+            out.add(
+                RollupKey {
+                    minute: s.minute,
+                    src: s.src.clone(),
+                    dst: s.dst.clone(),
+                    outcome: s.outcome,
+                    bucket: crate::graph::Histogram::bucket(s.response_time),
+                },
+                RollupCount {
+                    count: 1,
+                    response_time: s.response_time,
+                },
+            );
+        }
+        out
+    }
+
+    /// Adds requests under a key.
+    pub fn add(&mut self, key: RollupKey, n: RollupCount) {
+        let e = self.0.entry(key).or_default();
+        e.count += n.count;
+        e.response_time += n.response_time;
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Per-service view of a trace, used by `service(...) { }` filters and summaries.
@@ -275,6 +341,24 @@ pub struct TraceView {
     pub summary: TraceSummary,
     /// Node and edge samples.
     pub samples: Vec<Sample>,
+}
+
+/// A fold as stores keep it: the summary and the samples added up.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceFold {
+    /// Summary.
+    pub summary: TraceSummary,
+    /// Samples added up.
+    pub rollup: TraceRollup,
+}
+
+impl From<TraceView> for TraceFold {
+    fn from(view: TraceView) -> Self {
+        Self {
+            rollup: TraceRollup::of(&view.samples),
+            summary: view.summary,
+        }
+    }
 }
 
 /// Epoch minute of a time in seconds.

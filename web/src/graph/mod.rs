@@ -99,6 +99,30 @@ impl Stats {
         self.histogram.add(response_time, sign);
     }
 
+    /// Adds `sign` times the requests of one rollup entry: `count` requests with `outcome`,
+    /// in response-time `bucket`, whose times sum to `response_time`.
+    pub fn add_counted(
+        &mut self,
+        outcome: Outcome,
+        bucket: i32,
+        n: crate::assembly::RollupCount,
+        sign: i64,
+    ) {
+        let count = n.count * sign;
+        match outcome {
+            Outcome::Ok => self.ok += count,
+            Outcome::Error => self.error_other += count,
+            Outcome::Throttle => self.throttle += count,
+            Outcome::Fault => self.fault += count,
+        }
+        self.total_response_time += n.response_time * sign as f64;
+        let e = self.histogram.0.entry(bucket).or_insert(0);
+        *e += count;
+        if *e == 0 {
+            self.histogram.0.remove(&bucket);
+        }
+    }
+
     /// Adds other statistics.
     pub fn merge(&mut self, other: &Stats) {
         self.ok += other.ok;
@@ -263,6 +287,26 @@ impl GraphStats {
     }
 
     /// Adds one rollup row.
+    /// Adds what one trace contributes to the window's minutes (`first..=last`).
+    pub fn add_trace(&mut self, rollup: &crate::assembly::TraceRollup, first: i64, last: i64) {
+        for (k, n) in rollup
+            .0
+            .iter()
+            .filter(|(k, _)| (first..=last).contains(&k.minute))
+        {
+            let src = NodeKey::decode(&k.src);
+            let stats = if k.dst.is_empty() {
+                self.nodes.entry(src).or_default()
+            } else {
+                self.edges
+                    .entry((src, NodeKey::decode(&k.dst)))
+                    .or_default()
+            };
+            stats.add_counted(k.outcome, k.bucket, *n, 1);
+        }
+    }
+
+    /// Adds one stored rollup row.
     pub fn add_rollup(&mut self, row: &crate::store::RollupRow) {
         let src = NodeKey::decode(&row.src);
         if row.dst.is_empty() {

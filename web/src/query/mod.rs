@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::assembly::{Sample, TraceSummary, assemble_documents, minute_of};
+use crate::assembly::{TraceRollup, TraceSummary, assemble_documents, minute_of};
 use crate::filter::{self, Expr};
 use crate::graph::{GraphStats, Service, Stats};
 use crate::store::{RollupRow, ScanQuery, Store, StoreError};
@@ -232,23 +232,21 @@ pub async fn service_graph(
             }
         }
         Some(f) => {
-            matching_samples(store, start, end, f, |s| stats.add_sample(s)).await?;
+            matching_traces(store, start, end, f, |r| stats.add_trace(r, first, last)).await?;
         }
     }
     Ok(stats.to_services(start, end))
 }
 
-/// Visits the graph samples in epoch minutes `[minute_of(start), minute_of(end)]` of the
-/// traces that match `filter` (at most [`GRAPH_TRACE_LIMIT`] traces, started up to an hour
-/// before `start`).
-async fn matching_samples(
+/// Visits what each trace that matches `filter` adds to the graph (at most
+/// [`GRAPH_TRACE_LIMIT`] traces, started up to an hour before `start`).
+async fn matching_traces(
     store: &dyn Store,
     start: f64,
     end: f64,
     filter: &Expr,
-    mut visit: impl FnMut(&Sample),
+    mut visit: impl FnMut(&TraceRollup),
 ) -> Result<(), StoreError> {
-    let (first, last) = (minute_of(start), minute_of(end));
     let pushdown = filter.pushdown();
     let mut after = None;
     let mut seen = 0;
@@ -268,13 +266,7 @@ async fn matching_samples(
             seen += 1;
             after = Some((record.summary.start_time, record.summary.id.clone()));
             if filter::matches(filter, &record.summary) {
-                for s in record
-                    .samples
-                    .iter()
-                    .filter(|s| (first..=last).contains(&s.minute))
-                {
-                    visit(s);
-                }
+                visit(&record.rollup);
             }
         }
         if n < SCAN_BATCH || seen >= GRAPH_TRACE_LIMIT {
@@ -291,11 +283,18 @@ pub async fn filtered_rollups(
     end: f64,
     filter: &Expr,
 ) -> Result<Vec<RollupRow>, StoreError> {
+    let (first, last) = (minute_of(start), minute_of(end));
     let mut rows: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
-    matching_samples(store, start, end, filter, |s| {
-        rows.entry((s.minute, s.src.clone(), s.dst.clone()))
-            .or_default()
-            .add(s.outcome, s.response_time, 1);
+    matching_traces(store, start, end, filter, |rollup| {
+        for (k, n) in rollup
+            .0
+            .iter()
+            .filter(|(k, _)| (first..=last).contains(&k.minute))
+        {
+            rows.entry((k.minute, k.src.clone(), k.dst.clone()))
+                .or_default()
+                .add_counted(k.outcome, k.bucket, *n, 1);
+        }
     })
     .await?;
     Ok(RollupRow::from_keyed(rows))
@@ -310,9 +309,7 @@ pub async fn trace_graph(store: &dyn Store, ids: Vec<String>) -> Result<Vec<Serv
     for r in &records {
         start = start.min(r.summary.start_time);
         end = end.max(r.summary.end_time.unwrap_or(r.summary.start_time));
-        for s in &r.samples {
-            stats.add_sample(s);
-        }
+        stats.add_trace(&r.rollup, i64::MIN, i64::MAX);
     }
     if records.is_empty() {
         return Ok(Vec::new());

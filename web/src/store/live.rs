@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::assembly::{DocFacts, TraceView, replaces};
+use crate::assembly::{DocFacts, TraceFold, replaces};
 
 /// Bounds on one trace and on the memory of live traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub struct LiveTrace<H> {
     /// Listed in `by_epoch` (once per trace, however often it is put back).
     listed: bool,
     /// The fold last written (`None` until the first write).
-    pub written: Option<TraceView>,
+    pub written: Option<TraceFold>,
     /// The store's handle on the written summary (SQLite: its `rid`).
     pub handle: H,
 }
@@ -93,7 +93,7 @@ impl<H> LiveTrace<H> {
     /// size, and the fold last written when the store updates folds in place.
     pub fn from_stored(
         docs: Vec<(String, DocFacts, usize)>,
-        written: Option<TraceView>,
+        written: Option<TraceFold>,
         handle: H,
     ) -> Self {
         let bytes = docs.iter().map(|(_, _, b)| b).sum();

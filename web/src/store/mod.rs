@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assembly::{DocFacts, Sample, TraceSummary};
+use crate::assembly::{DocFacts, TraceRollup, TraceSummary};
 
 pub use crate::assembly::StoredDocument;
 pub use live::{LiveCounters, TraceLimits};
@@ -157,13 +157,13 @@ pub struct ScanQuery {
     pub with_samples: bool,
 }
 
-/// A trace summary as stored, optionally with its samples.
+/// A trace summary as stored, optionally with what it adds to the graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceRecord {
     /// Summary.
     pub summary: TraceSummary,
-    /// Graph samples (when asked for).
-    pub samples: Vec<Sample>,
+    /// Its graph samples added up (when asked for; empty otherwise).
+    pub rollup: TraceRollup,
 }
 
 /// All stored documents of one trace.

@@ -48,8 +48,8 @@ impl ClickhouseStore {
             .map(|r| {
                 Ok(TraceRecord {
                     summary: serde_json::from_str::<TraceSummary>(&r.summary)?,
-                    samples: if r.samples.is_empty() {
-                        Vec::new()
+                    rollup: if r.samples.is_empty() {
+                        Default::default()
                     } else {
                         serde_json::from_str(&r.samples)?
                     },
@@ -195,8 +195,8 @@ impl ClickhouseStore {
                 };
                 out.push(TraceRecord {
                     summary: serde_json::from_str(&b.summary)?,
-                    samples: if b.samples.is_empty() {
-                        Vec::new()
+                    rollup: if b.samples.is_empty() {
+                        Default::default()
                     } else {
                         serde_json::from_str(&b.samples)?
                     },

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::ClickhouseStore;
 use super::connection::{Connection, IDS_PER_QUERY, id_list};
 use super::rowbinary::RowBinary;
-use crate::assembly::{AnnotationValue, DocFacts, fold_refs, replaces};
+use crate::assembly::{AnnotationValue, DocFacts, TraceRollup, fold_refs, replaces};
 use crate::graph::Histogram;
 use crate::store::live::{Admit, Found, LiveTrace, LiveTraces};
 use crate::store::{IngestDocument, StoreError, TelemetryRow, answer_batch};
@@ -152,7 +152,7 @@ fn encode_fold(
         )
         .f64s(numbers)
         .string(&serde_json::to_string(s)?)
-        .string(&serde_json::to_string(&view.samples)?);
+        .string(&serde_json::to_string(&TraceRollup::of(&view.samples))?);
     for sample in &view.samples {
         samples
             .u16(day)

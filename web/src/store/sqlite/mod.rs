@@ -243,7 +243,7 @@ impl Store for SqliteStore {
                 if let Some((summary, samples)) = row {
                     out.push(TraceRecord {
                         summary: serde_json::from_str(&summary)?,
-                        samples: serde_json::from_str(&samples)?,
+                        rollup: serde_json::from_str(&samples)?,
                     });
                 }
             }

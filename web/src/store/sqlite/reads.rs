@@ -131,9 +131,9 @@ pub(super) fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>,
         let (summary, samples) = row?;
         out.push(TraceRecord {
             summary: serde_json::from_str::<TraceSummary>(&summary)?,
-            samples: match samples {
+            rollup: match samples {
                 Some(s) => serde_json::from_str(&s)?,
-                None => Vec::new(),
+                None => Default::default(),
             },
         });
     }

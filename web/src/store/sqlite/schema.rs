@@ -2,7 +2,7 @@
 //! directory must hold.
 
 /// Layout version kept in `PRAGMA user_version`; a store of another version is refused.
-pub(super) const STORE_FORMAT: i64 = 2;
+pub(super) const STORE_FORMAT: i64 = 3;
 /// The tables and indexes, created if missing.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS segments (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS traces (
     is_partial INTEGER NOT NULL,
     http_status INTEGER,
     summary TEXT NOT NULL,
+    -- What the trace adds to the rollups (`TraceRollup`), bounded however long the trace.
     samples TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_time, trace_id);

@@ -16,7 +16,9 @@ use super::super::{
     BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
     answer_batch,
 };
-use crate::assembly::{DocFacts, Sample, TraceSummary, TraceView, fold_refs, replaces};
+use crate::assembly::{
+    DocFacts, TraceFold, TraceRollup, TraceSummary, TraceView, fold_refs, replaces,
+};
 use crate::graph::Stats;
 
 use roentgen_sdk::model::Segment;
@@ -30,11 +32,11 @@ pub(super) const WRITER_QUEUE: usize = 256;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
-/// A trace folded from the pieces of one `put_documents` call, before it reaches the writer.
+/// A trace folded, with its summary and rollup serialized as stored.
 pub(super) struct Folded {
-    view: TraceView,
+    fold: TraceFold,
     summary: String,
-    samples: String,
+    rollup: String,
 }
 
 /// Per trace id: its fold from one call's pieces, or `None` when pieces of that trace came in
@@ -45,12 +47,13 @@ pub(super) type PreFolds = HashMap<String, Option<Folded>>;
 /// the common case, a trace whose pieces all arrive together, costs the writer no CPU beyond
 /// its inserts. Runs on the caller's thread.
 impl Folded {
-    fn new(mut view: TraceView) -> Result<Self, StoreError> {
-        view.summary.updated_at = Some(now_seconds());
+    fn new(view: TraceView) -> Result<Self, StoreError> {
+        let mut fold = TraceFold::from(view);
+        fold.summary.updated_at = Some(now_seconds());
         Ok(Self {
-            summary: serde_json::to_string(&view.summary)?,
-            samples: serde_json::to_string(&view.samples)?,
-            view,
+            summary: serde_json::to_string(&fold.summary)?,
+            rollup: serde_json::to_string(&fold.rollup)?,
+            fold,
         })
     }
 }
@@ -316,12 +319,12 @@ fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
 struct RollupDelta(HashMap<(i64, String, String), Stats>);
 
 impl RollupDelta {
-    fn add(&mut self, samples: &[Sample], sign: i64) {
-        for s in samples {
+    fn add(&mut self, rollup: &TraceRollup, sign: i64) {
+        for (k, n) in &rollup.0 {
             self.0
-                .entry((s.minute, s.src.clone(), s.dst.clone()))
+                .entry((k.minute, k.src.clone(), k.dst.clone()))
                 .or_default()
-                .add(s.outcome, s.response_time, sign);
+                .add_counted(k.outcome, k.bucket, *n, sign);
         }
     }
 }
@@ -428,9 +431,9 @@ fn read_back(
         let segment: Segment = serde_json::from_str(&document)?;
         docs.push((id, DocFacts::extract(&segment), document.len()));
     }
-    let written = TraceView {
+    let written = TraceFold {
         summary: serde_json::from_str(&summary)?,
-        samples: serde_json::from_str(&samples)?,
+        rollup: serde_json::from_str(&samples)?,
     };
     Ok(Some(Box::new(LiveTrace::from_stored(
         docs,
@@ -520,8 +523,8 @@ fn write_documents(
             Some(f) if new && changed == idxs.len() => f,
             _ => Folded::new(fold_refs(trace_id, &trace.facts()))?,
         };
-        delta.add(&folded.view.samples, 1);
-        let s = &folded.view.summary;
+        delta.add(&folded.fold.rollup, 1);
+        let s = &folded.fold.summary;
         let columns = params![
             s.start_time,
             s.end_time,
@@ -533,14 +536,14 @@ fn write_documents(
             s.is_partial,
             s.http.as_ref().and_then(|h| h.status),
             folded.summary,
-            folded.samples,
+            folded.rollup,
         ];
         let keys = IndexKeys::of(s);
         let (rowid, added) = match &trace.written {
             // A trace already stored: its row is updated in place, and only the index rows
             // whose keys changed are deleted or added.
             Some(old) => {
-                delta.add(&old.samples, -1);
+                delta.add(&old.rollup, -1);
                 let rowid = trace.handle;
                 let mut values: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
                 values.push(&rowid);
@@ -563,7 +566,7 @@ fn write_documents(
             service_rows.extend([name.into(), rowid.into()]);
         }
         trace.handle = rowid;
-        trace.written = Some(folded.view);
+        trace.written = Some(folded.fold);
         taken.push((trace_id.to_owned(), trace));
     }
     insert_rows(
