@@ -55,6 +55,9 @@ impl PerBatch {
     }
 
     fn print(&self, name: &str) {
+        if self.traces == 0 {
+            return; // filtered out
+        }
         let (w0, c0) = self.per_piece(0..10);
         let (w1, c1) = self.per_piece(BATCHES - 10..BATCHES);
         eprintln!(
