@@ -153,7 +153,7 @@ pub struct Args {
     /// Most MiB of documents kept per trace (refused past it like --max-trace-documents).
     #[arg(long, env = "ROENTGEN_WEB_MAX_TRACE_MIB", default_value_t = crate::store::TraceLimits::DEFAULT_MAX_MIB as u64)]
     pub max_trace_mib: u64,
-    /// Documents whose facts the store's writer holds in memory (a few hundred bytes each),
+    /// Documents whose facts the store's writer holds in memory (about 2.5 KB each),
     /// so that later pieces of those traces are folded without reading the store; past it
     /// the oldest traces are evicted, and their late pieces read back.
     #[arg(long, env = "ROENTGEN_WEB_LIVE_DOCUMENTS", default_value_t = crate::store::TraceLimits::DEFAULT_LIVE_DOCUMENTS as u64)]

@@ -1,4 +1,4 @@
-//! Live traces: the facts and the last fold of recently written traces, kept in a store
+//! Live traces: the facts of recently written traces and what their last write left, kept in a store
 //! writer's memory so that a piece of a trace already stored is folded without reading
 //! anything back (the way Tempo's ingesters hold live traces).
 //!
@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::assembly::{DocFacts, TraceFold, replaces};
+use crate::assembly::{DocFacts, replaces};
 
 /// Bounds on one trace and on the memory of live traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +31,9 @@ impl TraceLimits {
     pub const DEFAULT_MAX_DOCUMENTS: usize = 10_000;
     /// Default most bytes per trace (MiB).
     pub const DEFAULT_MAX_MIB: usize = 64;
-    /// Default documents held in live traces (a few hundred bytes of facts each).
-    pub const DEFAULT_LIVE_DOCUMENTS: usize = 200_000;
+    /// Default documents held in live traces (about 2.5 KB each: facts, maps and what the
+    /// last write left; about 250 MB at this default).
+    pub const DEFAULT_LIVE_DOCUMENTS: usize = 100_000;
 }
 
 impl Default for TraceLimits {
@@ -63,18 +64,19 @@ pub struct LiveCounters {
 }
 
 /// One trace as its writer knows it: the facts of each stored document (after the
-/// replacement rule), the last fold written, and the store's own handle on its summary row.
-#[derive(Debug, Default)]
+/// replacement rule) and what the store keeps of its last write.
+#[derive(Debug)]
 pub struct LiveTrace<H> {
     /// Facts and size of each document held.
     docs: HashMap<String, (Arc<DocFacts>, usize)>,
     bytes: usize,
     /// Listed in `by_epoch` (once per trace, however often it is put back).
     listed: bool,
-    /// The fold last written (`None` until the first write).
-    pub written: Option<TraceFold>,
-    /// The store's handle on the written summary (SQLite: its `rid`).
-    pub handle: H,
+    /// Start of the trace as last written (for retention).
+    pub start_time: Option<f64>,
+    /// What the store needs of its last write to write the next (SQLite: the summary's
+    /// `rid`, index keys and rollup); `None` until the first write.
+    pub written: Option<H>,
 }
 
 /// Whether a document may join its trace.
@@ -88,14 +90,22 @@ pub enum Admit {
     OverCap,
 }
 
+impl<H> Default for LiveTrace<H> {
+    fn default() -> Self {
+        Self {
+            docs: HashMap::new(),
+            bytes: 0,
+            listed: false,
+            start_time: None,
+            written: None,
+        }
+    }
+}
+
 impl<H> LiveTrace<H> {
     /// A trace rebuilt from what a store holds (read back): each document's id, facts and
-    /// size, and the fold last written when the store updates folds in place.
-    pub fn from_stored(
-        docs: Vec<(String, DocFacts, usize)>,
-        written: Option<TraceFold>,
-        handle: H,
-    ) -> Self {
+    /// size, and what the store keeps of its last write when it updates in place.
+    pub fn from_stored(docs: Vec<(String, DocFacts, usize)>, written: Option<H>) -> Self {
         let bytes = docs.iter().map(|(_, _, b)| b).sum();
         Self {
             docs: docs
@@ -104,8 +114,8 @@ impl<H> LiveTrace<H> {
                 .collect(),
             bytes,
             listed: false,
+            start_time: None,
             written,
-            handle,
         }
     }
 
@@ -295,11 +305,8 @@ impl<H> LiveTraces<H> {
     /// Forgets traces whose fold starts before `cutoff` (retention deleted them).
     pub fn forget_before(&mut self, cutoff: f64) {
         let before = self.traces.len();
-        self.traces.retain(|_, (_, t)| {
-            t.written
-                .as_ref()
-                .is_none_or(|w| w.summary.start_time >= cutoff)
-        });
+        self.traces
+            .retain(|_, (_, t)| t.start_time.is_none_or(|start| start >= cutoff));
         if self.traces.len() != before {
             self.documents = self.traces.values().map(|(_, t)| t.docs.len()).sum();
             let held = &self.traces;

@@ -429,7 +429,7 @@ async fn read_traces(
             .into_values()
             .map(|r| Ok((r.id, serde_json::from_str(&r.facts)?, r.bytes as usize)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        out.push((trace_id, Box::new(LiveTrace::from_stored(docs, None, ()))));
+        out.push((trace_id, Box::new(LiveTrace::from_stored(docs, None))));
     }
     Ok(out)
 }

@@ -116,7 +116,11 @@ pub(super) enum WriteCommand {
 }
 
 /// A committed batch's memory and the live traces it evicted, freed off the writer thread.
-type Garbage = (Vec<IngestDocument>, PreFolds, Vec<Box<LiveTrace<i64>>>);
+type Garbage = (
+    Vec<IngestDocument>,
+    PreFolds,
+    Vec<Box<LiveTrace<LastWrite>>>,
+);
 
 /// Work the writer hands off so that it can start on the next batch at once: freeing a
 /// committed batch's memory, and copying the WAL back into the database file (a passive
@@ -169,8 +173,17 @@ impl Helpers {
     }
 }
 
-/// The writer's live traces: keyed by trace id, holding each summary's `rid`.
-pub(super) type Live = LiveTraces<i64>;
+/// What the writer keeps of a trace's last write: its summary's `rid`, the index keys and the
+/// rollup it wrote (the next write rewrites only the index keys that changed and applies the
+/// difference of the rollups).
+pub(super) struct LastWrite {
+    rid: i64,
+    keys: IndexKeys,
+    rollup: TraceRollup,
+}
+
+/// The writer's live traces.
+pub(super) type Live = LiveTraces<LastWrite>;
 
 pub(super) fn writer_loop(
     mut conn: Connection,
@@ -413,7 +426,7 @@ impl IndexKeys {
 fn read_back(
     tx: &Transaction<'_>,
     trace_id: &str,
-) -> Result<Option<Box<LiveTrace<i64>>>, StoreError> {
+) -> Result<Option<Box<LiveTrace<LastWrite>>>, StoreError> {
     let old: Option<(i64, String, String)> = tx
         .prepare_cached("SELECT rid, summary, samples FROM traces WHERE trace_id = ?1")?
         .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -431,15 +444,15 @@ fn read_back(
         let segment: Segment = serde_json::from_str(&document)?;
         docs.push((id, DocFacts::extract(&segment), document.len()));
     }
-    let written = TraceFold {
-        summary: serde_json::from_str(&summary)?,
+    let summary: TraceSummary = serde_json::from_str(&summary)?;
+    let written = LastWrite {
+        rid,
+        keys: IndexKeys::of(&summary),
         rollup: serde_json::from_str(&samples)?,
     };
-    Ok(Some(Box::new(LiveTrace::from_stored(
-        docs,
-        Some(written),
-        rid,
-    ))))
+    let mut trace = LiveTrace::from_stored(docs, Some(written));
+    trace.start_time = Some(summary.start_time);
+    Ok(Some(Box::new(trace)))
 }
 
 /// Writes a batch: each document the replacement rule and its trace's cap let in, then per
@@ -451,7 +464,7 @@ fn write_documents(
     docs: &[IngestDocument],
     folds: &mut PreFolds,
     live: &mut Live,
-    taken: &mut Vec<(String, Box<LiveTrace<i64>>)>,
+    taken: &mut Vec<(String, Box<LiveTrace<LastWrite>>)>,
 ) -> Result<Vec<usize>, StoreError> {
     let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, d) in docs.iter().enumerate() {
@@ -544,19 +557,18 @@ fn write_documents(
             // whose keys changed are deleted or added.
             Some(old) => {
                 delta.add(&old.rollup, -1);
-                let rowid = trace.handle;
+                let rowid = old.rid;
                 let mut values: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
                 values.push(&rowid);
                 update_trace.execute(values.as_slice())?;
-                let old = IndexKeys::of(&old.summary);
-                index.delete_keys(rowid, &old.minus(&keys))?;
-                (rowid, keys.minus(&old))
+                index.delete_keys(rowid, &old.keys.minus(&keys))?;
+                (rowid, keys.minus(&old.keys))
             }
             None => {
                 let mut values: Vec<&dyn rusqlite::ToSql> = vec![&trace_id];
                 values.extend_from_slice(columns);
                 put_trace.execute(values.as_slice())?;
-                (tx.last_insert_rowid(), keys)
+                (tx.last_insert_rowid(), keys.minus(&IndexKeys::default()))
             }
         };
         for ((key, text), number) in added.annotations {
@@ -565,8 +577,12 @@ fn write_documents(
         for name in added.services {
             service_rows.extend([name.into(), rowid.into()]);
         }
-        trace.handle = rowid;
-        trace.written = Some(folded.fold);
+        trace.start_time = Some(s.start_time);
+        trace.written = Some(LastWrite {
+            rid: rowid,
+            keys,
+            rollup: folded.fold.rollup,
+        });
         taken.push((trace_id.to_owned(), trace));
     }
     insert_rows(
