@@ -622,10 +622,18 @@ pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
     }
     summary.services = services.into_values().collect();
     summary.edges = edges.into_values().collect();
+    // The first segment document under each parent id (the downstream a call reached).
+    let mut downstream: HashMap<u64, usize> = HashMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        if let (false, Some(p)) = (d.subsegment, &d.parent_id) {
+            downstream.entry(p.as_u64()).or_insert(i);
+        }
+    }
     let causes = Causes {
         docs,
         owner: &owner,
         node_of: &node_of,
+        downstream: &downstream,
     };
     let entry = entry.map(|(_, i)| i);
     summary.fault_root_causes = causes.flagged(
@@ -645,14 +653,13 @@ struct Causes<'a> {
     docs: &'a [&'a DocFacts],
     owner: &'a [Option<usize>],
     node_of: &'a dyn Fn(usize) -> NodeKey,
+    downstream: &'a HashMap<u64, usize>,
 }
 
 impl Causes<'_> {
     /// The segment document whose `parent_id` is `call` (the downstream that call reached).
     fn downstream(&self, call: SegmentIdKey) -> Option<usize> {
-        self.docs
-            .iter()
-            .position(|d| !d.subsegment && d.parent_id.as_ref().is_some_and(|p| p.as_u64() == call))
+        self.downstream.get(&call).copied()
     }
 
     /// The inferred node a remote call ending a path stands for.
