@@ -144,22 +144,29 @@ pub struct RollupCount {
 }
 
 impl TraceRollup {
-    /// The samples added up.
+    /// The samples added up (keys borrowed while counting: a long trace's many samples share
+    /// a few keys, which are copied once each).
     pub fn of(samples: &[Sample]) -> Self {
-        let mut out = Self::default();
+        let mut counted: HashMap<(i64, &str, &str, Outcome, i32), RollupCount> = HashMap::new();
         for s in samples {
+            let bucket = crate::graph::Histogram::bucket(s.response_time);
+            let e = counted
+                .entry((s.minute, &s.src, &s.dst, s.outcome, bucket))
+                .or_default();
+            e.count += 1;
+            e.response_time += s.response_time;
+        }
+        let mut out = Self::default();
+        for ((minute, src, dst, outcome, bucket), n) in counted {
             out.add(
                 RollupKey {
-                    minute: s.minute,
-                    src: s.src.clone(),
-                    dst: s.dst.clone(),
-                    outcome: s.outcome,
-                    bucket: crate::graph::Histogram::bucket(s.response_time),
+                    minute,
+                    src: src.to_owned(),
+                    dst: dst.to_owned(),
+                    outcome,
+                    bucket,
                 },
-                RollupCount {
-                    count: 1,
-                    response_time: s.response_time,
-                },
+                n,
             );
         }
         out
