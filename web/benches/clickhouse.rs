@@ -4,7 +4,9 @@
 //! - `GetServiceGraph` over one hour of `ROENTGEN_BENCH_CH_SEGMENTS` segment documents
 //!   (default 10,000,000, in two-segment shop traces) on ClickHouse; the dataset is built once
 //!   into a server directory kept between runs (`ROENTGEN_BENCH_CH_DIR`, default
-//!   `target/clickhouse-bench`) and reused while it holds the expected rows;
+//!   `target/clickhouse-bench`, `target/clickhouse26-bench` for 26.9) and reused while it
+//!   holds the expected rows; `ROENTGEN_BENCH_CH_ENGINE=chdb` runs the queries on ClickHouse
+//!   26.9 (`chdb-core`) instead of Debian's 18.16;
 //! - `GetTraceSummaries` with a selective filter over the same data, pushed down into
 //!   ClickHouse, against one page of the same filter in a form that cannot be pushed down.
 //!
@@ -20,7 +22,7 @@ mod common;
 use common::{BATCH_DOCUMENTS, HOUR_START, cpu_seconds, prepare, runtime, store_batches};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::store::Store;
-use roentgen_web::store::clickhouse::server::LocalServer;
+use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
 use roentgen_web::store::clickhouse::{BulkRows, ClickhouseConfig, ClickhouseStore};
 use roentgen_web::store::sqlite::SqliteStore;
 use roentgen_web::synth;
@@ -77,12 +79,28 @@ fn traces() -> usize {
     segments().div_ceil(2)
 }
 
-/// Where the query dataset's server keeps its data between runs.
+/// The engine of the query dataset's server: `ROENTGEN_BENCH_CH_ENGINE=chdb` for ClickHouse
+/// 26.9 from `chdb-core` (needs `ROENTGEN_PYTHON` or the workspace's `.venv`), else Debian's
+/// `clickhouse-server` (18.16).
+fn engine() -> Engine {
+    match std::env::var("ROENTGEN_BENCH_CH_ENGINE").as_deref() {
+        Ok("chdb") => Engine::chdb(),
+        _ => Engine::Server,
+    }
+}
+
+/// Where the query dataset's server keeps its data between runs (one directory per engine).
 fn dataset_dir() -> std::path::PathBuf {
+    let name = match engine() {
+        Engine::Server => "clickhouse-bench",
+        _ => "clickhouse26-bench",
+    };
     std::env::var_os("ROENTGEN_BENCH_CH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/clickhouse-bench")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target")
+                .join(name)
         })
 }
 
@@ -104,7 +122,8 @@ fn encoded(first: usize, count: usize, total: usize) -> BulkRows {
 /// two generator threads), reused while it holds the expected number of rows.
 fn big_store(rt: &tokio::runtime::Runtime) -> (LocalServer, Arc<ClickhouseStore>) {
     let traces = traces();
-    let server = LocalServer::start_in(&dataset_dir()).expect("clickhouse-server");
+    let server =
+        LocalServer::start_engine_in(&engine(), &dataset_dir()).expect("clickhouse-server");
     let mut config = ClickhouseConfig::new(server.url());
     config.database = format!("bench_{traces}_shop_traces");
     let store = Arc::new(
