@@ -4,12 +4,16 @@
 //!
 //! The rule that makes "not in memory" mean "new" without asking the store: every trace whose
 //! id-epoch (the first part of an X-Ray trace id, its start second) is at or after the
-//! `horizon` and that the store holds is in memory, whole. Memory is bounded by evicting the
-//! oldest id-epochs first and raising the horizon past them; a piece of a trace below the
-//! horizon (late, or begun before the collector started) is the only one whose trace is read
-//! back, and it is counted.
+//! `horizon` and that the store holds is in memory, whole, unless it is named a *suspect*.
+//! Memory is bounded by evicting the oldest id-epochs first and raising the horizon past them; a
+//! piece of a trace below the horizon (late, or begun before the collector started) or of a
+//! suspect is the only one whose trace is read back, and it is counted. Suspects are traces
+//! whose id-epoch lies in the future (a client clock ahead, an id that is not an epoch), when
+//! they are evicted or found stored at start, and the traces of a write that failed: naming
+//! them keeps the horizon from jumping ahead of every new trace. Past
+//! [`MAX_SUSPECTS`] the horizon is raised instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -183,12 +187,20 @@ pub enum Found<H> {
     Late,
 }
 
+/// Most suspects named one by one (see the module's documentation).
+pub const MAX_SUSPECTS: usize = 100_000;
+
+/// How far ahead of the clock an id-epoch may be and still raise the horizon when evicted.
+const FUTURE_SLACK_SECONDS: u32 = 3_600;
+
 /// The live traces of one writer.
 pub struct LiveTraces<H> {
     traces: HashMap<String, (u32, Box<LiveTrace<H>>)>,
     /// Trace ids by id-epoch, oldest first (may name traces already gone).
     by_epoch: BTreeMap<u32, Vec<String>>,
     horizon: u32,
+    /// Traces at or after the horizon that the store may hold without them being held here.
+    suspects: HashSet<String>,
     documents: usize,
     limits: TraceLimits,
     counters: Arc<LiveCounters>,
@@ -211,6 +223,7 @@ impl<H> LiveTraces<H> {
             traces: HashMap::new(),
             by_epoch: BTreeMap::new(),
             horizon,
+            suspects: HashSet::new(),
             documents: 0,
             limits,
             counters,
@@ -242,7 +255,9 @@ impl<H> LiveTraces<H> {
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
                 Found::Live(trace)
             }
-            None if id_epoch(trace_id) >= self.horizon => Found::New,
+            None if id_epoch(trace_id) >= self.horizon && !self.suspects.remove(trace_id) => {
+                Found::New
+            }
             None => {
                 self.counters.late.fetch_add(1, Ordering::Relaxed);
                 Found::Late
@@ -267,21 +282,38 @@ impl<H> LiveTraces<H> {
             let Some((epoch, ids)) = self.by_epoch.pop_first() else {
                 break;
             };
+            let future =
+                epoch > (crate::store::now_seconds() as u32).saturating_add(FUTURE_SLACK_SECONDS);
             for id in ids {
                 if let Some((_, t)) = self.traces.remove(&id) {
                     self.documents -= t.docs.len();
                     self.counters.evicted.fetch_add(1, Ordering::Relaxed);
                     self.evicted.push(t);
+                    if future {
+                        self.suspect(id);
+                    }
                 }
             }
-            self.raise_horizon(epoch.saturating_add(1));
+            if !future {
+                self.raise_horizon(epoch.saturating_add(1));
+            }
         }
         self.publish();
     }
 
-    /// Makes every trace below `horizon` count as late. After a failed write, the traces it
-    /// took out are dropped and the horizon raised past them: their store state is then read
-    /// back, whatever the failed transaction left.
+    /// Names a trace whose later pieces must be read back (see the module's documentation).
+    pub fn suspect(&mut self, trace_id: String) {
+        if id_epoch(&trace_id) < self.horizon {
+            return;
+        }
+        if self.suspects.len() < MAX_SUSPECTS {
+            self.suspects.insert(trace_id);
+        } else {
+            self.raise_horizon(id_epoch(&trace_id).saturating_add(1));
+        }
+    }
+
+    /// Makes every trace below `horizon` count as late.
     pub fn raise_horizon(&mut self, horizon: u32) {
         self.horizon = self.horizon.max(horizon);
     }
@@ -383,6 +415,26 @@ mod tests {
         assert!(matches!(live.take(&trace(101)), Found::Live(_)));
         assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
         assert_eq!(counters.late.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn future_traces_and_failed_writes_are_suspects_not_a_jump_of_the_horizon() {
+        let counters = Arc::new(LiveCounters::default());
+        let now = crate::store::now_seconds() as u32;
+        let mut live: LiveTraces<()> = LiveTraces::new(now, limits(0), counters);
+        let docs = prepared(&crate::synth::shop_trace(1, 1_800_000_000.0));
+        // A far-future trace, evicted at once (no memory): its next piece is read back, and
+        // a new trace of today is still new.
+        let far = trace(u32::MAX - 5);
+        let mut t = LiveTrace::default();
+        t.admit(&docs[0].id, &docs[0].facts, 10, live.limits());
+        live.put(far.clone(), Box::new(t));
+        assert!(matches!(live.take(&far), Found::Late));
+        assert!(matches!(live.take(&trace(now + 1)), Found::New));
+        // A trace of a failed write: read back once, then new rules apply again.
+        live.suspect(trace(now + 2));
+        assert!(matches!(live.take(&trace(now + 2)), Found::Late));
+        assert!(matches!(live.take(&trace(now + 2)), Found::New));
     }
 
     #[test]

@@ -306,6 +306,36 @@ async fn read_back_traces_sum_up_as_when_sent_whole() {
     assert_eq!(live.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
+/// A trace whose id-epoch is ahead of the clock, half stored before a restart: after it, the
+/// trace is a suspect, its next piece reads it back, and it sums up as when sent whole.
+#[tokio::test]
+async fn a_future_trace_continued_after_a_restart_is_read_back() {
+    let (_whole_place, whole) = store(Backend::Sqlite).await;
+    let docs = prepared(&crate::synth::fleet_trace(7, 1_900_000_000.0));
+    let id = docs[0].trace_id.clone();
+    whole.put_documents(docs.clone()).await.unwrap();
+    let place = Place::new(Backend::Sqlite);
+    let (first, rest) = docs.split_at(2);
+    place
+        .open()
+        .await
+        .put_documents(first.to_vec())
+        .await
+        .unwrap();
+    let reopened = place.open().await;
+    reopened.put_documents(rest.to_vec()).await.unwrap();
+    let live = reopened.live_counters().unwrap();
+    assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        settled(reopened.as_ref(), &id).await,
+        settled(whole.as_ref(), &id).await
+    );
+    // A new trace of the same (future) second is still new: the horizon did not jump.
+    let other = prepared(&crate::synth::fleet_trace(8, 1_900_000_000.0));
+    reopened.put_documents(other).await.unwrap();
+    assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
 /// Pieces of traces are folded from memory: when nothing was evicted, the only late piece is
 /// the first one of the captured trace, which began (by its id) before the store opened.
 #[tokio::test]

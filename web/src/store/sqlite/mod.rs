@@ -33,7 +33,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::live::{LiveCounters, LiveTraces, TraceLimits, id_epoch};
+use super::live::{LiveCounters, LiveTraces, MAX_SUSPECTS, TraceLimits, id_epoch};
 use super::{
     BoxFuture, IngestDocument, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
     StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
@@ -133,22 +133,34 @@ impl SqliteStore {
                 ],
             )?;
         }
-        // Every stored trace is below the live horizon: traces begun before now, and any
-        // stored with a later id-epoch (a client clock ahead).
-        let newest: Option<String> = conn
-            .query_row(
+        // Every stored trace is below the live horizon (now) or a suspect: a stored trace
+        // whose id-epoch is ahead of the clock is read back when its next piece comes; past
+        // `MAX_SUSPECTS` of them, the horizon moves past the newest instead.
+        let now = now_seconds() as u32;
+        let ahead: Vec<String> = conn
+            .prepare("SELECT trace_id FROM traces WHERE trace_id >= ?1 ORDER BY trace_id LIMIT ?2")?
+            .query_map(
+                params![format!("1-{now:08x}"), (MAX_SUSPECTS + 1) as i64],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let counters = Arc::new(LiveCounters::default());
+        let horizon = if ahead.len() > MAX_SUSPECTS {
+            let newest: String = conn.query_row(
                 "SELECT trace_id FROM traces ORDER BY trace_id DESC LIMIT 1",
                 [],
                 |r| r.get(0),
-            )
-            .optional()?;
-        let horizon = (now_seconds() as u32).max(
-            newest
-                .map(|id| id_epoch(&id).saturating_add(1))
-                .unwrap_or(0),
-        );
-        let counters = Arc::new(LiveCounters::default());
-        let live = LiveTraces::new(horizon, trace_limits, counters.clone());
+            )?;
+            id_epoch(&newest).saturating_add(1).max(now)
+        } else {
+            now
+        };
+        let mut live = LiveTraces::new(horizon, trace_limits, counters.clone());
+        if horizon == now {
+            for id in ahead {
+                live.suspect(id);
+            }
+        }
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         std::thread::Builder::new()
             .name("roentgen-store-writer".to_owned())

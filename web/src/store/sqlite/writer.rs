@@ -11,7 +11,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::live::{Admit, Found, LiveTrace, LiveTraces, id_epoch};
+use super::super::live::{Admit, Found, LiveTrace, LiveTraces};
 use super::super::{
     BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
     answer_batch,
@@ -258,13 +258,12 @@ fn answer(
             Ok(refused)
         }
         Err(e) => {
-            // What the failed transaction left is unknown: its traces are read back next time.
-            let newest = docs
-                .iter()
-                .map(|d| id_epoch(&d.trace_id))
-                .max()
-                .unwrap_or(0);
-            live.raise_horizon(newest.saturating_add(1));
+            // What the failed transaction left is unknown (the traces it took out are dropped):
+            // every trace of the batch is read back next time.
+            drop(taken);
+            for d in docs {
+                live.suspect(d.trace_id.clone());
+            }
             tracing::error!(error = %e, documents = docs.len(), "write transaction failed");
             Err(e)
         }
