@@ -600,6 +600,40 @@ mod tests {
     }
 
     #[test]
+    fn trace_caps_and_live_memory_are_flags_with_ranges_for_both_stores() {
+        let c = args(&[]).validate().unwrap();
+        assert_eq!(c.trace_limits, crate::store::TraceLimits::default());
+        let flags = [
+            "--max-trace-documents",
+            "50",
+            "--max-trace-mib",
+            "2",
+            "--live-documents",
+            "0",
+        ];
+        let c = args(&flags).validate().unwrap();
+        let expected = crate::store::TraceLimits {
+            max_documents: 50,
+            max_bytes: 2 << 20,
+            live_documents: 0,
+        };
+        assert_eq!(c.trace_limits, expected);
+        let mut clickhouse = flags.to_vec();
+        clickhouse.extend([
+            "--store",
+            "clickhouse",
+            "--clickhouse-url",
+            "http://127.0.0.1:8123",
+        ]);
+        let c = args(&clickhouse).validate().unwrap();
+        assert_eq!(c.clickhouse.map(|ch| ch.trace_limits), Some(expected));
+        for (flag, bad) in [("--max-trace-documents", "0"), ("--max-trace-mib", "0")] {
+            let e = args(&[flag, bad]).validate().unwrap_err();
+            assert!(e.to_string().contains(flag), "{e}");
+        }
+    }
+
+    #[test]
     fn demo_implies_the_embedded_daemon() {
         let c = args(&["--demo", "--daemon-udp", "127.0.0.1:0"])
             .validate()
