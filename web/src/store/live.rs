@@ -377,6 +377,15 @@ mod tests {
         format!("1-{epoch:08x}-000000000000000000000001")
     }
 
+    /// A trace holding `docs`, 10 bytes each.
+    fn holding(docs: &[crate::store::IngestDocument], limits: &TraceLimits) -> Box<LiveTrace<()>> {
+        let mut t = LiveTrace::default();
+        for d in docs {
+            t.admit(&d.id, &d.facts, 10, limits);
+        }
+        Box::new(t)
+    }
+
     #[test]
     fn the_horizon_decides_new_from_late_and_rises_past_evicted_traces() {
         let counters = Arc::new(LiveCounters::default());
@@ -401,16 +410,9 @@ mod tests {
         live.put(trace(100), Box::new(t));
         assert!(matches!(live.take(&trace(100)), Found::Live(_)));
         // Two documents fit; a second trace of two evicts the older epoch.
-        let mut t = LiveTrace::default();
-        for d in &docs {
-            t.admit(&d.id, &d.facts, 10, live.limits());
-        }
-        live.put(trace(100), Box::new(t));
-        let mut t = LiveTrace::default();
-        for d in &docs {
-            t.admit(&d.id, &d.facts, 10, live.limits());
-        }
-        live.put(trace(101), Box::new(t));
+        let limits = *live.limits();
+        live.put(trace(100), holding(&docs, &limits));
+        live.put(trace(101), holding(&docs, &limits));
         assert!(matches!(live.take(&trace(100)), Found::Late));
         assert!(matches!(live.take(&trace(101)), Found::Live(_)));
         assert_eq!(counters.evicted.load(Ordering::Relaxed), 1);
@@ -441,31 +443,22 @@ mod tests {
     fn a_trace_at_its_cap_refuses_new_documents_but_takes_replacements() {
         let raw = crate::synth::shop_trace(1, 1_800_000_000.0);
         let docs = prepared(&raw);
-        let mut t: LiveTrace<()> = LiveTrace::default();
-        let limits = TraceLimits {
+        let by_count = TraceLimits {
             max_documents: 1,
             ..limits(10)
         };
-        assert_eq!(
-            t.admit(&docs[0].id, &docs[0].facts, 10, &limits),
-            Admit::Changed
-        );
-        assert_eq!(
-            t.admit(&docs[1].id, &docs[1].facts, 10, &limits),
-            Admit::OverCap
-        );
-        let bytes = TraceLimits {
+        let by_bytes = TraceLimits {
             max_bytes: 15,
-            ..limits
+            ..limits(10)
         };
-        let mut t: LiveTrace<()> = LiveTrace::default();
-        assert_eq!(
-            t.admit(&docs[0].id, &docs[0].facts, 10, &bytes),
-            Admit::Changed
-        );
-        assert_eq!(
-            t.admit(&docs[1].id, &docs[1].facts, 10, &bytes),
-            Admit::OverCap
-        );
+        for limits in [by_count, by_bytes] {
+            let mut t: LiveTrace<()> = LiveTrace::default();
+            let admit =
+                |t: &mut LiveTrace<()>, i: usize| t.admit(&docs[i].id, &docs[i].facts, 10, &limits);
+            assert_eq!(admit(&mut t, 0), Admit::Changed);
+            assert_eq!(admit(&mut t, 1), Admit::OverCap);
+            // A replacement of a held document is not a new one: still taken.
+            assert_eq!(admit(&mut t, 0), Admit::Changed);
+        }
     }
 }
