@@ -5,7 +5,7 @@
 //! The pipeline, one folder per stage:
 //! `listener` (UDP, `recvmmsg`) -> `processor` (framing, validation, scrubbing; one thread per
 //! worker, each with its own `batcher`) -> `forwarder` (concurrent `PutTraceSegments` with
-//! retries) <-> `spool` (disk, replayed in order). `sampling_proxy` serves the TCP port,
+//! retries) <-> `spool` (disk, checksummed, replayed oldest first). `sampling_proxy` serves the TCP port,
 //! `telemetry` holds the counters. [`Daemon::bind`] then [`BoundDaemon::run`] is the whole
 //! daemon, usable inside another process (the all-in-one demo embeds it).
 
@@ -107,6 +107,7 @@ impl Daemon {
             counters
                 .spool_bytes
                 .store(spool.used_bytes(), Ordering::Relaxed);
+            counters.quarantined.add(spool.quarantined_at_open());
         }
         Ok(BoundDaemon {
             budget: Arc::new(MemoryBudget::new(config.buffer_memory_bytes)),

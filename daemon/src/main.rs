@@ -24,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     }
     let config = cli.run.validate()?;
     init_logging(&config)?;
+    roentgen_sdk::scrub::install_panic_hook();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("roentgen-io")

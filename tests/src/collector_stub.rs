@@ -2,7 +2,7 @@
 //! it gets on a loopback port and can be stopped and restarted on the same port to simulate an
 //! outage. It is the daemon crate's [`MiniCollector`], which its benchmark uses too.
 
-pub use roentgen_daemon::loadgen::collector::{CollectorOptions, MiniCollector};
+pub use roentgen_daemon::loadgen::collector::{CollectorOptions, Fault, MiniCollector};
 
 /// Starts a recording collector on an ephemeral loopback port.
 pub fn recording() -> MiniCollector {

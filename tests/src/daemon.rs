@@ -56,6 +56,13 @@ impl Daemon {
         socket
     }
 
+    /// Kills the process with SIGKILL (no clean shutdown, nothing flushed) and reaps it.
+    pub fn kill9(mut self) {
+        let child = self.process.child();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the exit code and the final
     /// `roentgen-daemon stopped ...` line.
     pub fn terminate(mut self) -> (Option<i32>, String) {

@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    roentgen_sdk::scrub::install_panic_hook();
     if std::env::args().nth(1).as_deref() == Some("keys") {
         let args = roentgen_web::auth::keys::KeysArgs::parse_from(std::env::args().skip(1));
         roentgen_web::auth::keys::run(args, &mut std::io::stdout().lock())?;

@@ -1,17 +1,25 @@
 //! The forwarder: a few concurrent senders posting batches to the collector as
 //! `PutTraceSegments`, retrying with exponential back-off and jitter, honouring
-//! `UnprocessedTraceSegments`, spooling to disk while the collector is unreachable, and
-//! replaying the spool in order when it is back.
+//! `UnprocessedTraceSegments`, spooling to disk while the collector is unreachable or refusing,
+//! and replaying the spool, several files at a time, when it is back.
 //!
-//! Policy when things go wrong:
-//! - connection errors, timeouts, 429 and 5xx are retried; after `spool_after_attempts`
-//!   failures the collector is deemed down and batches go to the spool (if configured) until a
-//!   replay succeeds; without a spool they wait in memory, retried with back-off;
-//! - other 4xx answers and non-retryable unprocessed entries are the collector's final word:
-//!   counted as `dropped{reason="collector_refused"}` and logged;
+//! Policy when things go wrong (what an answer means is [`answer`]'s one rule):
+//! - every whole-request failure keeps the batch: connection errors, timeouts, 5xx, a 2xx
+//!   that is not an X-Ray answer, and every 4xx. After `spool_after_attempts` failures the
+//!   collector is deemed down and batches go to the spool (if configured) until a replay
+//!   succeeds; without a spool they wait in memory (the memory bound applies), retried with
+//!   back-off;
+//! - a 4xx but 429 is a refusal the operator must fix: logged at error level once a minute
+//!   with a hint, and shown as `collector_refusals_total{status}` and
+//!   `collector_refusing_status`; a 413 splits the batch and retries the halves;
+//! - documents the collector leaves unprocessed but retryable are retried with the same
+//!   bound, then spooled; only a non-retryable entry is final, counted as
+//!   `dropped{reason="collector_refused"}` and logged;
 //! - after the shutdown deadline, whatever is left is spooled, or dropped and counted.
 
+mod answer;
 pub mod client;
+mod replay;
 pub mod sign;
 
 use std::sync::Arc;
@@ -20,57 +28,15 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use roentgen_sdk::model::SegmentId;
-use serde::Deserialize;
+use roentgen_sdk::scrub::log_safe;
 use tokio::sync::{Notify, Semaphore, mpsc::UnboundedReceiver, watch};
+
+pub use answer::{SendError, Unprocessed, refusal_hint};
 
 use crate::batcher::Batch;
 use crate::memory::MemoryBudget;
 use crate::spool::{Spool, SpoolError};
 use crate::telemetry::{BackendError, Counters, DropReason, RateLimit};
-
-/// A failed exchange with the collector.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind:?}: {message}")]
-pub struct SendError {
-    /// The X-Ray backend error kind.
-    pub kind: BackendError,
-    /// Whether trying again may help.
-    pub retryable: bool,
-    /// What happened.
-    pub message: String,
-}
-
-/// One entry of `UnprocessedTraceSegments`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct Unprocessed {
-    /// The document's id.
-    pub id: Option<String>,
-    /// The error code.
-    pub error_code: Option<String>,
-    /// The message.
-    pub message: Option<String>,
-}
-
-impl Unprocessed {
-    /// Whether sending the document again may succeed (throttling or a server-side failure).
-    pub fn retryable(&self) -> bool {
-        let code = self
-            .error_code
-            .as_deref()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        ["throttl", "internal", "unavailable", "timeout", "limit"]
-            .iter()
-            .any(|k| code.contains(k))
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
-struct PutResponse {
-    unprocessed_trace_segments: Vec<Unprocessed>,
-}
 
 /// A back-off delay for the `attempt`-th retry (1-based): 100 ms doubling up to `max`, with
 /// "equal jitter" (half fixed, half random) so senders do not retry in lockstep.
@@ -110,6 +76,7 @@ pub struct Forwarder {
     spooled: Notify,
     fail_log: RateLimit,
     refuse_log: RateLimit,
+    refusal_log: RateLimit,
 }
 
 impl Forwarder {
@@ -133,6 +100,7 @@ impl Forwarder {
             spooled: Notify::new(),
             fail_log: RateLimit::new(Duration::from_secs(10)),
             refuse_log: RateLimit::new(Duration::from_secs(10)),
+            refusal_log: RateLimit::new(Duration::from_secs(60)),
         }
     }
 
@@ -145,11 +113,11 @@ impl Forwarder {
         let was = self.collector_up.swap(up, Ordering::AcqRel);
         if was != up {
             if up {
-                tracing::info!("collector reachable again");
+                tracing::info!("collector accepting batches again");
             } else {
                 tracing::warn!(
                     spool = self.spool.is_some(),
-                    "collector unreachable; holding batches in the spool or in memory"
+                    "collector unreachable or refusing; holding batches in the spool or in memory"
                 );
             }
         }
@@ -165,7 +133,7 @@ impl Forwarder {
             } else {
                 BackendError::Other
             },
-            retryable: true,
+            refused: None,
             message: client::error_chain(&e),
         };
         let response = sign::post(
@@ -178,41 +146,31 @@ impl Forwarder {
         .send()
         .await
         .map_err(classify)?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(classify)?;
-        if status.is_success() {
-            let parsed: PutResponse = serde_json::from_slice(&bytes).unwrap_or_default();
-            return Ok(parsed.unprocessed_trace_segments);
-        }
-        let message = format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-        );
-        if status.as_u16() == 429 {
-            Err(SendError {
-                kind: BackendError::Http4xx,
-                retryable: true,
-                message,
-            })
-        } else if status.is_server_error() {
-            Err(SendError {
-                kind: BackendError::Http5xx,
-                retryable: true,
-                message,
-            })
-        } else {
-            Err(SendError {
-                kind: BackendError::Http4xx,
-                retryable: false,
-                message,
-            })
-        }
+        answer::read(status, &bytes)
     }
 
-    fn log_failure(&self, error: &SendError, documents: usize, attempt: u32) {
-        if let Some(suppressed) = self.fail_log.check() {
+    /// Counts a failed exchange, and logs it: a refusal loudly once a minute, anything else
+    /// as a retry every 10 s.
+    fn note_failure(&self, error: &SendError, documents: u64, attempt: u32) {
+        self.counters.backend_error(error.kind);
+        self.counters.collector_answered(error.refused);
+        if let Some(status) = error.refused {
+            if let Some(suppressed) = self.refusal_log.check() {
+                tracing::error!(
+                    status,
+                    error = %log_safe(error),
+                    hint = refusal_hint(status),
+                    documents,
+                    attempt,
+                    suppressed_since_last = suppressed,
+                    "the collector refuses the request; the batch is kept (retried, then spooled), nothing is dropped"
+                );
+            }
+        } else if let Some(suppressed) = self.fail_log.check() {
             tracing::warn!(
-                %error,
+                error = %log_safe(error),
                 documents,
                 attempt,
                 suppressed_since_last = suppressed,
@@ -224,7 +182,7 @@ impl Forwarder {
     fn log_refused(&self, what: &dyn std::fmt::Display, documents: u64) {
         if let Some(suppressed) = self.refuse_log.check() {
             tracing::error!(
-                detail = %what,
+                detail = %log_safe(what),
                 documents,
                 suppressed_since_last = suppressed,
                 "collector refused documents; dropped"
@@ -260,49 +218,74 @@ impl Forwarder {
         retry
     }
 
-    /// Writes a batch to the spool; false if there is no spool or it cannot take the batch.
-    fn try_spool(&self, batch: &Batch) -> bool {
-        let Some(spool) = &self.spool else {
+    /// Writes a batch to the spool on the blocking pool; false if there is no spool or it
+    /// cannot take the batch.
+    async fn try_spool(&self, batch: &Batch) -> bool {
+        let Some(spool) = self.spool.clone() else {
             return false;
         };
-        match spool.write(&batch.body(), batch.len() as u64) {
-            Ok(_) => {
+        let body = batch.body();
+        let documents = batch.len() as u64;
+        let written =
+            tokio::task::spawn_blocking(move || spool.write(&body, documents).map(|_| spool)).await;
+        match written {
+            Ok(Ok(spool)) => {
                 self.counters
                     .spooled
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    .fetch_add(documents, Ordering::Relaxed);
                 self.counters
                     .spool_bytes
                     .store(spool.used_bytes(), Ordering::Relaxed);
                 self.spooled.notify_one();
                 true
             }
-            Err(error @ SpoolError::Full { .. }) => {
+            Ok(Err(error @ SpoolError::Full { .. })) => {
                 if let Some(suppressed) = self.fail_log.check() {
                     tracing::warn!(%error, suppressed_since_last = suppressed, "spool full; batch stays in memory");
                 }
                 false
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 tracing::error!(%error, "cannot write to the spool; batch stays in memory");
+                false
+            }
+            Err(error) => {
+                tracing::error!(%error, "spool write did not finish; batch stays in memory");
                 false
             }
         }
     }
 
-    /// Delivers one batch: sends, retries, spools or (only past the shutdown deadline, or on
-    /// the collector's refusal) drops; then releases its memory.
+    /// Delivers one batch: sends, retries, splits, spools or (only past the shutdown
+    /// deadline, or on the collector's per-document refusal) drops; then releases its memory.
     pub async fn deliver(&self, batch: Batch) {
         let documents = batch.len() as u64;
         let charged = batch.charged;
-        let mut batch = batch;
+        // A 413 splits a batch: the halves wait here, first half on top.
+        let mut pending = vec![batch];
+        while let Some(batch) = pending.pop() {
+            if let Some([first, second]) = self.deliver_one(batch).await {
+                pending.push(second);
+                pending.push(first);
+            }
+        }
+        self.budget.release(charged);
+        self.counters
+            .buffered_documents
+            .fetch_sub(documents, Ordering::Relaxed);
+    }
+
+    /// Sends one batch until it is delivered, spooled or dropped; or returns its two halves
+    /// when the collector says it is too large.
+    async fn deliver_one(&self, mut batch: Batch) -> Option<[Batch; 2]> {
         let mut attempt = 0u32;
         let mut deadline = self.deadline.clone();
         loop {
             let past_deadline = *deadline.borrow();
             if (past_deadline || (!self.collector_up() && self.spool.is_some()))
-                && self.try_spool(&batch)
+                && self.try_spool(&batch).await
             {
-                break;
+                return None;
             }
             if past_deadline {
                 self.counters
@@ -311,7 +294,7 @@ impl Forwarder {
                     documents = batch.len(),
                     "shutdown deadline passed and the spool cannot take the batch; dropped"
                 );
-                break;
+                return None;
             }
             let result = tokio::select! {
                 r = self.post(batch.body()) => r,
@@ -320,50 +303,42 @@ impl Forwarder {
             match result {
                 Ok(unprocessed) => {
                     self.set_up(true);
+                    self.counters.collector_answered(None);
                     self.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
-                    let retry = if unprocessed.is_empty() {
-                        Vec::new()
-                    } else {
-                        self.sort_unprocessed(&unprocessed)
-                    };
-                    let failed: Vec<&str> =
-                        unprocessed.iter().filter_map(|u| u.id.as_deref()).collect();
-                    let now = Instant::now();
-                    let mut delivered = 0u64;
-                    for d in batch.docs() {
-                        if !failed.is_empty() && failed.contains(&d.id.to_string().as_str()) {
-                            continue;
-                        }
-                        delivered += 1;
-                        self.counters
-                            .latency
-                            .record(now.duration_since(d.received_at), 1);
-                    }
-                    self.counters.sent.fetch_add(delivered, Ordering::Relaxed);
+                    let retry = self.count_delivered(&batch, &unprocessed);
                     if retry.is_empty() {
-                        break;
+                        return None;
                     }
                     batch = batch.subset(|_, d| retry.contains(&d.id));
                     if batch.is_empty() {
-                        break;
+                        return None;
                     }
                     attempt += 1;
+                    if attempt >= self.settings.spool_after_attempts && self.try_spool(&batch).await
+                    {
+                        tracing::warn!(
+                            documents = batch.len(),
+                            attempt,
+                            "documents still unprocessed after retries; spooled"
+                        );
+                        return None;
+                    }
                 }
-                Err(error) if !error.retryable => {
-                    self.counters.backend_error(error.kind);
-                    self.counters
-                        .drop_documents(DropReason::CollectorRefused, batch.len() as u64);
-                    self.log_refused(&error, batch.len() as u64);
-                    break;
+                Err(error) if error.too_large() && batch.len() > 1 => {
+                    self.note_failure(&error, batch.len() as u64, attempt);
+                    let half = batch.len() / 2;
+                    return Some([
+                        batch.subset(|i, _| i < half),
+                        batch.subset(|i, _| i >= half),
+                    ]);
                 }
                 Err(error) => {
-                    self.counters.backend_error(error.kind);
                     attempt += 1;
-                    self.log_failure(&error, batch.len(), attempt);
+                    self.note_failure(&error, batch.len() as u64, attempt);
                     if attempt >= self.settings.spool_after_attempts {
                         self.set_up(false);
-                        if self.try_spool(&batch) {
-                            break;
+                        if self.try_spool(&batch).await {
+                            return None;
                         }
                     }
                 }
@@ -375,10 +350,30 @@ impl Forwarder {
                 _ = deadline.wait_for(|d| *d) => {}
             }
         }
-        self.budget.release(charged);
-        self.counters
-            .buffered_documents
-            .fetch_sub(documents, Ordering::Relaxed);
+    }
+
+    /// Counts the documents of `batch` the collector took (and their latency); returns the
+    /// ids to send again.
+    fn count_delivered(&self, batch: &Batch, unprocessed: &[Unprocessed]) -> Vec<SegmentId> {
+        let retry = if unprocessed.is_empty() {
+            Vec::new()
+        } else {
+            self.sort_unprocessed(unprocessed)
+        };
+        let failed: Vec<&str> = unprocessed.iter().filter_map(|u| u.id.as_deref()).collect();
+        let now = Instant::now();
+        let mut delivered = 0u64;
+        for d in batch.docs() {
+            if !failed.is_empty() && failed.contains(&d.id.to_string().as_str()) {
+                continue;
+            }
+            delivered += 1;
+            self.counters
+                .latency
+                .record(now.duration_since(d.received_at), 1);
+        }
+        self.counters.sent.fetch_add(delivered, Ordering::Relaxed);
+        retry
     }
 
     /// Takes closed batches and delivers them with at most `senders` in flight; returns when
@@ -400,101 +395,6 @@ impl Forwarder {
             .acquire_many(u32::try_from(senders).unwrap_or(u32::MAX))
             .await;
     }
-
-    /// Replays the spool, oldest batch first, until `stop` turns true. A batch is removed only
-    /// once the collector accepted it.
-    pub async fn run_replay(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let Some(spool) = self.spool.clone() else {
-            return;
-        };
-        let mut attempt = 0u32;
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            let Some(entry) = spool.oldest() else {
-                tokio::select! {
-                    _ = self.spooled.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-                continue;
-            };
-            if attempt == 0 && !self.collector_up() {
-                // Newly spooled because the collector is down: wait a moment before probing.
-                attempt = 1;
-            }
-            if attempt > 0 {
-                let pause = backoff(attempt, self.settings.retry_max_backoff);
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stop.wait_for(|s| *s) => return,
-                }
-            }
-            let body = match spool.read(&entry) {
-                Ok(body) => body,
-                Err(error) => {
-                    tracing::error!(%error, seq = entry.seq, "unreadable spool file skipped");
-                    let _ = spool.remove(&entry);
-                    continue;
-                }
-            };
-            let result = tokio::select! {
-                r = self.post(body.clone()) => r,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            match result {
-                Ok(unprocessed) => {
-                    self.set_up(true);
-                    attempt = 0;
-                    let mut replayed = entry.documents;
-                    if !unprocessed.is_empty() {
-                        let retry = self.sort_unprocessed(&unprocessed);
-                        replayed = replayed.saturating_sub(unprocessed.len() as u64);
-                        if !retry.is_empty()
-                            && let Ok(batch) = Batch::from_body(&body, Instant::now())
-                        {
-                            let again = batch.subset(|_, d| retry.contains(&d.id));
-                            if let Err(error) = spool.write(&again.body(), again.len() as u64) {
-                                tracing::error!(%error, documents = again.len(), "cannot re-spool unprocessed documents; dropped");
-                                self.counters.drop_documents(
-                                    DropReason::CollectorRefused,
-                                    again.len() as u64,
-                                );
-                            }
-                        }
-                    }
-                    self.counters
-                        .replayed
-                        .fetch_add(replayed, Ordering::Relaxed);
-                    if let Err(error) = spool.remove(&entry) {
-                        tracing::error!(%error, "cannot remove a replayed spool file");
-                    }
-                }
-                Err(error) if !error.retryable => {
-                    self.counters.backend_error(error.kind);
-                    self.counters
-                        .drop_documents(DropReason::CollectorRefused, entry.documents);
-                    self.log_refused(&error, entry.documents);
-                    let _ = spool.remove(&entry);
-                }
-                Err(error) => {
-                    self.counters.backend_error(error.kind);
-                    self.counters.retried.fetch_add(1, Ordering::Relaxed);
-                    self.set_up(false);
-                    attempt += 1;
-                    self.log_failure(
-                        &error,
-                        usize::try_from(entry.documents).unwrap_or(0),
-                        attempt,
-                    );
-                }
-            }
-            self.counters
-                .spool_bytes
-                .store(spool.used_bytes(), Ordering::Relaxed);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -511,22 +411,5 @@ mod tests {
                 .min(max);
             assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?}");
         }
-    }
-
-    #[test]
-    fn unprocessed_codes() {
-        let u = |code: &str| Unprocessed {
-            id: Some("0000000000000001".into()),
-            error_code: Some(code.into()),
-            message: None,
-        };
-        assert!(u("ThrottledException").retryable());
-        assert!(u("InternalFailure").retryable());
-        assert!(!u("InvalidSegment").retryable());
-        let parsed: PutResponse = serde_json::from_str(
-            r#"{"UnprocessedTraceSegments":[{"Id":"a","ErrorCode":"X","Message":"m"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(parsed.unprocessed_trace_segments.len(), 1);
     }
 }

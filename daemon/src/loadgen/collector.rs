@@ -1,7 +1,9 @@
 //! A minimal real-HTTP collector for tests and benchmarks: answers the X-Ray calls the daemon
 //! makes (`PutTraceSegments`, `PutTelemetryRecords`, the sampling calls) on loopback, records
 //! or counts what it got, and can be stopped and restarted on the same port to simulate an
-//! outage. Plain `std` threads, HTTP/1.1 with keep-alive; nothing else.
+//! outage, or made to misbehave on purpose ([`Fault`]: a refusing status, a body limit, a
+//! garbage success) to test the daemon's failure paths. Plain `std` threads, HTTP/1.1 with
+//! keep-alive; nothing else.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -19,8 +21,25 @@ pub struct CollectorOptions {
     pub throttle_first: usize,
 }
 
+/// How the collector misbehaves on `PutTraceSegments`; switchable while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Answers as X-Ray does.
+    #[default]
+    None,
+    /// Answers every request with this HTTP status and an X-Ray-style error body, taking
+    /// nothing.
+    Status(u16),
+    /// Answers 413 to a request whose body is larger than this many bytes.
+    MaxBody(usize),
+    /// Answers 200 with a body that is not JSON, taking nothing (a proxy's error page).
+    Garbage,
+}
+
 #[derive(Default)]
 struct State {
+    fault: Mutex<Fault>,
+    faulted: AtomicU64,
     documents: Mutex<Vec<String>>,
     counted: AtomicU64,
     requests: AtomicU64,
@@ -146,6 +165,18 @@ impl MiniCollector {
         self.state.counted.load(Ordering::Acquire)
     }
 
+    /// Makes the collector misbehave (or behave again, with [`Fault::None`]).
+    pub fn set_fault(&self, fault: Fault) {
+        if let Ok(mut f) = self.state.fault.lock() {
+            *f = fault;
+        }
+    }
+
+    /// `PutTraceSegments` requests answered with a [`Fault`].
+    pub fn faulted(&self) -> u64 {
+        self.state.faulted.load(Ordering::Acquire)
+    }
+
     /// `PutTraceSegments` requests answered.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Acquire)
@@ -226,6 +257,44 @@ fn put_trace_segments(state: &State, body: &[u8], record: bool) -> String {
     serde_json::json!({ "UnprocessedTraceSegments": unprocessed }).to_string()
 }
 
+/// The answer a [`Fault`] gives to a body of `len` bytes, if it applies.
+fn faulty_answer(state: &State, len: usize) -> Option<(String, &'static str)> {
+    let fault = state.fault.lock().map(|f| *f).unwrap_or_default();
+    let answer = match fault {
+        Fault::None => return None,
+        Fault::Status(code) => (
+            format!("{code} {}", reason_phrase(code)),
+            r#"{"__type":"PlantedFault","message":"refused on purpose"}"#,
+        ),
+        Fault::MaxBody(max) if len > max => (
+            "413 Payload Too Large".to_owned(),
+            r#"{"__type":"PayloadTooLarge","message":"body too large"}"#,
+        ),
+        Fault::MaxBody(_) => return None,
+        Fault::Garbage => (
+            "200 OK".to_owned(),
+            "<html><body>upstream is being upgraded</body></html>",
+        ),
+    };
+    state.faulted.fetch_add(1, Ordering::AcqRel);
+    Some(answer)
+}
+
+fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
 fn respond(stream: &mut TcpStream, status: &str, body: &str) -> io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -273,6 +342,10 @@ fn serve(stream: TcpStream, state: &State, record: bool) -> io::Result<()> {
         }
         match (method.as_str(), path.as_str()) {
             ("POST", "/TraceSegments") => {
+                if let Some((status, answer)) = faulty_answer(state, body.len()) {
+                    respond(&mut writer, &status, answer)?;
+                    continue;
+                }
                 let answer = put_trace_segments(state, &body, record);
                 respond(&mut writer, "200 OK", &answer)?;
             }
@@ -347,5 +420,29 @@ mod tests {
         post(c.addr(), "/TraceSegments", body).unwrap();
         assert_eq!(c.document_count(), 3);
         assert_eq!(count_documents(body.as_bytes()), 2);
+
+        c.set_fault(Fault::Status(401));
+        assert!(
+            post(c.addr(), "/TraceSegments", body)
+                .unwrap()
+                .starts_with("HTTP/1.1 401")
+        );
+        c.set_fault(Fault::MaxBody(10));
+        assert!(
+            post(c.addr(), "/TraceSegments", body)
+                .unwrap()
+                .starts_with("HTTP/1.1 413")
+        );
+        c.set_fault(Fault::Garbage);
+        assert!(
+            post(c.addr(), "/TraceSegments", body)
+                .unwrap()
+                .contains("<html>")
+        );
+        assert_eq!(c.faulted(), 3);
+        assert_eq!(c.document_count(), 3, "a faulty answer takes nothing");
+        c.set_fault(Fault::MaxBody(body.len()));
+        post(c.addr(), "/TraceSegments", body).unwrap();
+        assert_eq!(c.document_count(), 5);
     }
 }

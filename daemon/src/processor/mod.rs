@@ -9,8 +9,15 @@
 //! cannot take (malformed JSON, a `drop` action) are parsed into a `Value` and scrubbed there,
 //! which decides their fate exactly as before. Scrub counts are added to the shared counters
 //! once per packet batch.
+//!
+//! A panic while handling one datagram (a bug, e.g. in a detector) is caught around that
+//! datagram: it is dropped (never forwarded unscrubbed), counted as `dropped{reason=
+//! "worker_panic"}` and `worker_panics_total`, its memory charge released, and the worker goes
+//! on with the next datagram. A panic anywhere else in the worker's loop is caught too and the
+//! loop starts again with its batcher intact.
 
 use std::fmt::Display;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, LazyLock};
@@ -19,13 +26,37 @@ use std::time::{Duration, Instant};
 use roentgen_sdk::model::{
     DocumentHead, SegmentId, ValidationError, ValidationErrorKind, WireError, split_datagram,
 };
-use roentgen_sdk::scrub::{ScrubReport, Scrubber};
+use roentgen_sdk::scrub::{ScrubReport, Scrubber, log_safe};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::batcher::{Batch, Batcher};
 use crate::listener::{PacketBatch, PacketPool};
 use crate::memory::MemoryBudget;
-use crate::telemetry::{Counters, RateLimit, RejectReason};
+use crate::telemetry::{Counters, DropReason, RateLimit, RejectReason};
+
+static PANIC_LOG: LazyLock<RateLimit> = LazyLock::new(|| RateLimit::new(Duration::from_secs(10)));
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Counts and logs a panic caught in a worker. The message may quote the document (a `str`
+/// slicing panic does), so it is scrubbed before it is logged.
+fn note_panic(counters: &Counters, payload: &(dyn std::any::Any + Send), what: &str) {
+    counters.worker_panics.fetch_add(1, Ordering::Relaxed);
+    if let Some(suppressed) = PANIC_LOG.check() {
+        tracing::error!(
+            message = %log_safe(&panic_message(payload)),
+            suppressed_since_last = suppressed,
+            "a processing worker panicked ({what}); it goes on"
+        );
+    }
+}
 
 static REJECT_LOGS: LazyLock<Vec<RateLimit>> = LazyLock::new(|| {
     RejectReason::ALL
@@ -34,7 +65,8 @@ static REJECT_LOGS: LazyLock<Vec<RateLimit>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Logs a rejected datagram, at most once per 10 s per reason.
+/// Logs a rejected datagram, at most once per 10 s per reason, with its detail scrubbed (a
+/// parse error may quote the document).
 pub fn log_reject(reason: RejectReason, detail: &dyn Display) {
     let index = RejectReason::ALL
         .iter()
@@ -43,7 +75,7 @@ pub fn log_reject(reason: RejectReason, detail: &dyn Display) {
     if let Some(suppressed) = REJECT_LOGS.get(index).and_then(RateLimit::check) {
         tracing::warn!(
             reason = reason.as_str(),
-            %detail,
+            detail = %log_safe(detail),
             suppressed_since_last = suppressed,
             "rejected datagram"
         );
@@ -188,6 +220,10 @@ pub fn check_and_scrub_into<'a>(
 ) -> Result<Accepted<'a>, RejectReason> {
     out.clear();
     let accepted = check(datagram, max_document_bytes)?;
+    #[cfg(test)]
+    if accepted.document.contains(tests::PANIC_MARKER) {
+        panic!("planted panic in {}", accepted.document);
+    }
     let Some(scrubber) = scrubber else {
         return Ok(accepted);
     };
@@ -245,29 +281,42 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Runs until the listener hangs up, then flushes the partial batch.
+    /// Runs until the listener hangs up, then flushes the partial batch. A panic that escapes
+    /// [`Worker::process`]'s per-datagram guard is caught here and the loop starts again.
     pub fn run(mut self) {
         loop {
-            let wait = self
-                .batcher
-                .time_to_flush(Instant::now())
-                .unwrap_or(Duration::from_secs(3600));
-            match self.input.recv_timeout(wait) {
-                Ok(packets) => {
-                    self.process(&packets);
-                    self.budget.release(packets.overhead);
-                    self.pool.give(packets);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if let Some(batch) = self.batcher.poll(Instant::now()) {
-                self.emit(batch);
+            match catch_unwind(AssertUnwindSafe(|| self.step())) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(payload) => note_panic(&self.counters, payload.as_ref(), "outside a datagram"),
             }
         }
         if let Some(batch) = self.batcher.take() {
             self.emit(batch);
         }
+    }
+
+    /// Waits for one packet batch (or the flush time) and handles it; false once the listener
+    /// hung up.
+    fn step(&mut self) -> bool {
+        let wait = self
+            .batcher
+            .time_to_flush(Instant::now())
+            .unwrap_or(Duration::from_secs(3600));
+        let open = match self.input.recv_timeout(wait) {
+            Ok(packets) => {
+                self.process(&packets);
+                self.budget.release(packets.overhead);
+                self.pool.give(packets);
+                true
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => false,
+        };
+        if let Some(batch) = self.batcher.poll(Instant::now()) {
+            self.emit(batch);
+        }
+        open
     }
 
     fn emit(&self, batch: Batch) {
@@ -291,17 +340,27 @@ impl Worker {
         let mut scrubbed = String::new();
         for datagram in packets.iter() {
             let raw = crate::memory::admission_charge(datagram.len());
-            let accepted = match check_and_scrub_into(
-                datagram,
-                self.max_document_bytes,
-                self.scrubber.as_ref(),
-                &mut tally,
-                &mut scrubbed,
-            ) {
-                Ok(accepted) => accepted,
-                Err(reason) => {
+            let checked = catch_unwind(AssertUnwindSafe(|| {
+                check_and_scrub_into(
+                    datagram,
+                    self.max_document_bytes,
+                    self.scrubber.as_ref(),
+                    &mut tally,
+                    &mut scrubbed,
+                )
+            }));
+            let accepted = match checked {
+                Ok(Ok(accepted)) => accepted,
+                Ok(Err(reason)) => {
                     self.counters.reject(reason);
                     self.budget.release(raw);
+                    continue;
+                }
+                Err(payload) => {
+                    note_panic(&self.counters, payload.as_ref(), "on one datagram");
+                    self.counters.drop_documents(DropReason::WorkerPanic, 1);
+                    self.budget.release(raw);
+                    scrubbed.clear();
                     continue;
                 }
             };
@@ -339,6 +398,9 @@ mod tests {
     fn datagram(doc: &str) -> Vec<u8> {
         format!("{HEADER}{doc}").into_bytes()
     }
+
+    /// A document holding this makes [`check_and_scrub_into`] panic (tests only).
+    pub(super) const PANIC_MARKER: &str = "roentgen-planted-panic";
 
     const GOOD: &str = r#"{"name":"api","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449}"#;
 
@@ -428,5 +490,50 @@ mod tests {
         let at = bad_utf8.len() - 3;
         bad_utf8[at] = 0xff;
         assert_eq!(check(&bad_utf8, 65536).unwrap_err(), RejectReason::NotJson);
+    }
+
+    #[test]
+    fn a_panic_on_one_datagram_drops_only_that_one_and_the_worker_goes_on() {
+        let (input, rx) = std::sync::mpsc::sync_channel(4);
+        let (output, mut closed) = tokio::sync::mpsc::unbounded_channel();
+        let budget = Arc::new(MemoryBudget::new(1 << 20));
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            input: rx,
+            pool: Arc::new(PacketPool::default()),
+            budget: budget.clone(),
+            counters: counters.clone(),
+            scrubber: Some(Scrubber::default()),
+            max_document_bytes: 65536,
+            batcher: Batcher::new(100, Duration::from_secs(3600)),
+            output,
+        };
+        let poisoned = GOOD.replace(
+            "\"end_time\"",
+            &format!("\"annotations\":{{\"m\":\"{PANIC_MARKER} jane@example.com\"}},\"end_time\""),
+        );
+        let second = GOOD.replace("70de5b6f19ff9a0a", "70de5b6f19ff9a0b");
+        let mut packets = PacketBatch::default();
+        for doc in [GOOD, poisoned.as_str(), second.as_str()] {
+            let d = datagram(doc);
+            budget.force_acquire(crate::memory::admission_charge(d.len()));
+            packets.push(&d);
+        }
+        input.send(packets).unwrap();
+        drop(input);
+        worker.run();
+
+        let batch = closed.try_recv().expect("the other datagrams are batched");
+        let ids: Vec<String> = batch.docs().iter().map(|d| d.id.to_string()).collect();
+        assert_eq!(ids, ["70de5b6f19ff9a0a", "70de5b6f19ff9a0b"]);
+        assert!(closed.try_recv().is_err());
+        assert_eq!(counters.worker_panics.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.dropped(DropReason::WorkerPanic), 1);
+        assert_eq!(counters.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            budget.used(),
+            batch.charged,
+            "the panicked datagram's charge is released"
+        );
     }
 }

@@ -76,14 +76,24 @@ pub enum DropReason {
     BufferFull,
     /// The shutdown deadline passed and the spool could not take the rest.
     Shutdown,
-    /// The collector refused the batch or the document for good (a 4xx answer, or a
-    /// non-retryable `UnprocessedTraceSegments` entry).
+    /// The collector refused the document for good (a non-retryable
+    /// `UnprocessedTraceSegments` entry).
     CollectorRefused,
+    /// Processing the datagram panicked (a bug); it is not forwarded unscrubbed.
+    WorkerPanic,
+    /// A spooled batch's file disappeared (removed outside the daemon).
+    SpoolFileMissing,
 }
 
 impl DropReason {
     /// Every reason, in the order they are reported.
-    pub const ALL: [DropReason; 3] = [Self::BufferFull, Self::Shutdown, Self::CollectorRefused];
+    pub const ALL: [DropReason; 5] = [
+        Self::BufferFull,
+        Self::Shutdown,
+        Self::CollectorRefused,
+        Self::WorkerPanic,
+        Self::SpoolFileMissing,
+    ];
 
     /// The label used in metrics and logs.
     pub fn as_str(self) -> &'static str {
@@ -91,6 +101,8 @@ impl DropReason {
             Self::BufferFull => "buffer_full",
             Self::Shutdown => "shutdown",
             Self::CollectorRefused => "collector_refused",
+            Self::WorkerPanic => "worker_panic",
+            Self::SpoolFileMissing => "spool_file_missing",
         }
     }
 }
@@ -208,8 +220,36 @@ pub struct Counters {
     pub unprocessed: AtomicU64,
     /// Bytes currently in the spool.
     pub spool_bytes: AtomicU64,
+    /// Spool files moved to quarantine (unreadable or cut short), and what they held.
+    pub quarantined: Quarantine,
+    /// Whole requests the collector refused (4xx but 429), by HTTP status.
+    refusals: Mutex<BTreeMap<u16, u64>>,
+    /// The status of the collector's last answer if it was a refusal, 0 once it accepts.
+    pub refusing_status: AtomicU64,
+    /// Panics caught in processing workers.
+    pub worker_panics: AtomicU64,
     /// Receive-to-send latency of delivered documents.
     pub latency: LatencyHistogram,
+}
+
+/// Spool files moved to quarantine, and the documents and bytes they held.
+#[derive(Default)]
+pub struct Quarantine {
+    /// Files.
+    pub files: AtomicU64,
+    /// Documents (as the files' names say).
+    pub documents: AtomicU64,
+    /// Bytes.
+    pub bytes: AtomicU64,
+}
+
+impl Quarantine {
+    /// Adds what one move to quarantine took.
+    pub fn add(&self, moved: crate::spool::Quarantined) {
+        self.files.fetch_add(moved.files, Ordering::Relaxed);
+        self.documents.fetch_add(moved.documents, Ordering::Relaxed);
+        self.bytes.fetch_add(moved.bytes, Ordering::Relaxed);
+    }
 }
 
 fn index_of<T: PartialEq>(all: &[T], item: &T) -> usize {
@@ -258,6 +298,26 @@ impl Counters {
     /// Failed exchanges of one kind.
     pub fn backend_errors(&self, kind: BackendError) -> u64 {
         self.backend_errors[index_of(&BackendError::ALL, &kind)].load(Ordering::Relaxed)
+    }
+
+    /// Counts one whole request the collector refused with `status`, or (`None`) notes that it
+    /// accepted one.
+    pub fn collector_answered(&self, refused: Option<u16>) {
+        self.refusing_status
+            .store(refused.map_or(0, u64::from), Ordering::Relaxed);
+        if let Some(status) = refused
+            && let Ok(mut map) = self.refusals.lock()
+        {
+            *map.entry(status).or_default() += 1;
+        }
+    }
+
+    /// Whole requests refused, by HTTP status.
+    pub fn refusals(&self) -> Vec<(u16, u64)> {
+        self.refusals
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
     }
 
     /// Adds a scrub pass's per-detector counts.
@@ -386,6 +446,24 @@ impl Counters {
             load(&self.spool_bytes),
         );
         out.single(
+            "spool_quarantined_files_total",
+            "Spool files moved to quarantine/ (damaged or cut short), never deleted.",
+            counter,
+            load(&self.quarantined.files),
+        );
+        out.single(
+            "spool_quarantined_documents_total",
+            "Documents in the spool files moved to quarantine/.",
+            counter,
+            load(&self.quarantined.documents),
+        );
+        out.single(
+            "spool_quarantined_bytes_total",
+            "Bytes of the spool files moved to quarantine/.",
+            counter,
+            load(&self.quarantined.bytes),
+        );
+        out.single(
             "replayed_total",
             "Documents replayed from the spool to the collector.",
             counter,
@@ -407,6 +485,30 @@ impl Counters {
                 self.backend_errors(k),
             );
         }
+        out.family(
+            "collector_refusals_total",
+            "Whole requests the collector refused (4xx but 429), by status; the batches are kept.",
+            counter,
+        );
+        for (status, n) in self.refusals() {
+            out.sample(
+                "collector_refusals_total",
+                &[("status", &status.to_string())],
+                n,
+            );
+        }
+        out.single(
+            "collector_refusing_status",
+            "HTTP status of the collector's last answer if it refused the request, else 0.",
+            gauge,
+            load(&self.refusing_status),
+        );
+        out.single(
+            "worker_panics_total",
+            "Panics caught in processing workers (the datagram is dropped, the worker goes on).",
+            counter,
+            load(&self.worker_panics),
+        );
         out.single(
             "unprocessed_total",
             "Documents the collector listed in UnprocessedTraceSegments.",
@@ -499,6 +601,17 @@ mod tests {
         assert!(text.contains("roentgen_daemon_scrubbed_total{detector=\"email\"} 2"));
         assert!(text.contains("roentgen_daemon_buffered_bytes 10"));
         assert_eq!(c.rejected_total(), 2);
+
+        c.collector_answered(Some(401));
+        c.collector_answered(Some(401));
+        c.collector_answered(Some(404));
+        let text = c.render_prometheus(10, 20);
+        assert!(text.contains("roentgen_daemon_collector_refusals_total{status=\"401\"} 2"));
+        assert!(text.contains("roentgen_daemon_collector_refusing_status 404"));
+        c.collector_answered(None);
+        let text = c.render_prometheus(10, 20);
+        assert!(text.contains("roentgen_daemon_collector_refusing_status 0"));
+        assert!(text.contains("roentgen_daemon_collector_refusals_total{status=\"404\"} 1"));
     }
 
     #[test]

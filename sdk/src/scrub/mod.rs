@@ -16,6 +16,7 @@
 mod config;
 mod detectors;
 mod keys;
+mod log;
 mod report;
 mod text;
 mod walk;
@@ -32,6 +33,7 @@ pub use config::{
     ScrubConfig,
 };
 pub use detectors::BUILT_IN_NAMES;
+pub use log::{install_panic_hook, log_safe};
 pub use report::ScrubReport;
 
 use crate::model::Segment;

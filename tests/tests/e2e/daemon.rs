@@ -262,7 +262,7 @@ fn unprocessed_segments_are_retried() {
 }
 
 /// Sends `count` generated documents of run `run`, paced so the socket buffer never overflows.
-fn send_run(daemon: &Daemon, run: u32, seqs: std::ops::Range<u64>) {
+pub(crate) fn send_run(daemon: &Daemon, run: u32, seqs: std::ops::Range<u64>) {
     let socket = daemon.socket();
     let mut template = Template::new(run);
     for seq in seqs {
@@ -273,7 +273,7 @@ fn send_run(daemon: &Daemon, run: u32, seqs: std::ops::Range<u64>) {
     }
 }
 
-fn seqs_of(collector: &MiniCollector, run: u32) -> BTreeSet<u64> {
+pub(crate) fn seqs_of(collector: &MiniCollector, run: u32) -> BTreeSet<u64> {
     collector
         .documents()
         .iter()
@@ -285,23 +285,32 @@ fn seqs_of(collector: &MiniCollector, run: u32) -> BTreeSet<u64> {
         .collect()
 }
 
+/// Options for a daemon that spools after two quick failures into `spool`.
+pub(crate) fn spooling(spool: &std::path::Path) -> Vec<String> {
+    [
+        "--flush-interval-ms",
+        "100",
+        "--retry-max-backoff-ms",
+        "200",
+        "--spool-after-attempts",
+        "2",
+        "--spool-dir",
+        spool.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `String` options as `&str`s.
+pub(crate) fn args(options: &[String]) -> Vec<&str> {
+    options.iter().map(String::as_str).collect()
+}
+
 #[test]
 fn collector_outage_loses_nothing() {
     let spool = tempfile::tempdir().unwrap();
     let mut collector = collector_stub::recording();
-    let daemon = Daemon::start(
-        &collector.url(),
-        &[
-            "--flush-interval-ms",
-            "100",
-            "--retry-max-backoff-ms",
-            "200",
-            "--spool-after-attempts",
-            "2",
-            "--spool-dir",
-            spool.path().to_str().unwrap(),
-        ],
-    );
+    let daemon = Daemon::start(&collector.url(), &args(&spooling(spool.path())));
     // UDP itself may lose datagrams on a loaded machine before the daemon sees them; what the
     // daemon received is what must arrive, exactly once.
     send_run(&daemon, 21, 0..300);

@@ -3,6 +3,7 @@
 mod captures;
 mod collector;
 mod daemon;
+mod daemon_failures;
 mod dashboard;
 mod filter_depth;
 mod group_scope;

@@ -3,6 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use roentgen_sdk::scrub::log_safe;
 
 use crate::store::StoreError;
 
@@ -70,11 +71,11 @@ impl IntoResponse for ApiError {
         let (status, kind) = self.parts();
         let message = match &self {
             ApiError::Internal(detail) => {
-                tracing::error!(detail = %detail, "request failed");
+                tracing::error!(detail = %log_safe(detail), "request failed");
                 "internal failure".to_owned()
             }
             other => {
-                tracing::debug!(kind, message = %other, "request refused");
+                tracing::debug!(kind, message = %log_safe(other), "request refused");
                 other.to_string()
             }
         };

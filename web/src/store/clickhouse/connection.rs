@@ -1,6 +1,7 @@
 //! The HTTP connection to one ClickHouse server (send, execute, insert, select; errors that
 //! name the server but never the query or the credentials) and the SQL literal helpers.
 
+use roentgen_sdk::scrub::log_safe;
 use serde::de::DeserializeOwned;
 
 use super::ClickhouseConfig;
@@ -103,7 +104,9 @@ impl Connection {
         let status = response.status();
         let text = response.text().await.map_err(|e| self.error(e))?;
         if !status.is_success() {
-            let detail = text.trim().chars().take(1000).collect::<String>();
+            // ClickHouse quotes the row it could not parse: scrubbed before it is logged or
+            // passed on.
+            let detail = log_safe(&text.trim().chars().take(1000).collect::<String>());
             tracing::warn!(%status, detail, "ClickHouse refused a request");
             return Err(StoreError::Write(format!("ClickHouse: {detail}")));
         }
