@@ -107,6 +107,10 @@ pub struct Spool {
     used: AtomicU64,
     next_seq: AtomicU64,
     opened_with: Quarantined,
+    /// Renames done so far, and (under the lock) how many of them a directory `fsync` covers:
+    /// writers that renamed while another was syncing the directory share its next sync.
+    renamed: AtomicU64,
+    dir_synced: Mutex<u64>,
 }
 
 /// `(seq, documents, legacy)` from a spool file name.
@@ -177,6 +181,8 @@ impl Spool {
             used: AtomicU64::new(used),
             next_seq: AtomicU64::new(next_seq),
             opened_with: Quarantined::default(),
+            renamed: AtomicU64::new(0),
+            dir_synced: Mutex::new(0),
         };
         for name in leftovers {
             let documents = name
@@ -262,7 +268,7 @@ impl Spool {
             file.sync_data()?;
             drop(file);
             std::fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir)
+            self.sync_renames()
         })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -271,6 +277,23 @@ impl Spool {
         }
         self.lock().entries.insert(entry.seq, entry);
         Ok(entry)
+    }
+
+    /// Makes this thread's rename durable: a directory `fsync` that began after it, shared by
+    /// every writer that renamed before that sync began (group commit).
+    fn sync_renames(&self) -> io::Result<()> {
+        let mine = self.renamed.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut synced = self
+            .dir_synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *synced >= mine {
+            return Ok(());
+        }
+        let covered = self.renamed.load(Ordering::Acquire);
+        sync_dir(&self.dir)?;
+        *synced = covered;
+        Ok(())
     }
 
     /// The oldest batch, if any (claimed or not).
