@@ -387,7 +387,27 @@ impl Forwarder {
             };
             let me = self.clone();
             tokio::spawn(async move {
-                me.deliver(batch).await;
+                let (documents, charged) = (batch.len() as u64, batch.charged);
+                let delivery = tokio::spawn({
+                    let me = me.clone();
+                    async move { me.deliver(batch).await }
+                });
+                if let Err(error) = delivery.await
+                    && error.is_panic()
+                {
+                    // A bug in delivery: the batch is gone, so say so and give its memory back.
+                    me.counters.worker_panics.fetch_add(1, Ordering::Relaxed);
+                    me.counters
+                        .drop_documents(DropReason::WorkerPanic, documents);
+                    me.budget.release(charged);
+                    me.counters
+                        .buffered_documents
+                        .fetch_sub(documents, Ordering::Relaxed);
+                    tracing::error!(
+                        documents,
+                        "delivering a batch panicked; its documents are lost"
+                    );
+                }
                 drop(permit);
             });
         }

@@ -79,7 +79,8 @@ pub enum DropReason {
     /// The collector refused the document for good (a non-retryable
     /// `UnprocessedTraceSegments` entry).
     CollectorRefused,
-    /// Processing the datagram panicked (a bug); it is not forwarded unscrubbed.
+    /// Processing the datagram (it is not forwarded unscrubbed) or delivering its batch
+    /// panicked: a bug.
     WorkerPanic,
     /// A spooled batch's file disappeared (removed outside the daemon).
     SpoolFileMissing,
