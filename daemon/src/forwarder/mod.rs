@@ -17,7 +17,7 @@
 //!   `dropped{reason="collector_refused"}` and logged;
 //! - after the shutdown deadline, whatever is left is spooled, or dropped and counted.
 
-mod answer;
+pub mod answer;
 pub mod client;
 mod replay;
 pub mod sign;

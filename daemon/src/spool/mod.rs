@@ -16,7 +16,7 @@
 //! memory (where the memory bound applies). Every call here is blocking file I/O: the async
 //! forwarder runs them on the blocking pool.
 
-mod format;
+pub mod format;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
