@@ -57,17 +57,16 @@ pub struct XRayService<S> {
     name: Arc<str>,
 }
 
-/// Parses the trace header of a request; a malformed one starts a new trace (and is logged at
-/// debug level, since it comes from the network).
+/// Parses the trace header of a request as the official SDKs do: the fields it can read are
+/// kept (a `Root` alone, from a load balancer, continues its trace), the bad ones dropped and
+/// logged at debug level, since they come from the network.
 pub fn incoming_header(headers: &HeaderMap) -> Option<TraceHeader> {
     let value = headers.get(TRACE_HEADER)?.to_str().ok()?;
-    match value.parse() {
-        Ok(header) => Some(header),
-        Err(error) => {
-            tracing::debug!(%error, "ignoring malformed X-Amzn-Trace-Id");
-            None
-        }
+    let (header, problem) = TraceHeader::parse_lenient(value);
+    if let Some(error) = problem {
+        tracing::debug!(%error, "X-Amzn-Trace-Id has a malformed field; kept the others");
     }
+    Some(header)
 }
 
 /// Adds the trace header for an outgoing call to `headers`.

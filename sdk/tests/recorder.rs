@@ -132,6 +132,34 @@ fn incoming_header_continues_the_trace_and_outgoing_calls_name_their_subsegment(
 }
 
 #[test]
+fn a_header_with_a_bad_field_keeps_the_fields_it_can_read() {
+    let (socket, recorder) = setup(ALWAYS);
+    // A load balancer's `Root` with a mangled `Parent` and `Sampled`: the trace continues,
+    // without a parent, and the sampler decides.
+    let (incoming, problem) = TraceHeader::parse_lenient(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=zz;Sampled=maybe;Lineage=a:1",
+    );
+    assert!(problem.is_some());
+    let segment = recorder.begin_segment("api", Some(&incoming));
+    assert_eq!(
+        segment.outgoing_header().extra,
+        vec![("Lineage".into(), "a:1".into())]
+    );
+    segment.end();
+    // A bad `Root`: a new trace, and its `Parent` is not taken from another trace.
+    let (orphan, _) = TraceHeader::parse_lenient("Root=1-nothex;Parent=53995c3f42cd8ad8;Sampled=1");
+    let other = recorder.begin_segment("api", Some(&orphan));
+    other.end();
+    recorder.flush(Duration::from_secs(5));
+    let doc = receive(&socket);
+    assert_eq!(doc.trace_id, incoming.root);
+    assert_eq!(doc.parent_id, None);
+    let doc = receive(&socket);
+    assert_ne!(doc.trace_id, incoming.root);
+    assert_eq!(doc.parent_id, None);
+}
+
+#[test]
 fn unsampled_requests_send_nothing_but_propagate_the_decision() {
     let (socket, recorder) = setup(NEVER);
     let segment = recorder.begin_segment("api", None);

@@ -106,10 +106,30 @@ impl TraceHeader {
     }
 }
 
-impl FromStr for TraceHeader {
-    type Err = HeaderError;
+impl TraceHeader {
+    /// Parses a header as the official SDKs do: each field on its own, so a header with one
+    /// bad field keeps the fields it can read (a bad `Sampled` leaves the decision to the
+    /// callee; a field without `=` is skipped). The first problem is returned beside it. A
+    /// header over 8 KiB or 256 unknown keys yields nothing but the error.
+    pub fn parse_lenient(s: &str) -> (Self, Option<HeaderError>) {
+        let mut problem = None;
+        let header = Self::parse_fields(s, |e| {
+            problem.get_or_insert(e);
+            true
+        });
+        match problem {
+            Some(HeaderError::TooLarge) => (Self::default(), Some(HeaderError::TooLarge)),
+            other => (header.unwrap_or_default(), other),
+        }
+    }
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// The one parser behind [`FromStr`] (strict: the first problem is the answer) and
+    /// [`TraceHeader::parse_lenient`]: `problem` is told each bad field and says whether to
+    /// go on without it.
+    fn parse_fields(
+        s: &str,
+        mut problem: impl FnMut(HeaderError) -> bool,
+    ) -> Result<Self, HeaderError> {
         if s.len() > Self::MAX_LEN {
             return Err(HeaderError::TooLarge);
         }
@@ -119,32 +139,50 @@ impl FromStr for TraceHeader {
             if field.is_empty() {
                 continue;
             }
-            let (key, value) = field
-                .split_once('=')
-                .ok_or_else(|| HeaderError::NotKeyValue {
+            let step = match field.split_once('=') {
+                None => Err(HeaderError::NotKeyValue {
                     index: i + 1,
                     field: field.to_owned(),
-                })?;
-            let (key, value) = (key.trim(), value.trim());
-            if key.eq_ignore_ascii_case("Root") {
-                header.root = Some(value.parse().map_err(HeaderError::Root)?);
-            } else if key.eq_ignore_ascii_case("Parent") {
-                header.parent = Some(value.parse().map_err(HeaderError::Parent)?);
-            } else if key.eq_ignore_ascii_case("Sampled") {
-                header.sampled = match value {
-                    "1" => SamplingDecision::Sampled,
-                    "0" => SamplingDecision::NotSampled,
-                    "?" => SamplingDecision::Requested,
-                    other => return Err(HeaderError::Sampled(other.to_owned())),
-                };
-            } else {
-                if header.extra.len() >= 256 {
-                    return Err(HeaderError::TooLarge);
+                }),
+                Some((key, value)) => header.set(key.trim(), value.trim()),
+            };
+            if let Err(error) = step {
+                let too_large = error == HeaderError::TooLarge;
+                if !problem(error.clone()) || too_large {
+                    return Err(error);
                 }
-                header.extra.push((key.to_owned(), value.to_owned()));
             }
         }
         Ok(header)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<(), HeaderError> {
+        if key.eq_ignore_ascii_case("Root") {
+            self.root = Some(value.parse().map_err(HeaderError::Root)?);
+        } else if key.eq_ignore_ascii_case("Parent") {
+            self.parent = Some(value.parse().map_err(HeaderError::Parent)?);
+        } else if key.eq_ignore_ascii_case("Sampled") {
+            self.sampled = match value {
+                "1" => SamplingDecision::Sampled,
+                "0" => SamplingDecision::NotSampled,
+                "?" => SamplingDecision::Requested,
+                other => return Err(HeaderError::Sampled(other.to_owned())),
+            };
+        } else {
+            if self.extra.len() >= 256 {
+                return Err(HeaderError::TooLarge);
+            }
+            self.extra.push((key.to_owned(), value.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for TraceHeader {
+    type Err = HeaderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_fields(s, |_| false)
     }
 }
 
@@ -237,6 +275,29 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn lenient_parsing_keeps_the_fields_it_can_read() {
+        let (h, problem) = TraceHeader::parse_lenient(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=nothex;Sampled=yes;junk;Lineage=a:1",
+        );
+        assert_eq!(
+            h.root.unwrap().to_string(),
+            "1-5759e988-bd862e3fe1be46a994272793"
+        );
+        assert_eq!(h.parent, None);
+        assert_eq!(h.sampled, SamplingDecision::Unknown);
+        assert_eq!(h.extra, vec![("Lineage".to_owned(), "a:1".to_owned())]);
+        assert!(matches!(problem, Some(HeaderError::Parent(_))));
+
+        let (h, problem) = TraceHeader::parse_lenient("Root=1-5759e988-bd862e3fe1be46a994272793");
+        assert!(h.root.is_some() && h.parent.is_none() && problem.is_none());
+
+        let big = "K=v;".repeat(300);
+        let (h, problem) = TraceHeader::parse_lenient(&big);
+        assert_eq!(h, TraceHeader::default());
+        assert_eq!(problem, Some(HeaderError::TooLarge));
+    }
+
     fn arb_header() -> impl Strategy<Value = TraceHeader> {
         let sampled = prop_oneof![
             Just(SamplingDecision::Sampled),
@@ -268,7 +329,20 @@ mod tests {
             let parsed: TraceHeader = printed.parse().unwrap();
             prop_assert_eq!(&parsed, &h);
             prop_assert_eq!(parsed.to_string(), printed.clone());
-            prop_assert_eq!(h.encode(), printed);
+            prop_assert_eq!(h.encode(), printed.clone());
+            prop_assert_eq!(TraceHeader::parse_lenient(&printed), (h, None));
+        }
+
+        #[test]
+        fn lenient_parsing_agrees_with_strict_parsing_when_that_succeeds(text in "[A-Za-z0-9=;?:|-]{0,80}") {
+            let (lenient, problem) = TraceHeader::parse_lenient(&text);
+            match text.parse::<TraceHeader>() {
+                Ok(strict) => {
+                    prop_assert_eq!(lenient, strict);
+                    prop_assert!(problem.is_none());
+                }
+                Err(error) => prop_assert_eq!(problem, Some(error)),
+            }
         }
     }
 }

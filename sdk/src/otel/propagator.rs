@@ -44,9 +44,8 @@ impl TextMapPropagator for XRayPropagator {
         let Some(value) = extractor.get(TRACE_HEADER) else {
             return cx.clone();
         };
-        let Ok(header) = value.parse::<TraceHeader>() else {
-            return cx.clone();
-        };
+        // As the official SDKs: a header with one bad field keeps the fields it can read.
+        let (header, _) = TraceHeader::parse_lenient(value);
         let (Some(root), Some(parent)) = (header.root, header.parent) else {
             return cx.clone();
         };

@@ -169,7 +169,8 @@ impl Recorder {
         let trace_id = incoming
             .and_then(|h| h.root)
             .unwrap_or_else(TraceId::generate);
-        let parent = incoming.and_then(|h| h.parent);
+        // A `Parent` is only meaningful inside its `Root`'s trace.
+        let parent = incoming.filter(|h| h.root.is_some()).and_then(|h| h.parent);
         let requested = incoming.is_some_and(|h| h.sampled == SamplingDecision::Requested);
         let extra = incoming.map(|h| h.extra.clone()).unwrap_or_default();
         Entity::new_segment(
