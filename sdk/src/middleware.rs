@@ -17,22 +17,41 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
 use crate::model::{HttpRequest, TRACE_HEADER, TraceHeader};
-use crate::recorder::{Entity, Recorder, scope};
+use crate::recorder::{Entity, Recorder, SegmentNaming, scope};
 use crate::sampling::SamplingRequest;
 
-/// Traces requests as segments named after the service.
+/// Traces requests as segments named after the service (or, with [`XRayLayer::dynamic`], after
+/// the host they were sent to). `AWS_XRAY_TRACING_NAME` ([`Recorder::tracing_name`]) replaces
+/// the name given here, as in the official SDKs.
 #[derive(Clone, Debug)]
 pub struct XRayLayer {
     recorder: Recorder,
-    name: Arc<str>,
+    naming: Arc<SegmentNaming>,
 }
 
 impl XRayLayer {
     /// A layer recording segments named `service_name`.
     pub fn new(recorder: Recorder, service_name: &str) -> Self {
+        Self::with_naming(recorder, SegmentNaming::Fixed(service_name.to_owned()))
+    }
+
+    /// A layer naming each segment after the request's host when it matches `host_pattern`
+    /// (`*`, `?` wildcards), and `fallback` otherwise.
+    pub fn dynamic(recorder: Recorder, fallback: &str, host_pattern: &str) -> Self {
+        Self::with_naming(
+            recorder,
+            SegmentNaming::Dynamic {
+                fallback: fallback.to_owned(),
+                host_pattern: host_pattern.to_owned(),
+            },
+        )
+    }
+
+    fn with_naming(recorder: Recorder, naming: SegmentNaming) -> Self {
+        let naming = naming.with_tracing_name(recorder.tracing_name());
         Self {
             recorder,
-            name: service_name.into(),
+            naming: Arc::new(naming),
         }
     }
 }
@@ -44,7 +63,7 @@ impl<S> Layer<S> for XRayLayer {
         XRayService {
             inner,
             recorder: self.recorder.clone(),
-            name: Arc::clone(&self.name),
+            naming: Arc::clone(&self.naming),
         }
     }
 }
@@ -54,7 +73,7 @@ impl<S> Layer<S> for XRayLayer {
 pub struct XRayService<S> {
     inner: S,
     recorder: Recorder,
-    name: Arc<str>,
+    naming: Arc<SegmentNaming>,
 }
 
 /// Parses the trace header of a request as the official SDKs do: the fields it can read are
@@ -110,14 +129,18 @@ fn request_record<B>(req: &Request<B>) -> HttpRequest {
     }
 }
 
-fn begin<B>(recorder: &Recorder, name: &str, req: &Request<B>) -> Entity {
+fn begin<B>(recorder: &Recorder, naming: &SegmentNaming, req: &Request<B>) -> Entity {
     let incoming = incoming_header(req.headers());
-    let host = header_str(req.headers(), HOST).unwrap_or("");
+    let host = header_str(req.headers(), HOST)
+        .or_else(|| req.uri().host())
+        .unwrap_or("");
+    let host = host.split(':').next().unwrap_or(host);
     let sampling = SamplingRequest {
-        host: host.split(':').next().unwrap_or(host),
+        host,
         method: req.method().as_str(),
         url_path: req.uri().path(),
     };
+    let name = naming.name_for(Some(host));
     let entity = recorder.begin_segment_for(name, incoming.as_ref(), &sampling);
     if entity.is_sampled() {
         entity.set_http_request(request_record(req));
@@ -142,7 +165,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let entity = begin(&self.recorder, &self.name, &req);
+        let entity = begin(&self.recorder, &self.naming, &req);
         // The clone that was polled ready handles this request (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

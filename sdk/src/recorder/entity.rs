@@ -187,6 +187,34 @@ impl Entity {
         }
     }
 
+    /// A segment made elsewhere (a Lambda-style runtime) that this process only adds
+    /// subsegments to: never sent itself; its subsegments are sent on their own under
+    /// `header`'s `Parent`. `header` must have a `Root`.
+    pub(crate) fn facade(recorder: Recorder, header: TraceHeader, enabled: bool) -> Self {
+        let sampled = enabled && header.sampled.as_bool().unwrap_or(false);
+        let id = header.parent.unwrap_or_else(SegmentId::generate);
+        let trace = Arc::new(TraceState {
+            recorder,
+            trace_id: header.root.unwrap_or_else(TraceId::generate),
+            sampled,
+            decision_requested: false,
+            header_extra: header.extra,
+            pieces: Mutex::new(Pieces {
+                segment_ended: true,
+                finished: Vec::new(),
+            }),
+        });
+        Self {
+            inner: Arc::new(EntityInner {
+                trace,
+                id,
+                parent_id: None,
+                is_segment: true,
+                doc: Mutex::new(None),
+            }),
+        }
+    }
+
     /// Begins a subsegment of this entity.
     pub fn begin_subsegment(&self, name: &str) -> Entity {
         let id = SegmentId::generate();

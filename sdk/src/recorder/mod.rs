@@ -3,6 +3,7 @@
 
 mod context;
 mod entity;
+mod environment;
 mod sql;
 
 use std::sync::Arc;
@@ -20,6 +21,9 @@ use crate::scrub::{ConfigError, ScrubConfig, Scrubber};
 
 pub use context::{current, scope};
 pub use entity::{AnnotationError, AnnotationValue, Entity};
+pub use environment::{
+    ContextMissing, ContextMissingError, EnvironmentError, SegmentNaming, invocation_header,
+};
 pub use sql::sanitize_sql;
 
 /// Why a recorder could not be built.
@@ -37,6 +41,9 @@ pub enum SdkError {
     /// The scrubber configuration is invalid.
     #[error(transparent)]
     Scrub(#[from] ConfigError),
+    /// A variable of the official SDKs' environment is malformed.
+    #[error(transparent)]
+    Environment(#[from] EnvironmentError),
     /// A configuration file cannot be read.
     #[error("{path}: {source}")]
     Io {
@@ -58,6 +65,15 @@ pub struct RecorderConfig {
     pub origin: Option<String>,
     /// `service.version` of every segment.
     pub service_version: Option<String>,
+    /// Whether anything is recorded (`AWS_XRAY_SDK_ENABLED`); when not, every entity is
+    /// unsampled and nothing is sent.
+    pub enabled: bool,
+    /// The segment name over the one given to [`crate::middleware::XRayLayer`], or over the
+    /// fallback of its dynamic naming (`AWS_XRAY_TRACING_NAME`).
+    pub tracing_name: Option<String>,
+    /// What [`Recorder::begin_subsegment`] does without a current entity
+    /// (`AWS_XRAY_CONTEXT_MISSING`).
+    pub context_missing: ContextMissing,
 }
 
 impl RecorderConfig {
@@ -68,20 +84,35 @@ impl RecorderConfig {
             rules: Rules::default(),
             origin: None,
             service_version: None,
+            enabled: true,
+            tracing_name: None,
+            context_missing: ContextMissing::default(),
         }
     }
 
-    /// Reads the environment: `AWS_XRAY_DAEMON_ADDRESS` (default 127.0.0.1:2000),
+    /// Reads the environment: the official SDKs' `AWS_XRAY_DAEMON_ADDRESS` (`host:port` or
+    /// `tcp:host:port udp:host:port`, default 127.0.0.1:2000), `AWS_XRAY_SDK_ENABLED`,
+    /// `AWS_XRAY_TRACING_NAME` and `AWS_XRAY_CONTEXT_MISSING`; and Roentgen's
     /// `ROENTGEN_SAMPLING_RULES` (a v1/v2 rules file), `ROENTGEN_SCRUB_CONFIG` (scrubber TOML)
     /// and `ROENTGEN_SCRUBBING=off` (explicitly disables scrubbing; logged).
     pub fn from_env() -> Result<Self, SdkError> {
-        let address = std::env::var("AWS_XRAY_DAEMON_ADDRESS")
-            .unwrap_or_else(|_| DEFAULT_DAEMON_ADDRESS.to_owned());
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`RecorderConfig::from_env`] over any source of variables (`var` answers a name).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, SdkError> {
+        let address =
+            var("AWS_XRAY_DAEMON_ADDRESS").unwrap_or_else(|| DEFAULT_DAEMON_ADDRESS.to_owned());
         let mut config = Self::new(address.parse()?);
-        if let Ok(path) = std::env::var("ROENTGEN_SAMPLING_RULES") {
+        config.enabled = environment::enabled(var("AWS_XRAY_SDK_ENABLED").as_deref());
+        config.tracing_name = var("AWS_XRAY_TRACING_NAME").filter(|name| !name.trim().is_empty());
+        if let Some(value) = var("AWS_XRAY_CONTEXT_MISSING") {
+            config.context_missing = value.parse()?;
+        }
+        if let Some(path) = var("ROENTGEN_SAMPLING_RULES") {
             config.rules = Rules::load(std::path::Path::new(&path))?;
         }
-        if let Ok(path) = std::env::var("ROENTGEN_SCRUB_CONFIG") {
+        if let Some(path) = var("ROENTGEN_SCRUB_CONFIG") {
             let text = std::fs::read_to_string(&path).map_err(|source| SdkError::Io {
                 path: path.clone(),
                 source,
@@ -89,7 +120,7 @@ impl RecorderConfig {
             let scrub = ScrubConfig::from_toml_str(&text)?;
             config.emitter.scrubbing = Scrubbing::Enabled(Scrubber::new(&scrub)?);
         }
-        if std::env::var("ROENTGEN_SCRUBBING").is_ok_and(|v| v.eq_ignore_ascii_case("off")) {
+        if var("ROENTGEN_SCRUBBING").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
             config.emitter.scrubbing = Scrubbing::Disabled;
         }
         Ok(config)
@@ -99,6 +130,9 @@ impl RecorderConfig {
 pub(crate) struct RecorderInner {
     pub(crate) emitter: Emitter,
     sampler: Sampler,
+    enabled: bool,
+    tracing_name: Option<String>,
+    context_missing: ContextMissing,
 }
 
 /// The app's tracer. Cheap to clone; share one per process.
@@ -137,6 +171,9 @@ impl Recorder {
             inner: Arc::new(RecorderInner {
                 emitter: Emitter::start(emitter_config)?,
                 sampler: Sampler::new(config.rules),
+                enabled: config.enabled,
+                tracing_name: config.tracing_name,
+                context_missing: config.context_missing,
             }),
         })
     }
@@ -165,7 +202,8 @@ impl Recorder {
         request: &SamplingRequest<'_>,
     ) -> Entity {
         let decided = incoming.and_then(|h| h.sampled.as_bool());
-        let sampled = decided.unwrap_or_else(|| self.inner.sampler.should_sample(request));
+        let sampled = self.inner.enabled
+            && decided.unwrap_or_else(|| self.inner.sampler.should_sample(request));
         let trace_id = incoming
             .and_then(|h| h.root)
             .unwrap_or_else(TraceId::generate);
@@ -182,6 +220,68 @@ impl Recorder {
             requested,
             extra,
         )
+    }
+
+    /// The name the official SDKs' environment gives segments, if any
+    /// (`AWS_XRAY_TRACING_NAME`).
+    pub fn tracing_name(&self) -> Option<&str> {
+        self.inner.tracing_name.as_deref()
+    }
+
+    /// Begins a subsegment of the task's current entity (see [`scope`]). Without one, what
+    /// happens is `AWS_XRAY_CONTEXT_MISSING`'s: an error is logged (`LOG_ERROR`) or not
+    /// (`IGNORE_ERROR`) and an entity that records nothing is returned, or the error is
+    /// (`RUNTIME_ERROR`).
+    pub fn begin_subsegment(&self, name: &str) -> Result<Entity, ContextMissingError> {
+        match current() {
+            Some(entity) => Ok(entity.begin_subsegment(name)),
+            None => self.context_missing("begin_subsegment"),
+        }
+    }
+
+    /// The entity of a Lambda-style invocation whose runtime made the segment and passed its
+    /// header in `_X_AMZN_TRACE_ID`: a facade that is never sent, whose subsegments are sent
+    /// on their own under the header's `Parent`, sampled as the header says. Without the
+    /// variable, `AWS_XRAY_CONTEXT_MISSING` decides as in [`Recorder::begin_subsegment`].
+    pub fn invocation(&self) -> Result<Entity, ContextMissingError> {
+        self.continue_invocation(invocation_header().as_ref())
+    }
+
+    /// [`Recorder::invocation`] with the header given (`None`: the variable was not set).
+    pub fn continue_invocation(
+        &self,
+        header: Option<&TraceHeader>,
+    ) -> Result<Entity, ContextMissingError> {
+        match header.filter(|h| h.root.is_some()) {
+            Some(header) => Ok(Entity::facade(
+                self.clone(),
+                header.clone(),
+                self.inner.enabled,
+            )),
+            None => self.context_missing("invocation (_X_AMZN_TRACE_ID)"),
+        }
+    }
+
+    fn context_missing(&self, operation: &'static str) -> Result<Entity, ContextMissingError> {
+        match self.inner.context_missing {
+            ContextMissing::RuntimeError => return Err(ContextMissingError { operation }),
+            ContextMissing::LogError => {
+                tracing::error!(
+                    operation,
+                    "no current segment; recording nothing (AWS_XRAY_CONTEXT_MISSING=LOG_ERROR)"
+                );
+            }
+            ContextMissing::IgnoreError => {}
+        }
+        Ok(Entity::new_segment(
+            self.clone(),
+            operation,
+            TraceId::generate(),
+            None,
+            false,
+            false,
+            Vec::new(),
+        ))
     }
 
     /// Hands a finished document to the emitter (it is scrubbed there before it is sent).
