@@ -333,3 +333,52 @@ fn a_daemon_that_comes_back_gets_the_next_document() {
     assert_eq!(doc.id, after.id());
     assert_eq!(doc.name, "after");
 }
+
+#[derive(Debug)]
+struct Outer(std::io::Error);
+
+impl std::fmt::Display for Outer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("payment failed")
+    }
+}
+
+impl std::error::Error for Outer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[test]
+fn errors_are_recorded_with_their_source_chain_and_stack_frames() {
+    let (socket, recorder) = setup(ALWAYS);
+    let segment = recorder.begin_segment("api", None);
+    let error = Outer(std::io::Error::other("connection reset"));
+    let backtrace = std::backtrace::Backtrace::force_capture();
+    segment.add_error_with_backtrace(&error, &backtrace);
+    segment.end();
+    recorder.flush(Duration::from_secs(5));
+    let doc = receive(&socket);
+    assert_eq!(doc.fault, Some(true));
+    let Some(roentgen_sdk::model::Cause::Details(details)) = doc.cause else {
+        panic!("no cause details");
+    };
+    let exceptions = details.exceptions.unwrap();
+    assert_eq!(exceptions.len(), 2);
+    assert_eq!(exceptions[0].message.as_deref(), Some("payment failed"));
+    assert_eq!(exceptions[1].message.as_deref(), Some("connection reset"));
+    assert_eq!(exceptions[0].cause, exceptions[1].id);
+    let stack = exceptions[0].stack.as_ref().expect("stack frames");
+    assert!(!stack.is_empty() && stack.len() <= 50);
+    assert!(
+        stack.iter().any(|f| f
+            .label
+            .as_deref()
+            .unwrap_or("")
+            .contains("errors_are_recorded")
+            && f.path.as_deref().unwrap_or("").ends_with("recorder.rs")
+            && matches!(f.line, Some(Some(n)) if n > 0)),
+        "{stack:#?}"
+    );
+    assert!(exceptions[1].stack.is_none());
+}

@@ -380,8 +380,26 @@ impl Entity {
         });
     }
 
-    /// Records an error and its chain of sources as `cause`, and sets `fault`.
+    /// Records an error and its chain of sources as `cause`, and sets `fault`. When backtraces
+    /// are on (`RUST_BACKTRACE` or `RUST_LIB_BACKTRACE`), the call's stack is recorded as the
+    /// error's stack frames.
     pub fn add_error(&self, error: &(dyn std::error::Error + 'static)) {
+        if self.is_sampled() {
+            self.add_error_with_backtrace(error, &std::backtrace::Backtrace::capture());
+        }
+    }
+
+    /// [`Entity::add_error`] with the stack frames of `backtrace` (e.g. the one an
+    /// `anyhow::Error` captured where it was made) on the outermost error, at most
+    /// [`super::stack::MAX_FRAMES`], the rest counted as `truncated`.
+    pub fn add_error_with_backtrace(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+        backtrace: &std::backtrace::Backtrace,
+    ) {
+        if !self.is_sampled() {
+            return;
+        }
         let mut exceptions = Vec::new();
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
         let mut previous_id: Option<usize> = None;
@@ -399,6 +417,13 @@ impl Entity {
             });
             previous_id = Some(exceptions.len() - 1);
             current = e.source();
+        }
+        let (frames, truncated) = super::stack::frames(backtrace);
+        if let Some(outermost) = exceptions.first_mut()
+            && !frames.is_empty()
+        {
+            outermost.stack = Some(frames);
+            outermost.truncated = (truncated > 0).then_some(truncated);
         }
         self.with_document(|doc| {
             doc.fault = Some(true);
