@@ -7,6 +7,8 @@
 //! - `axum`: the tower/axum middleware and the outgoing-call helper;
 //! - `otel`: the OpenTelemetry exporter and propagator.
 
+#[cfg(feature = "axum")]
+pub mod client;
 #[cfg(feature = "runtime")]
 pub mod emitter;
 #[cfg(feature = "axum")]
