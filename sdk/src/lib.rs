@@ -23,3 +23,5 @@ pub mod recorder;
 pub mod sampling;
 #[cfg(feature = "scrub")]
 pub mod scrub;
+#[cfg(feature = "tracing-layer")]
+pub mod tracing_layer;
