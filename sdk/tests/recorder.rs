@@ -188,15 +188,73 @@ fn large_segments_are_streamed_in_pieces() {
     let segment = recorder.begin_segment("batch-job", None);
     for i in 0..150 {
         segment.begin_subsegment(&format!("step-{i:03}")).end();
+        assert!(segment.held_documents() <= 100);
     }
     segment.end();
     recorder.flush(Duration::from_secs(5));
-    let docs: Vec<Segment> = (0..151).map(|_| receive(&socket)).collect();
-    let (pieces, segments): (Vec<_>, Vec<_>) = docs.iter().partition(|d| d.is_subsegment());
-    assert_eq!(pieces.len(), 150);
-    assert_eq!(segments.len(), 1);
-    assert!(pieces.iter().all(|p| p.parent_id == Some(segment.id())));
-    assert_eq!(recorder.stats().sent, 151);
+    // Past 100 held, the finished steps went on their own; the rest came with the segment.
+    let streamed: Vec<Segment> = (0..101).map(|_| receive(&socket)).collect();
+    assert!(
+        streamed
+            .iter()
+            .all(|p| p.is_subsegment() && p.parent_id == Some(segment.id()))
+    );
+    let last = receive(&socket);
+    assert!(!last.is_subsegment());
+    assert_eq!(last.subsegment_count(), 49);
+    assert_eq!(recorder.stats().sent, 102);
+}
+
+/// Documents named `name` in `doc`'s tree, itself included.
+fn named(doc: &Segment, name: &str) -> usize {
+    usize::from(doc.name == name)
+        + doc
+            .subsegments
+            .iter()
+            .flatten()
+            .map(|s| named(s, name))
+            .sum::<usize>()
+}
+
+#[test]
+fn a_long_job_keeps_bounded_memory_and_every_subsegment_arrives() {
+    let (socket, recorder) = setup_with(ALWAYS, |c| {
+        c.emitter.queue_capacity = 20_000;
+        c.emitter.send_in_progress = true;
+    });
+    // Room for the whole burst on the receiving side (10,000 datagrams of ~300 bytes).
+    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
+    let receiver = std::thread::spawn(move || {
+        let (mut steps, mut ios, mut begun, mut ended) = (0, 0, 0, 0);
+        while steps < 10_000 || ios < 10_000 || ended == 0 {
+            let doc = receive(&socket);
+            steps += named(&doc, "step");
+            ios += named(&doc, "io");
+            if doc.name == "batch-job" {
+                if doc.in_progress == Some(true) {
+                    begun += 1;
+                } else {
+                    ended += 1;
+                }
+            }
+        }
+        (steps, ios, begun, ended)
+    });
+    let segment = recorder.begin_segment("batch-job", None);
+    let mut most_held = 0;
+    for _ in 0..10_000 {
+        let step = segment.begin_subsegment("step");
+        step.begin_subsegment("io").end();
+        step.end();
+        most_held = most_held.max(segment.held_documents());
+    }
+    segment.end();
+    recorder.flush(Duration::from_secs(10));
+    assert!(most_held <= 100, "held {most_held}");
+    let (steps, ios, begun, ended) = receiver.join().unwrap();
+    assert_eq!((steps, ios, begun, ended), (10_000, 10_000, 1, 1));
+    let stats = recorder.stats();
+    assert_eq!(stats.dropped_queue_full, 0, "{stats:?}");
 }
 
 #[test]

@@ -99,8 +99,12 @@ pub struct EmitterConfig {
     pub daemon: SocketAddr,
     /// Documents waiting to be sent before new ones are dropped.
     pub queue_capacity: usize,
-    /// A segment with more subsegments than this is streamed in pieces (Java and Node use 100).
+    /// A segment with more subsegments than this is streamed in pieces (Java and Node use 100);
+    /// an open trace holds at most this many finished subsegments before they are sent on
+    /// their own.
     pub stream_threshold: usize,
+    /// Send each segment once when it begins, `in_progress`, as well as when it ends.
+    pub send_in_progress: bool,
     /// Scrubbing policy.
     pub scrubbing: Scrubbing,
     /// Fields added to every segment.
@@ -115,6 +119,7 @@ impl EmitterConfig {
             daemon,
             queue_capacity: 8192,
             stream_threshold: 100,
+            send_in_progress: false,
             scrubbing: Scrubbing::default(),
             segment_defaults: SegmentDefaults::default(),
         }
@@ -179,6 +184,8 @@ pub struct Emitter {
     spares: Arc<Spares>,
     thread: Option<JoinHandle<()>>,
     last_drop_warning: AtomicU64,
+    stream_threshold: usize,
+    send_in_progress: bool,
 }
 
 const BATCH: usize = 64;
@@ -214,6 +221,8 @@ impl Emitter {
         }
         let rendered_defaults = json::RenderedDefaults::new(&segment_defaults)?;
         let spares = Arc::new(Spares::default());
+        let (stream_threshold, send_in_progress) =
+            (config.stream_threshold, config.send_in_progress);
         let worker = Worker {
             spares: Arc::clone(&spares),
             recycled: Recycled::default(),
@@ -237,6 +246,8 @@ impl Emitter {
             spares,
             thread: Some(thread),
             last_drop_warning: AtomicU64::new(0),
+            stream_threshold,
+            send_in_progress,
         })
     }
 
@@ -255,6 +266,16 @@ impl Emitter {
                 self.warn_dropped(dropped);
             }
         }
+    }
+
+    /// Finished subsegments an open trace may hold before they are sent on their own.
+    pub fn stream_threshold(&self) -> usize {
+        self.stream_threshold
+    }
+
+    /// Whether segments are also sent when they begin.
+    pub fn send_in_progress(&self) -> bool {
+        self.send_in_progress
     }
 
     /// Empty documents handed back by the sender thread, for the recorder to fill.

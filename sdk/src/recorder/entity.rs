@@ -102,6 +102,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Pieces {
     segment_ended: bool,
+    /// Documents in `finished` (with their embedded subsegments): at most the emitter's
+    /// stream threshold before they are sent on their own, so an open trace's memory is
+    /// bounded however many subsegments it ends.
+    held: usize,
     /// Finished subsegments waiting for their parent. Boxed on purpose: they arrive boxed and
     /// leave boxed (to the emitter), so moving them costs a pointer, not a whole document.
     #[allow(clippy::vec_box)]
@@ -163,6 +167,11 @@ impl Entity {
             doc.trace_id = Some(trace_id);
             doc.parent_id = parent_id;
             doc.start_time = now();
+            if recorder.inner.emitter.send_in_progress() {
+                let mut begun = doc.clone();
+                begun.in_progress = Some(true);
+                recorder.inner.emitter.submit(begun);
+            }
             doc
         });
         let trace = Arc::new(TraceState {
@@ -173,6 +182,7 @@ impl Entity {
             header_extra,
             pieces: Mutex::new(Pieces {
                 segment_ended: false,
+                held: 0,
                 finished: Vec::new(),
             }),
         });
@@ -201,6 +211,7 @@ impl Entity {
             header_extra: header.extra,
             pieces: Mutex::new(Pieces {
                 segment_ended: true,
+                held: 0,
                 finished: Vec::new(),
             }),
         });
@@ -444,6 +455,12 @@ impl Entity {
         });
     }
 
+    /// Finished subsegments of this trace held in memory, waiting for their parent (never more
+    /// than the emitter's stream threshold: past it they are sent on their own).
+    pub fn held_documents(&self) -> usize {
+        lock(&self.inner.trace.pieces).held
+    }
+
     /// Ends the entity now. Ending twice, or ending an unsampled entity, does nothing.
     pub fn end(&self) {
         self.inner.finish();
@@ -519,6 +536,7 @@ impl EntityInner {
         // Children move out of their boxes, which go back to the spares for the next entity.
         let spares = recorder.inner.emitter.spares();
         let mut children: Option<Vec<Segment>> = None;
+        let mut taken = 0;
         // In the order they ended (usually their start order, so the sort below moves nothing).
         for mut boxed in pieces
             .finished
@@ -526,9 +544,11 @@ impl EntityInner {
         {
             let mut child = std::mem::take(&mut *boxed);
             spares.give_empty(boxed);
+            taken += 1 + child.subsegment_count();
             child.parent_id = None;
             children.get_or_insert_with(|| spares.list()).push(child);
         }
+        pieces.held = pieces.held.saturating_sub(taken);
         if let Some(mut children) = children {
             children.sort_by(|a, b| a.start_time.total_cmp(&b.start_time));
             match &mut doc.subsegments {
@@ -538,6 +558,7 @@ impl EntityInner {
         }
         if self.is_segment {
             pieces.segment_ended = true;
+            pieces.held = 0;
             // What is left has a parent that is still open: it is sent on its own.
             let orphans = std::mem::take(&mut pieces.finished);
             drop(pieces);
@@ -553,7 +574,18 @@ impl EntityInner {
             recorder.inner.emitter.submit(doc);
         } else {
             doc.parent_id = self.parent_id;
+            pieces.held += 1 + doc.subsegment_count();
             pieces.finished.push(doc);
+            if pieces.held > recorder.inner.emitter.stream_threshold() {
+                // Streaming: the finished pieces go now, each under its parent's id.
+                pieces.held = 0;
+                let streamed = std::mem::take(&mut pieces.finished);
+                drop(pieces);
+                for mut piece in streamed {
+                    self.mark_standalone(&mut piece);
+                    recorder.inner.emitter.submit(piece);
+                }
+            }
         }
     }
 
