@@ -59,6 +59,16 @@ pub(crate) fn hint(key: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether a key names a version (`app_version`, `sdkVersion`, `ver`): four dotted numbers
+/// under it are a version, not an IPv4 address.
+pub(crate) fn is_version(key: &str) -> bool {
+    let Some(last) = words(key).last() else {
+        return false;
+    };
+    let mut buf = [0u8; MAX_WORD];
+    matches!(lower(last, &mut buf), Some(b"version" | b"ver" | b"build"))
+}
+
 /// Words of a key: split on non-alphanumerics and before an upper-case letter that follows a
 /// lower-case one (`cardNumber` -> `card`, `Number`).
 fn words(key: &str) -> impl Iterator<Item = &str> {
@@ -100,5 +110,15 @@ mod tests {
         assert_eq!(hint("email_count"), None);
         assert_eq!(hint("order_id"), None);
         assert_eq!(hint(""), None);
+    }
+
+    #[test]
+    fn version_keys() {
+        for key in ["app_version", "sdkVersion", "version", "build"] {
+            assert!(super::is_version(key), "{key}");
+        }
+        for key in ["client_ip", "versions_seen", ""] {
+            assert!(!super::is_version(key), "{key}");
+        }
     }
 }

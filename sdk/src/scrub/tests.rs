@@ -4,7 +4,8 @@ use serde_json::json;
 
 use super::*;
 
-fn scrub_text(scrubber: &Scrubber, text: &str) -> String {
+/// `text` scrubbed as free text.
+pub(super) fn scrub_text(scrubber: &Scrubber, text: &str) -> String {
     let mut s = text.to_owned();
     scrubber.scrub_text(&mut s);
     s

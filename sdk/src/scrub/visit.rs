@@ -1,0 +1,285 @@
+//! What each member of a segment document is, decided once for the three representations: the
+//! Value walk and the typed walk (`walk.rs`) and the JSON text pass (`text.rs`) navigate their
+//! own data, but ask [`Inner::member`] what every member is and [`Inner::member_key`] what
+//! becomes of its key, and hand every scalar to `scalar.rs`. A new rule is written here or
+//! there, once.
+//!
+//! Also here: the walk over a `serde_json::Map`, which the Value walk uses for every map and the
+//! typed walk for its free-form maps and unknown fields. Map keys are scrubbed like values
+//! (detectors only); a rewritten key that would collide with another gets a `~2`, `~3`, ...
+//! suffix in document order, so no member is lost.
+
+use serde_json::{Map, Value};
+
+use super::{Ctx, Fate, Inner, Rule, ScrubReport};
+
+/// The kinds of maps a segment document is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shape {
+    /// A (sub)segment.
+    Document,
+    /// A `cause` object.
+    Cause,
+    /// One item of `cause.exceptions`.
+    Exception,
+    /// Anything else: annotations, metadata, `http`, `sql`, `aws`, unknown fields.
+    Free,
+}
+
+/// What the value of a member is, and the context it is scrubbed in.
+#[derive(Clone, Copy)]
+pub(super) enum Member<'a> {
+    /// Never scrubbed: ids, times, names, types, flags.
+    Skip,
+    /// An object of this shape; any other value there is scrubbed as a free-form value.
+    Object(Shape, Ctx<'a>),
+    /// An array whose objects have this shape; its other items, or any other value there, are
+    /// scrubbed as free-form values.
+    Items(Shape, Ctx<'a>),
+    /// A free-form value: strings and numbers are scrubbed, objects and arrays walked.
+    Value(Ctx<'a>),
+}
+
+impl<'a> Member<'a> {
+    /// The context a non-object value of this member is scrubbed in (`None`: skipped).
+    pub(super) fn value_ctx(self) -> Option<Ctx<'a>> {
+        match self {
+            Member::Skip => None,
+            Member::Object(_, ctx) | Member::Items(_, ctx) | Member::Value(ctx) => Some(ctx),
+        }
+    }
+}
+
+/// Document-level keys never scrubbed.
+const SKIPPED: &[&str] = &[
+    "id",
+    "trace_id",
+    "parent_id",
+    "name",
+    "type",
+    "namespace",
+    "start_time",
+    "end_time",
+    "in_progress",
+    "precursor_ids",
+    "error",
+    "throttle",
+    "fault",
+    "traced",
+];
+
+/// Whether `key` names a field of the typed document (any block): such keys are never
+/// rewritten, so that a custom detector matching `user` or `url` cannot make the typed walk,
+/// which cannot rename a field, differ from the others.
+fn is_structural(key: &str) -> bool {
+    matches!(
+        key,
+        "id" | "trace_id"
+            | "parent_id"
+            | "name"
+            | "type"
+            | "namespace"
+            | "start_time"
+            | "end_time"
+            | "in_progress"
+            | "precursor_ids"
+            | "error"
+            | "throttle"
+            | "fault"
+            | "traced"
+            | "origin"
+            | "user"
+            | "service"
+            | "http"
+            | "sql"
+            | "aws"
+            | "cause"
+            | "annotations"
+            | "metadata"
+            | "subsegments"
+            | "resource_arn"
+            | "request"
+            | "response"
+            | "method"
+            | "url"
+            | "user_agent"
+            | "client_ip"
+            | "x_forwarded_for"
+            | "status"
+            | "content_length"
+            | "connection_string"
+            | "sanitized_query"
+            | "database_type"
+            | "database_version"
+            | "driver_version"
+            | "preparation"
+            | "working_directory"
+            | "paths"
+            | "exceptions"
+            | "message"
+            | "remote"
+            | "truncated"
+            | "skipped"
+            | "stack"
+            | "path"
+            | "line"
+            | "label"
+    )
+}
+
+impl Inner {
+    /// What member `key` of a map of `shape` at `ctx` is.
+    pub(super) fn member<'a>(&'a self, shape: Shape, ctx: Ctx<'a>, key: &str) -> Member<'a> {
+        match (shape, key) {
+            (Shape::Document, _) if SKIPPED.contains(&key) => Member::Skip,
+            (Shape::Document, "subsegments") => {
+                Member::Items(Shape::Document, self.child(ctx, key))
+            }
+            (Shape::Document, "cause") => Member::Object(Shape::Cause, self.child(ctx, key)),
+            (Shape::Cause, "exceptions") => Member::Items(Shape::Exception, self.child(ctx, key)),
+            (Shape::Exception, "id") => Member::Skip,
+            _ => Member::Value(self.child(ctx, key)),
+        }
+    }
+
+    /// The context the members of a map of `shape` found at `ctx` start from: a nested
+    /// document starts again at the root of the field paths.
+    pub(super) fn enter<'a>(&'a self, shape: Shape, ctx: Ctx<'a>) -> Ctx<'a> {
+        if shape == Shape::Document {
+            self.root()
+        } else {
+            ctx
+        }
+    }
+
+    /// Whether a free-form object or array at `ctx` is exempt as a whole (not looked into).
+    pub(super) fn exempt(ctx: Ctx<'_>) -> bool {
+        ctx.rule.is_some_and(Rule::exempts_everything) && ctx.node.is_none()
+    }
+
+    /// What becomes of the key of `member`: kept, rewritten (the new key), or its member
+    /// dropped.
+    pub(super) fn member_key(
+        &self,
+        key: &str,
+        member: Member<'_>,
+        report: &mut ScrubReport,
+    ) -> (Fate, Option<String>) {
+        match member.value_ctx() {
+            Some(ctx) if !is_structural(key) => self.scrub_key(key, ctx, report),
+            _ => (Fate::Keep, None),
+        }
+    }
+
+    /// Scrubs the map `map` of `shape` at `ctx` (members as [`Inner::member`] says, keys as
+    /// [`Inner::member_key`] says), in place.
+    pub(super) fn walk_map(
+        &self,
+        map: &mut Map<String, Value>,
+        shape: Shape,
+        ctx: Ctx<'_>,
+        report: &mut ScrubReport,
+    ) {
+        if shape == Shape::Free && Self::exempt(ctx) {
+            return;
+        }
+        let mut renamed = Vec::new();
+        for (i, key) in map.keys().enumerate() {
+            let member = self.member(shape, ctx, key);
+            match self.member_key(key, member, report) {
+                (Fate::Keep, None) => {}
+                (fate, new) => renamed.push((i, fate, new)),
+            }
+        }
+        if renamed.is_empty() {
+            map.retain(|key, value| {
+                self.member_value(value, shape, ctx, key, report) == Fate::Keep
+            });
+            return;
+        }
+        let old = std::mem::take(map);
+        let mut renamed = renamed.into_iter().peekable();
+        for (i, (key, mut value)) in old.into_iter().enumerate() {
+            let (fate, new) = match renamed.next_if(|(at, _, _)| *at == i) {
+                Some((_, fate, new)) => (fate, new),
+                None => (Fate::Keep, None),
+            };
+            if fate == Fate::Drop
+                || self.member_value(&mut value, shape, ctx, &key, report) == Fate::Drop
+            {
+                continue;
+            }
+            let mut new_key = new.unwrap_or(key);
+            if map.contains_key(&new_key) {
+                let base = new_key.len();
+                for n in 2.. {
+                    new_key.truncate(base);
+                    new_key.push('~');
+                    new_key.push_str(&n.to_string());
+                    if !map.contains_key(&new_key) {
+                        break;
+                    }
+                }
+                report.grow((new_key.len() - base) as i64);
+            }
+            map.insert(new_key, value);
+        }
+    }
+
+    /// Scrubs the value of member `key` of a map of `shape` at `ctx`.
+    fn member_value(
+        &self,
+        value: &mut Value,
+        shape: Shape,
+        ctx: Ctx<'_>,
+        key: &str,
+        report: &mut ScrubReport,
+    ) -> Fate {
+        match (self.member(shape, ctx, key), value) {
+            (Member::Skip, _) => Fate::Keep,
+            (Member::Object(s, c), Value::Object(map)) => {
+                self.walk_map(map, s, self.enter(s, c), report);
+                Fate::Keep
+            }
+            (Member::Items(s, c), Value::Array(items)) => {
+                items.retain_mut(|item| match item {
+                    Value::Object(map) => {
+                        self.walk_map(map, s, self.enter(s, c), report);
+                        true
+                    }
+                    other => self.scrub_value(other, Some(key), c, report) == Fate::Keep,
+                });
+                Fate::Keep
+            }
+            (member, value) => match member.value_ctx() {
+                Some(c) => self.scrub_value(value, Some(key), c, report),
+                None => Fate::Keep,
+            },
+        }
+    }
+
+    /// Scrubs any free-form value found under `key` (objects and arrays recursively).
+    pub(super) fn scrub_value(
+        &self,
+        value: &mut Value,
+        key: Option<&str>,
+        ctx: Ctx<'_>,
+        report: &mut ScrubReport,
+    ) -> Fate {
+        match value {
+            Value::String(s) => self.scrub_str(s, key, ctx, report),
+            Value::Number(_) => self.scrub_number(value, key, ctx, report),
+            Value::Object(map) => {
+                self.walk_map(map, Shape::Free, ctx, report);
+                Fate::Keep
+            }
+            Value::Array(items) => {
+                if !Self::exempt(ctx) {
+                    items.retain_mut(|v| self.scrub_value(v, key, ctx, report) == Fate::Keep);
+                }
+                Fate::Keep
+            }
+            Value::Bool(_) | Value::Null => Fate::Keep,
+        }
+    }
+}
