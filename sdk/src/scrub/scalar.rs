@@ -111,8 +111,21 @@ impl Inner {
             return;
         }
         if text.contains('[') {
+            // A hit never covers one of this scrubber's placeholders: one that runs into a
+            // placeholder (a value extended to the end of its line) stops before it, one that
+            // starts inside a placeholder is not a hit.
             let spans: Vec<(usize, usize)> = self.placeholder_spans(text).collect();
-            hits.retain(|h| !spans.iter().any(|&(a, b)| h.start < b && a < h.end));
+            hits.retain_mut(|h| {
+                for &(a, b) in &spans {
+                    if h.start < b && a < h.end {
+                        if a <= h.start {
+                            return false;
+                        }
+                        h.end = a;
+                    }
+                }
+                true
+            });
         }
         hits.sort_by_key(|h| (h.start, h.detector, std::cmp::Reverse(h.end)));
         let mut last_end = 0;
@@ -159,7 +172,21 @@ impl Inner {
         if !self.key_names {
             return None;
         }
-        let name = keys::hint(key?)?;
+        let key = key?;
+        // A rewritten key (`[card]`, `password=[secret]`) hints at what is left of it, not at
+        // the placeholder's name.
+        let name = if key.contains('[') {
+            let mut rest = String::with_capacity(key.len());
+            let mut last = 0;
+            for (a, b) in self.placeholder_spans(key) {
+                rest.push_str(&key[last..a]);
+                last = b;
+            }
+            rest.push_str(&key[last..]);
+            keys::hint(&rest)?
+        } else {
+            keys::hint(key)?
+        };
         let slot = BUILT_IN_NAMES.iter().position(|n| *n == name)?;
         let detector = (*self.hint_slots.get(slot)?)?;
         Some((slot, self.detectors.get(detector)?.action))

@@ -382,3 +382,69 @@ fn a_value_that_looks_like_a_placeholder_is_still_checked() {
     );
     assert_eq!(report.total(), 3);
 }
+
+#[test]
+fn rewritten_keys_stay_distinct_and_every_walk_agrees() {
+    let s = Scrubber::default();
+    let doc = json!({
+        "name": "svc", "id": "0694be9a856b4345", "start_time": 1.0,
+        "cause": "jane@example.com",
+        "annotations": {"4111111111111111": "card as a key"},
+        "metadata": {"visits": {"jane@example.com": 3, "bob@example.org": 4, "[email]": 5}},
+        "http": {"request": {"url": "/u", "jane%40example.com": true}}
+    });
+    let mut value = doc.clone();
+    let report = s.scrub(&mut value);
+    assert_eq!(
+        value["metadata"]["visits"],
+        json!({"[email]": 3, "[email]~2": 4, "[email]~3": 5})
+    );
+    assert_eq!(value["annotations"], json!({"[card]": "card as a key"}));
+    assert_eq!(value["cause"], "[email]");
+    assert_eq!(
+        value["http"]["request"],
+        json!({"url": "/u", "[email]": true})
+    );
+    assert_eq!(report.count("email"), 4);
+
+    let mut typed: crate::model::Segment = serde_json::from_value(doc.clone()).expect("typed");
+    assert_eq!(s.scrub_segment(&mut typed), report);
+    assert_eq!(serde_json::to_value(&typed).expect("json"), value);
+    // Keys to rewrite: the text walk leaves the document to the Value walk.
+    let mut out = String::new();
+    assert!(s.scrub_json_text(&doc.to_string(), &mut out).is_none());
+
+    let mut again = value.clone();
+    assert!(s.scrub(&mut again).is_clean());
+    assert_eq!(again, value);
+}
+
+#[test]
+fn string_causes_and_non_object_items_are_scrubbed_by_every_walk() {
+    let s = Scrubber::default();
+    let doc = json!({
+        "name": "svc", "id": "0694be9a856b4345", "start_time": 1.0,
+        "cause": {"exceptions": [
+            {"id": "5b7b903722d5dd88", "message": "m", "cause": "call 010-1234-5678"},
+            "jane@example.com"
+        ]},
+        "subsegments": ["ssn 123-45-6789", {"name": "db", "id": "1b7b903722d5dd88",
+            "start_time": 1.0, "metadata": {"d": {"tags": ["jane@example.com", "ok"]}}}]
+    });
+    let mut value = doc.clone();
+    let report = s.scrub(&mut value);
+    assert_eq!(value["cause"]["exceptions"][0]["cause"], "call [phone]");
+    assert_eq!(value["cause"]["exceptions"][1], "[email]");
+    assert_eq!(value["subsegments"][0], "ssn [ssn]");
+    assert_eq!(
+        value["subsegments"][1]["metadata"]["d"]["tags"],
+        json!(["[email]", "ok"])
+    );
+    assert_eq!(report.total(), 4);
+    let mut out = String::new();
+    let text_report = s
+        .scrub_json_text(&doc.to_string(), &mut out)
+        .expect("text walk");
+    assert_eq!(text_report, report);
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), value);
+}

@@ -7,7 +7,8 @@
 //! Also here: the walk over a `serde_json::Map`, which the Value walk uses for every map and the
 //! typed walk for its free-form maps and unknown fields. Map keys are scrubbed like values
 //! (detectors only); a rewritten key that would collide with another gets a `~2`, `~3`, ...
-//! suffix in document order, so no member is lost.
+//! suffix in document order, so no member is lost. A member whose key was rewritten is then
+//! judged under its new key, which is what a second pass sees: scrubbing stays idempotent.
 
 use serde_json::{Map, Value};
 
@@ -204,24 +205,24 @@ impl Inner {
                 Some((_, fate, new)) => (fate, new),
                 None => (Fate::Keep, None),
             };
-            if fate == Fate::Drop
-                || self.member_value(&mut value, shape, ctx, &key, report) == Fate::Drop
-            {
+            if fate == Fate::Drop {
                 continue;
             }
             let mut new_key = new.unwrap_or(key);
-            if map.contains_key(&new_key) {
-                let base = new_key.len();
-                for n in 2.. {
-                    new_key.truncate(base);
-                    new_key.push('~');
-                    new_key.push_str(&n.to_string());
-                    if !map.contains_key(&new_key) {
-                        break;
-                    }
-                }
-                report.grow((new_key.len() - base) as i64);
+            let base = new_key.len();
+            let mut n = 1;
+            while map.contains_key(&new_key) {
+                n += 1;
+                new_key.truncate(base);
+                new_key.push('~');
+                new_key.push_str(&n.to_string());
             }
+            // The value is judged under the key it will have, so that a second pass, which
+            // sees that key, judges it the same.
+            if self.member_value(&mut value, shape, ctx, &new_key, report) == Fate::Drop {
+                continue;
+            }
+            report.grow((new_key.len() - base) as i64);
             map.insert(new_key, value);
         }
     }
