@@ -20,7 +20,7 @@ use crate::scrub::{ConfigError, ScrubConfig, Scrubber};
 
 pub use context::{current, scope};
 pub use entity::{AnnotationError, AnnotationValue, Entity};
-pub use sql::sanitize_sql;
+pub use sql::{SqlDialect, sanitize_sql, sanitize_sql_as};
 
 /// Why a recorder could not be built.
 #[derive(Debug, thiserror::Error)]
