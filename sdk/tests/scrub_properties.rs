@@ -13,6 +13,9 @@ use roentgen_sdk::model::Segment;
 use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
 use serde_json::{Map, Value, json};
 
+mod support;
+use support::keys_of;
+
 static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
 
 /// Hashes some kinds, drops fields holding others, exempts a field.
@@ -277,24 +280,6 @@ fn shape(value: &Value) -> Value {
         Value::Object(map) => json!({"object": map.values().map(shape).collect::<Vec<_>>()}),
         other => other.clone(),
     }
-}
-
-/// Every key of a JSON value, in order.
-fn keys(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|v| keys(v, out)),
-        Value::Object(map) => map.iter().for_each(|(k, v)| {
-            out.push(k.clone());
-            keys(v, out);
-        }),
-        _ => {}
-    }
-}
-
-fn keys_of(value: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    keys(value, &mut out);
-    out
 }
 
 /// Every string and key a scrubber looks at.
