@@ -223,6 +223,7 @@ impl Inner {
                 h.get_or_insert(i);
             }
         }
+        let only_built_ins = detectors.iter().all(|d| d.slot < BUILT_IN_NAMES.len());
         Ok(Self {
             detectors,
             set,
@@ -237,6 +238,7 @@ impl Inner {
             mac,
             hash_hex: config.hash_length,
             ipv4_slot: BUILT_IN_NAMES.iter().position(|n| *n == "ipv4"),
+            only_built_ins,
         })
     }
 }

@@ -105,6 +105,7 @@ impl Scrubber {
                 mac: None,
                 hash_hex: 16,
                 ipv4_slot: None,
+                only_built_ins: true,
             }),
         }
     }
@@ -265,6 +266,8 @@ struct Inner {
     /// Report slot -> index in `detectors` for built-ins that key names may point at.
     hint_slots: Vec<Option<usize>>,
     key_names: bool,
+    /// No custom detector is enabled, so plain identifier keys need no scan (`keys.rs`).
+    only_built_ins: bool,
     field_slot: usize,
     default_action: Action,
     root_rule: Option<Rule>,

@@ -246,7 +246,10 @@ impl Inner {
         ctx: Ctx<'_>,
         report: &mut ScrubReport,
     ) -> (Fate, Option<String>) {
-        if key.is_empty() || ctx.rule.is_some_and(Rule::exempts_everything) {
+        if key.is_empty()
+            || ctx.rule.is_some_and(Rule::exempts_everything)
+            || (self.only_built_ins && keys::is_plain(key))
+        {
             return (Fate::Keep, None);
         }
         self.rewrite(key, self.scan(None, ctx), report)
