@@ -55,6 +55,9 @@ impl Inner {
                 .map_or_else(|| b.pattern.to_string(), str::to_owned);
             detectors.push(Detector {
                 slot,
+                // A built-in pre-filter with non-ASCII characters is made of words in other
+                // scripts: it never matches ASCII text.
+                non_ascii: !prefilter.is_ascii(),
                 prefilter,
                 name: b.name.into(),
                 group: regex.capture_names().position(|n| n == Some("v")),
@@ -110,6 +113,7 @@ impl Inner {
             detectors.push(Detector {
                 slot,
                 prefilter: custom.pattern.clone(),
+                non_ascii: false,
                 name: custom.name.as_str().into(),
                 group: regex.capture_names().position(|n| n == Some("v")),
                 regex,
@@ -215,8 +219,17 @@ impl Inner {
             ));
         }
 
-        let set = RegexSet::new(detectors.iter().map(|d| d.prefilter.as_str()))
-            .map_err(|e| ConfigError::key("custom", e.to_string()))?;
+        let prefilters = |non_ascii: bool| {
+            RegexSet::new(
+                detectors
+                    .iter()
+                    .filter(|d| d.non_ascii == non_ascii)
+                    .map(|d| d.prefilter.as_str()),
+            )
+            .map_err(|e| ConfigError::key("custom", e.to_string()))
+        };
+        let set = prefilters(false)?;
+        let non_ascii_set = prefilters(true)?;
         let mut hint_slots = vec![None; BUILT_IN_NAMES.len()];
         for (i, d) in detectors.iter().enumerate() {
             if let Some(h) = hint_slots.get_mut(d.slot) {
@@ -227,6 +240,7 @@ impl Inner {
         Ok(Self {
             detectors,
             set,
+            non_ascii_set,
             names: Arc::from(names),
             hint_slots,
             key_names: config.key_names,

@@ -43,30 +43,30 @@ pub const BUILT_IN_NAMES: &[&str] = &[
 
 /// Keys whose values are secrets in `key=value` text, query strings, headers and connection
 /// strings. The optional `prefix_` words let `db_password` and `aws_secret_access_key` match.
-const SECRET_KEY: &str = concat!(
-    r#"(?:[A-Za-z0-9]+[_.-])*(?:"#,
-    r#"(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie|passwort|kennwort|senha|contrasena|mot[_ -]de[_ -]passe)"#,
-    // camelCase and PascalCase names as SDKs and `repr()` print them: `SecretAccessKey`,
-    // `SessionToken`, `dbPassword` (not `PublicKeyToken` or `NextToken`).
-    r#"|(?:[A-Za-z][a-z0-9]*)*(?:Password|Passwd|Passphrase|Secret|ApiKey|AccessKey|PrivateKey|SecretKey|Credentials?|Cookie|SessionId|(?:Access|Refresh|Session|Id|Auth|Bearer|Api|Csrf|Security)Token)"#,
-    r#")"#
-);
+const SECRET_KEY: &str = r#"(?:[A-Za-z0-9]+[_.-])*(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie|passwort|kennwort|senha|contrasena|mot[_ -]de[_ -]passe)"#;
+
+/// The end of camelCase and PascalCase names as SDKs and `repr()` print them
+/// (`SecretAccessKey`, `SessionToken`, `dbPassword`; not `PublicKeyToken` or `NextToken`).
+/// Matched anywhere in a word: a prefix pattern before it would make the DFA explore every
+/// position of every word.
+const CAMEL_SECRET_KEY: &str = r#"(?:Password|Passwd|Passphrase|Secret|ApiKey|AccessKey|PrivateKey|SecretKey|Credentials?|Cookie|SessionId|(?:Access|Refresh|Session|Id|Auth|Bearer|Api|Csrf|Security)Token)"#;
 
 /// Words for a secret in the languages our users log in (Korean first), for text such as
 /// `비밀번호: …`, `암호=…`, `토큰 …`, `パスワード：…`. Non-ASCII, so outside any case folding.
 const SECRET_WORDS: &str = "비밀번호|비번|패스워드|암호|토큰|인증키|인증 키|액세스 키|시크릿|パスワード|暗証番号|トークン|密码|密碼|口令|令牌|contraseña|Contraseña|пароль|Пароль|токен|Токен";
 
 /// Characters a secret value may hold: not whitespace, separators, quotes or brackets.
-const VALUE: &str = r#"[^\s&;,"'<>\[\]{}(“”「」][^\s&;,"'<>\[\]“”「」]*"#;
+const VALUE: &str = r#"[^\s&;,"'<>\[\]{}(][^\s&;,"'<>\[\]]*"#;
 
 pub(crate) fn built_ins() -> Vec<BuiltIn> {
     let secret = format!(
-        r#"(?:^|[^A-Za-z0-9_.-]){SECRET_KEY}["']?[ \t]*(?:=>|[:=])[ \t]*["']?(?P<v>(?:(?i-u:bearer|basic|digest)[ \t]+)?{VALUE})"#
+        r#"(?:(?:^|[^A-Za-z0-9_.-]){SECRET_KEY}|{CAMEL_SECRET_KEY})["']?[ \t]*(?:=>|[:=])[ \t]*["']?(?P<v>(?:(?i-u:bearer|basic|digest)[ \t]+)?{VALUE})"#
     );
-    // A particle (`비밀번호는`), then a separator or at least a space; the validator asks more
-    // of a value with no separator before it.
+    // A particle (`비밀번호는`), then a separator or at least a space; the validator finds the
+    // value after the match and asks more of one with no separator before it. (With the value
+    // in the pattern, its Unicode classes made the lazy DFA rebuild states on every string.)
     let secret_words = format!(
-        r#"(?:{SECRET_WORDS})(?:[은는이가을를]|を|は|が)?[ \t]*(?:=>|[:=：])?[ \t]*["'“「]?(?P<v>{VALUE})"#
+        r#"(?:{SECRET_WORDS})(?:[은는이가을를]|を|は|が)?[ \t]*(?:=>|[:=：])?[ \t]*["'“「]?"#
     );
     vec![
         BuiltIn {
@@ -442,16 +442,25 @@ fn secret_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     (!placeholder).then(|| (start, value_end(hay, start, end)))
 }
 
-/// Secret values after a word in another language: with a separator (`비밀번호: …`, `암호=…`)
-/// as [`secret_value`]; after a mere space (`토큰 …`) only what looks like a credential, so
-/// that `토큰 만료` ("token expired") stays.
+/// Secret values after a word in another language (the match is the word and what separates
+/// it from the value): with a separator (`비밀번호: …`, `암호=…`) as [`secret_value`]; after a
+/// mere space (`토큰 …`) only what looks like a credential, so that `토큰 만료` ("token expired")
+/// stays. The value stops at whitespace, separators, quotes and brackets, the CJK ones included.
 fn secret_word_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
-    let before = hay[..start].trim_end_matches(['"', '\'', '“', '「', ' ', '\t']);
+    let stop = |c: char| c.is_whitespace() || "&;,\"'<>[]“”「」".contains(c);
+    let rest = &hay[end..];
+    let first = rest.chars().next()?;
+    if stop(first) || "{}(".contains(first) {
+        return None;
+    }
+    let value_end = end + rest.find(stop).unwrap_or(rest.len());
+    let before = hay[start..end].trim_end_matches(['"', '\'', '“', '「', ' ', '\t']);
     let separated = before.ends_with([':', '=', '>', '：']);
-    let spaced = hay[..start].ends_with([' ', '\t']);
-    let credential = spaced && token_value(hay, start, end).is_some() && hay[start..end].is_ascii();
+    let spaced = hay[..end].ends_with([' ', '\t']);
+    let credential =
+        spaced && token_value(hay, end, value_end).is_some() && hay[end..value_end].is_ascii();
     if separated || credential {
-        secret_value(hay, start, end)
+        secret_value(hay, end, value_end)
     } else {
         None
     }

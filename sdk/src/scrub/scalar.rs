@@ -8,20 +8,25 @@ use serde_json::Value;
 use super::decode::Decoded;
 use super::{Action, BUILT_IN_NAMES, Ctx, Fate, Hit, Inner, Rule, ScrubReport, keys};
 
-/// What to look for in one string: the field rule in force and a detector a key name
-/// silences (`ipv4` under `app_version`).
+/// What to look for in one string: the field rule in force and the key it is under (a key
+/// naming a version silences `ipv4`; only asked once a detector runs).
 #[derive(Clone, Copy)]
 pub(super) struct Scan<'a> {
     rule: Option<&'a Rule>,
-    quiet: Option<usize>,
+    key: Option<&'a str>,
 }
 
 impl Inner {
-    fn scan<'a>(&self, key: Option<&str>, ctx: Ctx<'a>) -> Scan<'a> {
+    fn scan<'a>(key: Option<&'a str>, ctx: Ctx<'a>) -> Scan<'a> {
         Scan {
             rule: ctx.rule,
-            quiet: key.filter(|k| keys::is_version(k)).and(self.ipv4_slot),
+            key,
         }
+    }
+
+    /// Whether detector `slot` is silenced for strings under `key`.
+    fn quiet(&self, slot: usize, key: Option<&str>) -> bool {
+        Some(slot) == self.ipv4_slot && key.is_some_and(keys::is_version)
     }
 
     pub(super) fn action(&self, slot: usize, base: Action, rule: Option<&Rule>) -> Action {
@@ -36,7 +41,7 @@ impl Inner {
 
     /// Finds every match to rewrite in `text`, non-overlapping and in order.
     fn find(&self, text: &str, scan: Scan<'_>, hits: &mut Vec<Hit>) {
-        if self.set.is_match(text) {
+        if self.set.is_match(text) || (!text.is_ascii() && self.non_ascii_set.is_match(text)) {
             self.find_all(text, scan, hits);
         }
     }
@@ -47,7 +52,7 @@ impl Inner {
             text,
             Scan {
                 rule: None,
-                quiet: None,
+                key: None,
             },
             hits,
         );
@@ -59,7 +64,7 @@ impl Inner {
         // have literal pre-filters and small DFAs.
         for (i, d) in self.detectors.iter().enumerate() {
             let action = self.action(d.slot, d.action, scan.rule);
-            if action == Action::Keep || scan.quiet == Some(d.slot) {
+            if action == Action::Keep || self.quiet(d.slot, scan.key) {
                 continue;
             }
             // Only detectors with a `v` group pay for capture positions, and only once a plain
@@ -235,7 +240,7 @@ impl Inner {
                 return self.whole(text, slot, action, report);
             }
         }
-        self.rewrite(text, self.scan(key, ctx), report)
+        self.rewrite(text, Self::scan(key, ctx), report)
     }
 
     /// Scrubs a map key (its member's context `ctx`): detectors only, as what it decodes to;
@@ -246,13 +251,10 @@ impl Inner {
         ctx: Ctx<'_>,
         report: &mut ScrubReport,
     ) -> (Fate, Option<String>) {
-        if key.is_empty()
-            || ctx.rule.is_some_and(Rule::exempts_everything)
-            || (self.only_built_ins && keys::is_plain(key))
-        {
+        if key.is_empty() || ctx.rule.is_some_and(Rule::exempts_everything) {
             return (Fate::Keep, None);
         }
-        self.rewrite(key, self.scan(None, ctx), report)
+        self.rewrite(key, Self::scan(None, ctx), report)
     }
 
     /// Rewrites every detector match in `text`, as written and as decoded, until none is left.

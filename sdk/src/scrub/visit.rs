@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{Ctx, Fate, Inner, Rule, ScrubReport};
+use super::{Ctx, Fate, Inner, Rule, ScrubReport, keys};
 
 /// The kinds of maps a segment document is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,22 +52,24 @@ impl<'a> Member<'a> {
 }
 
 /// Document-level keys never scrubbed.
-const SKIPPED: &[&str] = &[
-    "id",
-    "trace_id",
-    "parent_id",
-    "name",
-    "type",
-    "namespace",
-    "start_time",
-    "end_time",
-    "in_progress",
-    "precursor_ids",
-    "error",
-    "throttle",
-    "fault",
-    "traced",
-];
+fn is_skipped(key: &str) -> bool {
+    matches!(
+        key,
+        "id" | "trace_id"
+            | "parent_id"
+            | "name"
+            | "type"
+            | "namespace"
+            | "start_time"
+            | "end_time"
+            | "in_progress"
+            | "precursor_ids"
+            | "error"
+            | "throttle"
+            | "fault"
+            | "traced"
+    )
+}
 
 /// Whether `key` names a field of the typed document (any block): such keys are never
 /// rewritten, so that a custom detector matching `user` or `url` cannot make the typed walk,
@@ -131,15 +133,24 @@ fn is_structural(key: &str) -> bool {
 impl Inner {
     /// What member `key` of a map of `shape` at `ctx` is.
     pub(super) fn member<'a>(&'a self, shape: Shape, ctx: Ctx<'a>, key: &str) -> Member<'a> {
-        match (shape, key) {
-            (Shape::Document, _) if SKIPPED.contains(&key) => Member::Skip,
-            (Shape::Document, "subsegments") => {
-                Member::Items(Shape::Document, self.child(ctx, key))
-            }
-            (Shape::Document, "cause") => Member::Object(Shape::Cause, self.child(ctx, key)),
-            (Shape::Cause, "exceptions") => Member::Items(Shape::Exception, self.child(ctx, key)),
-            (Shape::Exception, "id") => Member::Skip,
-            _ => Member::Value(self.child(ctx, key)),
+        // Shape first: most members are in free-form maps, which need no name compared.
+        let kind = match shape {
+            Shape::Free => None,
+            Shape::Document if is_skipped(key) => return Member::Skip,
+            Shape::Document => match key {
+                "subsegments" => Some((true, Shape::Document)),
+                "cause" => Some((false, Shape::Cause)),
+                _ => None,
+            },
+            Shape::Cause => (key == "exceptions").then_some((true, Shape::Exception)),
+            Shape::Exception if key == "id" => return Member::Skip,
+            Shape::Exception => None,
+        };
+        let ctx = self.child(ctx, key);
+        match kind {
+            None => Member::Value(ctx),
+            Some((true, shape)) => Member::Items(shape, ctx),
+            Some((false, shape)) => Member::Object(shape, ctx),
         }
     }
 
@@ -167,9 +178,16 @@ impl Inner {
         report: &mut ScrubReport,
     ) -> (Fate, Option<String>) {
         match member.value_ctx() {
-            Some(ctx) if !is_structural(key) => self.scrub_key(key, ctx, report),
+            Some(ctx) if !self.key_is_kept(key) => self.scrub_key(key, ctx, report),
             _ => (Fate::Keep, None),
         }
+    }
+
+    /// Whether `key` stays as it is whatever its member: a field name of the typed document,
+    /// or a plain identifier no detector can match (`keys::is_plain`, with built-ins only; the
+    /// field names are plain too). Most keys of a document are, so this is asked first.
+    fn key_is_kept(&self, key: &str) -> bool {
+        (self.only_built_ins && keys::is_plain(key)) || is_structural(key)
     }
 
     /// Scrubs the map `map` of `shape` at `ctx` (members as [`Inner::member`] says, keys as
@@ -186,6 +204,9 @@ impl Inner {
         }
         let mut renamed = Vec::new();
         for (i, key) in map.keys().enumerate() {
+            if self.key_is_kept(key) {
+                continue;
+            }
             let member = self.member(shape, ctx, key);
             match self.member_key(key, member, report) {
                 (Fate::Keep, None) => {}
