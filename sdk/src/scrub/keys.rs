@@ -69,10 +69,21 @@ pub(crate) fn is_plain(key: &str) -> bool {
     let bytes = key.as_bytes();
     bytes.len() < 40
         && bytes.first().is_some_and(u8::is_ascii_lowercase)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && bytes.iter().all(|&b| IDENTIFIER[usize::from(b)])
 }
+
+/// Bytes of a plain identifier: ASCII letters, digits and `_` (a table: this runs for every
+/// key of every document).
+static IDENTIFIER: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || c == b'_';
+        b += 1;
+    }
+    table
+};
 
 /// Whether a key names a version (`app_version`, `sdkVersion`, `ver`): four dotted numbers
 /// under it are a version, not an IPv4 address.
