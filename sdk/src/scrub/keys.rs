@@ -65,6 +65,7 @@ pub(crate) fn hint(key: &str) -> Option<&'static str> {
 /// boundary before a digit or an upper-case run (`4111...`, `AKIA...`), or 40 characters
 /// (AWS secret keys); nor is there anything to decode. Keys are then not scanned at all, which
 /// keeps the cost of scrubbing keys off ordinary documents. Tested against every detector.
+#[inline]
 pub(crate) fn is_plain(key: &str) -> bool {
     let bytes = key.as_bytes();
     bytes.len() < 40

@@ -330,6 +330,7 @@ impl Inner {
     }
 
     /// The context of member `key` of a map at `ctx`.
+    #[inline]
     fn child<'a>(&'a self, ctx: Ctx<'a>, key: &str) -> Ctx<'a> {
         match ctx.node.and_then(|n| n.child(key)) {
             Some(node) => Ctx {

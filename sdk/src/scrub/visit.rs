@@ -43,6 +43,7 @@ pub(super) enum Member<'a> {
 
 impl<'a> Member<'a> {
     /// The context a non-object value of this member is scrubbed in (`None`: skipped).
+    #[inline]
     pub(super) fn value_ctx(self) -> Option<Ctx<'a>> {
         match self {
             Member::Skip => None,
@@ -52,6 +53,7 @@ impl<'a> Member<'a> {
 }
 
 /// Document-level keys never scrubbed.
+#[inline]
 fn is_skipped(key: &str) -> bool {
     matches!(
         key,
@@ -120,6 +122,7 @@ fn is_structural(key: &str) -> bool {
 
 impl Inner {
     /// What member `key` of a map of `shape` at `ctx` is.
+    #[inline]
     pub(super) fn member<'a>(&'a self, shape: Shape, ctx: Ctx<'a>, key: &str) -> Member<'a> {
         // Shape first: most members are in free-form maps, which need no name compared.
         let kind = match shape {
@@ -174,6 +177,7 @@ impl Inner {
     /// Whether `key` stays as it is whatever its member: a field name of the typed document,
     /// or a plain identifier no detector can match (`keys::is_plain`, with built-ins only; the
     /// field names are plain too). Most keys of a document are, so this is asked first.
+    #[inline]
     fn key_is_kept(&self, key: &str) -> bool {
         (self.only_built_ins && keys::is_plain(key)) || is_structural(key)
     }
