@@ -2,8 +2,10 @@
 //! and again in the daemon and the collector for documents from SDKs that do not scrub.
 //!
 //! A [`Scrubber`] is compiled once from a [`ScrubConfig`]: every enabled detector's regex goes
-//! into one `RegexSet`, so a clean string costs one DFA scan and no allocation; the individual
-//! regexes and their validators only run on strings the set flagged. Matches become typed
+//! into one `RegexSet` (those that need non-ASCII text, such as secrets named in Korean, into a
+//! second one asked only of non-ASCII strings), so a clean string costs one DFA scan, a scan for
+//! escapes to decode, and no allocation; the individual regexes and their validators only run
+//! on strings a set flagged. Matches become typed
 //! placeholders (`[email]`), keyed hashes (`[email#1f2e...]`) or a dropped field. The scrubber's
 //! own placeholders are never matched again, which makes scrubbing idempotent; text that only
 //! looks like one is still checked (`placeholder.rs`).
@@ -18,7 +20,8 @@
 //! document from the (sub)segment it is in, joined by dots, arrays transparent:
 //! `http.request.url`, `sql.sanitized_query`, `cause.exceptions.message`, `annotations`,
 //! `metadata.default.cart`. Ids, trace ids, parent ids, times, `name`, `type`, `namespace` and
-//! numbers (except under key names such as `cvv` or `card_number`) are never touched.
+//! numbers (except under key names such as `cvv` or `card_number`) are never touched. Map keys
+//! are scrubbed by the detectors (not by key names or whole-value rules).
 
 mod compile;
 mod config;
@@ -139,8 +142,9 @@ impl Scrubber {
     ///
     /// `Some(report)`: when something was rewritten, `out` holds the new document text;
     /// when nothing was, `out` is left empty (the input is the output). `None`: the text pass
-    /// cannot decide (not a JSON object `serde_json` would accept, nesting deeper than 100, or
-    /// a `drop` action applies); scrub a parsed `Value` with [`Scrubber::scrub`] instead.
+    /// cannot decide (not a JSON object `serde_json` would accept, nesting deeper than 100, a
+    /// `drop` action applies, or a map key must be rewritten); scrub a parsed `Value` with
+    /// [`Scrubber::scrub`] instead.
     /// `out` is a buffer the caller may reuse between documents.
     pub fn scrub_json_text(&self, document: &str, out: &mut String) -> Option<ScrubReport> {
         self.inner.scrub_text_document(document, out)
