@@ -448,3 +448,32 @@ fn string_causes_and_non_object_items_are_scrubbed_by_every_walk() {
     assert_eq!(text_report, report);
     assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), value);
 }
+
+#[test]
+fn skipped_members_are_skipped_only_when_they_hold_what_they_should() {
+    let s = Scrubber::default();
+    let doc = json!({
+        "name": "jane@example.com", "id": "4111111111111111", "start_time": 1.0,
+        "error": "jane@example.com", "end_time": {"by": "jane@example.com"},
+        "trace_id": null,
+        "precursor_ids": ["4111111111111111", {"note": "jane@example.com"}, "ssn 123-45-6789"],
+        "cause": {"exceptions": [{"id": ["jane@example.com"], "message": "m"}]}
+    });
+    let mut value = doc.clone();
+    let report = s.scrub(&mut value);
+    assert_eq!(value["name"], "jane@example.com");
+    assert_eq!(value["id"], "4111111111111111");
+    assert_eq!(value["error"], "[email]");
+    assert_eq!(value["end_time"], json!({"by": "[email]"}));
+    assert_eq!(
+        value["precursor_ids"],
+        json!(["4111111111111111", {"note": "[email]"}, "ssn 123-45-6789"])
+    );
+    assert_eq!(value["cause"]["exceptions"][0]["id"], json!(["[email]"]));
+    assert_eq!(report.total(), 4);
+    let text = doc.to_string();
+    let mut out = String::new();
+    let text_report = s.scrub_json_text(&text, &mut out).expect("text walk");
+    assert_eq!(text_report, report);
+    assert_eq!(serde_json::from_str::<Value>(&out).expect("json"), value);
+}

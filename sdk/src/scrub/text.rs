@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use super::visit::{Member, Shape};
+use super::visit::{Kind, Member, Shape};
 use super::{Ctx, Fate, Inner, ScrubReport};
 
 /// Deepest nesting the text pass follows (`serde_json` refuses past 128).
@@ -189,7 +189,20 @@ impl<'s, 'd> Pass<'s, 'd, '_> {
     /// The value of `member` (named `key`), as `member_value`.
     fn member_value(&mut self, member: Member<'s>, key: &str) -> Step {
         match (member, self.peek()) {
-            (Member::Skip, _) => self.skip(),
+            (Member::Skip(expect, ctx), byte) => {
+                let kind = Kind::starting_with(byte);
+                match expect.items() {
+                    _ if expect.skips(kind) => self.skip(),
+                    Some(item) if kind == Kind::Array => self.array(|p| {
+                        if item.skips(Kind::starting_with(p.peek())) {
+                            p.skip()
+                        } else {
+                            p.value(Some(key), ctx)
+                        }
+                    }),
+                    _ => self.value(Some(key), ctx),
+                }
+            }
             (Member::Object(shape, ctx), Some(b'{')) => {
                 let ctx = self.inner.enter(shape, ctx);
                 self.map(shape, ctx)

@@ -30,8 +30,10 @@ pub(super) enum Shape {
 /// What the value of a member is, and the context it is scrubbed in.
 #[derive(Clone, Copy)]
 pub(super) enum Member<'a> {
-    /// Never scrubbed: ids, times, names, types, flags.
-    Skip,
+    /// Never scrubbed when it holds what it should: ids, times, names, types, flags. Anything
+    /// else there (a string where a flag belongs, an object among `precursor_ids`) is scrubbed
+    /// as a free-form value in the context given.
+    Skip(Expect, Ctx<'a>),
     /// An object of this shape; any other value there is scrubbed as a free-form value.
     Object(Shape, Ctx<'a>),
     /// An array whose objects have this shape; its other items, or any other value there, are
@@ -46,38 +48,97 @@ impl<'a> Member<'a> {
     #[inline]
     pub(super) fn value_ctx(self) -> Option<Ctx<'a>> {
         match self {
-            Member::Skip => None,
+            Member::Skip(..) => None,
             Member::Object(_, ctx) | Member::Items(_, ctx) | Member::Value(ctx) => Some(ctx),
         }
     }
 }
 
-/// Document-level keys never scrubbed.
+/// The JSON kind of a value (the text pass knows it from the value's first byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    String,
+    Number,
+    Bool,
+    Null,
+    Array,
+    Object,
+}
+
+impl Kind {
+    pub(super) fn of(value: &Value) -> Self {
+        match value {
+            Value::String(_) => Self::String,
+            Value::Number(_) => Self::Number,
+            Value::Bool(_) => Self::Bool,
+            Value::Null => Self::Null,
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
+        }
+    }
+
+    /// The kind of the well-formed JSON value starting with `byte`.
+    pub(super) fn starting_with(byte: Option<u8>) -> Self {
+        match byte {
+            Some(b'"') => Self::String,
+            Some(b'[') => Self::Array,
+            Some(b'{') => Self::Object,
+            Some(b't' | b'f') => Self::Bool,
+            Some(b'n') => Self::Null,
+            _ => Self::Number,
+        }
+    }
+}
+
+/// What a skipped member holds when it is what it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// A string: ids, names, types.
+    Text,
+    /// A number: times.
+    Number,
+    /// A boolean: flags.
+    Flag,
+    /// An array of ids: its strings are skipped, its other items scrubbed.
+    Ids,
+}
+
+impl Expect {
+    /// Whether a value of `kind` here is skipped whole (`null` always is: nothing to scrub).
+    pub(super) fn skips(self, kind: Kind) -> bool {
+        matches!(
+            (self, kind),
+            (_, Kind::Null)
+                | (Expect::Text, Kind::String)
+                | (Expect::Number, Kind::Number)
+                | (Expect::Flag, Kind::Bool)
+        )
+    }
+
+    /// For an array here, what each item must hold to be skipped (`None`: the array is not
+    /// what belongs here, and is scrubbed as a whole).
+    pub(super) fn items(self) -> Option<Expect> {
+        (self == Expect::Ids).then_some(Expect::Text)
+    }
+}
+
+/// Document-level keys never scrubbed, and what they hold.
 #[inline]
-fn is_skipped(key: &str) -> bool {
-    matches!(
-        key,
-        "id" | "trace_id"
-            | "parent_id"
-            | "name"
-            | "type"
-            | "namespace"
-            | "start_time"
-            | "end_time"
-            | "in_progress"
-            | "precursor_ids"
-            | "error"
-            | "throttle"
-            | "fault"
-            | "traced"
-    )
+fn skipped(key: &str) -> Option<Expect> {
+    match key {
+        "id" | "trace_id" | "parent_id" | "name" | "type" | "namespace" => Some(Expect::Text),
+        "start_time" | "end_time" => Some(Expect::Number),
+        "in_progress" | "error" | "throttle" | "fault" | "traced" => Some(Expect::Flag),
+        "precursor_ids" => Some(Expect::Ids),
+        _ => None,
+    }
 }
 
 /// Whether `key` names a field of the typed document (any block): such keys are never
 /// rewritten, so that a custom detector matching `user` or `url` cannot make the typed walk,
 /// which cannot rename a field, differ from the others.
 fn is_structural(key: &str) -> bool {
-    is_skipped(key)
+    skipped(key).is_some()
         || matches!(
             key,
             "origin"
@@ -127,14 +188,18 @@ impl Inner {
         // Shape first: most members are in free-form maps, which need no name compared.
         let kind = match shape {
             Shape::Free => None,
-            Shape::Document if is_skipped(key) => return Member::Skip,
-            Shape::Document => match key {
-                "subsegments" => Some((true, Shape::Document)),
-                "cause" => Some((false, Shape::Cause)),
-                _ => None,
+            Shape::Document => match skipped(key) {
+                Some(expect) => return Member::Skip(expect, self.child(ctx, key)),
+                None => match key {
+                    "subsegments" => Some((true, Shape::Document)),
+                    "cause" => Some((false, Shape::Cause)),
+                    _ => None,
+                },
             },
             Shape::Cause => (key == "exceptions").then_some((true, Shape::Exception)),
-            Shape::Exception if key == "id" => return Member::Skip,
+            Shape::Exception if key == "id" => {
+                return Member::Skip(Expect::Text, self.child(ctx, key));
+            }
             Shape::Exception => None,
         };
         let ctx = self.child(ctx, key);
@@ -250,7 +315,22 @@ impl Inner {
         report: &mut ScrubReport,
     ) -> Fate {
         match (self.member(shape, ctx, key), value) {
-            (Member::Skip, _) => Fate::Keep,
+            (Member::Skip(expect, c), value) => {
+                let kind = Kind::of(value);
+                if expect.skips(kind) {
+                    return Fate::Keep;
+                }
+                match (expect.items(), value) {
+                    (Some(item), Value::Array(items)) => {
+                        items.retain_mut(|v| {
+                            item.skips(Kind::of(v))
+                                || self.scrub_value(v, Some(key), c, report) == Fate::Keep
+                        });
+                        Fate::Keep
+                    }
+                    (_, value) => self.scrub_value(value, Some(key), c, report),
+                }
+            }
             (Member::Object(s, c), Value::Object(map)) => {
                 self.walk_map(map, s, self.enter(s, c), report);
                 Fate::Keep

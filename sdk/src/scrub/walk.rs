@@ -47,7 +47,7 @@ impl Inner {
             _ => {}
         }
         self.walk_map(&mut segment.extra, doc, root, report);
-        if !matches!(self.member(doc, root, "subsegments"), Member::Skip) {
+        if !matches!(self.member(doc, root, "subsegments"), Member::Skip(..)) {
             for sub in segment.subsegments.iter_mut().flatten() {
                 self.walk_segment(sub, report);
             }
