@@ -1,7 +1,7 @@
 //! The scrubber against its labeled corpus (`tests/data/pii/`, made by `generate.py` there):
-//! recall per kind of planted PII must be at least 99% and the share of look-alikes rewritten at
-//! most 1%. Also checks the JSON, typed and text walks agree, and the captures from the official
-//! SDKs.
+//! recall per kind of planted PII must be at least 99.5% and the share of look-alikes rewritten
+//! at most 0.5%. Also checks the JSON, typed and text walks agree, and the captures from the
+//! official SDKs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use roentgen_sdk::model::{MAX_DOCUMENT_BYTES, Segment, split_datagram};
 use roentgen_sdk::scrub::{ScrubReport, Scrubber};
 use serde_json::Value;
+
+mod support;
+use support::keys_of;
 
 fn data(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -42,12 +45,19 @@ fn ascii_json(value: &Value) -> String {
 }
 
 /// Scrubs `text` with the text walk and checks it agrees with the Value walk's `expected`
-/// output and report; text the walk leaves alone must come back unchanged.
+/// output and report; text the walk leaves alone must come back unchanged. The walk gives up
+/// exactly when a key is rewritten.
 fn check_text_walk(scrubber: &Scrubber, text: &str, expected: &Value, report: &ScrubReport) {
     let mut out = String::new();
-    let text_report = scrubber
-        .scrub_json_text(text, &mut out)
-        .expect("the text walk handles well-formed documents");
+    let Some(text_report) = scrubber.scrub_json_text(text, &mut out) else {
+        let before: Value = serde_json::from_str(text).expect("json");
+        assert_ne!(
+            keys_of(&before),
+            keys_of(expected),
+            "the text walk gave up with no key to rewrite: {text}"
+        );
+        return;
+    };
     assert_eq!(&text_report, report, "text walk report differs for {text}");
     let result = if out.is_empty() { text } else { out.as_str() };
     assert_eq!(
@@ -145,7 +155,7 @@ fn recall_per_kind_and_false_positive_rate_meet_the_bar() {
             "{kind:<16} {found:>7} {planted:>7} {:>7.2}%",
             recall * 100.0
         );
-        if recall < 0.99 {
+        if recall < 0.995 {
             failing.push(kind.clone());
         }
     }
@@ -175,11 +185,15 @@ fn recall_per_kind_and_false_positive_rate_meet_the_bar() {
         "cause.exceptions.message",
         "aws",
         "subsegments",
+        "http.request.body",
+        "metadata.key",
+        "metadata.array",
+        "cause",
     ] {
         assert!(fields.contains(field), "no PII planted in {field}");
     }
-    assert!(failing.is_empty(), "recall below 99% for {failing:?}");
-    assert!(fp_rate <= 0.01, "false-positive rate {fp_rate}");
+    assert!(failing.is_empty(), "recall below 99.5% for {failing:?}");
+    assert!(fp_rate <= 0.005, "false-positive rate {fp_rate}");
 }
 
 fn capture_documents() -> Vec<(String, Vec<u8>)> {

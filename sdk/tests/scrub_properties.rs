@@ -1,6 +1,9 @@
-//! Property tests of the scrubber on generated documents full of PII glued to random text:
-//! scrubbing is idempotent, no built-in detector finds anything in its output, the output has
-//! the same JSON structure, and the typed and text walks agree with the JSON walk.
+//! Property tests of the scrubber on generated documents full of PII glued to random text, also
+//! percent-encoded and `\u`-escaped, in map keys, arrays of strings, string causes and
+//! non-object items: scrubbing is idempotent, no built-in detector finds anything in its
+//! output, the output has the same JSON structure, and the typed and text walks agree with the
+//! JSON walk (the text walk gives up exactly when a key is rewritten). A value that looks like
+//! one of the scrubber's placeholders does not shield the PII it holds.
 
 use std::net::Ipv6Addr;
 use std::sync::LazyLock;
@@ -9,6 +12,9 @@ use proptest::prelude::*;
 use roentgen_sdk::model::Segment;
 use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
 use serde_json::{Map, Value, json};
+
+mod support;
+use support::keys_of;
 
 static SCRUBBER: LazyLock<Scrubber> = LazyLock::new(Scrubber::default);
 
@@ -94,8 +100,48 @@ fn pii() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `text` with every character but letters and digits written as `escape` writes it.
+fn escaped(text: &str, escape: fn(char) -> String) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                escape(c)
+            }
+        })
+        .collect()
+}
+
+/// A character as `%XX` escapes of its UTF-8 bytes.
+fn percent(c: char) -> String {
+    let mut buf = [0; 4];
+    c.encode_utf8(&mut buf)
+        .bytes()
+        .map(|b| format!("%{b:02X}"))
+        .collect()
+}
+
+/// A character as JSON `\u` escapes of its UTF-16 units.
+fn unicode(c: char) -> String {
+    let mut units = [0u16; 2];
+    c.encode_utf16(&mut units)
+        .iter()
+        .map(|u| format!("\\u{u:04x}"))
+        .collect()
+}
+
+/// PII as written, percent-encoded or `\u`-escaped.
+fn pii_form() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => pii(),
+        1 => pii().prop_map(|p| escaped(&p, percent)),
+        1 => pii().prop_map(|p| escaped(&p, unicode)),
+    ]
+}
+
 fn text() -> impl Strategy<Value = String> {
-    prop::collection::vec(("[a-zA-Z0-9 ,.;:=/()-]{0,6}", pii()), 0..4).prop_map(|parts| {
+    prop::collection::vec(("[a-zA-Z0-9 ,.;:=/()-]{0,6}", pii_form()), 0..4).prop_map(|parts| {
         parts
             .into_iter()
             .map(|(filler, pii)| format!("{filler} {pii}"))
@@ -124,13 +170,21 @@ fn scalar() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// A map key: a word, or PII (metadata keyed by e-mail, cards as keys).
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(KEYS).prop_map(str::to_owned),
+        1 => pii_form(),
+    ]
+}
+
 fn free_form() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(prop::sample::select(KEYS), inner, 0..4).prop_map(|m| {
-                Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-            }),
+            prop::collection::vec(text().prop_map(Value::String), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -138,6 +192,28 @@ fn free_form() -> impl Strategy<Value = Value> {
 fn annotations() -> impl Strategy<Value = Map<String, Value>> {
     prop::collection::btree_map(prop::sample::select(KEYS), scalar(), 0..4)
         .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+}
+
+/// What a document may hold besides the usual: a string `cause`, a string among its
+/// subsegments, a string among its exceptions and an exception's string `cause`.
+#[derive(Debug, Clone)]
+struct Oddities {
+    cause: Option<String>,
+    subsegment: Option<String>,
+    exception: Option<String>,
+    exception_cause: Option<String>,
+}
+
+fn oddities() -> impl Strategy<Value = Oddities> {
+    let maybe = || prop::option::weighted(0.2, text());
+    (maybe(), maybe(), maybe(), maybe()).prop_map(
+        |(cause, subsegment, exception, exception_cause)| Oddities {
+            cause,
+            subsegment,
+            exception,
+            exception_cause,
+        },
+    )
 }
 
 fn document(depth: u32) -> BoxedStrategy<Value> {
@@ -149,6 +225,7 @@ fn document(depth: u32) -> BoxedStrategy<Value> {
         text(),
         text(),
         any::<u64>(),
+        oddities(),
     );
     let subsegments = if depth == 0 {
         Just(Vec::new()).boxed()
@@ -156,7 +233,7 @@ fn document(depth: u32) -> BoxedStrategy<Value> {
         prop::collection::vec(document(depth - 1), 0..3).boxed()
     };
     (fields, subsegments)
-        .prop_map(|((ann, meta, url, user, sql, message, id), subs)| {
+        .prop_map(|((ann, meta, url, user, sql, message, id, odd), subs)| {
             let mut doc = json!({
                 "name": "svc",
                 "id": format!("{id:016x}"),
@@ -171,6 +248,21 @@ fn document(depth: u32) -> BoxedStrategy<Value> {
                 "metadata": {"default": meta},
                 "cause": {"exceptions": [{"id": "5b7b903722d5dd88", "message": message}]},
             });
+            if let Some(cause) = odd.exception_cause {
+                doc["cause"]["exceptions"][0]["cause"] = Value::String(cause);
+            }
+            if let Some(item) = odd.exception
+                && let Some(items) = doc["cause"]["exceptions"].as_array_mut()
+            {
+                items.push(Value::String(item));
+            }
+            if let Some(cause) = odd.cause {
+                doc["cause"] = Value::String(cause);
+            }
+            let mut subs = subs;
+            if let Some(item) = odd.subsegment {
+                subs.push(Value::String(item));
+            }
             if !subs.is_empty() {
                 doc["subsegments"] = Value::Array(subs);
             }
@@ -179,18 +271,18 @@ fn document(depth: u32) -> BoxedStrategy<Value> {
         .boxed()
 }
 
-/// The structure of a JSON value with every scalar that may be rewritten made equal.
+/// The structure of a JSON value with every scalar and key that may be rewritten made equal
+/// (an object becomes the list of its members' structures, in order).
 fn shape(value: &Value) -> Value {
     match value {
         Value::String(_) | Value::Number(_) => Value::Null,
         Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
-        }
+        Value::Object(map) => json!({"object": map.values().map(shape).collect::<Vec<_>>()}),
         other => other.clone(),
     }
 }
 
+/// Every string and key a scrubber looks at.
 fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) => out.push(s),
@@ -199,7 +291,10 @@ fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
         Value::Object(map) => map
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "id" | "trace_id" | "parent_id" | "name"))
-            .for_each(|(_, v)| strings(v, out)),
+            .for_each(|(k, v)| {
+                out.push(k);
+                strings(v, out);
+            }),
         _ => {}
     }
 }
@@ -225,8 +320,10 @@ proptest! {
         }
 
         prop_assert_eq!(shape(&once), shape(&doc));
-        let bytes = serde_json::to_vec(&once).expect("serialize");
-        let _: Segment = serde_json::from_slice(&bytes).expect("still a valid document");
+        if serde_json::from_value::<Segment>(doc.clone()).is_ok() {
+            let bytes = serde_json::to_vec(&once).expect("serialize");
+            let _: Segment = serde_json::from_slice(&bytes).expect("still a valid document");
+        }
     }
 
     #[test]
@@ -234,16 +331,53 @@ proptest! {
         let scrubber = &*SCRUBBER;
         let mut as_value = doc.clone();
         let report = scrubber.scrub(&mut as_value);
-        let mut typed: Segment = serde_json::from_value(doc.clone()).expect("parse");
-        let typed_report = scrubber.scrub_segment(&mut typed);
-        prop_assert_eq!(&report, &typed_report);
-        prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), as_value.clone());
+        // Strings among subsegments or exceptions are not typed documents.
+        if let Ok(mut typed) = serde_json::from_value::<Segment>(doc.clone()) {
+            let typed_report = scrubber.scrub_segment(&mut typed);
+            prop_assert_eq!(&report, &typed_report);
+            prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), as_value.clone());
+        }
+        let renamed = keys_of(&doc) != keys_of(&as_value);
         for text in [doc.to_string(), serde_json::to_string_pretty(&doc).expect("pretty")] {
             let mut out = String::new();
-            let text_report = scrubber.scrub_json_text(&text, &mut out);
-            prop_assert_eq!(text_report.as_ref(), Some(&report));
-            let result = if out.is_empty() { text.as_str() } else { out.as_str() };
-            prop_assert_eq!(serde_json::from_str::<Value>(result).expect("parses"), as_value.clone());
+            match scrubber.scrub_json_text(&text, &mut out) {
+                Some(text_report) => {
+                    prop_assert!(!renamed, "a key was rewritten but the text walk did not give up");
+                    prop_assert_eq!(&text_report, &report);
+                    let result = if out.is_empty() { text.as_str() } else { out.as_str() };
+                    prop_assert_eq!(serde_json::from_str::<Value>(result).expect("parses"), as_value.clone());
+                }
+                None => prop_assert!(renamed, "the text walk gave up with no key to rewrite"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_look_alike_placeholder_shields_nothing(
+        name in prop::sample::select(vec!["email", "card", "secret", "x", "field"]),
+        hash in prop::option::of("[0-9a-f]{16}"),
+        secret in pii(),
+        glue in prop::sample::select(vec!["#", "] ", "]", " | "]),
+    ) {
+        let scrubber = &*SCRUBBER;
+        let hash = hash.map(|h| format!("#{h}")).unwrap_or_default();
+        for forged in [
+            format!("[{name}{hash}{glue}{secret}]"),
+            format!("[{name}{hash}]{glue}{secret}"),
+            format!("{secret}{glue}[{name}{hash}]"),
+        ] {
+            let mut once = forged.clone();
+            scrubber.scrub_text(&mut once);
+            // Whatever scrubbing the PII alone removes, the look-alike does not shield.
+            let mut alone = secret.clone();
+            scrubber.scrub_text(&mut alone);
+            if !alone.contains(&secret) {
+                prop_assert!(!once.contains(&secret), "{:?} survived in {:?}", secret, once);
+            }
+            prop_assert!(!scrubber.finds_anything(&once), "a pattern survived in {:?}", once);
+            let mut twice = once.clone();
+            prop_assert!(scrubber.scrub_text(&mut twice).is_clean());
+            prop_assert_eq!(twice, once);
         }
     }
 
@@ -265,10 +399,14 @@ proptest! {
                 let result = if out.is_empty() { text.as_str() } else { out.as_str() };
                 prop_assert_eq!(&serde_json::from_str::<Value>(result).expect("parses"), &once);
             }
-            None => prop_assert!(shape(&once) != shape(&doc), "gave up without a drop"),
+            None => prop_assert!(
+                shape(&once) != shape(&doc) || keys_of(&once) != keys_of(&doc),
+                "gave up without a drop or a key to rewrite"
+            ),
         }
-        let mut typed: Segment = serde_json::from_value(doc).expect("parse");
-        scrubber.scrub_segment(&mut typed);
-        prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), once);
+        if let Ok(mut typed) = serde_json::from_value::<Segment>(doc) {
+            scrubber.scrub_segment(&mut typed);
+            prop_assert_eq!(serde_json::to_value(&typed).expect("serialize"), once);
+        }
     }
 }

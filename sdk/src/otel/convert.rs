@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{segment_id_from_otel, trace_id_from_otel};
 use crate::model::{Cause, CauseDetails, Exception, Http, HttpRequest, HttpResponse, Segment, Sql};
-use crate::recorder::sanitize_sql;
+use crate::recorder::{SqlDialect, sanitize_sql_as};
 
 fn seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -139,10 +139,11 @@ pub fn span_to_segment(span: &SpanData, service_name: &str) -> Option<Segment> {
     }
     if let Some(system) = find_str(span, &DB_SYSTEM) {
         doc.namespace = Some("remote".into());
+        let dialect = SqlDialect::from_database_type(&system);
         doc.sql = Some(Sql {
             database_type: Some(system),
             url: find_str(span, &DB_NAME),
-            sanitized_query: find_str(span, &DB_QUERY).map(|q| sanitize_sql(&q)),
+            sanitized_query: find_str(span, &DB_QUERY).map(|q| sanitize_sql_as(&q, dialect)),
             user: find_str(span, &["db.user"]),
             ..Sql::default()
         });

@@ -382,7 +382,10 @@ impl Entity {
         let sql = Sql {
             database_type: Some(database_type.to_owned()),
             url: Some(url.to_owned()),
-            sanitized_query: Some(super::sanitize_sql(query)),
+            sanitized_query: Some(super::sanitize_sql_as(
+                query,
+                super::SqlDialect::from_database_type(database_type),
+            )),
             ..Sql::default()
         };
         self.with_document(|doc| {

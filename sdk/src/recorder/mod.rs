@@ -25,7 +25,7 @@ pub use entity::{AnnotationError, AnnotationValue, Entity};
 pub use environment::{
     ContextMissing, ContextMissingError, EnvironmentError, SegmentNaming, invocation_header,
 };
-pub use sql::sanitize_sql;
+pub use sql::{SqlDialect, sanitize_sql, sanitize_sql_as};
 
 /// Why a recorder could not be built.
 #[derive(Debug, thiserror::Error)]

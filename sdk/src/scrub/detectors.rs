@@ -43,11 +43,30 @@ pub const BUILT_IN_NAMES: &[&str] = &[
 
 /// Keys whose values are secrets in `key=value` text, query strings, headers and connection
 /// strings. The optional `prefix_` words let `db_password` and `aws_secret_access_key` match.
-const SECRET_KEY: &str = r#"(?:[A-Za-z0-9]+[_.-])*(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie)"#;
+const SECRET_KEY: &str = r#"(?:[A-Za-z0-9]+[_.-])*(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie|passwort|kennwort|senha|contrasena|mot[_ -]de[_ -]passe)"#;
+
+/// The end of camelCase and PascalCase names as SDKs and `repr()` print them
+/// (`SecretAccessKey`, `SessionToken`, `dbPassword`; not `PublicKeyToken` or `NextToken`).
+/// Matched anywhere in a word: a prefix pattern before it would make the DFA explore every
+/// position of every word.
+const CAMEL_SECRET_KEY: &str = r#"(?:Password|Passwd|Passphrase|Secret|ApiKey|AccessKey|PrivateKey|SecretKey|Credentials?|Cookie|SessionId|(?:Access|Refresh|Session|Id|Auth|Bearer|Api|Csrf|Security)Token)"#;
+
+/// Words for a secret in the languages our users log in (Korean first), for text such as
+/// `비밀번호: …`, `암호=…`, `토큰 …`, `パスワード：…`. Non-ASCII, so outside any case folding.
+const SECRET_WORDS: &str = "비밀번호|비번|패스워드|암호|토큰|인증키|인증 키|액세스 키|시크릿|パスワード|暗証番号|トークン|密码|密碼|口令|令牌|contraseña|Contraseña|пароль|Пароль|токен|Токен";
+
+/// Characters a secret value may hold: not whitespace, separators, quotes or brackets.
+const VALUE: &str = r#"[^\s&;,"'<>\[\]{}(][^\s&;,"'<>\[\]]*"#;
 
 pub(crate) fn built_ins() -> Vec<BuiltIn> {
     let secret = format!(
-        r#"(?:^|[^A-Za-z0-9_.-]){SECRET_KEY}["']?[ \t]*[:=][ \t]*["']?(?P<v>(?:(?i-u:bearer|basic|digest)[ \t]+)?[^\s&;,"'<>\[\]]+)"#
+        r#"(?:(?:^|[^A-Za-z0-9_.-]){SECRET_KEY}|{CAMEL_SECRET_KEY})["']?[ \t]*(?:=>|[:=])[ \t]*["']?(?P<v>(?:(?i-u:bearer|basic|digest)[ \t]+)?{VALUE})"#
+    );
+    // A particle (`비밀번호는`), then a separator or at least a space; the validator finds the
+    // value after the match and asks more of one with no separator before it. (With the value
+    // in the pattern, its Unicode classes made the lazy DFA rebuild states on every string.)
+    let secret_words = format!(
+        r#"(?:{SECRET_WORDS})(?:[은는이가을를]|を|は|が)?[ \t]*(?:=>|[:=：])?[ \t]*["'“「]?"#
     );
     vec![
         BuiltIn {
@@ -80,9 +99,15 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             name: "secret",
             pattern: Cow::Owned(secret),
             prefilter: Some(
-                r#"(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie)["']?[ \t]*[:=]"#,
+                r#"(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie|passwort|kennwort|senha|contrasena|mot[_ -]de[_ -]passe)["']?[ \t]*[:=]"#,
             ),
             validate: Some(secret_value),
+        },
+        BuiltIn {
+            name: "secret",
+            pattern: Cow::Owned(secret_words),
+            prefilter: Some(SECRET_WORDS),
+            validate: Some(secret_word_value),
         },
         BuiltIn {
             name: "bearer",
@@ -333,13 +358,30 @@ fn phone(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
-/// IPv4: not part of a longer dotted run (OIDs, four-part versions followed by more parts).
+/// IPv4: not part of a longer dotted run (OIDs, four-part versions followed by more parts),
+/// and not a version: a product token's (`Chrome/124.0.0.0`) or a named one
+/// (`Version=13.0.0.0`, `version: 1.2.3.4`).
 fn ipv4(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     if start > 0 && byte_at(hay, start - 1) == Some(b'.') {
         return None;
     }
     if byte_at(hay, end) == Some(b'.') && byte_at(hay, end + 1).is_some_and(|b| b.is_ascii_digit())
     {
+        return None;
+    }
+    let before = &hay.as_bytes()[..start];
+    if let [.., b, b'/'] = before
+        && b.is_ascii_alphanumeric()
+    {
+        return None;
+    }
+    let named = before.trim_ascii_end();
+    let named = named
+        .strip_suffix(b"=")
+        .or_else(|| named.strip_suffix(b":"))
+        .unwrap_or(named)
+        .trim_ascii_end();
+    if named.len() >= 7 && named[named.len() - 7..].eq_ignore_ascii_case(b"version") {
         return None;
     }
     Some((start, end))
@@ -374,8 +416,10 @@ fn aws_secret_key(hay: &str, start: usize, end: usize) -> Option<(usize, usize)>
     (upper && lower && digit).then_some((start, end))
 }
 
-/// Secret values: skip SQL and format placeholders (`?`, `%s`, `%(name)s`, `$1`, `:name`,
-/// `@name`) and masks (`***`).
+/// Secret values: a quoted value runs to its closing quote (it may hold spaces), a value of a
+/// `key: value` or `key = value` line (YAML-ish text, ini files) to the end of the line; the
+/// closing brackets of the structure around it are not part of it. SQL and format
+/// placeholders (`?`, `%s`, `%(name)s`, `$1`, `:name`, `@name`) and masks (`***`) are skipped.
 fn secret_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
     let text = hay[start..end].trim_end_matches([')', '.', ',', '!']);
     let ident =
@@ -395,7 +439,110 @@ fn secret_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
         || ["null", "none", "true", "false", "undefined"]
             .iter()
             .any(|w| text.eq_ignore_ascii_case(w));
-    (!placeholder).then_some((start, end))
+    (!placeholder).then(|| (start, value_end(hay, start, end)))
+}
+
+/// Secret values after a word in another language (the match is the word and what separates
+/// it from the value): with a separator (`비밀번호: …`, `암호=…`) as [`secret_value`]; after a
+/// mere space (`토큰 …`) only what looks like a credential, so that `토큰 만료` ("token expired")
+/// stays. The value stops at whitespace, separators, quotes and brackets, the CJK ones included.
+fn secret_word_value(hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let stop = |c: char| c.is_whitespace() || "&;,\"'<>[]“”「」".contains(c);
+    let rest = &hay[end..];
+    let first = rest.chars().next()?;
+    if stop(first) || "{}(".contains(first) {
+        return None;
+    }
+    let value_end = end + rest.find(stop).unwrap_or(rest.len());
+    let before = hay[start..end].trim_end_matches(['"', '\'', '“', '「', ' ', '\t']);
+    let separated = before.ends_with([':', '=', '>', '：']);
+    let spaced = hay[..end].ends_with([' ', '\t']);
+    let credential =
+        spaced && token_value(hay, end, value_end).is_some() && hay[end..value_end].is_ascii();
+    if separated || credential {
+        secret_value(hay, end, value_end)
+    } else {
+        None
+    }
+}
+
+/// Where a secret value found at `start..end` really ends (see [`secret_value`]).
+fn value_end(hay: &str, start: usize, end: usize) -> usize {
+    let bytes = hay.as_bytes();
+    let line_end = hay[start..]
+        .find(['\n', '\r'])
+        .map_or(hay.len(), |at| start + at);
+    let quote = start
+        .checked_sub(1)
+        .and_then(|i| bytes.get(i))
+        .copied()
+        .filter(|b| matches!(b, b'"' | b'\''));
+    let end = match quote {
+        Some(q) => {
+            let mut close = None;
+            let mut at = start;
+            while at < line_end {
+                match bytes[at] {
+                    b'\\' => at += 1,
+                    b if b == q => {
+                        close = Some(at);
+                        break;
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            close.unwrap_or(end).max(end)
+        }
+        // Not in a form body or a connection string (`token=…&page=2`, `Password=…;Server=…`).
+        None if starts_a_line(hay, start)
+            && !hay[end..line_end]
+                .split(['&', ';'])
+                .skip(1)
+                .any(|part| part.contains('=')) =>
+        {
+            start + hay[start..line_end].trim_end().len().max(end - start)
+        }
+        None => end,
+    };
+    // Closing brackets with no opening one in the value belong to the structure around it.
+    let mut end = end.min(line_end.max(end));
+    loop {
+        let value = &hay[start..end];
+        let unbalanced = |open: char, close: char| {
+            value.ends_with(close) && value.matches(close).count() > value.matches(open).count()
+        };
+        if end > start + 1 && (unbalanced('(', ')') || unbalanced('{', '}')) {
+            end -= 1;
+        } else {
+            return end;
+        }
+    }
+}
+
+/// Whether the value at `start` is that of a `key: value` / `key = value` line: only a key
+/// (optionally a YAML list dash) and the separator stand between it and the line's start.
+fn starts_a_line(hay: &str, start: usize) -> bool {
+    let before = &hay[..start];
+    let line = before
+        .rfind(['\n', '\r'])
+        .map_or(before, |at| &before[at + 1..]);
+    let Some((key, _)) = line.split_once([':', '=']) else {
+        return false;
+    };
+    let rest = &line[key.len() + 1..];
+    let key = key
+        .trim()
+        .trim_start_matches("- ")
+        .trim_matches(['"', '\''])
+        .trim();
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && rest
+            .trim_start_matches(['>', ' ', '\t', '"', '\''])
+            .is_empty()
 }
 
 /// Bearer/Basic credentials: a token has a digit or punctuation (so "basic information" stays).

@@ -2,28 +2,43 @@
 //! and again in the daemon and the collector for documents from SDKs that do not scrub.
 //!
 //! A [`Scrubber`] is compiled once from a [`ScrubConfig`]: every enabled detector's regex goes
-//! into one `RegexSet`, so a clean string costs one DFA scan and no allocation; the individual
-//! regexes and their validators only run on strings the set flagged. Matches become typed
-//! placeholders (`[email]`), keyed hashes (`[email#1f2e...]`) or a dropped field. Placeholders
-//! are never matched again, which makes scrubbing idempotent.
+//! into one `RegexSet` (those that need non-ASCII text, such as secrets named in Korean, into a
+//! second one asked only of non-ASCII strings), so a clean string costs one DFA scan, a scan for
+//! escapes to decode, and no allocation; the individual regexes and their validators only run
+//! on strings a set flagged. Matches become typed
+//! placeholders (`[email]`), keyed hashes (`[email#1f2e...]`) or a dropped field. The scrubber's
+//! own placeholders are never matched again, which makes scrubbing idempotent; text that only
+//! looks like one is still checked (`placeholder.rs`).
+//!
+//! One set of rules, three representations: `scalar.rs` judges every string, number and map key
+//! (field rules, key names, detectors, decoded forms), `visit.rs` says what each member of a
+//! document is (skipped, a nested document, a cause, a free-form value) and walks free-form
+//! maps; the Value walk and the typed walk (`walk.rs`) and the JSON text pass (`text.rs`) only
+//! navigate their representation and ask those two files every question.
 //!
 //! Field paths (for `exempt_fields` and `[fields."..."]` rules) are the JSON names of the X-Ray
 //! document from the (sub)segment it is in, joined by dots, arrays transparent:
 //! `http.request.url`, `sql.sanitized_query`, `cause.exceptions.message`, `annotations`,
 //! `metadata.default.cart`. Ids, trace ids, parent ids, times, `name`, `type`, `namespace` and
-//! numbers (except under key names such as `cvv` or `card_number`) are never touched.
+//! numbers (except under key names such as `cvv` or `card_number`) are never touched. Map keys
+//! are scrubbed by the detectors (not by key names or whole-value rules).
 
+mod compile;
 mod config;
+mod decode;
 mod detectors;
 mod keys;
 mod log;
+mod placeholder;
 mod report;
+mod scalar;
 mod text;
+mod visit;
 mod walk;
 
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 use sha2::Sha256;
@@ -84,6 +99,7 @@ impl Scrubber {
             inner: Arc::new(Inner {
                 detectors: Vec::new(),
                 set: RegexSet::empty(),
+                non_ascii_set: RegexSet::empty(),
                 names,
                 hint_slots: Vec::new(),
                 key_names: false,
@@ -94,6 +110,8 @@ impl Scrubber {
                 paths: PathNode::default(),
                 mac: None,
                 hash_hex: 16,
+                ipv4_slot: None,
+                only_built_ins: true,
             }),
         }
     }
@@ -102,7 +120,9 @@ impl Scrubber {
     pub fn scrub(&self, document: &mut Value) -> ScrubReport {
         let mut report = ScrubReport::new(&self.inner.names);
         if let Value::Object(map) = document {
-            self.inner.walk_document_value(map, &mut report);
+            let root = self.inner.root();
+            self.inner
+                .walk_map(map, visit::Shape::Document, root, &mut report);
         } else {
             self.inner
                 .scrub_value(document, None, self.inner.root(), &mut report);
@@ -124,8 +144,9 @@ impl Scrubber {
     ///
     /// `Some(report)`: when something was rewritten, `out` holds the new document text;
     /// when nothing was, `out` is left empty (the input is the output). `None`: the text pass
-    /// cannot decide (not a JSON object `serde_json` would accept, nesting deeper than 100, or
-    /// a `drop` action applies); scrub a parsed `Value` with [`Scrubber::scrub`] instead.
+    /// cannot decide (not a JSON object `serde_json` would accept, nesting deeper than 100, a
+    /// `drop` action applies, or a map key must be rewritten); scrub a parsed `Value` with
+    /// [`Scrubber::scrub`] instead.
     /// `out` is a buffer the caller may reuse between documents.
     pub fn scrub_json_text(&self, document: &str, out: &mut String) -> Option<ScrubReport> {
         self.inner.scrub_text_document(document, out)
@@ -149,7 +170,7 @@ impl Scrubber {
     /// Runs every detector without the pre-filter, so tests can check the pre-filter with it.
     pub fn finds_anything(&self, text: &str) -> bool {
         let mut hits = Vec::new();
-        self.inner.find_unfiltered(text, None, &mut hits);
+        self.inner.find_unfiltered(text, &mut hits);
         !hits.is_empty()
     }
 
@@ -184,6 +205,9 @@ struct Detector {
     slot: usize,
     /// Pattern of this detector in the `RegexSet`.
     prefilter: String,
+    /// Only matches text with non-ASCII characters (secrets named in Korean...): its pattern
+    /// goes into `non_ascii_set`, which ASCII text never reaches.
+    non_ascii: bool,
     name: Box<str>,
     regex: Regex,
     group: Option<usize>,
@@ -248,10 +272,16 @@ struct Ctx<'a> {
 struct Inner {
     detectors: Vec<Detector>,
     set: RegexSet,
+    /// Pre-filter of the detectors that need non-ASCII text. Apart from the main set because
+    /// its multi-byte literals multiplied the main set's lazy DFA states until its cache
+    /// thrashed (5x slower on the PII corpus).
+    non_ascii_set: RegexSet,
     names: Arc<[Box<str>]>,
     /// Report slot -> index in `detectors` for built-ins that key names may point at.
     hint_slots: Vec<Option<usize>>,
     key_names: bool,
+    /// No custom detector is enabled, so plain identifier keys need no scan (`keys.rs`).
+    only_built_ins: bool,
     field_slot: usize,
     default_action: Action,
     root_rule: Option<Rule>,
@@ -259,6 +289,8 @@ struct Inner {
     paths: PathNode,
     mac: Option<Hmac<Sha256>>,
     hash_hex: usize,
+    /// Report slot of `ipv4`, which key names about versions silence.
+    ipv4_slot: Option<usize>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -290,247 +322,8 @@ fn is_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Whether `text` is exactly a placeholder this scrubber writes: `[name]` or `[name#hex]`.
-fn is_placeholder(text: &str) -> bool {
-    let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
-        return false;
-    };
-    let (name, hash) = inner.split_once('#').unwrap_or((inner, ""));
-    is_name(name)
-        && (hash.is_empty()
-            || (hash.len() >= 8 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))))
-}
-
-/// Byte spans of the placeholders inside `text`.
-fn placeholder_spans(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
-    text.match_indices('[').filter_map(move |(open, _)| {
-        let close = open + text[open..].find(']')?;
-        is_placeholder(&text[open..=close]).then_some((open, close + 1))
-    })
-}
-
 impl Inner {
-    fn compile(config: &ScrubConfig) -> Result<Self, ConfigError> {
-        let default_action = Action::parse(&config.action, "action")?;
-        let built_ins = detectors::built_ins();
-        for name in config.detectors.keys() {
-            if !BUILT_IN_NAMES.contains(&name.as_str()) {
-                return Err(ConfigError::key(
-                    format!("detectors.{name}"),
-                    format!(
-                        "unknown detector (built-in detectors: {}; add others under [[custom]])",
-                        BUILT_IN_NAMES.join(", ")
-                    ),
-                ));
-            }
-        }
-        let mut names: Vec<Box<str>> = BUILT_IN_NAMES.iter().map(|n| (*n).into()).collect();
-        let mut detectors = Vec::new();
-        let mut uses_hash = None;
-        for (slot, b) in built_ins.into_iter().enumerate() {
-            let settings = config.detectors.get(b.name);
-            if settings.is_some_and(|s| !s.enabled) {
-                continue;
-            }
-            let action = match settings.and_then(|s| s.action.as_deref()) {
-                Some(a) => Action::parse(a, &format!("detectors.{}.action", b.name))?,
-                None => default_action,
-            };
-            if action == Action::Hash {
-                uses_hash.get_or_insert_with(|| format!("detectors.{}.action", b.name));
-            }
-            let regex = Regex::new(&b.pattern).map_err(|e| {
-                ConfigError::key(format!("detectors.{}", b.name), format!("built-in: {e}"))
-            })?;
-            let prefilter = b
-                .prefilter
-                .map_or_else(|| b.pattern.to_string(), str::to_owned);
-            detectors.push(Detector {
-                slot,
-                prefilter,
-                name: b.name.into(),
-                group: regex.capture_names().position(|n| n == Some("v")),
-                regex,
-                validate: b.validate,
-                action,
-            });
-        }
-        for (i, custom) in config.custom.iter().enumerate() {
-            let key = format!("custom[{i}]");
-            if !is_name(&custom.name) {
-                return Err(ConfigError::key(
-                    format!("{key}.name"),
-                    format!(
-                        "\"{}\" is not a detector name (lowercase letters, digits and _)",
-                        custom.name
-                    ),
-                ));
-            }
-            if names.iter().any(|n| **n == *custom.name) || custom.name == FIELD_DETECTOR {
-                return Err(ConfigError::key(
-                    format!("{key}.name"),
-                    format!("detector \"{}\" is already defined", custom.name),
-                ));
-            }
-            let slot = names.len();
-            names.push(custom.name.as_str().into());
-            if !custom.enabled {
-                continue;
-            }
-            let action = match custom.action.as_deref() {
-                Some(a) => Action::parse(a, &format!("{key}.action"))?,
-                None => default_action,
-            };
-            if action == Action::Hash {
-                uses_hash.get_or_insert_with(|| format!("{key}.action"));
-            }
-            let regex = Regex::new(&custom.pattern).map_err(|e| {
-                ConfigError::key(
-                    format!("{key}.pattern"),
-                    format!("custom detector \"{}\": invalid regex: {e}", custom.name),
-                )
-            })?;
-            if regex.is_match("") {
-                return Err(ConfigError::key(
-                    format!("{key}.pattern"),
-                    format!(
-                        "custom detector \"{}\" matches the empty string",
-                        custom.name
-                    ),
-                ));
-            }
-            detectors.push(Detector {
-                slot,
-                prefilter: custom.pattern.clone(),
-                name: custom.name.as_str().into(),
-                group: regex.capture_names().position(|n| n == Some("v")),
-                regex,
-                validate: None,
-                action,
-            });
-        }
-        let field_slot = names.len();
-        names.push(FIELD_DETECTOR.into());
-
-        let mut rules = Vec::new();
-        let mut paths = PathNode::default();
-        let mut root_rule = None;
-        let mut add_rule = |path: &str, rule: Rule, key: &str| -> Result<(), ConfigError> {
-            if path.is_empty() {
-                root_rule = Some(rule);
-                return Ok(());
-            }
-            if path.split('.').any(str::is_empty) {
-                return Err(ConfigError::key(
-                    key,
-                    "field paths are dotted JSON names like http.request.url",
-                ));
-            }
-            paths.insert(path, rules.len());
-            rules.push(rule);
-            Ok(())
-        };
-        for (i, path) in config.exempt_fields.iter().enumerate() {
-            let rule = Rule {
-                all: Some(Action::Keep),
-                per: Vec::new(),
-                whole_value: false,
-            };
-            add_rule(path, rule, &format!("exempt_fields[{i}]"))?;
-        }
-        for (path, field) in &config.fields {
-            let key = format!("fields.\"{path}\"");
-            let all = match field.action.as_deref() {
-                Some(a) => Some(Action::parse(a, &format!("{key}.action"))?),
-                None => None,
-            };
-            if all == Some(Action::Hash) {
-                uses_hash.get_or_insert_with(|| format!("{key}.action"));
-            }
-            let mut per = Vec::new();
-            for (name, action) in &field.detectors {
-                let akey = format!("{key}.detectors.{name}");
-                let Some(slot) = names.iter().position(|n| **n == **name) else {
-                    return Err(ConfigError::key(akey, "unknown detector"));
-                };
-                let action = Action::parse(action, &akey)?;
-                if action == Action::Hash {
-                    uses_hash.get_or_insert_with(|| akey.clone());
-                }
-                per.push((slot, action));
-            }
-            let rule = Rule {
-                all,
-                per,
-                whole_value: field.whole_value,
-            };
-            add_rule(path, rule, &key)?;
-        }
-
-        if !(8..=64).contains(&config.hash_length) {
-            return Err(ConfigError::key(
-                "hash_length",
-                format!("{} is not between 8 and 64", config.hash_length),
-            ));
-        }
-        let key = match (&config.hash_key, &config.hash_key_env) {
-            (Some(k), _) => Some(k.0.clone()),
-            (None, Some(var)) => match std::env::var(var) {
-                Ok(k) => Some(k),
-                Err(_) if uses_hash.is_none() => None,
-                Err(_) => {
-                    return Err(ConfigError::key(
-                        "hash_key_env",
-                        format!("environment variable {var} is not set"),
-                    ));
-                }
-            },
-            (None, None) => None,
-        };
-        let mac = match key {
-            Some(k) if k.len() < 16 => {
-                return Err(ConfigError::key(
-                    "hash_key",
-                    "must be at least 16 characters long",
-                ));
-            }
-            Some(k) => Some(
-                Hmac::<Sha256>::new_from_slice(k.as_bytes())
-                    .map_err(|e| ConfigError::key("hash_key", e.to_string()))?,
-            ),
-            None => None,
-        };
-        if let (Some(used_by), None) = (&uses_hash, &mac) {
-            return Err(ConfigError::key(
-                "hash_key",
-                format!("required because {used_by} is \"hash\" (or set hash_key_env)"),
-            ));
-        }
-
-        let set = RegexSet::new(detectors.iter().map(|d| d.prefilter.as_str()))
-            .map_err(|e| ConfigError::key("custom", e.to_string()))?;
-        let mut hint_slots = vec![None; BUILT_IN_NAMES.len()];
-        for (i, d) in detectors.iter().enumerate() {
-            if let Some(h) = hint_slots.get_mut(d.slot) {
-                *h = Some(i);
-            }
-        }
-        Ok(Self {
-            detectors,
-            set,
-            names: Arc::from(names),
-            hint_slots,
-            key_names: config.key_names,
-            field_slot,
-            default_action,
-            root_rule,
-            rules,
-            paths,
-            mac,
-            hash_hex: config.hash_length,
-        })
-    }
-
+    /// The context at the top of a document: the root of the rule trie.
     fn root(&self) -> Ctx<'_> {
         Ctx {
             node: if self.paths.children.is_empty() {
@@ -542,6 +335,8 @@ impl Inner {
         }
     }
 
+    /// The context of member `key` of a map at `ctx`.
+    #[inline]
     fn child<'a>(&'a self, ctx: Ctx<'a>, key: &str) -> Ctx<'a> {
         match ctx.node.and_then(|n| n.child(key)) {
             Some(node) => Ctx {
@@ -554,334 +349,6 @@ impl Inner {
             },
         }
     }
-
-    fn action(&self, slot: usize, base: Action, rule: Option<&Rule>) -> Action {
-        let Some(rule) = rule else { return base };
-        rule.per
-            .iter()
-            .find(|(s, _)| *s == slot)
-            .map(|(_, a)| *a)
-            .or(rule.all)
-            .unwrap_or(base)
-    }
-
-    /// Finds every match to rewrite in `text`, non-overlapping and in order.
-    fn find(&self, text: &str, rule: Option<&Rule>, hits: &mut Vec<Hit>) {
-        if self.set.is_match(text) {
-            self.find_unfiltered(text, rule, hits);
-        }
-    }
-
-    /// [`Inner::find`] without the pre-filter: every detector scans `text`.
-    fn find_unfiltered(&self, text: &str, rule: Option<&Rule>, hits: &mut Vec<Hit>) {
-        // The set only says whether anything may match: asking it which patterns do (an
-        // overlapping search) builds far more DFA states than the detectors' own regexes, which
-        // have literal pre-filters and small DFAs.
-        for (i, d) in self.detectors.iter().enumerate() {
-            let action = self.action(d.slot, d.action, rule);
-            if action == Action::Keep {
-                continue;
-            }
-            // Only detectors with a `v` group pay for capture positions, and only once a plain
-            // search found something: most strings the set flagged hold nothing for most
-            // detectors.
-            let mut locations: Option<regex::CaptureLocations> = None;
-            let mut pos = 0;
-            while pos <= text.len() {
-                let Some(found) = d.regex.find_at(text, pos) else {
-                    break;
-                };
-                let (whole, (start, end)) = match d.group {
-                    Some(g) => {
-                        let locations =
-                            locations.get_or_insert_with(|| d.regex.capture_locations());
-                        let Some(whole) = d.regex.captures_read_at(locations, text, pos) else {
-                            break;
-                        };
-                        let span = locations.get(g).unwrap_or((whole.start(), whole.end()));
-                        (whole, span)
-                    }
-                    None => (found, (found.start(), found.end())),
-                };
-                let span = match d.validate {
-                    Some(check) => check(text, start, end),
-                    None => Some((start, end)),
-                };
-                if let Some((start, end)) = span
-                    && end > start
-                {
-                    hits.push(Hit {
-                        start,
-                        end,
-                        detector: i,
-                        action,
-                    });
-                }
-                pos = if whole.end() > whole.start() {
-                    whole.end()
-                } else {
-                    text[whole.end()..]
-                        .chars()
-                        .next()
-                        .map_or(text.len() + 1, |c| whole.end() + c.len_utf8())
-                };
-            }
-        }
-        if hits.is_empty() {
-            return;
-        }
-        if text.contains('[') {
-            let spans: Vec<(usize, usize)> = placeholder_spans(text).collect();
-            hits.retain(|h| !spans.iter().any(|&(a, b)| h.start < b && a < h.end));
-        }
-        hits.sort_by_key(|h| (h.start, h.detector, std::cmp::Reverse(h.end)));
-        let mut last_end = 0;
-        hits.retain(|h| {
-            let keep = h.start >= last_end;
-            if keep {
-                last_end = h.end;
-            }
-            keep
-        });
-    }
-
-    fn slot_of(&self, detector: usize) -> usize {
-        self.detectors
-            .get(detector)
-            .map_or(self.field_slot, |d| d.slot)
-    }
-
-    fn replacement(&self, slot: usize, action: Action, matched: &str, out: &mut String) {
-        let name = self.names.get(slot).map_or(FIELD_DETECTOR, |n| &**n);
-        out.push('[');
-        out.push_str(name);
-        if let (Action::Hash, Some(mac)) = (action, &self.mac) {
-            let mut mac = mac.clone();
-            mac.update(name.as_bytes());
-            mac.update(b":");
-            mac.update(matched.as_bytes());
-            let digest = mac.finalize().into_bytes();
-            out.push('#');
-            let hex = digest
-                .iter()
-                .flat_map(|b| [b >> 4, b & 0xf])
-                .take(self.hash_hex);
-            for nibble in hex {
-                out.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
-            }
-        }
-        out.push(']');
-    }
-
-    /// Rewrites `text` as a whole (key name or whole-value rule) unless already a placeholder;
-    /// returns the new text when it changed.
-    fn whole(
-        &self,
-        text: &str,
-        slot: usize,
-        action: Action,
-        report: &mut ScrubReport,
-    ) -> (Fate, Option<String>) {
-        if is_placeholder(text) {
-            return (Fate::Keep, None);
-        }
-        report.add(slot);
-        if action == Action::Drop {
-            return (Fate::Drop, None);
-        }
-        let mut out = String::with_capacity(slot_len_hint(self.hash_hex));
-        self.replacement(slot, action, text, &mut out);
-        report.grow(out.len() as i64 - text.len() as i64);
-        (Fate::Keep, Some(out))
-    }
-
-    /// The hint from a key name, as `(slot, detector action)`, if key names are honoured and
-    /// the detector is enabled.
-    fn key_hint(&self, key: Option<&str>) -> Option<(usize, Action)> {
-        if !self.key_names {
-            return None;
-        }
-        let name = keys::hint(key?)?;
-        let slot = BUILT_IN_NAMES.iter().position(|n| *n == name)?;
-        let detector = (*self.hint_slots.get(slot)?)?;
-        Some((slot, self.detectors.get(detector)?.action))
-    }
-
-    /// Scrubs one string found under `key`, in place.
-    fn scrub_str(
-        &self,
-        text: &mut String,
-        key: Option<&str>,
-        ctx: Ctx<'_>,
-        report: &mut ScrubReport,
-    ) -> Fate {
-        let (fate, rewritten) = self.scrub_ref(text, key, ctx, report);
-        if let Some(new) = rewritten {
-            *text = new;
-        }
-        fate
-    }
-
-    /// Scrubs one string found under `key`; returns the new text when it changed.
-    fn scrub_ref(
-        &self,
-        text: &str,
-        key: Option<&str>,
-        ctx: Ctx<'_>,
-        report: &mut ScrubReport,
-    ) -> (Fate, Option<String>) {
-        if text.is_empty() {
-            return (Fate::Keep, None);
-        }
-        if let Some(rule) = ctx.rule {
-            if rule.exempts_everything() {
-                return (Fate::Keep, None);
-            }
-            if rule.whole_value {
-                let action = self.action(self.field_slot, self.default_action, Some(rule));
-                if action != Action::Keep {
-                    return self.whole(text, self.field_slot, action, report);
-                }
-            }
-        }
-        if let Some((slot, base)) = self.key_hint(key) {
-            let action = self.action(slot, base, ctx.rule);
-            if action != Action::Keep {
-                return self.whole(text, slot, action, report);
-            }
-        }
-        // Rewriting can change what surrounds the other candidates (a card next to a phone
-        // number), so repeat until nothing is found: the output is then a fixpoint and a second
-        // pass finds nothing. Each round turns at least one character into a placeholder, which
-        // is never matched again, so this ends; the bound only guards against a bug.
-        let mut hits = Vec::new();
-        let mut owned: Option<String> = None;
-        for _round in 0..64 {
-            let text = owned.as_deref().unwrap_or(text);
-            hits.clear();
-            self.find(text, ctx.rule, &mut hits);
-            if hits.is_empty() {
-                break;
-            }
-            if hits.iter().any(|h| h.action == Action::Drop) {
-                for h in &hits {
-                    report.add(self.slot_of(h.detector));
-                }
-                return (Fate::Drop, None);
-            }
-            let mut out = String::with_capacity(text.len() + 8 * hits.len());
-            let mut last = 0;
-            for h in &hits {
-                out.push_str(&text[last..h.start]);
-                let slot = self.slot_of(h.detector);
-                self.replacement(slot, h.action, &text[h.start..h.end], &mut out);
-                report.add(slot);
-                last = h.end;
-            }
-            out.push_str(&text[last..]);
-            owned = Some(out);
-        }
-        if let Some(new) = &owned
-            && new.len() != text.len()
-        {
-            report.grow(new.len() as i64 - text.len() as i64);
-        }
-        (Fate::Keep, owned)
-    }
-
-    /// Scrubs a number found under `key`: only key names that hold numbers (cards, secrets,
-    /// SSNs, phones) with at least three digits turn it into a placeholder string.
-    fn scrub_number(
-        &self,
-        value: &mut Value,
-        key: Option<&str>,
-        ctx: Ctx<'_>,
-        report: &mut ScrubReport,
-    ) -> Fate {
-        let Value::Number(n) = value else {
-            return Fate::Keep;
-        };
-        let digits = || match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u.checked_ilog10().unwrap_or(0) + 1,
-            (None, Some(i)) => i.unsigned_abs().checked_ilog10().unwrap_or(0) + 1,
-            _ => 0,
-        };
-        let Some((slot, action)) = self.number_action(key, ctx, digits) else {
-            return Fate::Keep;
-        };
-        let text = n.to_string();
-        let (fate, rewritten) = self.whole(&text, slot, action, report);
-        *value = Value::String(rewritten.unwrap_or(text));
-        fate
-    }
-
-    /// Whether a number under `key` with `digits()` decimal digits (0 for non-integers) is
-    /// rewritten whole, and as what: `(report slot, action)`.
-    fn number_action(
-        &self,
-        key: Option<&str>,
-        ctx: Ctx<'_>,
-        digits: impl FnOnce() -> u32,
-    ) -> Option<(usize, Action)> {
-        if ctx.rule.is_some_and(Rule::exempts_everything) {
-            return None;
-        }
-        let (slot, base) = self.key_hint(key)?;
-        if self.names.get(slot).is_some_and(|n| &**n == "email") {
-            return None;
-        }
-        if digits() < 3 {
-            return None;
-        }
-        let action = self.action(slot, base, ctx.rule);
-        (action != Action::Keep).then_some((slot, action))
-    }
-
-    /// Scrubs any JSON value found under `key` (objects and arrays recursively).
-    fn scrub_value(
-        &self,
-        value: &mut Value,
-        key: Option<&str>,
-        ctx: Ctx<'_>,
-        report: &mut ScrubReport,
-    ) -> Fate {
-        match value {
-            Value::String(s) => self.scrub_str(s, key, ctx, report),
-            Value::Number(_) => self.scrub_number(value, key, ctx, report),
-            Value::Object(map) => {
-                self.scrub_map(map, ctx, report);
-                Fate::Keep
-            }
-            Value::Array(items) => {
-                if !(ctx.rule.is_some_and(Rule::exempts_everything) && ctx.node.is_none()) {
-                    items.retain_mut(|v| self.scrub_value(v, key, ctx, report) == Fate::Keep);
-                }
-                Fate::Keep
-            }
-            Value::Bool(_) | Value::Null => Fate::Keep,
-        }
-    }
-
-    /// Scrubs every entry of a free-form map (annotations, metadata, aws, extra fields).
-    fn scrub_map(
-        &self,
-        map: &mut serde_json::Map<String, Value>,
-        ctx: Ctx<'_>,
-        report: &mut ScrubReport,
-    ) {
-        if ctx.rule.is_some_and(Rule::exempts_everything) && ctx.node.is_none() {
-            return;
-        }
-        map.retain(|k, v| {
-            let child = self.child(ctx, k);
-            self.scrub_value(v, Some(k), child, report) == Fate::Keep
-        });
-    }
-}
-
-/// Capacity for a whole-value placeholder.
-fn slot_len_hint(hash_hex: usize) -> usize {
-    24 + hash_hex
 }
 
 #[cfg(test)]

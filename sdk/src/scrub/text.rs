@@ -1,17 +1,19 @@
 //! Scrubbing a document in its JSON text, without building a `serde_json::Value`: one strict
-//! pass over the tokens visits the same strings and numbers, with the same keys and field
-//! paths, as the Value walk in `walk.rs`, and splices the rewritten ones into a copy of the text.
-//! Everything else stays byte for byte as it came. This is the daemon's hot path.
+//! pass over the tokens asks `visit.rs` what every member is and `scalar.rs` what every string,
+//! number and key becomes, exactly as the Value walk does, and splices the rewritten strings
+//! into a copy of the text. Everything else stays byte for byte as it came. This is the
+//! daemon's hot path.
 //!
 //! The pass accepts exactly what `serde_json` accepts or gives up: on malformed text, nesting
-//! deeper than [`MAX_DEPTH`], numbers out of range, lone surrogates, or a `drop` action (which
-//! removes a field, so commas would have to move) it returns `None` and the caller takes the
-//! Value walk, which then decides. So both paths reject and rewrite the same documents.
+//! deeper than [`MAX_DEPTH`], numbers out of range, lone surrogates, a `drop` action (which
+//! removes a field, so commas would have to move) or a map key to rewrite (rare, and a
+//! rewritten key may collide with another) it returns `None` and the caller takes the Value
+//! walk, which then decides. So both paths reject and rewrite the same documents.
 
 use std::borrow::Cow;
 
-use super::walk::SKIPPED;
-use super::{Ctx, Fate, Inner, Rule, ScrubReport};
+use super::visit::{Kind, Member, Shape};
+use super::{Ctx, Fate, Inner, ScrubReport};
 
 /// Deepest nesting the text pass follows (`serde_json` refuses past 128).
 pub(super) const MAX_DEPTH: usize = 100;
@@ -73,7 +75,7 @@ impl Inner {
     }
 }
 
-impl<'d> Pass<'_, 'd, '_> {
+impl<'s, 'd> Pass<'s, 'd, '_> {
     fn run(&mut self) -> Step {
         self.ws();
         if self.peek() != Some(b'{') {
@@ -159,72 +161,73 @@ impl<'d> Pass<'_, 'd, '_> {
         }
     }
 
-    /// A (sub)segment document, as `walk_document_value`.
+    /// A (sub)segment document.
     fn document(&mut self) -> Step {
         let root = self.inner.root();
+        self.map(Shape::Document, root)
+    }
+
+    /// A map of `shape` at `ctx` (at `{`), as `walk_map`: gives up when a key must change
+    /// (rewritten keys may collide and be renamed; the Value walk does that).
+    fn map(&mut self, shape: Shape, ctx: Ctx<'s>) -> Step {
+        if shape == Shape::Free && Inner::exempt(ctx) {
+            return self.skip();
+        }
         self.object(|p, key| {
-            if SKIPPED.contains(&key) {
-                return p.skip();
+            let inner = p.inner;
+            let member = inner.member(shape, ctx, key);
+            if !matches!(
+                inner.member_key(key, member, &mut p.report),
+                (Fate::Keep, None)
+            ) {
+                return Err(GiveUp);
             }
-            match (key, p.peek()) {
-                ("subsegments", Some(b'[')) => p.array(|p| {
-                    if p.peek() == Some(b'{') {
-                        p.document()
-                    } else {
-                        p.skip()
-                    }
-                }),
-                ("cause", Some(b'"')) => p.skip(),
-                ("cause", Some(b'{')) => {
-                    let ctx = p.inner.child(root, key);
-                    p.cause(ctx)
+            p.member_value(member, key)
+        })
+    }
+
+    /// The value of `member` (named `key`), as `member_value`.
+    fn member_value(&mut self, member: Member<'s>, key: &str) -> Step {
+        match (member, self.peek()) {
+            (Member::Skip(expect, ctx), byte) => {
+                let kind = Kind::starting_with(byte);
+                match expect.items() {
+                    _ if expect.skips(kind) => self.skip(),
+                    Some(item) if kind == Kind::Array => self.array(|p| {
+                        if item.skips(Kind::starting_with(p.peek())) {
+                            p.skip()
+                        } else {
+                            p.value(Some(key), ctx)
+                        }
+                    }),
+                    _ => self.value(Some(key), ctx),
                 }
-                _ => {
-                    let ctx = p.inner.child(root, key);
+            }
+            (Member::Object(shape, ctx), Some(b'{')) => {
+                let ctx = self.inner.enter(shape, ctx);
+                self.map(shape, ctx)
+            }
+            (Member::Items(shape, ctx), Some(b'[')) => self.array(|p| {
+                if p.peek() == Some(b'{') {
+                    let inner = p.inner;
+                    p.map(shape, inner.enter(shape, ctx))
+                } else {
                     p.value(Some(key), ctx)
                 }
-            }
-        })
+            }),
+            (member, _) => match member.value_ctx() {
+                Some(ctx) => self.value(Some(key), ctx),
+                None => self.skip(),
+            },
+        }
     }
 
-    /// A `cause` object, as `walk_cause_value`.
-    fn cause(&mut self, ctx: Ctx<'_>) -> Step {
-        self.object(|p, key| match (key, p.peek()) {
-            ("exceptions", Some(b'[')) => {
-                let ectx = p.inner.child(ctx, key);
-                p.array(|p| {
-                    if p.peek() == Some(b'{') {
-                        p.object(|p, k| {
-                            if k == "id" || k == "cause" {
-                                p.skip()
-                            } else {
-                                let c = p.inner.child(ectx, k);
-                                p.value(Some(k), c)
-                            }
-                        })
-                    } else {
-                        p.value(Some("exceptions"), ectx)
-                    }
-                })
-            }
-            _ => {
-                let c = p.inner.child(ctx, key);
-                p.value(Some(key), c)
-            }
-        })
-    }
-
-    /// Any value found under `key`, as `scrub_value`.
-    fn value(&mut self, key: Option<&str>, ctx: Ctx<'_>) -> Step {
-        let exempt = ctx.rule.is_some_and(Rule::exempts_everything) && ctx.node.is_none();
+    /// Any free-form value found under `key`, as `scrub_value`.
+    fn value(&mut self, key: Option<&str>, ctx: Ctx<'s>) -> Step {
         match self.peek() {
             Some(b'"') => self.string_value(key, ctx),
-            Some(b'{') if exempt => self.skip(),
-            Some(b'{') => self.object(|p, k| {
-                let c = p.inner.child(ctx, k);
-                p.value(Some(k), c)
-            }),
-            Some(b'[') if exempt => self.skip(),
+            Some(b'{') => self.map(Shape::Free, ctx),
+            Some(b'[') if Inner::exempt(ctx) => self.skip(),
             Some(b'[') => self.array(|p| p.value(key, ctx)),
             Some(b'-' | b'0'..=b'9') => self.number_value(key, ctx),
             _ => self.literal(),

@@ -6,6 +6,13 @@ pii.jsonl:   segment documents with planted PII; each line {"doc": ..., "planted
 clean.jsonl: documents full of look-alikes (order numbers, UUIDs, hex ids, versions, prices,
              Luhn-invalid digit runs, timestamps...); {"doc": ..., "lookalikes": [...]} must all survive.
 
+The lines after the first ones (a second seeded generator) hold the forms added for issue #13:
+percent-encoded values and form bodies, JSON bodies with \\u escapes, PII as map keys, in arrays
+of strings and as a string `cause`, secrets named in Korean and other languages, Python and
+Ruby dicts, YAML-ish and ini text printed into logs, and documents shaped like the official
+SDKs' (Python, Node, Java, .NET with its four-part versions, Go); and clean look-alikes of them
+(user agents, assembly versions, Korean sentences about tokens, encoded clean queries).
+
 Run: python3 tests/data/pii/generate.py  (rewrites both files next to this script)
 """
 import base64, json, os, random, string
@@ -271,10 +278,176 @@ def clean_corpus():
         lines.append({"doc": doc, "lookalikes": looks})
     return lines
 
+# ---- forms the first corpus lacked: encoded, escaped, keyed, other languages, logged text ----
+# A second generator, so the lines above stay as they were.
+R2 = random.Random(20261205)
+
+def pct(text, keep=string.ascii_letters + string.digits):
+    return "".join(c if c in keep else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+def uesc(text):
+    return "".join(c if c.isalnum() and c.isascii() else "".join(f"\\u{u:04x}" for u in [ord(c)]) for c in text)
+
+def with_r2(gen):
+    """Runs a kind's generator with the second generator's randomness."""
+    global R
+    saved, R = R, R2
+    try:
+        return gen()
+    finally:
+        R = saved
+
+def pw(n=None): return alnum(n or R2.randint(8, 16), string.ascii_letters + string.digits + "!#%*")
+
+def new_forms():
+    """(kind, text as written, value that must not survive, where) for the new forms."""
+    email_v = with_r2(email)[0]
+    card_v = with_r2(card)[0]
+    phone_v = with_r2(phone)[0]
+    ssn_v = with_r2(ssn)[0]
+    ip_v = with_r2(ipv4)[0]
+    rrn_v = with_r2(kr_rrn)[0]
+    akey = with_r2(aws_access_key)[0]
+    secret_v = pw()
+    tok = alnum(24, string.ascii_letters + string.digits) + "7"
+    forms = [
+        # Percent-encoded values in URLs and form bodies.
+        ("email", f"https://shop.example.com/api/find?email={pct(email_v)}&page=2", pct(email_v), "http.request.url"),
+        ("phone", f"/api/sms?to={pct(phone_v)}&lang=ko", pct(phone_v), "http.request.url"),
+        ("card", f"q={pct(card_v)}&x=1", pct(card_v), "metadata"),
+        ("email", f"email={pct(email_v)}&password={pct(secret_v)}&remember=on", pct(email_v), "form_body"),
+        ("secret", f"username=bob&password={pct(secret_v)}&remember=on", pct(secret_v), "form_body"),
+        ("card", "card=" + card_v.replace(" ", "+").replace("-", "+") + "&exp=12%2F29", card_v.replace(" ", "+").replace("-", "+"), "form_body"),
+        # JSON bodies logged as strings, with \u escapes.
+        ("email", "{\"email\":\"" + uesc(email_v) + "\"}", uesc(email_v), "metadata"),
+        ("phone", "{\"phone\":\"" + uesc(phone_v) + "\"}", uesc(phone_v), "cause.exceptions.message"),
+        # Map keys, arrays of strings, string causes.
+        ("email", email_v, email_v, "metadata_key"),
+        ("card", card_v, card_v, "metadata_key"),
+        ("ssn", ssn_v, ssn_v, "string_array"),
+        ("ipv4", ip_v, ip_v, "string_array"),
+        ("email", f"lookup failed for {email_v}", email_v, "cause_string"),
+        # Secrets named in Korean (and other languages) and logged text forms.
+        ("secret", f"비밀번호: {secret_v}", secret_v, "cause.exceptions.message"),
+        ("secret", f"암호={secret_v}", secret_v, "metadata"),
+        ("secret", f"토큰 {tok}", tok, "annotations"),
+        ("secret", f"로그인 실패 (비밀번호는 {secret_v}9 입니다)", secret_v + "9", "cause.exceptions.message"),
+        ("secret", f"パスワード：{secret_v}", secret_v, "metadata"),
+        ("secret", f"credentials: {{'AccessKeyId': '{akey}', 'SecretAccessKey': '{secret_v}', 'SessionToken': '{tok}'}}", secret_v, "metadata"),
+        ("aws_access_key", f"boto3 creds {{'AccessKeyId': '{akey}', 'Expiration': '2026-12-05'}}", akey, "cause.exceptions.message"),
+        ("secret", f"{{:password=>\"{secret_v}\", :user=>\"bob\"}}", secret_v, "metadata"),
+        ("secret", f"db:\n  host: db.internal\n  password: {secret_v} {secret_v[::-1]}\n  port: 5432", secret_v[::-1], "metadata"),
+        ("secret", f"[database]\nhost = db.internal\npassword = {secret_v} {secret_v[::-1]}\nport = 5432", secret_v[::-1], "metadata"),
+        # Forms the detectors were not written for, from real logs.
+        ("email", f"주문 확인 메일을 {email_v}으로 보냈습니다", email_v, "cause.exceptions.message"),
+        ("kr_rrn", f"주민번호: {rrn_v}", rrn_v, "annotations"),
+        ("email", f"mailto:{email_v.upper()}", email_v.upper(), "metadata"),
+        ("ipv4", f"X-Forwarded-For: {ip_v}, 10.0.0.1", ip_v, "http.request.user_agent"),
+        ("card", f"카드번호 {card_v} 승인 거절", card_v, "cause.exceptions.message"),
+    ]
+    return forms
+
+def plant_new(doc, kind, text, where):
+    slot = {"form_body": "body", "http.request.url": "url", "http.request.user_agent": "user_agent"}.get(where)
+    request = doc.get("http", {}).get("request", {})
+    if slot in request and not (slot == "url" and request["url"] == "https://shop.example.com/api/checkout"):
+        return plant_new(doc, kind, text, "metadata")
+    if where == "form_body":
+        doc.setdefault("http", {}).setdefault("request", {})["body"] = text
+        return "http.request.body"
+    if where == "metadata_key":
+        doc.setdefault("metadata", {}).setdefault("visits", {})[text] = R2.randint(1, 9)
+        return "metadata.key"
+    if where == "string_array":
+        doc.setdefault("metadata", {}).setdefault("app", {})["tags"] = ["vip", text, "beta"]
+        return "metadata.array"
+    if where == "cause_string":
+        if "cause" in doc:
+            return plant_new(doc, kind, text, "metadata")
+        doc["cause"] = text
+        return "cause"
+    if where == "metadata":
+        doc.setdefault("metadata", {}).setdefault("log", {})[f"line{R2.randint(0, 10**6)}"] = text
+        return "metadata"
+    if where == "annotations":
+        doc.setdefault("annotations", {})[f"note_{len(doc.get('annotations', {}))}"] = text
+        return "annotations"
+    if where == "http.request.url":
+        doc.setdefault("http", {}).setdefault("request", {})["url"] = text
+        return where
+    if where == "http.request.user_agent":
+        doc.setdefault("http", {}).setdefault("request", {})["user_agent"] = text
+        return where
+    if where == "cause.exceptions.message":
+        if isinstance(doc.get("cause"), str):
+            return plant_new(doc, kind, text, "metadata")
+        doc.setdefault("cause", {"working_directory": "/srv/app", "exceptions": []})["exceptions"].append(
+            {"id": hexid(16), "message": text, "type": "LoginError", "stack": [{"path": "/srv/app/app.py", "line": R2.randint(1, 400), "label": "login"}]})
+        return where
+    raise ValueError(where)
+
+def sdk_doc():
+    """A document shaped like the official SDKs' (the captures in tests/data/captures)."""
+    sdk = R2.choice([("X-Ray for Python", "2.15.0", "CPython", "3.11.7"), ("X-Ray for Node.js", "3.12.0", "node", "v20.20.2"),
+                     ("X-Ray for Java", "2.18.1", "OpenJDK 64-Bit Server VM", "21.0.2"), ("X-Ray for .NET Core", "2.14.0.0", "dotnet", "8.0.4"),
+                     ("X-Ray for Go", "1.8.3", "go", "go1.22.2")])
+    doc = base_doc(R2.choice(["checkout-api", "login-api", "orders"]))
+    doc["aws"] = {"xray": {"sdk": sdk[0], "sdk_version": sdk[1]}}
+    doc["service"] = {"runtime": sdk[2], "runtime_version": sdk[3]}
+    return doc
+
+def new_pii_lines():
+    lines = []
+    for _ in range(4):
+        forms = new_forms()
+        R2.shuffle(forms)
+        i = 0
+        while i < len(forms):
+            doc, planted = sdk_doc(), []
+            for kind, text, value, where in forms[i:i + R2.randint(2, 5)]:
+                field = plant_new(doc, kind, text, where)
+                planted.append({"kind": kind, "value": value, "field": field})
+                i += 1
+            lines.append({"doc": doc, "planted": planted})
+    return lines
+
+NEW_LOOKALIKES = [
+    lambda: f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{R2.randint(110, 130)}.0.0.0 Safari/537.36",
+    lambda: f"Chrome/{R2.randint(110, 130)}.0.{R2.randint(1000, 6999)}.{R2.randint(10, 250)}",
+    lambda: f"Newtonsoft.Json, Version={R2.randint(9, 13)}.0.0.0, Culture=neutral, PublicKeyToken=30ad4fe6b2a6aeed",
+    lambda: f"System.Private.CoreLib, Version={R2.randint(6, 8)}.0.0.0",
+    lambda: f"app_version={R2.randint(1, 20)}.{R2.randint(0, 9)}.{R2.randint(0, 9)}.{R2.randint(0, 200)}",
+    lambda: f"version: {R2.randint(1, 20)}.{R2.randint(0, 9)}.{R2.randint(0, 9)}.{R2.randint(0, 200)}",
+    lambda: "토큰 만료", lambda: "토큰이 만료되었습니다", lambda: "암호화 완료", lambda: "비밀번호 변경 안내 메일 발송",
+    lambda: "Passwort vergessen", lambda: "credentials: {",
+    lambda: f"q=red%20shoes&size={R2.randint(220, 290)}&page={R2.randint(1, 9)}", lambda: f"path%2Fto%2F{word(5)}.png",
+    lambda: "caf\\u00e9 \\u2603", lambda: f"{R2.randint(1, 99)}% off", lambda: "a+b=c",
+    lambda: f"{{'status': 'ok', 'count': {R2.randint(1, 99)}, 'token_type': 'bearer'}}",
+    lambda: f"retries: {R2.randint(1, 5)}\ntimeout: {R2.randint(1, 60)}s", lambda: f"[server]\nport = {R2.randint(1024, 9999)}\nworkers = 4",
+    lambda: f"https://sqs.us-east-1.amazonaws.com/{R2.randint(10**11, 10**12 - 1)}/orders",
+    lambda: f"{{:status=>\"ok\", :items=>{R2.randint(1, 9)}}}", lambda: "[email] placeholder in docs",
+    lambda: f"password_changed_at={R2.randint(1700000000, 1800000000)}",
+]
+
+def new_clean_lines():
+    lines = []
+    for _ in range(40):
+        doc, looks = sdk_doc(), []
+        if doc["aws"]["xray"]["sdk_version"].count(".") == 3:
+            looks.append(doc["aws"]["xray"]["sdk_version"])
+        for _ in range(R2.randint(3, 6)):
+            v = R2.choice(NEW_LOOKALIKES)()
+            looks.append(v)
+            field = R2.choice(["annotations", "metadata", "cause.exceptions.message", "http.request.user_agent"])
+            plant_new(doc, "lookalike", v, field)
+        lines.append({"doc": doc, "lookalikes": looks})
+    return lines
+
 def write(name, lines):
     with open(os.path.join(HERE, name), "w") as f:
         for line in lines:
             f.write(json.dumps(line, separators=(",", ":")) + "\n")
 
-write("pii.jsonl", pii_corpus())
-write("clean.jsonl", clean_corpus())
+PII_LINES, CLEAN_LINES = pii_corpus(), clean_corpus()
+write("pii.jsonl", PII_LINES + new_pii_lines())
+write("clean.jsonl", CLEAN_LINES + new_clean_lines())
