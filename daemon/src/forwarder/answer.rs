@@ -85,7 +85,9 @@ struct PutResponse {
 pub fn read(status: u16, body: &[u8]) -> Result<Vec<Unprocessed>, SendError> {
     let excerpt = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
     if (200..300).contains(&status) {
-        return serde_json::from_slice::<PutResponse>(body)
+        // An object, then its fields: serde would also take a struct from a JSON array.
+        return serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            .and_then(|object| serde_json::from_value::<PutResponse>(object.into()))
             .map(|r| r.unprocessed_trace_segments)
             .map_err(|e| SendError {
                 kind: BackendError::Other,
@@ -147,7 +149,7 @@ mod tests {
         .unwrap();
         assert_eq!(listed.len(), 1);
         assert!(read(200, b"{}").unwrap().is_empty());
-        for garbage in [&b""[..], b"<html>ok</html>", b"[1]", b"{\"Unprocessed"] {
+        for garbage in [&b""[..], b"<html>ok</html>", b"[1]", b"[]", b"{\"Unprocessed"] {
             let e = read(200, garbage).unwrap_err();
             assert_eq!(e.kind, BackendError::Other);
             assert_eq!(e.refused, None);
