@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic on setup failures
 #![cfg(feature = "reqwest")]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,28 +15,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use roentgen_sdk::client::{XRayClientLayer, XRayMiddleware};
-use roentgen_sdk::model::{Cause, Segment, TraceHeader, split_datagram};
-use roentgen_sdk::recorder::{Recorder, RecorderConfig, scope};
-use roentgen_sdk::sampling::Rules;
+use roentgen_sdk::model::{Cause, Segment, TraceHeader};
+use roentgen_sdk::recorder::scope;
 use tower::{Layer, Service};
+use udp::{ALWAYS, receive, setup};
 
-const ALWAYS: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#;
-
-fn recorder() -> (UdpSocket, Recorder) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut config = RecorderConfig::new(socket.local_addr().unwrap().to_string().parse().unwrap());
-    config.rules = Rules::from_json(ALWAYS).unwrap();
-    (socket, Recorder::new(config).unwrap())
-}
-
-fn receive(socket: &UdpSocket) -> Segment {
-    let mut buf = vec![0u8; 65536];
-    let n = socket.recv(&mut buf).expect("a datagram");
-    serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap()
-}
+mod udp;
 
 /// A server whose `/echo` answers with the trace header it got, and `/down` with 503.
 async fn server() -> SocketAddr {
@@ -115,7 +99,7 @@ fn check(doc: &Segment, echoed: &str, addr: SocketAddr) {
 
 #[tokio::test]
 async fn a_hyper_client_behind_the_layer_traces_its_calls() {
-    let (socket, recorder) = recorder();
+    let (socket, recorder) = setup(ALWAYS);
     let addr = server().await;
     let mut client = XRayClientLayer.layer(Client::builder(TokioExecutor::new()).build_http());
     let mut get = move |url: String| {
@@ -144,7 +128,7 @@ async fn a_hyper_client_behind_the_layer_traces_its_calls() {
 
 #[tokio::test]
 async fn reqwest_behind_the_middleware_traces_its_calls() {
-    let (socket, recorder) = recorder();
+    let (socket, recorder) = setup(ALWAYS);
     let addr = server().await;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(XRayMiddleware)

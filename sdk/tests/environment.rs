@@ -14,11 +14,12 @@ use axum::body::Body;
 use axum::routing::get;
 use http::Request;
 use roentgen_sdk::middleware::XRayLayer;
-use roentgen_sdk::model::{Segment, SegmentId, TraceHeader, split_datagram};
+use roentgen_sdk::model::{SegmentId, TraceHeader};
 use roentgen_sdk::recorder::{ContextMissing, Recorder, RecorderConfig, SdkError, scope};
 use tower::{Layer, Service};
+use udp::{ALWAYS, nothing_more, receive};
 
-const ALWAYS: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#;
+mod udp;
 
 fn setup(vars: &[(&str, &str)]) -> (UdpSocket, Recorder) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -41,20 +42,6 @@ fn setup(vars: &[(&str, &str)]) -> (UdpSocket, Recorder) {
     );
     let config = RecorderConfig::from_vars(|name| map.get(name).cloned()).unwrap();
     (socket, Recorder::new(config).unwrap())
-}
-
-fn receive(socket: &UdpSocket) -> Segment {
-    let mut buf = vec![0u8; 65536];
-    let n = socket.recv(&mut buf).expect("a datagram");
-    serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap()
-}
-
-fn nothing_more(socket: &UdpSocket) -> bool {
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    socket.recv(&mut buf).is_err()
 }
 
 #[test]

@@ -3,47 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // test helpers may panic on setup failures
 
+mod udp;
+
 use std::net::UdpSocket;
 use std::time::Duration;
 
 use roentgen_sdk::model::{SamplingDecision, Segment, TraceHeader, split_datagram};
 use roentgen_sdk::recorder::{Recorder, RecorderConfig, current, scope};
 use roentgen_sdk::sampling::Rules;
-
-fn setup(rules: &str) -> (UdpSocket, Recorder) {
-    setup_with(rules, |_| {})
-}
-
-fn setup_with(rules: &str, edit: impl FnOnce(&mut RecorderConfig)) -> (UdpSocket, Recorder) {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let address = socket.local_addr().unwrap().to_string();
-    let mut config = RecorderConfig::new(address.parse().unwrap());
-    config.rules = Rules::from_json(rules).unwrap();
-    edit(&mut config);
-    (socket, Recorder::new(config).unwrap())
-}
-
-const ALWAYS: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#;
-const NEVER: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":0}}"#;
-
-fn receive(socket: &UdpSocket) -> Segment {
-    let mut buf = vec![0u8; 65536];
-    let n = socket.recv(&mut buf).expect("a datagram");
-    let doc: Segment = serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap();
-    doc.validate().unwrap();
-    doc
-}
-
-fn nothing_more(socket: &UdpSocket) -> bool {
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut buf = [0u8; 16];
-    socket.recv(&mut buf).is_err()
-}
+use udp::{ALWAYS, NEVER, nothing_more, receive, setup, setup_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subsegments_follow_the_work_across_tasks() {

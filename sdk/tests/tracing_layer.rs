@@ -5,23 +5,16 @@
 #![allow(clippy::unwrap_used)] // test helpers may panic on setup failures
 #![cfg(feature = "tracing-layer")]
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
-use roentgen_sdk::model::{Cause, Segment, split_datagram};
-use roentgen_sdk::recorder::{Recorder, RecorderConfig, scope};
-use roentgen_sdk::sampling::Rules;
+use roentgen_sdk::model::Cause;
+use roentgen_sdk::recorder::scope;
 use roentgen_sdk::tracing_layer::XRayTracingLayer;
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt;
+use udp::{ALWAYS, nothing_more, receive, setup};
 
-const ALWAYS: &str = r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#;
-
-fn receive(socket: &UdpSocket) -> Segment {
-    let mut buf = vec![0u8; 65536];
-    let n = socket.recv(&mut buf).expect("a datagram");
-    serde_json::from_slice(split_datagram(&buf[..n]).unwrap()).unwrap()
-}
+mod udp;
 
 #[tracing::instrument(fields(customer_id = 42, email = "jane.doe@example.com"))]
 async fn charge(amount: u64) -> Result<(), String> {
@@ -35,13 +28,7 @@ async fn charge(amount: u64) -> Result<(), String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn spans_become_subsegments_and_error_events_causes() {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut config = RecorderConfig::new(socket.local_addr().unwrap().to_string().parse().unwrap());
-    config.rules = Rules::from_json(ALWAYS).unwrap();
-    let recorder = Recorder::new(config).unwrap();
+    let (socket, recorder) = setup(ALWAYS);
     let subscriber = tracing_subscriber::registry()
         .with(XRayTracingLayer::new().with_annotations(["customer_id"]));
     let _default = tracing::subscriber::set_default(subscriber);
@@ -90,11 +77,5 @@ async fn spans_become_subsegments_and_error_events_causes() {
     );
     assert!(query.end_time.unwrap() <= charge.end_time.unwrap());
 
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    assert!(
-        socket.recv(&mut [0u8; 16]).is_err(),
-        "nothing else was sent"
-    );
+    assert!(nothing_more(&socket), "nothing else was sent");
 }

@@ -149,7 +149,13 @@ mod tests {
         .unwrap();
         assert_eq!(listed.len(), 1);
         assert!(read(200, b"{}").unwrap().is_empty());
-        for garbage in [&b""[..], b"<html>ok</html>", b"[1]", b"[]", b"{\"Unprocessed"] {
+        for garbage in [
+            &b""[..],
+            b"<html>ok</html>",
+            b"[1]",
+            b"[]",
+            b"{\"Unprocessed",
+        ] {
             let e = read(200, garbage).unwrap_err();
             assert_eq!(e.kind, BackendError::Other);
             assert_eq!(e.refused, None);
