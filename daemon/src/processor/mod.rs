@@ -184,6 +184,9 @@ pub fn scrub(
 #[derive(Debug, Default)]
 pub struct ScrubTally {
     documents: u64,
+    /// Documents the text pass handed to the `Value` walk (a `drop` action, a map key to
+    /// rewrite, or text that is not JSON).
+    fallbacks: u64,
     report: ScrubReport,
 }
 
@@ -197,6 +200,12 @@ impl ScrubTally {
 
     /// Adds what was gathered to `counters` and starts again.
     pub fn flush(&mut self, counters: &Counters) {
+        if self.fallbacks > 0 {
+            counters
+                .scrub_fallbacks
+                .fetch_add(self.fallbacks, Ordering::Relaxed);
+            self.fallbacks = 0;
+        }
         if self.documents > 0 {
             counters.add_scrubbed_documents(self.documents, self.report.iter());
             *self = Self::default();
@@ -230,6 +239,7 @@ pub fn check_and_scrub_into<'a>(
     let report = match scrubber.scrub_json_text(accepted.document, out) {
         Some(report) => report,
         None => {
+            tally.fallbacks += 1;
             let (text, report) =
                 scrub_value(scrubber, accepted.document).inspect_err(|reason| {
                     log_reject(*reason, &"document is not JSON");
@@ -535,5 +545,24 @@ mod tests {
             batch.charged,
             "the panicked datagram's charge is released"
         );
+    }
+
+    #[test]
+    fn documents_the_text_pass_gives_up_on_are_counted() {
+        let scrubber = Scrubber::default();
+        let counters = Counters::default();
+        // A metadata key that is an e-mail address: rewriting a key is the Value walk's job.
+        let keyed = GOOD.replace(
+            "\"end_time\"",
+            "\"metadata\":{\"default\":{\"jane@example.com\":1}},\"end_time\"",
+        );
+        let d = datagram(&keyed);
+        let (_, scrubbed) = check_and_scrub(&d, 65536, Some(&scrubber), &counters).unwrap();
+        let scrubbed = scrubbed.expect("the key is rewritten");
+        assert!(!scrubbed.contains("jane@example.com"), "{scrubbed}");
+        assert_eq!(counters.scrub_fallbacks.load(Ordering::Relaxed), 1);
+        let d = datagram(GOOD);
+        check_and_scrub(&d, 65536, Some(&scrubber), &counters).unwrap();
+        assert_eq!(counters.scrub_fallbacks.load(Ordering::Relaxed), 1);
     }
 }

@@ -200,6 +200,8 @@ pub struct Counters {
     rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Documents in which the scrubber rewrote something.
     pub scrubbed_documents: AtomicU64,
+    /// Documents the scrubber's text pass handed to the `Value` walk.
+    pub scrub_fallbacks: AtomicU64,
     scrubbed: Mutex<BTreeMap<String, u64>>,
     /// Documents accepted into the buffer.
     pub accepted: AtomicU64,
@@ -383,6 +385,12 @@ impl Counters {
             "Documents in which the scrubber rewrote personal data.",
             counter,
             load(&self.scrubbed_documents),
+        );
+        out.single(
+            "scrub_value_fallbacks_total",
+            "Documents the text pass could not rewrite in place (a drop action, a map key to rewrite, not JSON), scrubbed as a parsed value instead.",
+            counter,
+            load(&self.scrub_fallbacks),
         );
         out.family(
             "scrubbed_total",
