@@ -7,6 +7,7 @@
 //! is not an X-Ray answer. A 4xx is a *refusal*: the operator has something to fix, so it is
 //! logged loudly and shown in `/metrics`, and a 413 splits the batch before retrying.
 
+use roentgen_sdk::scrub::log_safe;
 use serde::Deserialize;
 
 use crate::telemetry::BackendError;
@@ -83,7 +84,8 @@ struct PutResponse {
 
 /// Reads the collector's answer: the unprocessed entries of a 2xx, or why the batch failed.
 pub fn read(status: u16, body: &[u8]) -> Result<Vec<Unprocessed>, SendError> {
-    let excerpt = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    // The collector's answer may echo a document: scrubbed before it goes into a log line.
+    let excerpt = || log_safe(&String::from_utf8_lossy(&body[..body.len().min(300)]));
     if (200..300).contains(&status) {
         // An object, then its fields: serde would also take a struct from a JSON array.
         return serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)

@@ -160,7 +160,7 @@ impl Forwarder {
             if let Some(suppressed) = self.refusal_log.check() {
                 tracing::error!(
                     status,
-                    error = %log_safe(error),
+                    %error,
                     hint = refusal_hint(status),
                     documents,
                     attempt,
@@ -170,7 +170,7 @@ impl Forwarder {
             }
         } else if let Some(suppressed) = self.fail_log.check() {
             tracing::warn!(
-                error = %log_safe(error),
+                %error,
                 documents,
                 attempt,
                 suppressed_since_last = suppressed,
