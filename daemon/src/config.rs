@@ -178,8 +178,9 @@ pub struct RunArgs {
     #[arg(long, env = "ROENTGEN_DAEMON_RETRY_MAX_BACKOFF_MS")]
     pub retry_max_backoff_ms: Option<u64>,
 
-    /// Failed attempts after which a batch goes to the spool (and the collector is deemed
-    /// down until a replay succeeds) [default: 3].
+    /// Failed attempts (any error, any whole-request 4xx included) after which a batch goes to
+    /// the spool and the collector is deemed down until a replay succeeds; also how often
+    /// documents left unprocessed are resent before they are spooled [default: 3].
     #[arg(long, env = "ROENTGEN_DAEMON_SPOOL_AFTER_ATTEMPTS")]
     pub spool_after_attempts: Option<u32>,
 
