@@ -112,6 +112,16 @@ struct Pieces {
     finished: Vec<Box<Segment>>,
 }
 
+impl Pieces {
+    fn new(segment_ended: bool) -> Mutex<Self> {
+        Mutex::new(Self {
+            segment_ended,
+            held: 0,
+            finished: Vec::new(),
+        })
+    }
+}
+
 struct TraceState {
     recorder: Recorder,
     trace_id: TraceId,
@@ -174,21 +184,27 @@ impl Entity {
             }
             doc
         });
-        let trace = Arc::new(TraceState {
+        let trace = TraceState {
             recorder,
             trace_id,
             sampled,
             decision_requested,
             header_extra,
-            pieces: Mutex::new(Pieces {
-                segment_ended: false,
-                held: 0,
-                finished: Vec::new(),
-            }),
-        });
+            pieces: Pieces::new(false),
+        };
+        Self::segment(trace, id, parent_id, doc)
+    }
+
+    /// The entity of a trace's segment in this process.
+    fn segment(
+        trace: TraceState,
+        id: SegmentId,
+        parent_id: Option<SegmentId>,
+        doc: Option<Box<Segment>>,
+    ) -> Self {
         Self {
             inner: Arc::new(EntityInner {
-                trace,
+                trace: Arc::new(trace),
                 id,
                 parent_id,
                 is_segment: true,
@@ -203,27 +219,16 @@ impl Entity {
     pub(crate) fn facade(recorder: Recorder, header: TraceHeader, enabled: bool) -> Self {
         let sampled = enabled && header.sampled.as_bool().unwrap_or(false);
         let id = header.parent.unwrap_or_else(SegmentId::generate);
-        let trace = Arc::new(TraceState {
+        let trace = TraceState {
             recorder,
             trace_id: header.root.unwrap_or_else(TraceId::generate),
             sampled,
             decision_requested: false,
             header_extra: header.extra,
-            pieces: Mutex::new(Pieces {
-                segment_ended: true,
-                held: 0,
-                finished: Vec::new(),
-            }),
-        });
-        Self {
-            inner: Arc::new(EntityInner {
-                trace,
-                id,
-                parent_id: None,
-                is_segment: true,
-                doc: Mutex::new(None),
-            }),
-        }
+            // Its segment is not this process's: every subsegment is sent on its own.
+            pieces: Pieces::new(true),
+        };
+        Self::segment(trace, id, None, None)
     }
 
     /// Begins a subsegment of this entity.
