@@ -26,8 +26,12 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use roentgen_sdk::model::{HttpRequest, SegmentId, TraceId};
 use roentgen_sdk::recorder::{Recorder, RecorderConfig};
+use roentgen_sdk::sampling::centralized::CentralizedConfig;
 use roentgen_sdk::sampling::{Rules, Sampler, SamplingRequest};
 use serde_json::json;
+
+#[path = "../tests/proxy/mod.rs"]
+mod proxy;
 
 fn process_cpu() -> Duration {
     clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID)
@@ -48,15 +52,18 @@ fn sink() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").expect("sink socket")
 }
 
+/// A recorder with centralized sampling on, as apps run it: its `Default` rule (sampling
+/// `rate` of requests) comes from a proxy on loopback, fetched before the bench starts.
 fn recorder(sink: &UdpSocket, rate: f64) -> Recorder {
     let address = sink.local_addr().expect("sink address");
     let mut config = RecorderConfig::new(address.to_string().parse().expect("address"));
-    config.rules = Rules::from_json(&format!(
-        r#"{{"version":2,"default":{{"fixed_target":0,"rate":{rate}}}}}"#
-    ))
-    .expect("rules");
+    let server = proxy::Shared::default();
+    server.lock().expect("proxy").rules = vec![proxy::rule("Default", 10000, "*", "*", 0, rate)];
+    config.centralized_sampling = Some(CentralizedConfig::new(proxy::start(server)));
     config.emitter.queue_capacity = 1 << 18;
-    Recorder::new(config).expect("recorder")
+    let recorder = Recorder::new(config).expect("recorder");
+    proxy::fetched(recorder.sampler());
+    recorder
 }
 
 fn traced_request(recorder: &Recorder) {
@@ -244,6 +251,7 @@ fn bench_sampling_and_ids(c: &mut Criterion) {
         host: "shop.example.com",
         method: "GET",
         url_path: "/api/orders/42",
+        ..SamplingRequest::default()
     };
     c.bench_function("sampling/default_rule_decision", |b| {
         b.iter(|| sampler.should_sample(black_box(&request)))
@@ -258,6 +266,25 @@ fn bench_sampling_and_ids(c: &mut Criterion) {
     .expect("rules");
     let sampler = Sampler::new(rules);
     c.bench_function("sampling/three_rules_then_default", |b| {
+        b.iter(|| sampler.should_sample(black_box(&request)))
+    });
+    // The same three rules and default served by a proxy, with quotas from its targets.
+    let server = proxy::Shared::default();
+    server.lock().expect("proxy").rules = vec![
+        proxy::rule("health", 1, "*", "/health*", 0, 0.0),
+        proxy::rule("admin", 2, "admin", "*", 1, 1.0),
+        proxy::rule("checkout", 3, "*", "/api/checkout", 5, 0.5),
+        proxy::rule("Default", 10000, "*", "*", 1, 0.05),
+    ];
+    let mut config = CentralizedConfig::new(proxy::start(server));
+    config.targets_interval = Duration::from_millis(500);
+    let sampler = Sampler::centralized(Rules::default(), config).expect("sampler");
+    proxy::fetched(&sampler);
+    let request = SamplingRequest {
+        service_name: "shop",
+        ..request
+    };
+    c.bench_function("sampling/centralized_three_rules_then_default", |b| {
         b.iter(|| sampler.should_sample(black_box(&request)))
     });
     c.bench_function("ids/trace_id_generate", |b| b.iter(TraceId::generate));

@@ -139,6 +139,7 @@ fn begin<B>(recorder: &Recorder, naming: &SegmentNaming, req: &Request<B>) -> En
         host,
         method: req.method().as_str(),
         url_path: req.uri().path(),
+        ..SamplingRequest::default()
     };
     let name = naming.name_for(Some(host));
     let entity = recorder.begin_segment_for(name, incoming.as_ref(), &sampling);

@@ -65,6 +65,20 @@ pub(super) fn enabled(value: Option<&str>) -> bool {
     !value.is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
 }
 
+/// `ROENTGEN_SAMPLING`: `true` for `centralized` (rules from the daemon's proxy, the local ones
+/// as fallback), `false` for `local`.
+pub(super) fn centralized_sampling(value: &str) -> Result<bool, EnvironmentError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "centralized" => Ok(true),
+        "local" => Ok(false),
+        _ => Err(EnvironmentError {
+            variable: "ROENTGEN_SAMPLING",
+            value: value.to_owned(),
+            expected: "centralized or local",
+        }),
+    }
+}
+
 /// The header of the current Lambda-style invocation (`_X_AMZN_TRACE_ID`), read leniently.
 pub fn invocation_header() -> Option<TraceHeader> {
     let value = std::env::var("_X_AMZN_TRACE_ID").ok()?;

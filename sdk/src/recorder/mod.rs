@@ -17,6 +17,8 @@ use crate::emitter::{
     EmitterSnapshot, Scrubbing, SegmentDefaults,
 };
 use crate::model::{SamplingDecision, TraceHeader, TraceId};
+#[cfg(feature = "centralized-sampling")]
+use crate::sampling::centralized::CentralizedConfig;
 use crate::sampling::{Rules, RulesError, Sampler, SamplingRequest};
 use crate::scrub::{ConfigError, ScrubConfig, Scrubber};
 
@@ -45,6 +47,9 @@ pub enum SdkError {
     /// A variable of the official SDKs' environment is malformed.
     #[error(transparent)]
     Environment(#[from] EnvironmentError),
+    /// The centralized-sampling poller thread could not start.
+    #[error("centralized sampling: cannot start the poller: {0}")]
+    Sampling(std::io::Error),
     /// A configuration file cannot be read.
     #[error("{path}: {source}")]
     Io {
@@ -60,8 +65,12 @@ pub enum SdkError {
 pub struct RecorderConfig {
     /// Emitter settings (daemon address, queue, streaming, scrubbing).
     pub emitter: EmitterConfig,
-    /// Local sampling rules.
+    /// Local sampling rules: the only ones without centralized sampling, the fallback with it.
     pub rules: Rules,
+    /// Centralized sampling through the daemon's proxy (on by default, polling the `tcp:`
+    /// address; `None` or `ROENTGEN_SAMPLING=local`: local rules only).
+    #[cfg(feature = "centralized-sampling")]
+    pub centralized_sampling: Option<CentralizedConfig>,
     /// `origin` of every segment, e.g. `AWS::EC2::Instance`.
     pub origin: Option<String>,
     /// `service.version` of every segment.
@@ -83,6 +92,8 @@ impl RecorderConfig {
         Self {
             emitter: EmitterConfig::new(daemon.udp),
             rules: Rules::default(),
+            #[cfg(feature = "centralized-sampling")]
+            centralized_sampling: Some(CentralizedConfig::new(daemon.tcp)),
             origin: None,
             service_version: None,
             enabled: true,
@@ -94,8 +105,9 @@ impl RecorderConfig {
     /// Reads the environment: the official SDKs' `AWS_XRAY_DAEMON_ADDRESS` (`host:port` or
     /// `tcp:host:port udp:host:port`, default 127.0.0.1:2000), `AWS_XRAY_SDK_ENABLED`,
     /// `AWS_XRAY_TRACING_NAME` and `AWS_XRAY_CONTEXT_MISSING`; and Roentgen's
-    /// `ROENTGEN_SAMPLING_RULES` (a v1/v2 rules file), `ROENTGEN_SCRUB_CONFIG` (scrubber TOML)
-    /// and `ROENTGEN_SCRUBBING=off` (explicitly disables scrubbing; logged).
+    /// `ROENTGEN_SAMPLING_RULES` (a v1/v2 rules file), `ROENTGEN_SAMPLING` (`centralized`, the
+    /// default, or `local`), `ROENTGEN_SCRUB_CONFIG` (scrubber TOML) and `ROENTGEN_SCRUBBING=off`
+    /// (explicitly disables scrubbing; logged).
     pub fn from_env() -> Result<Self, SdkError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -109,6 +121,20 @@ impl RecorderConfig {
         config.tracing_name = var("AWS_XRAY_TRACING_NAME").filter(|name| !name.trim().is_empty());
         if let Some(value) = var("AWS_XRAY_CONTEXT_MISSING") {
             config.context_missing = value.parse()?;
+        }
+        if let Some(value) = var("ROENTGEN_SAMPLING") {
+            let centralized = environment::centralized_sampling(&value)?;
+            #[cfg(feature = "centralized-sampling")]
+            if !centralized {
+                config.centralized_sampling = None;
+            }
+            #[cfg(not(feature = "centralized-sampling"))]
+            if centralized {
+                tracing::warn!(
+                    "ROENTGEN_SAMPLING=centralized: this build has no `centralized-sampling` \
+                     feature; the local rules decide"
+                );
+            }
         }
         if let Some(path) = var("ROENTGEN_SAMPLING_RULES") {
             config.rules = Rules::load(std::path::Path::new(&path))?;
@@ -131,6 +157,8 @@ impl RecorderConfig {
 pub(crate) struct RecorderInner {
     pub(crate) emitter: Emitter,
     sampler: Sampler,
+    /// `origin` of every segment, matched by centralized rules' `ServiceType`.
+    origin: Option<String>,
     enabled: bool,
     tracing_name: Option<String>,
     context_missing: ContextMissing,
@@ -156,8 +184,17 @@ impl Recorder {
         let sdk =
             json!({"xray": {"sdk": "Roentgen for Rust", "sdk_version": env!("CARGO_PKG_VERSION")}});
         let mut emitter_config = config.emitter;
+        #[cfg(feature = "centralized-sampling")]
+        let sampler = match config.centralized_sampling {
+            Some(centralized) => {
+                Sampler::centralized(config.rules, centralized).map_err(SdkError::Sampling)?
+            }
+            None => Sampler::new(config.rules),
+        };
+        #[cfg(not(feature = "centralized-sampling"))]
+        let sampler = Sampler::new(config.rules);
         emitter_config.segment_defaults = SegmentDefaults {
-            origin: config.origin,
+            origin: config.origin.clone(),
             service: config.service_version.map(|v| {
                 let mut m = Map::new();
                 m.insert("version".into(), Value::String(v));
@@ -171,7 +208,8 @@ impl Recorder {
         Ok(Self {
             inner: Arc::new(RecorderInner {
                 emitter: Emitter::start(emitter_config)?,
-                sampler: Sampler::new(config.rules),
+                sampler,
+                origin: config.origin,
                 enabled: config.enabled,
                 tracing_name: config.tracing_name,
                 context_missing: config.context_missing,
@@ -204,7 +242,22 @@ impl Recorder {
     ) -> Entity {
         let decided = incoming.and_then(|h| h.sampled.as_bool());
         let sampled = self.inner.enabled
-            && decided.unwrap_or_else(|| self.inner.sampler.should_sample(request));
+            && decided.unwrap_or_else(|| {
+                let request = SamplingRequest {
+                    service_name: if request.service_name.is_empty() {
+                        name
+                    } else {
+                        request.service_name
+                    },
+                    service_type: if request.service_type.is_empty() {
+                        self.inner.origin.as_deref().unwrap_or("")
+                    } else {
+                        request.service_type
+                    },
+                    ..*request
+                };
+                self.inner.sampler.should_sample(&request)
+            });
         let trace_id = incoming
             .and_then(|h| h.root)
             .unwrap_or_else(TraceId::generate);

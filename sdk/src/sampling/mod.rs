@@ -1,8 +1,11 @@
-//! Sampling decisions: local rules, each with a per-second reservoir and then a fixed rate.
+//! Sampling decisions: centralized rules fetched from the daemon when there are fresh ones,
+//! else local rules, each with a per-second reservoir and then a fixed rate.
 //!
 //! The hot path is lock-free: rule matching on borrowed strings, one atomic compare-and-swap for
 //! the reservoir, one draw from the thread-local CSPRNG for the rate.
 
+#[cfg(feature = "centralized-sampling")]
+pub mod centralized;
 mod reservoir;
 mod rules;
 
@@ -11,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::Rng;
 
 pub use reservoir::Reservoir;
+use rules::Pattern;
 pub use rules::{Rule, Rules, RulesError, wildcard_match};
 
 /// The current epoch second from the coarse real-time clock: a vDSO read of a few nanoseconds
@@ -26,7 +30,8 @@ fn current_second() -> u64 {
         })
 }
 
-/// What a sampling decision looks at.
+/// What a sampling decision looks at. A field left empty matches any centralized rule's
+/// pattern for it (as in the official SDKs).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SamplingRequest<'a> {
     /// The `Host` of the request (matched by `host` / v1 `service_name`).
@@ -35,13 +40,33 @@ pub struct SamplingRequest<'a> {
     pub method: &'a str,
     /// The URL path.
     pub url_path: &'a str,
+    /// The segment's name (centralized rules' `ServiceName`); the recorder fills it.
+    pub service_name: &'a str,
+    /// The segment's `origin`, e.g. `AWS::EC2::Instance` (`ServiceType`); the recorder fills it.
+    pub service_type: &'a str,
+    /// The app's resource ARN (`ResourceARN`); without one only rules for `*` match.
+    pub resource_arn: &'a str,
+}
+
+/// A local rule prepared for matching.
+#[derive(Debug)]
+struct LocalRule {
+    host: Pattern,
+    http_method: Pattern,
+    url_path: Pattern,
+    rate: f64,
 }
 
 /// Decides whether a request is traced.
 #[derive(Debug)]
 pub struct Sampler {
-    rules: Vec<(Rule, Reservoir)>,
-    default: (Rule, Reservoir),
+    rules: Vec<(LocalRule, Reservoir)>,
+    default: (LocalRule, Reservoir),
+    #[cfg(feature = "centralized-sampling")]
+    centralized: Option<(
+        std::sync::Arc<centralized::Centralized>,
+        centralized::Poller,
+    )>,
 }
 
 impl Default for Sampler {
@@ -56,12 +81,40 @@ impl Sampler {
     pub fn new(rules: Rules) -> Self {
         let with_reservoir = |r: Rule| {
             let reservoir = Reservoir::new(r.fixed_target);
-            (r, reservoir)
+            let rule = LocalRule {
+                host: Pattern::new(&r.host),
+                http_method: Pattern::new(&r.http_method),
+                url_path: Pattern::new(&r.url_path),
+                rate: r.rate,
+            };
+            (rule, reservoir)
         };
         Self {
             rules: rules.rules.into_iter().map(with_reservoir).collect(),
             default: with_reservoir(rules.default),
+            #[cfg(feature = "centralized-sampling")]
+            centralized: None,
         }
+    }
+
+    /// A sampler following the rules fetched from the daemon's proxy, and `local` until it has
+    /// fresh ones; starts the poller thread, which stops when the sampler is dropped.
+    #[cfg(feature = "centralized-sampling")]
+    pub fn centralized(
+        local: Rules,
+        config: centralized::CentralizedConfig,
+    ) -> std::io::Result<Self> {
+        let shared = std::sync::Arc::new(centralized::Centralized::default());
+        let poller = centralized::Poller::start(std::sync::Arc::clone(&shared), config)?;
+        let mut sampler = Self::new(local);
+        sampler.centralized = Some((shared, poller));
+        Ok(sampler)
+    }
+
+    /// The centralized rules' state, when this sampler polls the daemon.
+    #[cfg(feature = "centralized-sampling")]
+    pub fn centralized_state(&self) -> Option<&centralized::Centralized> {
+        self.centralized.as_ref().map(|(shared, _)| shared.as_ref())
     }
 
     /// Decides for a request now.
@@ -71,13 +124,21 @@ impl Sampler {
 
     /// Decides for a request in the given epoch second.
     pub fn should_sample_at(&self, request: &SamplingRequest<'_>, second: u64) -> bool {
+        #[cfg(feature = "centralized-sampling")]
+        if let Some(decision) = self
+            .centralized
+            .as_ref()
+            .and_then(|(shared, _)| shared.decide(request, second))
+        {
+            return decision;
+        }
         let (rule, reservoir) = self
             .rules
             .iter()
             .find(|(r, _)| {
-                wildcard_match(&r.host, request.host)
-                    && wildcard_match(&r.http_method, request.method)
-                    && wildcard_match(&r.url_path, request.url_path)
+                r.host.matches(request.host)
+                    && r.http_method.matches(request.method)
+                    && r.url_path.matches(request.url_path)
             })
             .unwrap_or(&self.default);
         if reservoir.try_take(second) {
@@ -96,6 +157,7 @@ mod tests {
             host: "shop.example.com",
             method,
             url_path: path,
+            ..SamplingRequest::default()
         }
     }
 

@@ -2,14 +2,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A per-second quota shared by all threads; one atomic word holds `(second, taken)`.
+/// A per-second quota shared by all threads.
 ///
-/// The counter belongs to the second it was last used in; a request in a later second starts a
+/// The count belongs to the second it was last used in; a request in a later second starts a
 /// new count from zero, so quota unused during idle time is never carried into a burst.
 #[derive(Debug)]
 pub struct Reservoir {
     quota: u32,
-    state: AtomicU64,
+    window: SecondWindow,
 }
 
 impl Reservoir {
@@ -17,7 +17,7 @@ impl Reservoir {
     pub fn new(quota: u32) -> Self {
         Self {
             quota,
-            state: AtomicU64::new(0),
+            window: SecondWindow::default(),
         }
     }
 
@@ -28,15 +28,28 @@ impl Reservoir {
 
     /// Takes one request from the quota of `second` (an epoch second); `false` when it is spent.
     pub fn try_take(&self, second: u64) -> bool {
-        if self.quota == 0 {
+        self.window.try_take(second, self.quota)
+    }
+}
+
+/// The count of requests taken in the current second; one atomic word holds `(second, taken)`,
+/// so taking is one compare-and-swap and the limit may change from call to call (a centralized
+/// rule's quota changes with every target the daemon sends).
+#[derive(Debug, Default)]
+pub(crate) struct SecondWindow(AtomicU64);
+
+impl SecondWindow {
+    /// Takes one of `limit` requests of `second`; `false` when they are spent.
+    pub(crate) fn try_take(&self, second: u64, limit: u32) -> bool {
+        if limit == 0 {
             return false;
         }
         let second = (second & u64::from(u32::MAX)) << 32;
-        let mut current = self.state.load(Ordering::Relaxed);
+        let mut current = self.0.load(Ordering::Relaxed);
         loop {
             let (current_second, taken) = (current & !u64::from(u32::MAX), current as u32);
             let next = if current_second == second {
-                if taken >= self.quota {
+                if taken >= limit {
                     return false;
                 }
                 current + 1
@@ -46,12 +59,10 @@ impl Reservoir {
             } else {
                 second | 1
             };
-            match self.state.compare_exchange_weak(
-                current,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(actual) => current = actual,
             }

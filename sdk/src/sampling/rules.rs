@@ -187,6 +187,52 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     }
 }
 
+/// A wildcard pattern prepared once for the hot path: the common shapes (`*` alone, plain text,
+/// a prefix and one trailing `*`) skip the general matcher; each matches exactly what
+/// [`wildcard_match`] would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pattern {
+    /// `*`: anything.
+    Any,
+    /// ASCII text without wildcards, compared ignoring ASCII case.
+    Exact(String),
+    /// ASCII text followed by one `*`.
+    Prefix(String),
+    /// Anything else.
+    Wildcard(String),
+}
+
+impl Pattern {
+    /// Prepares `pattern`.
+    pub(crate) fn new(pattern: &str) -> Self {
+        let plain = |p: &str| p.is_ascii() && !p.contains(['*', '?']);
+        if pattern == "*" {
+            Self::Any
+        } else if plain(pattern) {
+            Self::Exact(pattern.to_owned())
+        } else if let Some(prefix) = pattern.strip_suffix('*').filter(|p| plain(p)) {
+            Self::Prefix(prefix.to_owned())
+        } else {
+            Self::Wildcard(pattern.to_owned())
+        }
+    }
+
+    /// Whether `text` matches. An ASCII pattern character only ever matches the same ASCII
+    /// character in either case, so comparing bytes is exact.
+    #[inline]
+    pub(crate) fn matches(&self, text: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(p) => text.as_bytes().eq_ignore_ascii_case(p.as_bytes()),
+            Self::Prefix(p) => text
+                .as_bytes()
+                .get(..p.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(p.as_bytes())),
+            Self::Wildcard(p) => wildcard_match(p, text),
+        }
+    }
+}
+
 fn eq_ci(a: char, b: char) -> bool {
     a == b
         || (a.is_ascii() && b.is_ascii() && a.eq_ignore_ascii_case(&b))
@@ -214,6 +260,20 @@ mod tests {
         assert!(wildcard_match("**", ""));
         assert!(!wildcard_match("?", ""));
         assert!(wildcard_match("ÄPI*", "äpi/x"));
+    }
+
+    proptest::proptest! {
+        /// A prepared pattern matches exactly what the general matcher does.
+        #[test]
+        fn prepared_patterns_match_as_the_general_matcher(
+            pattern in "[aB/*?é]{0,6}",
+            text in "[Ab/é]{0,8}",
+        ) {
+            proptest::prop_assert_eq!(
+                Pattern::new(&pattern).matches(&text),
+                wildcard_match(&pattern, &text)
+            );
+        }
     }
 
     #[test]

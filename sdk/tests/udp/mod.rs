@@ -23,6 +23,11 @@ pub fn setup_with(rules: &str, edit: impl FnOnce(&mut RecorderConfig)) -> (UdpSo
     let address = socket.local_addr().unwrap().to_string();
     let mut config = RecorderConfig::new(address.parse().unwrap());
     config.rules = Rules::from_json(rules).unwrap();
+    // These tests decide by their local rules; sdk/tests/sampling.rs covers the daemon's.
+    #[cfg(feature = "centralized-sampling")]
+    {
+        config.centralized_sampling = None;
+    }
     edit(&mut config);
     (socket, Recorder::new(config).unwrap())
 }

@@ -98,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/GetSamplingRules", post(sampling::get_sampling_rules))
         .route("/SamplingTargets", post(sampling::get_sampling_targets))
+        .route(
+            "/SamplingStatisticSummaries",
+            post(sampling::get_sampling_statistic_summaries),
+        )
         .route("/CreateSamplingRule", post(sampling::create_sampling_rule))
         .route("/UpdateSamplingRule", post(sampling::update_sampling_rule))
         .route("/DeleteSamplingRule", post(sampling::delete_sampling_rule))

@@ -1,5 +1,6 @@
 //! Sampling rules (`GetSamplingRules`, `Create/Update/DeleteSamplingRule`), targets
-//! (`GetSamplingTargets`) and daemon telemetry (`PutTelemetryRecords`).
+//! (`GetSamplingTargets`), what the SDKs reported (`GetSamplingStatisticSummaries`) and daemon
+//! telemetry (`PutTelemetryRecords`).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -84,6 +85,20 @@ pub async fn get_sampling_targets(
         "LastRuleModification": last_modified.floor(),
         "UnprocessedStatistics": unprocessed,
     })))
+}
+
+/// `POST /SamplingStatisticSummaries`: every rule's reported counts per 10-second window of
+/// the last hour (one page).
+pub async fn get_sampling_statistic_summaries(
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let summaries = state
+        .targets
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .statistics
+        .summaries();
+    Ok(Json(json!({ "SamplingStatisticSummaries": summaries })))
 }
 
 #[derive(Deserialize)]

@@ -400,6 +400,26 @@ async fn sampling_rules_and_targets(backend: Backend) {
     assert_eq!(t["ReservoirQuota"], 1, "b gets a quarter of 4: {body}");
     assert_eq!(t["FixedRate"], 0.25);
     assert_eq!(body["UnprocessedStatistics"][0]["RuleName"], "nope");
+    // Both clients' counts are summed per rule and window; the unknown rule's are not kept.
+    let (status, body, _) = api.call("/SamplingStatisticSummaries", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let summaries = body["SamplingStatisticSummaries"].as_array().unwrap();
+    let sum = |key: &str| {
+        summaries
+            .iter()
+            .map(|s| s[key].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert!(
+        summaries.iter().all(|s| s["RuleName"] == "checkout"),
+        "{body}"
+    );
+    assert_eq!(
+        (sum("RequestCount"), sum("SampledCount")),
+        (40, 2),
+        "{body}"
+    );
+    assert_eq!(summaries[0]["Timestamp"].as_i64().unwrap() % 10, 0);
     let (status, _, _) = api
         .call("/DeleteSamplingRule", json!({ "RuleName": "Default" }))
         .await;

@@ -4,15 +4,18 @@
 //! store's view of the active clients, so the shares of all clients of a rule add up to its
 //! reservoir whichever collector each client reports to.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
-
-use serde::{Deserialize, Serialize};
 
 use crate::store::{SamplingClient, Store, StoreError};
 
-/// Name of the rule that always exists.
-pub const DEFAULT_RULE: &str = "Default";
+mod statistics;
+
+pub use statistics::{Statistics, Summary};
+
+pub use roentgen_sdk::model::sampling::{
+    DEFAULT_RULE, SamplingRule, StatisticsDocument, TargetDocument,
+};
 
 /// Seconds between two target requests from an SDK.
 pub const TARGET_INTERVAL_SECONDS: i64 = 10;
@@ -20,137 +23,14 @@ pub const TARGET_INTERVAL_SECONDS: i64 = 10;
 /// How long a client counts as active after its last report.
 pub const CLIENT_ACTIVE_SECONDS: f64 = 30.0;
 
-/// X-Ray `SamplingRule`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SamplingRule {
-    /// Name (1 to 32 characters).
-    #[serde(default)]
-    pub rule_name: String,
-    /// ARN (derived from the name).
-    #[serde(default, rename = "RuleARN")]
-    pub rule_arn: String,
-    /// Resource ARN to match.
-    #[serde(default = "star", rename = "ResourceARN")]
-    pub resource_arn: String,
-    /// Priority: lower first.
-    pub priority: i64,
-    /// Rate after the reservoir.
-    pub fixed_rate: f64,
-    /// Requests per second sampled before the rate applies.
-    pub reservoir_size: i64,
-    /// Service name to match.
-    #[serde(default = "star")]
-    pub service_name: String,
-    /// Service type to match.
-    #[serde(default = "star")]
-    pub service_type: String,
-    /// Host to match.
-    #[serde(default = "star")]
-    pub host: String,
-    /// Method to match.
-    #[serde(default = "star", rename = "HTTPMethod")]
-    pub http_method: String,
-    /// Path to match.
-    #[serde(default = "star", rename = "URLPath")]
-    pub url_path: String,
-    /// Rule format version (1).
-    #[serde(default = "one")]
-    pub version: i64,
-    /// Attributes to match.
-    #[serde(default)]
-    pub attributes: BTreeMap<String, String>,
-}
-
-fn star() -> String {
-    "*".to_owned()
-}
-
-fn one() -> i64 {
-    1
-}
-
 /// The ARN Roentgen gives a rule.
 pub fn rule_arn(name: &str) -> String {
     format!("arn:aws:xray:us-east-1:000000000000:sampling-rule/{name}")
 }
 
-impl SamplingRule {
-    /// The `Default` rule: 1 request per second, then 5%.
-    pub fn default_rule() -> Self {
-        Self {
-            rule_name: DEFAULT_RULE.to_owned(),
-            rule_arn: rule_arn(DEFAULT_RULE),
-            resource_arn: star(),
-            priority: 10000,
-            fixed_rate: 0.05,
-            reservoir_size: 1,
-            service_name: star(),
-            service_type: star(),
-            host: star(),
-            http_method: star(),
-            url_path: star(),
-            version: 1,
-            attributes: BTreeMap::new(),
-        }
-    }
-
-    /// Checks the limits of the API model; returns what is wrong.
-    pub fn check(&self) -> Result<(), String> {
-        if self.rule_name.is_empty() || self.rule_name.chars().count() > 32 {
-            return Err("RuleName must be 1 to 32 characters".to_owned());
-        }
-        if !(0.0..=1.0).contains(&self.fixed_rate) {
-            return Err("FixedRate must be between 0 and 1".to_owned());
-        }
-        if self.reservoir_size < 0 {
-            return Err("ReservoirSize must not be negative".to_owned());
-        }
-        if self.rule_name != DEFAULT_RULE && !(1..=9999).contains(&self.priority) {
-            return Err("Priority must be between 1 and 9999".to_owned());
-        }
-        if self.version != 1 {
-            return Err("Version must be 1".to_owned());
-        }
-        Ok(())
-    }
-}
-
-/// A client's report for one rule (X-Ray `SamplingStatisticsDocument`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct StatisticsDocument {
-    /// Rule.
-    pub rule_name: String,
-    /// Client id, 24 hex digits.
-    #[serde(rename = "ClientID")]
-    pub client_id: String,
-    /// Report time, epoch seconds.
-    pub timestamp: f64,
-    /// Requests matched.
-    pub request_count: i64,
-    /// Requests sampled.
-    pub sampled_count: i64,
-    /// Requests sampled by borrowing.
-    #[serde(default)]
-    pub borrow_count: i64,
-}
-
-/// X-Ray `SamplingTargetDocument`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TargetDocument {
-    /// Rule.
-    pub rule_name: String,
-    /// Rate after the quota.
-    pub fixed_rate: f64,
-    /// Requests per second this client may sample.
-    pub reservoir_quota: i64,
-    /// When the quota expires.
-    #[serde(rename = "ReservoirQuotaTTL")]
-    pub reservoir_quota_ttl: f64,
-    /// Seconds until the next report.
-    pub interval: i64,
+/// The `Default` rule every store starts with.
+pub fn default_rule() -> SamplingRule {
+    SamplingRule::default_rule(rule_arn(DEFAULT_RULE))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -163,6 +43,8 @@ struct ClientState {
 #[derive(Debug, Default)]
 pub struct Targets {
     clients: HashMap<String, HashMap<String, ClientState>>,
+    /// The counts reported to this collector, for `GetSamplingStatisticSummaries`.
+    pub statistics: Statistics,
 }
 
 /// Records `docs` received at `now` and returns one target per reported rule that exists:
@@ -178,6 +60,14 @@ pub async fn report(
     let shared = store
         .report_sampling(now, docs.to_vec(), now - CLIENT_ACTIVE_SECONDS)
         .await?;
+    let known = docs
+        .iter()
+        .filter(|d| rules.iter().any(|r| r.rule_name == d.rule_name));
+    local
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .statistics
+        .record(now, known);
     Ok(match shared {
         Some(clients) => {
             let mut view = Targets::default();
@@ -242,10 +132,10 @@ impl Targets {
             let quota = self.quota(rule, &d.client_id);
             out.push(TargetDocument {
                 rule_name: rule.rule_name.clone(),
-                fixed_rate: rule.fixed_rate,
-                reservoir_quota: quota,
-                reservoir_quota_ttl: (now + CLIENT_ACTIVE_SECONDS).floor(),
-                interval: TARGET_INTERVAL_SECONDS,
+                fixed_rate: Some(rule.fixed_rate),
+                reservoir_quota: Some(quota),
+                reservoir_quota_ttl: Some((now + CLIENT_ACTIVE_SECONDS).floor()),
+                interval: Some(TARGET_INTERVAL_SECONDS),
             });
         }
         out
@@ -294,6 +184,7 @@ impl Targets {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn doc(client: &str, requests: i64) -> StatisticsDocument {
         StatisticsDocument {
@@ -309,17 +200,17 @@ mod tests {
     #[test]
     fn a_single_client_gets_the_whole_reservoir() {
         let mut t = Targets::default();
-        let rules = vec![SamplingRule::default_rule()];
+        let rules = vec![default_rule()];
         let out = t.report(100.0, &[doc("a", 10)], &rules);
-        assert_eq!(out[0].reservoir_quota, 1);
-        assert_eq!(out[0].fixed_rate, 0.05);
-        assert_eq!(out[0].interval, 10);
+        assert_eq!(out[0].reservoir_quota, Some(1));
+        assert_eq!(out[0].fixed_rate, Some(0.05));
+        assert_eq!(out[0].interval, Some(10));
     }
 
     #[test]
     fn busier_clients_get_bigger_shares() {
         let mut t = Targets::default();
-        let mut rule = SamplingRule::default_rule();
+        let mut rule = default_rule();
         rule.reservoir_size = 10;
         let rules = vec![rule.clone()];
         t.report(100.0, &[doc("a", 90), doc("b", 10)], &rules);
@@ -338,7 +229,7 @@ mod tests {
         let place = Place::new(Backend::Clickhouse);
         let collectors = [place.open().await, place.open().await];
         let locals = [Mutex::default(), Mutex::default()];
-        let mut rule = SamplingRule::default_rule();
+        let mut rule = default_rule();
         rule.reservoir_size = 10;
         let rules = vec![rule];
         let counts = [("a", 50), ("b", 30), ("c", 15), ("d", 5)];
@@ -357,7 +248,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-                quotas.insert(*client, out[0].reservoir_quota);
+                quotas.insert(*client, out[0].reservoir_quota.unwrap_or(0));
             }
         }
         assert_eq!(quotas.values().sum::<i64>(), 10, "{quotas:?}");
@@ -370,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
         let local = Mutex::default();
-        let mut rule = SamplingRule::default_rule();
+        let mut rule = default_rule();
         rule.reservoir_size = 4;
         let rules = vec![rule];
         let mut quotas = Vec::new();
@@ -380,7 +271,7 @@ mod tests {
                 let out = report(&store, &local, 10.0, &[doc(client, 1)], &rules)
                     .await
                     .unwrap();
-                quotas.push(out[0].reservoir_quota);
+                quotas.push(out[0].reservoir_quota.unwrap_or(0));
             }
         }
         assert_eq!(quotas, vec![2, 2]);
@@ -389,7 +280,7 @@ mod tests {
     proptest! {
         #[test]
         fn shares_never_exceed_the_reservoir(reservoir in 0i64..50, counts in proptest::collection::vec(0i64..1000, 1..8)) {
-            let mut rule = SamplingRule::default_rule();
+            let mut rule = default_rule();
             rule.reservoir_size = reservoir;
             let mut t = Targets::default();
             let docs: Vec<_> = counts.iter().enumerate().map(|(i, n)| doc(&format!("{i:024}"), *n)).collect();

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::ClickhouseStore;
 use super::rowbinary::RowBinary;
 use super::writer::now_nanos;
-use crate::sampling::{DEFAULT_RULE, SamplingRule};
+use crate::sampling::DEFAULT_RULE;
 use crate::store::{StoreError, StoredGroup, StoredRule};
 
 impl ClickhouseStore {
@@ -20,7 +20,7 @@ impl ClickhouseStore {
             // by another collector starting at the same time.
             self.write_rule(
                 &StoredRule {
-                    rule: SamplingRule::default_rule(),
+                    rule: crate::sampling::default_rule(),
                     created_at: now,
                     modified_at: now,
                 },

@@ -38,7 +38,7 @@ use super::{
     BoxFuture, IngestDocument, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
     StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
 };
-use crate::sampling::{DEFAULT_RULE, SamplingRule};
+use crate::sampling::DEFAULT_RULE;
 use reads::{row_stats, scan};
 use schema::{SCHEMA, STORE_FORMAT};
 use settings::read_rules;
@@ -128,7 +128,7 @@ impl SqliteStore {
                 "INSERT INTO sampling_rules (name, rule, created_at, modified_at) VALUES (?1, ?2, ?3, ?3)",
                 params![
                     DEFAULT_RULE,
-                    serde_json::to_string(&SamplingRule::default_rule())?,
+                    serde_json::to_string(&crate::sampling::default_rule())?,
                     now
                 ],
             )?;

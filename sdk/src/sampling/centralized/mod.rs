@@ -1,0 +1,355 @@
+//! Centralized sampling, as the official X-Ray SDKs do it: rules fetched from the daemon's
+//! proxy (`GetSamplingRules`), a quota per rule assigned by the server (`SamplingTargets`) in
+//! exchange for the counts of what the app saw, borrowing one request a second while a rule has
+//! no live quota, and the fixed rate after it.
+//!
+//! The rules live in one immutable [`Manifest`] swapped in whole by the poller (`arc-swap`), so
+//! a decision is a pointer load, wildcard matches on borrowed strings and a few atomics: no lock.
+//! Without a fresh manifest (before the first fetch, or an hour without one) the caller falls
+//! back to its local rules.
+
+mod poller;
+mod rule;
+mod wire;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwapOption;
+use rand::Rng;
+
+pub use poller::CentralizedConfig;
+pub(crate) use poller::Poller;
+pub use rule::SkippedRule;
+
+use rule::{RuleDefinition, RuleState};
+use wire::{StatisticsDocument, TargetsAnswer, WireRule};
+
+use super::SamplingRequest;
+
+/// A manifest not refreshed for this long is stale and the local rules decide (as the official
+/// SDKs do).
+const MANIFEST_TTL_SECONDS: f64 = 3600.0;
+
+/// The fetched rules, in the order they are tried.
+#[derive(Debug)]
+struct Manifest {
+    rules: Vec<(RuleDefinition, Arc<RuleState>)>,
+    /// When it was fetched, epoch seconds.
+    fetched_at: f64,
+}
+
+/// What an operator (or a test) can ask about one centralized rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSnapshot {
+    /// The rule's name.
+    pub name: String,
+    /// The quota the server assigned, requests per second, while it is live.
+    pub quota: Option<u32>,
+    /// The epoch second the quota ends.
+    pub quota_until: Option<u64>,
+    /// The rate after the quota.
+    pub rate: f64,
+    /// Requests matched since the last report.
+    pub requests: u64,
+    /// Of which sampled.
+    pub sampled: u64,
+    /// Of which borrowed.
+    pub borrowed: u64,
+}
+
+/// How the exchange with the daemon's proxy is going.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CentralizedStatus {
+    /// The id this process reports its counts under (24 hex digits).
+    pub client_id: String,
+    /// When the rules in use were fetched (epoch seconds); `None`: local rules decide.
+    pub rules_fetched_at: Option<f64>,
+    /// Successful rule fetches.
+    pub rule_fetches: u64,
+    /// Successful target exchanges.
+    pub target_fetches: u64,
+    /// Failed calls to the proxy, both kinds.
+    pub failures: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Rules fetched but not used, and why.
+    pub skipped: Vec<String>,
+}
+
+/// The shared state between the decisions and the poller.
+#[derive(Debug)]
+pub struct Centralized {
+    manifest: ArcSwapOption<Manifest>,
+    status: Mutex<CentralizedStatus>,
+    client_id: String,
+}
+
+impl Default for Centralized {
+    fn default() -> Self {
+        let client_id = format!("{:024x}", rand::rng().random::<u128>() >> 32);
+        Self {
+            manifest: ArcSwapOption::empty(),
+            status: Mutex::new(CentralizedStatus {
+                client_id: client_id.clone(),
+                ..CentralizedStatus::default()
+            }),
+            client_id,
+        }
+    }
+}
+
+impl Centralized {
+    /// Decides for `request` in epoch second `second` by the fetched rules; `None` when they
+    /// cannot (none fetched, stale, or none matched) and the local rules must.
+    pub fn decide(&self, request: &SamplingRequest<'_>, second: u64) -> Option<bool> {
+        let guard = self.manifest.load();
+        let manifest = guard.as_ref()?;
+        if second as f64 >= manifest.fetched_at + MANIFEST_TTL_SECONDS {
+            return None;
+        }
+        let (_, state) = manifest.rules.iter().find(|(d, _)| d.matches(request))?;
+        Some(
+            state
+                .decide(second, || rand::rng().random::<f64>())
+                .sampled(),
+        )
+    }
+
+    /// The rules in use with their live state, in the order they are tried.
+    pub fn rules(&self) -> Vec<RuleSnapshot> {
+        self.rules_at(super::current_second())
+    }
+
+    fn rules_at(&self, second: u64) -> Vec<RuleSnapshot> {
+        let guard = self.manifest.load();
+        let Some(manifest) = guard.as_ref() else {
+            return Vec::new();
+        };
+        manifest
+            .rules
+            .iter()
+            .map(|(d, s)| {
+                let live = s.quota_at(second);
+                let (requests, sampled, borrowed) = s.pending();
+                RuleSnapshot {
+                    name: d.name.clone(),
+                    quota: live.map(|(q, _)| q),
+                    quota_until: live.map(|(_, until)| until),
+                    rate: s.rate(),
+                    requests,
+                    sampled,
+                    borrowed,
+                }
+            })
+            .collect()
+    }
+
+    /// How the exchange with the proxy is going.
+    pub fn status(&self) -> CentralizedStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut CentralizedStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Installs freshly fetched rules; a rule that keeps its name keeps its quota and counts.
+    fn install(&self, fetched: Vec<WireRule>, now: f64) {
+        let old = self.manifest.load_full();
+        let mut skipped = Vec::new();
+        let mut rules: Vec<(RuleDefinition, Arc<RuleState>)> = Vec::new();
+        for wire in fetched {
+            let definition = match RuleDefinition::try_from(wire) {
+                Ok(d) => d,
+                Err(e) => {
+                    skipped.push(e.to_string());
+                    continue;
+                }
+            };
+            let kept = old
+                .as_ref()
+                .and_then(|m| m.rules.iter().find(|(d, _)| d.name == definition.name))
+                .map(|(_, s)| Arc::clone(s));
+            let state = match kept {
+                Some(state) => {
+                    state.define(&definition);
+                    state
+                }
+                None => Arc::new(RuleState::new(&definition)),
+            };
+            rules.push((definition, state));
+        }
+        rules.sort_by(|(a, _), (b, _)| a.order_key().cmp(&b.order_key()));
+        for reason in &skipped {
+            tracing::warn!(%reason, "centralized sampling: rule not used");
+        }
+        self.manifest.store(Some(Arc::new(Manifest {
+            rules,
+            fetched_at: now,
+        })));
+        self.update_status(|s| {
+            s.rules_fetched_at = Some(now);
+            s.rule_fetches += 1;
+            s.skipped = skipped;
+        });
+    }
+
+    /// Takes every rule's counts for a report; empty before the first fetch.
+    fn statistics(&self, now: f64) -> Vec<StatisticsDocument> {
+        let guard = self.manifest.load();
+        guard
+            .as_ref()
+            .map(|m| {
+                m.rules
+                    .iter()
+                    .map(|(d, s)| s.take_statistics(&d.name, &self.client_id, now))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Puts back the counts of a report that was not delivered.
+    fn restore(&self, docs: &[StatisticsDocument]) {
+        let guard = self.manifest.load();
+        let Some(manifest) = guard.as_ref() else {
+            return;
+        };
+        for doc in docs {
+            if let Some((_, s)) = manifest.rules.iter().find(|(d, _)| d.name == doc.rule_name) {
+                s.restore_statistics(doc);
+            }
+        }
+    }
+
+    /// Applies the server's targets; `true` when its rules changed after the ones in use
+    /// were fetched (the caller refetches them).
+    fn apply(&self, answer: &TargetsAnswer) -> bool {
+        let guard = self.manifest.load();
+        let Some(manifest) = guard.as_ref() else {
+            return false;
+        };
+        for target in &answer.sampling_target_documents {
+            if let Some((_, s)) = manifest
+                .rules
+                .iter()
+                .find(|(d, _)| d.name == target.rule_name)
+            {
+                s.apply(target);
+            }
+        }
+        for u in &answer.unprocessed_statistics {
+            tracing::warn!(
+                rule = u.rule_name.as_deref().unwrap_or("?"),
+                code = u.error_code.as_deref().unwrap_or("?"),
+                message = u.message.as_deref().unwrap_or(""),
+                "centralized sampling: the server did not take a rule's statistics"
+            );
+        }
+        self.update_status(|s| s.target_fetches += 1);
+        // Whole seconds on both sides: a change in the second of the fetch counts as newer
+        // (one extra fetch at worst, never a missed change).
+        answer
+            .last_rule_modification
+            .is_some_and(|modified| modified.floor() >= manifest.fetched_at.floor())
+    }
+
+    /// The client id reports are sent under.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::{RulesAnswer, TargetDocument};
+
+    fn rules(json: &str) -> Vec<WireRule> {
+        let answer: RulesAnswer = serde_json::from_str(json).unwrap();
+        answer
+            .sampling_rule_records
+            .into_iter()
+            .map(|r| r.sampling_rule)
+            .collect()
+    }
+
+    const RULES: &str = r#"{"SamplingRuleRecords":[
+        {"SamplingRule":{"RuleName":"Default","Priority":10000,"FixedRate":0.0,"ReservoirSize":1,"ResourceARN":"*","ServiceName":"*","ServiceType":"*","Host":"*","HTTPMethod":"*","URLPath":"*","Version":1}},
+        {"SamplingRule":{"RuleName":"api","Priority":5,"FixedRate":1.0,"ReservoirSize":0,"ServiceName":"shop","URLPath":"/api/*","Version":1}},
+        {"SamplingRule":{"RuleName":"health","Priority":1,"FixedRate":0.0,"ReservoirSize":0,"URLPath":"/health","Version":1}},
+        {"SamplingRule":{"RuleName":"v2","Priority":2,"FixedRate":1.0,"ReservoirSize":0,"Version":2}},
+        {"SamplingRule":{"RuleName":"attrs","Priority":3,"FixedRate":1.0,"ReservoirSize":0,"Version":1,"Attributes":{"tier":"gold"}}}
+    ]}"#;
+
+    fn request<'a>(service: &'a str, path: &'a str) -> SamplingRequest<'a> {
+        SamplingRequest {
+            service_name: service,
+            url_path: path,
+            method: "GET",
+            ..SamplingRequest::default()
+        }
+    }
+
+    #[test]
+    fn rules_are_tried_by_priority_with_default_last_and_unusable_ones_reported() {
+        let c = Centralized::default();
+        assert_eq!(c.decide(&request("shop", "/api/x"), 10), None);
+        c.install(rules(RULES), 10.0);
+        let names: Vec<_> = c.rules_at(10).into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["health", "api", "Default"]);
+        assert_eq!(c.status().skipped.len(), 2, "{:?}", c.status());
+        assert_eq!(c.decide(&request("shop", "/health"), 10), Some(false));
+        assert_eq!(c.decide(&request("shop", "/api/x"), 10), Some(true));
+        // Default: borrows one a second, rate 0.
+        assert_eq!(c.decide(&request("other", "/api/x"), 10), Some(true));
+        assert_eq!(c.decide(&request("other", "/api/x"), 10), Some(false));
+        // An hour without a refresh: the local rules decide again.
+        assert_eq!(c.decide(&request("shop", "/api/x"), 3610), None);
+    }
+
+    #[test]
+    fn targets_set_quotas_and_a_newer_rule_change_asks_for_a_refetch() {
+        let c = Centralized::default();
+        c.install(rules(RULES), 100.5);
+        for _ in 0..3 {
+            c.decide(&request("x", "/"), 101);
+        }
+        let stats = c.statistics(102.0);
+        let default = stats.iter().find(|d| d.rule_name == "Default").unwrap();
+        assert_eq!(
+            (
+                default.request_count,
+                default.sampled_count,
+                default.borrow_count
+            ),
+            (3, 1, 1)
+        );
+        assert_eq!(default.client_id.len(), 24);
+        let answer = TargetsAnswer {
+            sampling_target_documents: vec![TargetDocument {
+                rule_name: "Default".into(),
+                fixed_rate: Some(0.0),
+                reservoir_quota: Some(2),
+                reservoir_quota_ttl: Some(140.0),
+                interval: Some(10),
+            }],
+            last_rule_modification: Some(50.0),
+            unprocessed_statistics: Vec::new(),
+        };
+        assert!(!c.apply(&answer));
+        let sampled = (0..5).filter(|_| c.decide(&request("x", "/"), 110) == Some(true));
+        assert_eq!(sampled.count(), 2);
+        let changed = TargetsAnswer {
+            last_rule_modification: Some(100.0),
+            ..answer
+        };
+        assert!(c.apply(&changed));
+        // A refetch keeps the quota of a rule that keeps its name.
+        c.install(rules(RULES), 111.0);
+        let default = c.rules_at(111).into_iter().find(|r| r.name == "Default");
+        assert_eq!(default.and_then(|r| r.quota), Some(2));
+    }
+}
