@@ -17,6 +17,8 @@ pub mod middleware;
 pub mod model;
 #[cfg(feature = "otel")]
 pub mod otel;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "runtime")]
 pub mod recorder;
 #[cfg(feature = "runtime")]

@@ -17,5 +17,5 @@ pub use document::{
 };
 pub use header::{HeaderError, SamplingDecision, TRACE_HEADER, TraceHeader};
 pub use ids::{IdError, SegmentId, TraceId};
-pub use validate::{DocumentHead, ValidationError, ValidationErrorKind};
+pub use validate::{DocumentHead, ValidationError, ValidationErrorKind, valid_name};
 pub use wire::{DAEMON_HEADER, MAX_DOCUMENT_BYTES, WireError, encode_datagram, split_datagram};

@@ -96,8 +96,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ValidationErrorKind> {
         return Err(ValidationErrorKind::NameLength(len));
     }
     for (i, c) in name.chars().enumerate() {
-        let ok = c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
-        if !ok {
+        if !name_character_is_valid(c) {
             return Err(ValidationErrorKind::NameCharacter {
                 character: c,
                 column: i + 1,
@@ -105,6 +104,29 @@ pub(crate) fn check_name(name: &str) -> Result<(), ValidationErrorKind> {
         }
     }
     Ok(())
+}
+
+/// Whether a character may appear in a segment or subsegment name.
+fn name_character_is_valid(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c)
+}
+
+/// `name` made valid for X-Ray: characters X-Ray refuses become `_`, at most 200 characters,
+/// `unknown` when empty. Unchanged (borrowed) when it was valid.
+pub fn valid_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if check_name(name).is_ok() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let fixed: String = name
+        .chars()
+        .map(|c| if name_character_is_valid(c) { c } else { '_' })
+        .take(200)
+        .collect();
+    if fixed.is_empty() {
+        "unknown".into()
+    } else {
+        fixed.into()
+    }
 }
 
 fn check_time(t: f64) -> Result<(), ValidationErrorKind> {

@@ -5,7 +5,7 @@ mod context;
 mod entity;
 mod environment;
 mod sql;
-mod stack;
+pub(crate) mod stack;
 
 use std::sync::Arc;
 use std::time::Duration;
