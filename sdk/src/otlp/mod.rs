@@ -3,12 +3,14 @@
 //! `opentelemetry-proto` (the OTLP wire format).
 //!
 //! `span.rs` holds the rules (AWS's published conversion), `resource.rs` what a resource says,
-//! `attributes.rs` attribute lookups, `stacktrace.rs` the frames of `exception.stacktrace`.
+//! `attributes.rs` attribute lookups, `stacktrace.rs` the frames of `exception.stacktrace`,
+//! `wire.rs` the OTLP/HTTP bodies.
 
 mod attributes;
 mod resource;
 mod span;
 mod stacktrace;
+pub mod wire;
 
 pub use opentelemetry_proto;
 pub use span::{SpanError, segment_id, trace_id};
