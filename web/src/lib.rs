@@ -96,6 +96,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let mut state = api::AppState::new(store.clone(), config.scrubber.clone());
     state.limits = config.query_limits;
+    if config.otlp.scrubber.is_none() {
+        tracing::warn!("--otlp-scrubbing off: OTLP spans are stored as sent");
+    }
+    state.otlp = config.otlp.clone();
     let counters = state.counters.clone();
     // Every answer, API and unknown paths included, carries the page headers (no framing,
     // no sniffing); `auth::protect` adds them to its own answers too.

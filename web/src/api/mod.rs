@@ -5,6 +5,7 @@
 mod error;
 mod graph;
 mod groups;
+pub mod otlp;
 mod sampling;
 pub mod scope;
 mod traces;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub counters: Arc<Counters>,
     /// Bounds on one query's work.
     pub limits: QueryLimits,
+    /// How OTLP spans become documents (`/v1/traces`).
+    pub otlp: otlp::OtlpIngest,
 }
 
 impl AppState {
@@ -80,6 +83,7 @@ impl AppState {
             targets: Arc::new(Mutex::new(Targets::default())),
             counters: Arc::new(Counters::default()),
             limits: QueryLimits::default(),
+            otlp: otlp::OtlpIngest::default(),
         }
     }
 }
@@ -88,6 +92,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/TraceSegments", post(traces::put_trace_segments))
+        .route("/v1/traces", post(otlp::export_traces))
         .route("/TraceSummaries", post(traces::get_trace_summaries))
         .route("/Traces", post(traces::batch_get_traces))
         .route("/TraceGraph", post(graph::get_trace_graph))
@@ -205,5 +210,7 @@ pub(crate) async fn parse_filter(
         .map_err(|e| ApiError::InvalidRequest(format!("invalid filter expression: {e}")))
 }
 
+#[cfg(test)]
+mod otlp_tests;
 #[cfg(test)]
 mod tests;

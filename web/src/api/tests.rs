@@ -28,11 +28,18 @@ pub(crate) struct TestApi {
 }
 
 pub(crate) async fn api(backend: Backend) -> TestApi {
+    api_with(backend, |_| {}).await
+}
+
+/// [`api`] with its state changed by `edit` first.
+pub(crate) async fn api_with(backend: Backend, edit: impl FnOnce(&mut AppState)) -> TestApi {
     let place = Place::new(backend);
     let store = place.open().await;
+    let mut state = AppState::new(store, None);
+    edit(&mut state);
     TestApi {
         _place: place,
-        app: router(AppState::new(store, None)),
+        app: router(state),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::store::IngestDocument;
 /// A document that passed validation, or why it did not.
 pub type PreparedDocument = Result<IngestDocument, Value>;
 
-fn unprocessed(id: Option<String>, code: &str, message: String) -> Value {
+pub(crate) fn unprocessed(id: Option<String>, code: &str, message: String) -> Value {
     let mut v = json!({ "ErrorCode": code, "Message": message });
     if let Some(id) = id {
         v["Id"] = Value::String(id);
@@ -131,9 +131,20 @@ pub async fn put_trace_segments(
     // Parsing, validation, scrubbing and fact extraction are CPU work: off the runtime's
     // workers, so health checks and queries are served while a large batch is prepared.
     let scrubber = state.scrubber.clone();
-    let (docs, mut refused) = tokio::task::spawn_blocking(move || prepare_request(&body, scrubber))
+    let (docs, refused) = tokio::task::spawn_blocking(move || prepare_request(&body, scrubber))
         .await
         .map_err(|e| ApiError::Internal(format!("document preparation stopped: {e}")))??;
+    let refused = store_prepared(&state, docs, refused).await?;
+    Ok(Json(json!({ "UnprocessedTraceSegments": refused })))
+}
+
+/// Stores prepared documents and counts them with those already `refused`; returns every
+/// refusal (the ones over a trace's cap added), each an `UnprocessedTraceSegment`.
+pub(crate) async fn store_prepared(
+    state: &AppState,
+    docs: Vec<IngestDocument>,
+    mut refused: Vec<Value>,
+) -> Result<Vec<Value>, ApiError> {
     let mut accepted = docs.len() as u64;
     if !docs.is_empty() {
         let _writing = state.counters.store_write(docs.len());
@@ -155,7 +166,7 @@ pub async fn put_trace_segments(
         state.counters.refuse_documents(&refused);
         tracing::warn!(refused = refused.len(), accepted, "documents refused");
     }
-    Ok(Json(json!({ "UnprocessedTraceSegments": refused })))
+    Ok(refused)
 }
 
 #[derive(Deserialize)]

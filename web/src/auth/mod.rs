@@ -81,7 +81,7 @@ pub enum AuthError {
 /// The `xray:` action of an API path, or `None` for a path that is not an API operation.
 pub fn action_for(path: &str) -> Option<&'static str> {
     Some(match path {
-        "/TraceSegments" => "xray:PutTraceSegments",
+        "/TraceSegments" | "/v1/traces" => "xray:PutTraceSegments",
         "/TraceSummaries" => "xray:GetTraceSummaries",
         "/Traces" => "xray:BatchGetTraces",
         "/TraceGraph" => "xray:GetTraceGraph",

@@ -7,6 +7,15 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
 
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Which store backs the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -63,6 +72,19 @@ pub struct Args {
     /// Scrub documents with this scrubber configuration (TOML); implies `--scrub`.
     #[arg(long, env = "ROENTGEN_WEB_SCRUB_CONFIG")]
     pub scrub_config: Option<PathBuf>,
+    /// Scrub spans received over OTLP (`/v1/traces`): `on` (the default, since OpenTelemetry
+    /// SDKs exporting straight here skip the daemon, where scrubbing otherwise happens) or
+    /// `off`. Uses `--scrub-config` when given.
+    #[arg(long, env = "ROENTGEN_WEB_OTLP_SCRUBBING", value_enum, default_value_t = Switch::On)]
+    pub otlp_scrubbing: Switch,
+    /// OTLP span attributes indexed as annotations (comma-separated keys, e.g.
+    /// `customer.tier,cart.items`), besides those a span lists in `aws.xray.annotations`; the
+    /// others become metadata.
+    #[arg(long, env = "ROENTGEN_WEB_OTLP_ANNOTATION_KEYS", value_delimiter = ',')]
+    pub otlp_annotation_keys: Vec<String>,
+    /// Index every scalar OTLP span attribute as an annotation.
+    #[arg(long, env = "ROENTGEN_WEB_OTLP_INDEX_ALL_ATTRIBUTES")]
+    pub otlp_index_all_attributes: bool,
     /// All-in-one: also run the daemon's UDP listener in this process, forwarding here.
     #[arg(long, env = "ROENTGEN_WEB_WITH_DAEMON")]
     pub with_daemon: bool,
@@ -268,6 +290,8 @@ pub struct Config {
     pub retention: Duration,
     /// Server-side scrubber, when enabled.
     pub scrubber: Option<Scrubber>,
+    /// How OTLP spans become documents, and their scrubber.
+    pub otlp: crate::api::otlp::OtlpIngest,
     /// The embedded daemon's addresses, in all-in-one mode.
     pub daemon: Option<crate::demo::EmbeddedDaemon>,
     /// The key (in the keys file) the embedded daemon signs with, with authentication on.
@@ -486,15 +510,24 @@ impl Args {
                     ScrubConfig::from_toml_str(&text).map_err(|e| scrub_err(e.to_string()))?;
                 Some(Scrubber::new(&config).map_err(|e| scrub_err(e.to_string()))?)
             }
-            (None, true) => {
-                Some(
-                    Scrubber::new(&ScrubConfig::default()).map_err(|e| ConfigError::Scrub {
-                        path: PathBuf::new(),
-                        message: e.to_string(),
-                    })?,
-                )
-            }
+            (None, true) => Some(default_scrubber()?),
             (None, false) => None,
+        };
+        let otlp = crate::api::otlp::OtlpIngest {
+            scrubber: match (self.otlp_scrubbing, &scrubber) {
+                (Switch::Off, _) => None,
+                (Switch::On, Some(s)) => Some(s.clone()),
+                (Switch::On, None) => Some(default_scrubber()?),
+            },
+            mapping: roentgen_sdk::otlp::MappingConfig {
+                annotation_keys: self
+                    .otlp_annotation_keys
+                    .iter()
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+                index_all_attributes: self.otlp_index_all_attributes,
+            },
         };
         let address = |flag: &'static str, value: &str| {
             value.parse().map_err(|_| ConfigError::DaemonAddress {
@@ -545,8 +578,17 @@ impl Args {
             clickhouse,
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             scrubber,
+            otlp,
         })
     }
+}
+
+/// The built-in scrubber configuration, compiled.
+fn default_scrubber() -> Result<Scrubber, ConfigError> {
+    Scrubber::new(&ScrubConfig::default()).map_err(|e| ConfigError::Scrub {
+        path: PathBuf::new(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

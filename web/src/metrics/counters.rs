@@ -140,8 +140,10 @@ pub struct Counters {
     requests_refused: [AtomicU64; RequestRefusal::ALL.len()],
     /// Requests answered with a 5xx other than `Busy`.
     pub requests_failed: AtomicU64,
-    /// Bytes of `PutTraceSegments` request bodies received.
+    /// Bytes of `PutTraceSegments` and OTLP request bodies received.
     pub ingest_bytes: AtomicU64,
+    /// OTLP spans received (`/v1/traces`), stored or refused.
+    pub otlp_spans: AtomicU64,
     /// Requests being served now.
     pub requests_in_flight: AtomicU64,
     /// `put_documents` calls under way now.
@@ -164,6 +166,7 @@ impl Default for Counters {
             requests_refused: Default::default(),
             requests_failed: AtomicU64::new(0),
             ingest_bytes: AtomicU64::new(0),
+            otlp_spans: AtomicU64::new(0),
             requests_in_flight: AtomicU64::new(0),
             batches_in_flight: AtomicU64::new(0),
             documents_in_flight: AtomicU64::new(0),

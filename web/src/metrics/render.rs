@@ -32,9 +32,15 @@ pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
     }
     out.single(
         "ingest_bytes_total",
-        "Bytes of PutTraceSegments request bodies received.",
+        "Bytes of PutTraceSegments and OTLP request bodies received.",
         Kind::Counter,
         load(&c.ingest_bytes),
+    );
+    out.single(
+        "otlp_spans_total",
+        "OTLP spans received at /v1/traces (stored, or refused and counted in documents_refused_total).",
+        Kind::Counter,
+        load(&c.otlp_spans),
     );
     out.family(
         "requests_refused_total",
