@@ -7,7 +7,7 @@
 //! error becomes its cause and sets `fault`. Outside a traced task (or in an unsampled one)
 //! every call goes straight to the pool.
 //!
-//! sqlx's `Execute::sql` consumes the query, so the query is wrapped ([`Recorded`]) and its
+//! sqlx's `Execute::sql` consumes the query, so the query is wrapped (`Recorded`) and its
 //! text recorded at the moment the driver takes it: no copy of the query is made before.
 
 use std::fmt;

@@ -3,9 +3,13 @@
 //! OpenTelemetry continues a trace only under a remote parent span, but a load balancer sends
 //! `Root` alone. Such a header becomes a remote parent with a synthetic span id derived from
 //! the trace id and marked in the `TraceState` ([`ROOT_ONLY_KEY`]); the exporter omits a parent
-//! it recognises as one ([`is_root_only_parent`]), so the first span becomes a root segment of
+//! it recognises as one (`is_root_only_parent`), so the first span becomes a root segment of
 //! the load balancer's trace. The header's other keys (`Lineage`, unknown ones) ride in the
 //! `TraceState` too ([`EXTRA_KEY`]) and go out again with every call made under the trace.
+//!
+//! OpenTelemetry has no deferred decision: a header without `Sampled=1` (a load balancer's
+//! often has none) arrives as an unsampled remote parent, which `Sampler::ParentBased` hands
+//! to its `remote_parent_not_sampled` sampler (off by default).
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{
