@@ -5,7 +5,8 @@
 //! - `scrub`: the PII scrubber, for the daemon and the collector;
 //! - `runtime`: the recorder, sampler and emitter linked into apps;
 //! - `axum`: the tower/axum middleware and the outgoing-call helper;
-//! - `otel`: the OpenTelemetry exporter and propagator.
+//! - `otel`: the OpenTelemetry exporter and propagator;
+//! - `sqlx`: an sqlx pool whose queries are traced.
 
 #[cfg(feature = "axum")]
 pub mod client;
@@ -25,5 +26,7 @@ pub mod recorder;
 pub mod sampling;
 #[cfg(feature = "scrub")]
 pub mod scrub;
+#[cfg(feature = "sqlx")]
+pub mod sqlx;
 #[cfg(feature = "tracing-layer")]
 pub mod tracing_layer;

@@ -7,10 +7,11 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use roentgen_sdk::model::{Segment, split_datagram};
-use roentgen_sdk::otel::{XRayExporter, XRayIdGenerator};
+use roentgen_sdk::otel::{XRayExporter, XRayIdGenerator, XRayPropagator};
 use roentgen_sdk::recorder::{Recorder, RecorderConfig};
 
 fn receive(socket: &UdpSocket, count: usize) -> Vec<Segment> {
@@ -26,8 +27,8 @@ fn receive(socket: &UdpSocket, count: usize) -> Vec<Segment> {
         .collect()
 }
 
-#[test]
-fn spans_become_segments_and_subsegments() {
+/// A socket, a recorder sending to it, and a tracer provider exporting through the recorder.
+fn exporting() -> (UdpSocket, Recorder, SdkTracerProvider) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let address = socket.local_addr().unwrap().to_string();
     let recorder = Recorder::new(RecorderConfig::new(address.parse().unwrap())).unwrap();
@@ -35,6 +36,23 @@ fn spans_become_segments_and_subsegments() {
         .with_simple_exporter(XRayExporter::new(recorder.clone(), "orders-api"))
         .with_id_generator(XRayIdGenerator)
         .build();
+    (socket, recorder, provider)
+}
+
+/// The next two documents, the segment first.
+fn segment_and_subsegment(socket: &UdpSocket) -> (Segment, Segment) {
+    let mut docs = receive(socket, 2);
+    docs.sort_by_key(|d| d.is_subsegment());
+    let sub = docs.pop().unwrap();
+    let segment = docs.pop().unwrap();
+    segment.validate().unwrap();
+    sub.validate().unwrap();
+    (segment, sub)
+}
+
+#[test]
+fn spans_become_segments_and_subsegments() {
+    let (socket, recorder, provider) = exporting();
     let tracer = provider.tracer("test");
     let server = tracer
         .span_builder("POST /orders")
@@ -62,11 +80,7 @@ fn spans_become_segments_and_subsegments() {
     cx.span().end();
     recorder.flush(Duration::from_secs(5));
 
-    let mut docs = receive(&socket, 2);
-    docs.sort_by_key(|d| d.is_subsegment());
-    let (segment, sub) = (&docs[0], &docs[1]);
-    segment.validate().unwrap();
-    sub.validate().unwrap();
+    let (segment, sub) = segment_and_subsegment(&socket);
     assert_eq!(segment.name, "orders-api");
     assert_eq!(segment.fault, Some(true));
     let http = segment.http.as_ref().unwrap();
@@ -96,4 +110,32 @@ fn spans_become_segments_and_subsegments() {
         .as_secs() as u32;
     let epoch = segment.trace_id.unwrap().epoch_seconds();
     assert!(now.abs_diff(epoch) < 60, "{epoch} vs {now}");
+}
+
+#[test]
+fn a_load_balancers_root_only_header_makes_a_root_segment_of_its_trace() {
+    let (socket, recorder, provider) = exporting();
+    let tracer = provider.tracer("test");
+    let root = "1-5759e988-bd862e3fe1be46a994272793";
+    let mut carrier = std::collections::HashMap::new();
+    carrier.insert(
+        "x-amzn-trace-id".to_owned(),
+        format!("Root={root};Sampled=1"),
+    );
+    let incoming = XRayPropagator::default().extract(&carrier);
+    let server = tracer
+        .span_builder("GET /orders")
+        .with_kind(SpanKind::Server)
+        .start_with_context(&tracer, &incoming);
+    let cx = incoming.with_span(server);
+    opentelemetry::trace::Span::end(&mut tracer.start_with_context("load", &cx));
+    cx.span().end();
+    recorder.flush(Duration::from_secs(5));
+
+    let (segment, sub) = segment_and_subsegment(&socket);
+    assert_eq!(segment.trace_id.unwrap().to_string(), root);
+    assert!(!segment.is_subsegment());
+    assert_eq!(segment.parent_id, None, "a root segment: {segment:#?}");
+    assert_eq!(sub.trace_id, segment.trace_id);
+    assert_eq!(sub.parent_id, Some(segment.id), "local parents are kept");
 }

@@ -8,6 +8,7 @@ use opentelemetry::{Key, Value as OtelValue};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::{Map, Value};
 
+use super::propagator::is_root_only_parent;
 use super::{segment_id_from_otel, trace_id_from_otel};
 use crate::model::{Cause, CauseDetails, Exception, Http, HttpRequest, HttpResponse, Segment, Sql};
 use crate::recorder::{SqlDialect, sanitize_sql_as};
@@ -84,7 +85,14 @@ pub fn span_to_segment(span: &SpanData, service_name: &str) -> Option<Segment> {
     if !context.is_valid() {
         return None;
     }
-    let has_parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID;
+    // A load balancer's `Root`-only header leaves the first span a root of that trace.
+    let has_parent = span.parent_span_id != opentelemetry::trace::SpanId::INVALID
+        && !(span.parent_span_is_remote
+            && is_root_only_parent(
+                context.trace_id(),
+                span.parent_span_id,
+                context.trace_state(),
+            ));
     let is_segment = matches!(span.span_kind, SpanKind::Server | SpanKind::Consumer)
         || !has_parent
         || span.parent_span_is_remote;

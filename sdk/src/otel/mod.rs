@@ -11,7 +11,7 @@ mod propagator;
 
 pub use convert::span_to_segment;
 pub use exporter::{XRayExporter, XRayIdGenerator};
-pub use propagator::XRayPropagator;
+pub use propagator::{EXTRA_KEY, ROOT_ONLY_KEY, XRayPropagator};
 
 use crate::model::{SegmentId, TraceId};
 
