@@ -178,3 +178,76 @@ fn unsampled_requests_send_nothing_and_answer_the_decision() {
     );
     assert!(silence(&app.udp), "an unsampled request sent a document");
 }
+
+/// The `tracing_layer` example (an axum app instrumented only with `tracing`, calling its
+/// stock service through `reqwest-middleware`) through the real daemon and collector: its
+/// calls are edges on the map and its `#[instrument]` fields searchable annotations.
+#[test]
+fn an_app_instrumented_only_with_tracing_shows_its_remote_calls_on_the_map() {
+    use roentgen_tests::daemon::Daemon;
+    use roentgen_tests::web::Collector;
+    let dir = tempfile::tempdir().expect("data dir");
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = Daemon::start(&collector.endpoint_url(), &["--flush-interval-ms", "100"]);
+    let rules = dir.path().join("always.json");
+    std::fs::write(
+        &rules,
+        r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#,
+    )
+    .expect("rules file");
+    let out = Command::new(example("tracing_layer"))
+        .env(
+            "AWS_XRAY_DAEMON_ADDRESS",
+            format!("tcp:{} udp:{}", daemon.tcp, daemon.udp),
+        )
+        .env("ROENTGEN_SAMPLING", "local")
+        .env("ROENTGEN_SAMPLING_RULES", &rules)
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("sent: 4"), "{stdout}");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
+    // Two quotes, each calling the stock service (the same app): the edge quotes -> quotes
+    // carries both calls, one of them a 404.
+    let edge = roentgen_tests::eventually(Duration::from_secs(30), || {
+        let (_, text) = collector.post("/ServiceGraph", &window);
+        let graph: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let quotes = graph["Services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["Name"] == "quotes")?
+            .clone();
+        let edge = quotes["Edges"]
+            .as_array()?
+            .iter()
+            .find(|e| e["ReferenceId"] == quotes["ReferenceId"])?
+            .clone();
+        (edge["SummaryStatistics"]["TotalCount"] == 2).then_some(edge)
+    });
+    let edge = edge.expect("the quotes -> quotes edge with both calls");
+    assert_eq!(
+        edge["SummaryStatistics"]["ErrorStatistics"]["TotalCount"], 1,
+        "{edge}"
+    );
+    let (status, text) = collector.post(
+        "/TraceSummaries",
+        &format!(
+            "{{\"StartTime\":{},\"EndTime\":{},\"FilterExpression\":\"annotation.sku = \\\"tea-42\\\"\"}}",
+            now - 600,
+            now + 60
+        ),
+    );
+    assert_eq!(status, 200, "{text}");
+    let summaries: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        summaries["TraceSummaries"].as_array().map(Vec::len),
+        Some(1),
+        "{text}"
+    );
+}
