@@ -33,7 +33,9 @@ fn exporting() -> (UdpSocket, Recorder, SdkTracerProvider) {
     let address = socket.local_addr().unwrap().to_string();
     let recorder = Recorder::new(RecorderConfig::new(address.parse().unwrap())).unwrap();
     let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(XRayExporter::new(recorder.clone(), "orders-api"))
+        .with_simple_exporter(
+            XRayExporter::new(recorder.clone(), "orders-api").with_annotation_keys(["tenant"]),
+        )
         .with_id_generator(XRayIdGenerator)
         .build();
     (socket, recorder, provider)
@@ -62,6 +64,7 @@ fn spans_become_segments_and_subsegments() {
             KeyValue::new("url.full", "http://shop.example.com/orders"),
             KeyValue::new("http.response.status_code", 503),
             KeyValue::new("tenant", "acme"),
+            KeyValue::new("region.zone", "b"),
         ])
         .start(&tracer);
     let cx = opentelemetry::Context::current_with_span(server);
@@ -93,6 +96,10 @@ fn spans_become_segments_and_subsegments() {
         segment.annotations.as_ref().unwrap().get("tenant"),
         Some(&serde_json::json!("acme"))
     );
+    // Attributes not asked for as annotations are metadata, under their own keys.
+    let metadata = segment.metadata.as_ref().unwrap();
+    assert_eq!(metadata["default"]["region.zone"], "b");
+    assert_eq!(metadata["otel"]["span_name"], "POST /orders");
     assert!(sub.is_subsegment());
     assert_eq!(sub.namespace.as_deref(), Some("remote"));
     assert_eq!(sub.parent_id, Some(segment.id));

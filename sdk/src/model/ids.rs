@@ -67,6 +67,18 @@ impl TraceId {
         }
     }
 
+    /// A W3C (OpenTelemetry) trace id: the same 128 bits, the first 32 as X-Ray's time field
+    /// whether or not they are one (AWS takes W3C ids this way).
+    pub fn from_w3c(bytes: [u8; 16]) -> Self {
+        let value = u128::from_be_bytes(bytes);
+        Self::from_parts((value >> 96) as u32, value)
+    }
+
+    /// The 128 bits as a W3C (OpenTelemetry) trace id.
+    pub fn to_w3c(self) -> [u8; 16] {
+        ((u128::from(self.epoch_seconds) << 96) | self.random).to_be_bytes()
+    }
+
     /// The epoch second the trace started in.
     pub fn epoch_seconds(&self) -> u32 {
         self.epoch_seconds

@@ -5,11 +5,9 @@
 //! - [`XRayIdGenerator`]: trace ids whose first 32 bits are the epoch second, as X-Ray requires;
 //! - [`XRayPropagator`]: reads and writes `X-Amzn-Trace-Id`.
 
-mod convert;
 mod exporter;
 mod propagator;
 
-pub use convert::span_to_segment;
 pub use exporter::{XRayExporter, XRayIdGenerator};
 pub use propagator::{EXTRA_KEY, ROOT_ONLY_KEY, XRayPropagator};
 
@@ -17,14 +15,12 @@ use crate::model::{SegmentId, TraceId};
 
 /// An OpenTelemetry trace id as an X-Ray trace id (high 32 bits = epoch second).
 pub fn trace_id_from_otel(id: opentelemetry::trace::TraceId) -> TraceId {
-    let value = u128::from_be_bytes(id.to_bytes());
-    TraceId::from_parts((value >> 96) as u32, value)
+    TraceId::from_w3c(id.to_bytes())
 }
 
 /// An X-Ray trace id as an OpenTelemetry trace id.
 pub fn trace_id_to_otel(id: TraceId) -> opentelemetry::trace::TraceId {
-    let value = (u128::from(id.epoch_seconds()) << 96) | id.random_bits();
-    opentelemetry::trace::TraceId::from_bytes(value.to_be_bytes())
+    opentelemetry::trace::TraceId::from_bytes(id.to_w3c())
 }
 
 /// An OpenTelemetry span id as a segment id.

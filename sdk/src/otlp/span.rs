@@ -91,12 +91,11 @@ pub enum SpanError {
     StartTime,
 }
 
-/// An OTLP trace id as an X-Ray trace id: the same 128 bits, the first 32 as X-Ray's time
-/// field whether or not they are one (AWS accepts W3C ids this way).
+/// An OTLP trace id as an X-Ray trace id ([`TraceId::from_w3c`]); `None` unless 16 bytes,
+/// not all zero.
 pub fn trace_id(bytes: &[u8]) -> Option<TraceId> {
     let bytes: [u8; 16] = bytes.try_into().ok()?;
-    let value = u128::from_be_bytes(bytes);
-    (value != 0).then(|| TraceId::from_parts((value >> 96) as u32, value))
+    (bytes != [0; 16]).then(|| TraceId::from_w3c(bytes))
 }
 
 /// An OTLP span id as a segment id.
