@@ -9,6 +9,7 @@ mod filter_depth;
 mod group_scope;
 mod listeners;
 mod observe;
+mod otlp;
 mod pages;
 mod request_bounds;
 mod sampling;

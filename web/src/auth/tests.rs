@@ -301,6 +301,7 @@ async fn a_group_scoped_reader_reads_only_its_group() {
 #[test]
 fn paths_map_to_actions() {
     assert_eq!(action_for("/TraceSegments"), Some("xray:PutTraceSegments"));
+    assert_eq!(action_for("/v1/traces"), Some("xray:PutTraceSegments"));
     assert_eq!(action_for("/Traces"), Some("xray:BatchGetTraces"));
     assert_eq!(action_for("/traces"), None);
 }

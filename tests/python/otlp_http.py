@@ -1,0 +1,82 @@
+"""Three services traced with the OpenTelemetry Python SDK, exported with its OTLP/HTTP
+exporter (protobuf, gzip) to the endpoint given as argv[1]; prints TRACE <32 hex>."""
+
+import sys
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+endpoint = sys.argv[1]
+
+
+def tracer(service):
+    provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "2.1.0"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, compression=Compression.Gzip))
+    )
+    return provider, provider.get_tracer("e2e")
+
+
+providers = {}
+for name in ["py-frontend", "py-checkout", "py-payments"]:
+    providers[name] = tracer(name)
+
+
+def serve(service, carrier, name):
+    """A server span of `service` continuing the caller's context."""
+    parent = propagate.extract(carrier)
+    return providers[service][1].start_as_current_span(
+        name, context=parent, kind=SpanKind.SERVER,
+        attributes={"http.request.method": "POST", "url.path": name.split(" ")[1],
+                    "server.address": service, "http.response.status_code": 500},
+    )
+
+
+def call(service, peer):
+    """A client span of `service` calling `peer`; returns the span and the headers it sends."""
+    span = providers[service][1].start_span(
+        "POST", kind=SpanKind.CLIENT,
+        attributes={"peer.service": peer, "http.request.method": "POST",
+                    "url.full": f"http://{peer}/api", "http.response.status_code": 500},
+    )
+    carrier = {}
+    token = context.attach(trace.set_span_in_context(span))
+    propagate.inject(carrier)
+    context.detach(token)
+    return span, carrier
+
+
+with providers["py-frontend"][1].start_as_current_span(
+    "POST /checkout", kind=SpanKind.SERVER,
+    attributes={"http.request.method": "POST", "url.path": "/checkout",
+                "server.address": "shop.example.com", "http.response.status_code": 500,
+                "customer.email": "jane.doe@example.com"},
+) as root:
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    out, headers = call("py-frontend", "py-checkout")
+    with serve("py-checkout", headers, "POST /api"):
+        inner, headers2 = call("py-checkout", "py-payments")
+        with serve("py-payments", headers2, "POST /api") as pay:
+            db = providers["py-payments"][1].start_span(
+                "SELECT cards", kind=SpanKind.CLIENT,
+                attributes={"db.system": "postgresql", "db.name": "ledger",
+                            "server.address": "ledger-db",
+                            "db.statement": "SELECT * FROM cards WHERE number = '4111111111111111'"},
+            )
+            db.end()
+            try:
+                raise ValueError("card declined")
+            except ValueError as error:
+                pay.record_exception(error)
+                pay.set_status(Status(StatusCode.ERROR, "card declined"))
+        inner.end()
+    out.end()
+
+for provider, _ in providers.values():
+    provider.shutdown()
+print("TRACE", trace_id, flush=True)

@@ -1,0 +1,108 @@
+//! OpenTelemetry SDKs exporting OTLP straight to the collector's `/v1/traces`: the official
+//! Python SDK with its OTLP/HTTP exporter (protobuf, gzip) traces a request across three
+//! services with a database call and an exception; the trace lands on the same map as X-Ray
+//! SDK traffic, scrubbed, with the query sanitized and the exception's frames.
+
+use std::process::Command;
+use std::time::Duration;
+
+use roentgen_tests::web::Collector;
+use roentgen_tests::{data, eventually};
+use serde_json::Value;
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let out = Command::new(roentgen_tests::daemon::python())
+        .arg(data("../python/otlp_http.py"))
+        .arg(format!("{}/v1/traces", collector.endpoint_url()))
+        .output()
+        .expect("run the Python OpenTelemetry client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w3c = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TRACE "))
+        .expect("the trace id")
+        .trim()
+        .to_owned();
+    let x_ray = format!("1-{}-{}", &w3c[..8], &w3c[8..]);
+
+    let body = format!("{{\"TraceIds\":[\"{x_ray}\"]}}");
+    let docs = eventually(Duration::from_secs(30), || {
+        let (_, text) = collector.post("/Traces", &body);
+        let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
+            .as_array()?
+            .iter()
+            .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
+            .collect();
+        (docs.len() == 3).then_some(docs)
+    })
+    .expect("three segments, one per service");
+    let text = serde_json::to_string(&docs).unwrap();
+    assert!(
+        !text.contains("jane.doe@example.com"),
+        "scrubbed by default: {text}"
+    );
+    assert!(
+        !text.contains("4111111111111111"),
+        "query sanitized: {text}"
+    );
+    let payments = docs
+        .iter()
+        .find(|d| d["name"] == "py-payments")
+        .expect("py-payments");
+    assert_eq!(payments["fault"], true);
+    let exception = &payments["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "ValueError", "{payments}");
+    assert!(
+        exception["stack"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("otlp_http.py")
+    );
+    let db = payments["subsegments"]
+        .as_array()
+        .and_then(|subs| subs.iter().find(|s| s["name"] == "ledger@ledger-db"))
+        .expect("the database call");
+    assert_eq!(
+        db["sql"]["sanitized_query"],
+        "SELECT * FROM cards WHERE number = ?"
+    );
+
+    // The map: frontend -> checkout -> payments -> the database.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
+    let (_, text) = collector.post("/ServiceGraph", &window);
+    let graph = json(&text);
+    let services = graph["Services"].as_array().unwrap();
+    let id_of = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["Name"] == name)
+            .map(|s| s["ReferenceId"].clone())
+            .unwrap_or_else(|| panic!("{name} on the map: {text}"))
+    };
+    let calls = |from: &str, to: &str| {
+        services
+            .iter()
+            .find(|s| s["Name"] == from)
+            .and_then(|s| s["Edges"].as_array())
+            .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == id_of(to)))
+    };
+    assert!(calls("py-frontend", "py-checkout"), "{text}");
+    assert!(calls("py-checkout", "py-payments"), "{text}");
+    assert!(calls("py-payments", "ledger@ledger-db"), "{text}");
+}
