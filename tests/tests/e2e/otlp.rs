@@ -1,7 +1,8 @@
 //! OpenTelemetry SDKs exporting OTLP straight to the collector's `/v1/traces`: the official
-//! Python SDK with its OTLP/HTTP exporter (protobuf, gzip) traces a request across three
-//! services with a database call and an exception; the trace lands on the same map as X-Ray
-//! SDK traffic, scrubbed, with the query sanitized and the exception's frames.
+//! Python SDK with its OTLP/HTTP exporter (protobuf, gzip) and the JS SDK with its (JSON) each
+//! trace a request across three services with a database call and an exception; the trace
+//! lands on the same map as X-Ray SDK traffic, scrubbed, with the query sanitized and the
+//! exception's frames.
 
 use std::process::Command;
 use std::time::Duration;
@@ -105,4 +106,58 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
     assert!(calls("py-frontend", "py-checkout"), "{text}");
     assert!(calls("py-checkout", "py-payments"), "{text}");
     assert!(calls("py-payments", "ledger@ledger-db"), "{text}");
+}
+
+/// The OpenTelemetry JS SDK's OTLP/HTTP exporter (JSON bodies): three services and a database,
+/// the outgoing 404 an error on its edge (not a fault), the database's failure a fault with its
+/// cause, personal data scrubbed.
+#[test]
+fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belong() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let out = Command::new("node")
+        .arg(data("../node/otlp_http.js"))
+        .arg(format!("{}/v1/traces", collector.endpoint_url()))
+        .env("NODE_PATH", roentgen_tests::daemon::node_modules())
+        .output()
+        .expect("run the Node OpenTelemetry client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w3c = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TRACE "))
+        .expect("the trace id")
+        .trim()
+        .to_owned();
+    let body = format!("{{\"TraceIds\":[\"1-{}-{}\"]}}", &w3c[..8], &w3c[8..]);
+    let docs = eventually(Duration::from_secs(30), || {
+        let (_, text) = collector.post("/Traces", &body);
+        let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
+            .as_array()?
+            .iter()
+            .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
+            .collect();
+        (docs.len() == 3).then_some(docs)
+    })
+    .expect("three segments, one per service");
+    let text = serde_json::to_string(&docs).unwrap();
+    assert!(!text.contains("555 0132"), "scrubbed: {text}");
+    assert!(!text.contains("ana@example.org"), "sanitized: {text}");
+    let frontend = docs.iter().find(|d| d["name"] == "node-frontend").unwrap();
+    let call = &frontend["subsegments"][0];
+    assert_eq!(call["name"], "node-checkout");
+    assert_eq!(
+        (call["error"].clone(), call["fault"].clone()),
+        (Value::Bool(true), Value::Null)
+    );
+    let payments = docs.iter().find(|d| d["name"] == "node-payments").unwrap();
+    let db = &payments["subsegments"][0];
+    assert_eq!(db["name"], "wallets@wallet-db");
+    assert_eq!(db["fault"], true);
+    assert_eq!(db["cause"]["exceptions"][0]["message"], "deadlock found");
+    assert_eq!(db["sql"]["database_type"], "mysql");
 }
