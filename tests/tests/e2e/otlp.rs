@@ -161,3 +161,123 @@ fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belo
     assert_eq!(db["cause"]["exceptions"][0]["message"], "deadlock found");
     assert_eq!(db["sql"]["database_type"], "mysql");
 }
+
+/// A Rust app traced with `opentelemetry` and exported with `opentelemetry-otlp` (HTTP,
+/// protobuf): three services calling each other and a database.
+#[test]
+fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
+    use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let endpoint = format!("{}/v1/traces", collector.endpoint_url());
+    let provider = |service: &'static str| {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .expect("an OTLP exporter");
+        SdkTracerProvider::builder()
+            .with_resource(Resource::builder().with_service_name(service).build())
+            .with_simple_exporter(exporter)
+            .build()
+    };
+    let providers = [
+        provider("rs-gateway"),
+        provider("rs-orders"),
+        provider("rs-stock"),
+    ];
+    let tracers: Vec<_> = providers.iter().map(|p| p.tracer("e2e")).collect();
+    let span =
+        |tracer: usize, name: &str, kind: SpanKind, parent: &Context, attributes: Vec<KeyValue>| {
+            tracers[tracer]
+                .span_builder(name.to_owned())
+                .with_kind(kind)
+                .with_attributes(attributes)
+                .start_with_context(&tracers[tracer], parent)
+        };
+    let http = |status: i64| {
+        vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.response.status_code", status),
+        ]
+    };
+    // Each span's context holds it (and its ancestors' contexts stay alive below it).
+    let mut stack = vec![Context::new()];
+    let mut open = |tracer: usize, name: &str, kind: SpanKind, attributes: Vec<KeyValue>| {
+        let parent = stack.last().cloned().unwrap_or_default();
+        let child = span(tracer, name, kind, &parent, attributes);
+        stack.push(parent.with_span(child));
+    };
+    open(0, "GET /orders", SpanKind::Server, http(200));
+    let mut to_orders = http(200);
+    to_orders.push(KeyValue::new("peer.service", "rs-orders"));
+    open(0, "GET", SpanKind::Client, to_orders);
+    open(1, "GET /orders", SpanKind::Server, http(200));
+    let mut to_stock = http(503);
+    to_stock.push(KeyValue::new("peer.service", "rs-stock"));
+    open(1, "GET", SpanKind::Client, to_stock);
+    open(2, "GET /stock", SpanKind::Server, http(503));
+    open(
+        2,
+        "SELECT",
+        SpanKind::Client,
+        vec![
+            KeyValue::new("db.system.name", "postgresql"),
+            KeyValue::new("db.namespace", "stock"),
+            KeyValue::new("server.address", "stock-db"),
+            KeyValue::new(
+                "db.query.text",
+                "SELECT qty FROM stock WHERE sku = 'tea-42'",
+            ),
+        ],
+    );
+    let trace_id = stack[1].span().span_context().trace_id().to_string();
+    while let Some(cx) = stack.pop() {
+        cx.span().end();
+    }
+    for p in &providers {
+        p.force_flush().expect("flush");
+    }
+
+    let body = format!(
+        "{{\"TraceIds\":[\"1-{}-{}\"]}}",
+        &trace_id[..8],
+        &trace_id[8..]
+    );
+    let docs = eventually(Duration::from_secs(30), || {
+        let (_, text) = collector.post("/Traces", &body);
+        let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
+            .as_array()?
+            .iter()
+            .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
+            .collect();
+        (docs.len() == 3).then_some(docs)
+    })
+    .expect("three segments, one per service");
+    let stock = docs
+        .iter()
+        .find(|d| d["name"] == "rs-stock")
+        .expect("rs-stock");
+    assert_eq!(stock["fault"], true, "{stock}");
+    assert_eq!(
+        stock["subsegments"][0]["sql"]["sanitized_query"],
+        "SELECT qty FROM stock WHERE sku = ?"
+    );
+    let orders = docs
+        .iter()
+        .find(|d| d["name"] == "rs-orders")
+        .expect("rs-orders");
+    let gateway = docs
+        .iter()
+        .find(|d| d["name"] == "rs-gateway")
+        .expect("rs-gateway");
+    assert_eq!(
+        orders["parent_id"], gateway["subsegments"][0]["id"],
+        "{gateway}"
+    );
+}
