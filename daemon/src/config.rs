@@ -93,6 +93,20 @@ pub struct RunArgs {
     #[arg(short = 't', long, env = "ROENTGEN_DAEMON_BIND_TCP")]
     pub bind_tcp: Option<String>,
 
+    /// TCP address of the OTLP/HTTP listener (`POST /v1/traces`) for OpenTelemetry SDKs, or
+    /// `off` [default: 127.0.0.1:4318].
+    #[arg(long, env = "ROENTGEN_DAEMON_OTLP_HTTP")]
+    pub otlp_http: Option<String>,
+
+    /// OTLP span attributes indexed as annotations (comma-separated keys), besides those a
+    /// span lists in `aws.xray.annotations`; the others become metadata [default: none].
+    #[arg(
+        long,
+        env = "ROENTGEN_DAEMON_OTLP_ANNOTATION_KEYS",
+        value_delimiter = ','
+    )]
+    pub otlp_annotation_keys: Option<Vec<String>>,
+
     /// Allow `--bind`/`--bind-tcp` off loopback: neither port authenticates its clients, so
     /// anyone who reaches them can send documents (and sampling requests) under this daemon's
     /// key [default: false].
@@ -232,6 +246,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// TCP listen address (sampling proxy, metrics).
     pub bind_tcp: SocketAddr,
+    /// OTLP/HTTP listen address, if on.
+    pub otlp_http: Option<SocketAddr>,
+    /// How OTLP spans become documents.
+    pub otlp_mapping: roentgen_sdk::otlp::MappingConfig,
     /// The operator opted in to listening off loopback without authentication.
     pub insecure: bool,
     /// The collector's base URL, ending with `/`.
@@ -369,6 +387,8 @@ impl RunArgs {
                 f,
                 bind,
                 bind_tcp,
+                otlp_http,
+                otlp_annotation_keys,
                 insecure,
                 endpoint,
                 ca_file,
@@ -401,7 +421,14 @@ impl RunArgs {
             self.bind_tcp.as_deref().unwrap_or("127.0.0.1:2000"),
         )?;
         let insecure = self.insecure.unwrap_or(false);
-        for (flag, addr) in [("--bind", bind), ("--bind-tcp", bind_tcp)] {
+        let otlp_http = match self.otlp_http.as_deref().unwrap_or("127.0.0.1:4318") {
+            off if off.eq_ignore_ascii_case("off") => None,
+            text => Some(addr("otlp_http", text)?),
+        };
+        let listening = [("--bind", bind), ("--bind-tcp", bind_tcp)]
+            .into_iter()
+            .chain(otlp_http.map(|a| ("--otlp-http", a)));
+        for (flag, addr) in listening {
             crate::exposure::Listening {
                 flag,
                 addr,
@@ -529,9 +556,21 @@ impl RunArgs {
                 });
             }
         };
+        let otlp_mapping = roentgen_sdk::otlp::MappingConfig {
+            annotation_keys: self
+                .otlp_annotation_keys
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            index_all_attributes: false,
+        };
         Ok(Config {
             bind,
             bind_tcp,
+            otlp_http,
+            otlp_mapping,
             insecure,
             endpoint,
             ca_certificates,
@@ -563,6 +602,7 @@ impl Config {
         RunArgs {
             bind: Some("127.0.0.1:0".to_owned()),
             bind_tcp: Some("127.0.0.1:0".to_owned()),
+            otlp_http: Some("127.0.0.1:0".to_owned()),
             endpoint: Some(endpoint.to_owned()),
             ..RunArgs::default()
         }
@@ -579,6 +619,19 @@ mod tests {
     fn defaults_are_valid() {
         let c = RunArgs::default().validate().unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:2000");
+        assert_eq!(
+            c.otlp_http.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:4318")
+        );
+        let off = RunArgs {
+            otlp_http: Some("off".into()),
+            otlp_annotation_keys: Some(vec![" tenant ".into(), String::new()]),
+            ..RunArgs::default()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(off.otlp_http, None);
+        assert_eq!(off.otlp_mapping.annotation_keys, ["tenant"]);
         assert_eq!(c.batch_size, 50);
         assert_eq!(c.flush_interval, Duration::from_secs(1));
         assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:4000/");

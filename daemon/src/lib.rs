@@ -16,6 +16,7 @@ pub mod forwarder;
 pub mod listener;
 pub mod loadgen;
 pub mod memory;
+pub mod otlp;
 pub mod processor;
 pub mod sampling_proxy;
 pub mod scrub_command;
@@ -98,6 +99,17 @@ impl Daemon {
                 addr: config.bind_tcp,
                 source,
             })?;
+        let otlp =
+            match config.otlp_http {
+                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
+                    |source| DaemonError::Bind {
+                        what: "OTLP/HTTP",
+                        addr,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         let spool = match &config.spool {
             Some(s) => Some(Arc::new(Spool::open(&s.dir, s.max_bytes)?)),
             None => None,
@@ -114,6 +126,7 @@ impl Daemon {
             config,
             udp,
             tcp,
+            otlp,
             spool,
             counters,
         })
@@ -125,6 +138,7 @@ pub struct BoundDaemon {
     config: Config,
     udp: UdpSocket,
     tcp: tokio::net::TcpListener,
+    otlp: Option<tokio::net::TcpListener>,
     spool: Option<Arc<Spool>>,
     counters: Arc<Counters>,
     budget: Arc<MemoryBudget>,
@@ -139,6 +153,11 @@ impl BoundDaemon {
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp.local_addr().unwrap_or(self.config.bind_tcp)
+    }
+
+    /// The bound OTLP/HTTP address, if the listener is on.
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        self.otlp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The live counters (shared with the running daemon).
@@ -159,6 +178,7 @@ impl BoundDaemon {
             config,
             udp,
             tcp,
+            otlp,
             spool,
             counters,
             budget,
@@ -212,6 +232,25 @@ impl BoundDaemon {
             threads.push(handle);
         }
         drop(batch_tx);
+        // The OTLP listener feeds the same workers; its senders go when it stops, before the
+        // workers are joined.
+        let otlp_server = otlp.map(|listener| {
+            let state = Arc::new(otlp::OtlpState::new(
+                worker_inputs.clone(),
+                pool.clone(),
+                budget.clone(),
+                counters.clone(),
+                config.otlp_mapping.clone(),
+            ));
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, otlp::router(state))
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        });
         let stop_flag = Arc::new(AtomicBool::new(false));
         let listener = Listener {
             socket: udp,
@@ -266,6 +305,11 @@ impl BoundDaemon {
             tokio::time::sleep(deadline).await;
             let _ = deadline_tx.send(true);
         });
+        if let Some(server) = otlp_server
+            && let Ok(Err(error)) = server.await
+        {
+            tracing::error!(%error, "the OTLP/HTTP listener failed");
+        }
         let joined = tokio::task::spawn_blocking(move || {
             let mut panicked = listener_thread.join().is_err();
             for t in threads {

@@ -67,12 +67,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let endpoint = config.endpoint.clone();
     let daemon = Daemon::bind(config).await?;
-    tracing::info!(udp = %daemon.udp_addr(), tcp = %daemon.tcp_addr(), %endpoint, "listening");
+    let otlp = daemon
+        .otlp_http_addr()
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(udp = %daemon.udp_addr(), tcp = %daemon.tcp_addr(), otlp_http = %otlp, %endpoint, "listening");
     {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "roentgen-daemon listening udp={} tcp={}",
+            "roentgen-daemon listening udp={} tcp={} otlp_http={otlp}",
             daemon.udp_addr(),
             daemon.tcp_addr()
         )?;

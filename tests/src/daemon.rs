@@ -15,6 +15,8 @@ pub struct Daemon {
     pub udp: String,
     /// TCP address (sampling proxy and metrics).
     pub tcp: String,
+    /// OTLP/HTTP address (`/v1/traces`).
+    pub otlp_http: String,
 }
 
 impl Daemon {
@@ -24,6 +26,7 @@ impl Daemon {
         let mut command = Command::new(binary("roentgen-daemon"));
         command
             .args(["--bind", "127.0.0.1:0", "--bind-tcp", "127.0.0.1:0"])
+            .args(["--otlp-http", "127.0.0.1:0"])
             .args(["--endpoint", endpoint])
             .args(["--log-level", "info"])
             .args(extra)
@@ -33,6 +36,7 @@ impl Daemon {
         Self {
             udp: Process::field(&line, "udp"),
             tcp: Process::field(&line, "tcp"),
+            otlp_http: Process::field(&line, "otlp_http"),
             process,
         }
     }

@@ -231,6 +231,13 @@ pub struct Counters {
     pub refusing_status: AtomicU64,
     /// Panics caught in processing workers.
     pub worker_panics: AtomicU64,
+    /// OTLP spans received (`/v1/traces`).
+    pub otlp_spans: AtomicU64,
+    /// OTLP spans that could not become documents (bad ids, no start time).
+    pub otlp_spans_rejected: AtomicU64,
+    /// OTLP spans of requests refused whole (unreadable, or the buffer full: the sender
+    /// retries those).
+    pub otlp_spans_refused: AtomicU64,
     /// Receive-to-send latency of delivered documents.
     pub latency: LatencyHistogram,
 }
@@ -517,6 +524,24 @@ impl Counters {
             "Panics caught in processing workers (the datagram is dropped, the worker goes on).",
             counter,
             load(&self.worker_panics),
+        );
+        out.single(
+            "otlp_spans_total",
+            "OTLP spans received on the OTLP/HTTP listener.",
+            counter,
+            load(&self.otlp_spans),
+        );
+        out.single(
+            "otlp_spans_rejected_total",
+            "OTLP spans that could not become X-Ray documents (bad ids, no start time).",
+            counter,
+            load(&self.otlp_spans_rejected),
+        );
+        out.single(
+            "otlp_spans_refused_total",
+            "OTLP spans of requests refused whole (unreadable, or the buffer full: retried by the sender).",
+            counter,
+            load(&self.otlp_spans_refused),
         );
         out.single(
             "unprocessed_total",

@@ -220,6 +220,12 @@ impl Emitter {
             stats.scrubbed_values.store(scrubbed, Ordering::Relaxed);
         }
         let rendered_defaults = json::RenderedDefaults::new(&segment_defaults)?;
+        // The worker scrubs on its own copy of the regexes' caches: this thread used the
+        // shared ones just above, and only a pool's first user takes from it without a lock.
+        let scrubbing = match config.scrubbing {
+            Scrubbing::Enabled(scrubber) => Scrubbing::Enabled(scrubber.with_own_caches()),
+            disabled => disabled,
+        };
         let spares = Arc::new(Spares::default());
         let (stream_threshold, send_in_progress) =
             (config.stream_threshold, config.send_in_progress);
@@ -227,7 +233,7 @@ impl Emitter {
             spares: Arc::clone(&spares),
             recycled: Recycled::default(),
             socket,
-            scrubbing: config.scrubbing,
+            scrubbing,
             segment_defaults,
             rendered_defaults,
             stream_threshold: config.stream_threshold,

@@ -2,7 +2,8 @@
 //! Python SDK with its OTLP/HTTP exporter (protobuf, gzip) and the JS SDK with its (JSON) each
 //! trace a request across three services with a database call and an exception; the trace
 //! lands on the same map as X-Ray SDK traffic, scrubbed, with the query sanitized and the
-//! exception's frames.
+//! exception's frames. The local daemon takes OTLP too: scrubbed there, spooled through an
+//! outage.
 
 use std::process::Command;
 use std::time::Duration;
@@ -15,40 +16,54 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-#[test]
-fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
-    let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
+/// Runs the Python OTLP client against `endpoint`; returns its trace id (32 hex digits).
+fn python_client(endpoint: &str) -> String {
     let out = Command::new(roentgen_tests::daemon::python())
         .arg(data("../python/otlp_http.py"))
-        .arg(format!("{}/v1/traces", collector.endpoint_url()))
+        .arg(endpoint)
         .output()
         .expect("run the Python OpenTelemetry client");
+    trace_id_printed(&out)
+}
+
+/// The `TRACE <32 hex>` line of a client that must have succeeded.
+fn trace_id_printed(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let w3c = stdout
+    stdout
         .lines()
         .find_map(|l| l.strip_prefix("TRACE "))
         .expect("the trace id")
         .trim()
-        .to_owned();
-    let x_ray = format!("1-{}-{}", &w3c[..8], &w3c[8..]);
+        .to_owned()
+}
 
-    let body = format!("{{\"TraceIds\":[\"{x_ray}\"]}}");
-    let docs = eventually(Duration::from_secs(30), || {
+/// The trace's documents once the collector holds `count` of them (the W3C id, 32 hex digits,
+/// is asked for in its X-Ray form).
+fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec<Value> {
+    let body = format!("{{\"TraceIds\":[\"1-{}-{}\"]}}", &w3c[..8], &w3c[8..]);
+    eventually(Duration::from_secs(30), || {
         let (_, text) = collector.post("/Traces", &body);
         let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
             .as_array()?
             .iter()
             .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
             .collect();
-        (docs.len() == 3).then_some(docs)
+        (docs.len() == count).then_some(docs)
     })
-    .expect("three segments, one per service");
+    .unwrap_or_else(|| panic!("{count} segments of trace {w3c}"))
+}
+
+#[test]
+fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let w3c = python_client(&format!("{}/v1/traces", collector.endpoint_url()));
+    let docs = segments_of(&collector, &w3c, 3);
     let text = serde_json::to_string(&docs).unwrap();
     assert!(
         !text.contains("jane.doe@example.com"),
@@ -121,29 +136,8 @@ fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belo
         .env("NODE_PATH", roentgen_tests::daemon::node_modules())
         .output()
         .expect("run the Node OpenTelemetry client");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let w3c = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("TRACE "))
-        .expect("the trace id")
-        .trim()
-        .to_owned();
-    let body = format!("{{\"TraceIds\":[\"1-{}-{}\"]}}", &w3c[..8], &w3c[8..]);
-    let docs = eventually(Duration::from_secs(30), || {
-        let (_, text) = collector.post("/Traces", &body);
-        let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
-            .as_array()?
-            .iter()
-            .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
-            .collect();
-        (docs.len() == 3).then_some(docs)
-    })
-    .expect("three segments, one per service");
+    let w3c = trace_id_printed(&out);
+    let docs = segments_of(&collector, &w3c, 3);
     let text = serde_json::to_string(&docs).unwrap();
     assert!(!text.contains("555 0132"), "scrubbed: {text}");
     assert!(!text.contains("ana@example.org"), "sanitized: {text}");
@@ -244,21 +238,7 @@ fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
         p.force_flush().expect("flush");
     }
 
-    let body = format!(
-        "{{\"TraceIds\":[\"1-{}-{}\"]}}",
-        &trace_id[..8],
-        &trace_id[8..]
-    );
-    let docs = eventually(Duration::from_secs(30), || {
-        let (_, text) = collector.post("/Traces", &body);
-        let docs: Vec<Value> = json(&text)["Traces"][0]["Segments"]
-            .as_array()?
-            .iter()
-            .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
-            .collect();
-        (docs.len() == 3).then_some(docs)
-    })
-    .expect("three segments, one per service");
+    let docs = segments_of(&collector, &trace_id, 3);
     let stock = docs
         .iter()
         .find(|d| d["name"] == "rs-stock")
@@ -280,4 +260,63 @@ fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
         orders["parent_id"], gateway["subsegments"][0]["id"],
         "{gateway}"
     );
+}
+
+/// The Python client exporting to the daemon on its server (OTLP/HTTP on loopback): the spans
+/// are scrubbed there (the collector does not scrub `PutTraceSegments`), batched and forwarded
+/// with the X-Ray SDKs' documents, and counted in the daemon's metrics.
+#[test]
+fn opentelemetry_sdks_export_to_the_local_daemon_which_scrubs_and_forwards() {
+    use roentgen_tests::daemon::{Daemon, metric};
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = Daemon::start(&collector.endpoint_url(), &["--flush-interval-ms", "100"]);
+    let w3c = python_client(&format!("http://{}/v1/traces", daemon.otlp_http));
+    let docs = segments_of(&collector, &w3c, 3);
+    let text = serde_json::to_string(&docs).unwrap();
+    assert!(
+        !text.contains("jane.doe@example.com"),
+        "scrubbed by the daemon: {text}"
+    );
+    let metrics = daemon.metrics();
+    assert_eq!(metric(&metrics, "roentgen_daemon_otlp_spans_total"), 6);
+    assert_eq!(metric(&metrics, "roentgen_daemon_accepted_total"), 6);
+}
+
+/// A collector outage: the daemon spools the OTLP spans with everything else and delivers
+/// each once when the collector is back.
+#[test]
+fn otlp_spans_survive_a_collector_outage_in_the_daemons_spool() {
+    use roentgen_tests::collector_stub::{self, Fault};
+    use roentgen_tests::daemon::{Daemon, metric};
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let collector = collector_stub::recording();
+    collector.set_fault(Fault::Status(503));
+    let daemon = Daemon::start(
+        &collector.url(),
+        &[
+            "--flush-interval-ms",
+            "100",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--spool-after-attempts",
+            "1",
+            "--retry-max-backoff-ms",
+            "200",
+        ],
+    );
+    python_client(&format!("http://{}/v1/traces", daemon.otlp_http));
+    eventually(Duration::from_secs(30), || {
+        (metric(&daemon.metrics(), "roentgen_daemon_spooled_total") == 6).then_some(())
+    })
+    .expect("the six spans spooled while the collector refuses");
+    collector.set_fault(Fault::None);
+    let delivered = eventually(Duration::from_secs(60), || {
+        (collector.documents().len() >= 6).then(|| collector.documents())
+    })
+    .expect("delivered once the collector is back");
+    assert_eq!(delivered.len(), 6, "each span once");
+    let m = daemon.metrics();
+    assert_eq!(metric(&m, "roentgen_daemon_replayed_total"), 6, "{m}");
 }

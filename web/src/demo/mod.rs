@@ -60,6 +60,8 @@ pub async fn start_daemon(
         .map_err(|e| DemoError::Daemon(e.to_string()))?;
     config.bind = at.udp;
     config.bind_tcp = at.tcp;
+    // OpenTelemetry SDKs export to the collector's own `/v1/traces` in the all-in-one.
+    config.otlp_http = None;
     config.credentials = credentials;
     if !(at.udp.ip().is_loopback() && at.tcp.ip().is_loopback()) {
         tracing::warn!(
