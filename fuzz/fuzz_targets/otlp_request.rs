@@ -1,0 +1,36 @@
+//! OTLP/HTTP request bodies as the collector's `/v1/traces` and the daemon's OTLP listener read
+//! them: protobuf or JSON (the first byte picks), decoded within a bound, then mapped. Every
+//! document the mapping makes must pass ingest validation and serialize: a span either becomes
+//! a valid X-Ray document or is rejected with its reason, never a document the store refuses.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use roentgen_sdk::otlp::wire::{Encoding, decode_request};
+use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = if first & 1 == 0 {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    };
+    let Ok(request) = decode_request(body, encoding, None, 1 << 20) else {
+        return;
+    };
+    let config = MappingConfig {
+        annotation_keys: vec!["a".into(), "b.c".into()],
+        index_all_attributes: first & 2 != 0,
+    };
+    let mapped = map_resource_spans(&request.resource_spans, &config);
+    for doc in &mapped.segments {
+        if let Err(e) = doc.validate_for_ingest() {
+            panic!("the mapping made an invalid document ({e}): {doc:?}");
+        }
+        let text = serde_json::to_string(doc).expect("a document serializes");
+        let back: roentgen_sdk::model::Segment = serde_json::from_str(&text).expect("and parses");
+        assert_eq!(back.id, doc.id);
+    }
+});
