@@ -70,9 +70,25 @@ pub fn router(state: Arc<OtlpState>) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            count_refusals,
+        ))
         .with_state(state)
 }
 
+/// Counts every answer that is not a success, the body limit's 413 and unknown paths included.
+async fn count_refusals(State(state): State<Arc<OtlpState>>, response: Response) -> Response {
+    if !response.status().is_success() {
+        state
+            .counters
+            .otlp_requests_refused
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// An error answer in the request's encoding.
 fn status(encoding: Encoding, code: StatusCode, grpc: i32, message: &str) -> Response {
     (
         code,

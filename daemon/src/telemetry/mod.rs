@@ -238,6 +238,9 @@ pub struct Counters {
     /// OTLP spans of requests refused whole (unreadable, or the buffer full: the sender
     /// retries those).
     pub otlp_spans_refused: AtomicU64,
+    /// OTLP requests answered with an error (unreadable body, wrong content type or
+    /// encoding, too large, buffer full).
+    pub otlp_requests_refused: AtomicU64,
     /// Receive-to-send latency of delivered documents.
     pub latency: LatencyHistogram,
 }
@@ -542,6 +545,12 @@ impl Counters {
             "OTLP spans of requests refused whole (unreadable, or the buffer full: retried by the sender).",
             counter,
             load(&self.otlp_spans_refused),
+        );
+        out.single(
+            "otlp_requests_refused_total",
+            "OTLP requests answered with an error (unreadable, wrong type or encoding, too large, buffer full).",
+            counter,
+            load(&self.otlp_requests_refused),
         );
         out.single(
             "unprocessed_total",

@@ -121,6 +121,49 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
     assert!(calls("py-frontend", "py-checkout"), "{text}");
     assert!(calls("py-checkout", "py-payments"), "{text}");
     assert!(calls("py-payments", "ledger@ledger-db"), "{text}");
+
+    // The AWS CLI reads the same trace, its edges with their fault counts, and finds it.
+    let aws = |args: &[&str]| {
+        let (ok, out, err) = roentgen_tests::web::aws_xray(&collector, None, "us-east-1", args);
+        assert!(ok, "aws xray {args:?}: {err}");
+        json(&out)
+    };
+    let x_ray = format!("1-{}-{}", &w3c[..8], &w3c[8..]);
+    let traces = aws(&["batch-get-traces", "--trace-ids", &x_ray]);
+    assert_eq!(
+        traces["Traces"][0]["Segments"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
+    let graph = aws(&[
+        "get-service-graph",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+    ]);
+    let checkout = graph["Services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["Name"] == "py-checkout"))
+        .expect("py-checkout");
+    let faults = checkout["Edges"][0]["SummaryStatistics"]["FaultStatistics"]["TotalCount"].clone();
+    assert_eq!(faults, 1, "the call to payments faulted: {checkout}");
+    let found = aws(&[
+        "get-trace-summaries",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+        "--filter-expression",
+        "service(\"py-payments\") { fault }",
+    ]);
+    let ids: Vec<&str> = found["TraceSummaries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["Id"].as_str())
+        .collect();
+    assert_eq!(ids, [x_ray.as_str()]);
 }
 
 /// The OpenTelemetry JS SDK's OTLP/HTTP exporter (JSON bodies): three services and a database,
@@ -319,4 +362,77 @@ fn otlp_spans_survive_a_collector_outage_in_the_daemons_spool() {
     assert_eq!(delivered.len(), 6, "each span once");
     let m = daemon.metrics();
     assert_eq!(metric(&m, "roentgen_daemon_replayed_total"), 6, "{m}");
+}
+
+/// Bodies nobody can read get a clear 4xx from the collector and from the daemon, which go on
+/// serving, and count them in `/metrics`.
+#[test]
+fn bad_otlp_bodies_get_a_clear_4xx_and_both_servers_keep_serving() {
+    use roentgen_tests::daemon::{Daemon, metric};
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = Daemon::start(&collector.endpoint_url(), &[]);
+    let http = reqwest::blocking::Client::new();
+    let send = |url: &str, body: Vec<u8>, content_type: &str| {
+        http.post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .expect("an answer")
+            .status()
+            .as_u16()
+    };
+    let sum_of = |metrics: &str, name: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let collector_metrics = || {
+        http.get(format!("{}/metrics", collector.endpoint_url()))
+            .send()
+            .and_then(|r| r.text())
+            .expect("collector metrics")
+    };
+    let refused_before = sum_of(&collector_metrics(), "roentgen_web_requests_refused_total");
+    for url in [
+        format!("{}/v1/traces", collector.endpoint_url()),
+        format!("http://{}/v1/traces", daemon.otlp_http),
+    ] {
+        // Garbage, then a field whose length runs past the body's end.
+        assert_eq!(
+            send(&url, vec![0xff; 16], "application/x-protobuf"),
+            400,
+            "{url}"
+        );
+        assert_eq!(
+            send(&url, vec![0x0a, 0x64, 1, 2, 3], "application/x-protobuf"),
+            400
+        );
+        assert_eq!(
+            send(&url, b"{\"resourceSpans\":7}".to_vec(), "application/json"),
+            400
+        );
+        assert_eq!(send(&url, b"{}".to_vec(), "text/plain"), 415);
+        // One byte past the 16 MiB bound: read whole, then refused.
+        assert_eq!(
+            send(&url, vec![0; (16 << 20) + 1], "application/x-protobuf"),
+            413
+        );
+        // And the next good request is taken.
+        assert_eq!(
+            send(&url, b"{\"resourceSpans\":[]}".to_vec(), "application/json"),
+            200
+        );
+    }
+    assert_eq!(
+        metric(
+            &daemon.metrics(),
+            "roentgen_daemon_otlp_requests_refused_total"
+        ),
+        5
+    );
+    let refused = sum_of(&collector_metrics(), "roentgen_web_requests_refused_total");
+    assert_eq!(refused - refused_before, 5, "{}", collector_metrics());
 }
