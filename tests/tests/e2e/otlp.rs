@@ -436,3 +436,95 @@ fn bad_otlp_bodies_get_a_clear_4xx_and_both_servers_keep_serving() {
     let refused = sum_of(&collector_metrics(), "roentgen_web_requests_refused_total");
     assert_eq!(refused - refused_before, 5, "{}", collector_metrics());
 }
+
+/// A mixed trace: an edge service on an X-Ray SDK (the Roentgen recorder, UDP to the daemon)
+/// calls a core service on OpenTelemetry (OTLP to the same daemon), the `X-Amzn-Trace-Id`
+/// header read by the X-Ray propagator. One trace, one edge between them on the map.
+#[test]
+fn an_xray_sdk_service_calling_an_opentelemetry_service_is_one_trace_on_one_map() {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::{SpanKind, Tracer, TracerProvider};
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_sdk::Resource;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use roentgen_sdk::otel::XRayPropagator;
+    use roentgen_sdk::recorder::{Recorder, RecorderConfig};
+    use roentgen_sdk::sampling::Rules;
+    use roentgen_tests::daemon::Daemon;
+
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = Daemon::start(&collector.endpoint_url(), &["--flush-interval-ms", "100"]);
+
+    // The edge service: X-Ray SDK.
+    let mut config = RecorderConfig::new(daemon.udp.parse().unwrap());
+    config.rules =
+        Rules::from_json(r#"{"version":2,"default":{"fixed_target":0,"rate":1}}"#).unwrap();
+    config.centralized_sampling = None;
+    let recorder = Recorder::new(config).unwrap();
+    let segment = recorder.begin_segment("xray-edge", None);
+    let trace_id = segment.trace_id().to_string();
+    let (call, header) = segment.begin_remote_call("otel-core", "GET", "http://otel-core/api");
+
+    // The core service: OpenTelemetry, continuing the header it received.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!("http://{}/v1/traces", daemon.otlp_http))
+        .build()
+        .expect("an OTLP exporter");
+    let provider = SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name("otel-core").build())
+        .with_simple_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("e2e");
+    let carrier =
+        std::collections::HashMap::from([("x-amzn-trace-id".to_owned(), header.to_string())]);
+    let parent = XRayPropagator::default().extract_with_context(&Context::new(), &carrier);
+    let mut served = tracer
+        .span_builder("GET /api")
+        .with_kind(SpanKind::Server)
+        .with_attributes([
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.response.status_code", 200),
+        ])
+        .start_with_context(&tracer, &parent);
+    opentelemetry::trace::Span::end(&mut served);
+    provider.force_flush().expect("flush");
+    call.set_http_response(200, Some(2));
+    call.end();
+    segment.end();
+    recorder.flush(Duration::from_secs(10));
+
+    let w3c: String = trace_id[2..].replace('-', "");
+    let docs = segments_of(&collector, &w3c, 2);
+    let core = docs
+        .iter()
+        .find(|d| d["name"] == "otel-core")
+        .expect("otel-core");
+    let edge = docs
+        .iter()
+        .find(|d| d["name"] == "xray-edge")
+        .expect("xray-edge");
+    assert_eq!(core["trace_id"], trace_id.as_str());
+    assert_eq!(core["parent_id"], edge["subsegments"][0]["id"], "{edge}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
+    let (_, text) = collector.post("/ServiceGraph", &window);
+    let graph = json(&text);
+    let services = graph["Services"].as_array().unwrap();
+    let core_id = services
+        .iter()
+        .find(|s| s["Name"] == "otel-core")
+        .map(|s| s["ReferenceId"].clone())
+        .expect("otel-core on the map");
+    let edge_calls_core = services
+        .iter()
+        .find(|s| s["Name"] == "xray-edge")
+        .and_then(|s| s["Edges"].as_array())
+        .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == core_id));
+    assert!(edge_calls_core, "{text}");
+}
