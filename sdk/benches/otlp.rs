@@ -63,7 +63,7 @@ fn trace(rng: &mut StdRng, start: u64) -> Vec<(usize, Span)> {
     let mut out = Vec::new();
     let mut parent: Vec<u8> = Vec::new();
     let mut at = start;
-    for s in 0..services {
+    for (s, service) in SERVICES.iter().enumerate().take(services) {
         let server_id = span_id(rng);
         let status = if rng.random_range(0..10) == 0 {
             503
@@ -74,17 +74,17 @@ fn trace(rng: &mut StdRng, start: u64) -> Vec<(usize, Span)> {
             trace_id: trace_id.to_vec(),
             span_id: server_id.clone(),
             parent_span_id: parent.clone(),
-            name: format!("GET /api/{}/{}", SERVICES[s], rng.random_range(1..9999)),
+            name: format!("GET /api/{service}/{}", rng.random_range(1..9999)),
             kind: SpanKind::Server as i32,
             start_time_unix_nano: at,
             end_time_unix_nano: at + 40_000_000,
             attributes: vec![
                 text("http.request.method", "GET"),
-                text("url.path", &format!("/api/{}", SERVICES[s])),
-                text("server.address", &format!("{}.shop.internal", SERVICES[s])),
+                text("url.path", &format!("/api/{service}")),
+                text("server.address", &format!("{service}.shop.internal")),
                 int("http.response.status_code", status),
                 text("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64)"),
-                text("http.route", &format!("/api/{}/{{id}}", SERVICES[s])),
+                text("http.route", &format!("/api/{service}/{{id}}")),
             ],
             ..Span::default()
         };
