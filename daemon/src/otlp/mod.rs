@@ -22,7 +22,7 @@ use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
 
 use crate::listener::{PacketBatch, PacketPool};
 use crate::memory::{MemoryBudget, admission_charge};
-use crate::telemetry::Counters;
+use crate::telemetry::{Counters, RateLimit};
 
 /// Largest request body as sent.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -43,6 +43,9 @@ pub struct OtlpState {
     /// How spans become documents.
     pub mapping: MappingConfig,
     next: AtomicUsize,
+    /// Refusals are logged at most this often (a sender retrying into a full buffer would
+    /// otherwise flood the log; the counters have every one).
+    log: RateLimit,
 }
 
 impl OtlpState {
@@ -61,6 +64,7 @@ impl OtlpState {
             counters,
             mapping,
             next: AtomicUsize::new(0),
+            log: RateLimit::new(std::time::Duration::from_secs(10)),
         }
     }
 }
@@ -168,7 +172,9 @@ async fn export(State(state): State<Arc<OtlpState>>, headers: HeaderMap, body: B
     } = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "OTLP request refused");
+            if let Some(suppressed) = state.log.check() {
+                tracing::warn!(error = %e, suppressed_lines = suppressed, "OTLP request refused");
+            }
             let code = match e {
                 WireError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 WireError::ContentEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -196,7 +202,14 @@ async fn export(State(state): State<Arc<OtlpState>>, headers: HeaderMap, body: B
         counters
             .otlp_spans_refused
             .fetch_add((spans - refused.len()) as u64, Ordering::Relaxed);
-        tracing::warn!(%message, spans, "OTLP request refused; the sender retries it");
+        if let Some(suppressed) = state.log.check() {
+            tracing::warn!(
+                %message,
+                spans,
+                suppressed_lines = suppressed,
+                "OTLP request refused; the sender retries it"
+            );
+        }
         return status(encoding, StatusCode::SERVICE_UNAVAILABLE, 14, &message);
     }
     let message = refused
