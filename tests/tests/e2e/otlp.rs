@@ -42,6 +42,37 @@ fn trace_id_printed(out: &std::process::Output) -> String {
         .to_owned()
 }
 
+/// Now, in epoch seconds.
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The collector's service graph of the last ten minutes, as JSON text.
+fn map_text(collector: &Collector, now: u64) -> String {
+    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
+    collector.post("/ServiceGraph", &window).1
+}
+
+/// Whether the graph has an edge from service `from` to service `to`.
+fn calls(graph: &str, from: &str, to: &str) -> bool {
+    let graph = json(graph);
+    let services = graph["Services"].as_array().cloned().unwrap_or_default();
+    let Some(to_id) = services
+        .iter()
+        .find(|s| s["Name"] == to)
+        .map(|s| s["ReferenceId"].clone())
+    else {
+        return false;
+    };
+    services
+        .iter()
+        .find(|s| s["Name"] == from)
+        .and_then(|s| s["Edges"].as_array())
+        .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == to_id))
+}
+
 /// The trace's documents once the collector holds `count` of them (the W3C id, 32 hex digits,
 /// is asked for in its X-Ray form).
 fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec<Value> {
@@ -96,31 +127,11 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
     );
 
     // The map: frontend -> checkout -> payments -> the database.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
-    let (_, text) = collector.post("/ServiceGraph", &window);
-    let graph = json(&text);
-    let services = graph["Services"].as_array().unwrap();
-    let id_of = |name: &str| {
-        services
-            .iter()
-            .find(|s| s["Name"] == name)
-            .map(|s| s["ReferenceId"].clone())
-            .unwrap_or_else(|| panic!("{name} on the map: {text}"))
-    };
-    let calls = |from: &str, to: &str| {
-        services
-            .iter()
-            .find(|s| s["Name"] == from)
-            .and_then(|s| s["Edges"].as_array())
-            .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == id_of(to)))
-    };
-    assert!(calls("py-frontend", "py-checkout"), "{text}");
-    assert!(calls("py-checkout", "py-payments"), "{text}");
-    assert!(calls("py-payments", "ledger@ledger-db"), "{text}");
+    let now = now_seconds();
+    let text = map_text(&collector, now);
+    assert!(calls(&text, "py-frontend", "py-checkout"), "{text}");
+    assert!(calls(&text, "py-checkout", "py-payments"), "{text}");
+    assert!(calls(&text, "py-payments", "ledger@ledger-db"), "{text}");
 
     // The AWS CLI reads the same trace, its edges with their fault counts, and finds it.
     let aws = |args: &[&str]| {
@@ -508,23 +519,6 @@ fn an_xray_sdk_service_calling_an_opentelemetry_service_is_one_trace_on_one_map(
         .expect("xray-edge");
     assert_eq!(core["trace_id"], trace_id.as_str());
     assert_eq!(core["parent_id"], edge["subsegments"][0]["id"], "{edge}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
-    let (_, text) = collector.post("/ServiceGraph", &window);
-    let graph = json(&text);
-    let services = graph["Services"].as_array().unwrap();
-    let core_id = services
-        .iter()
-        .find(|s| s["Name"] == "otel-core")
-        .map(|s| s["ReferenceId"].clone())
-        .expect("otel-core on the map");
-    let edge_calls_core = services
-        .iter()
-        .find(|s| s["Name"] == "xray-edge")
-        .and_then(|s| s["Edges"].as_array())
-        .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == core_id));
-    assert!(edge_calls_core, "{text}");
+    let text = map_text(&collector, now_seconds());
+    assert!(calls(&text, "xray-edge", "otel-core"), "{text}");
 }
