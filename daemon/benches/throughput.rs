@@ -112,7 +112,7 @@ fn daemon_run(rate: u64, secs: f64, buffer_mb: u64, scrub: bool) -> RunResult {
     let collector = MiniCollector::start(CollectorOptions::default()).expect("collector");
     let mut child = Command::new(DAEMON)
         .args(["--bind", "127.0.0.1:0", "--bind-tcp", "127.0.0.1:0"])
-        .args(["--otlp-http", "off"])
+        .args(["--otlp-http", "off", "--otlp-grpc", "off"])
         .args(["--endpoint", &collector.url()])
         .args(["--buffer-memory-mb", &buffer_mb.to_string()])
         .args(["--telemetry-interval-secs", "0", "--log-level", "error"])

@@ -98,6 +98,11 @@ pub struct RunArgs {
     #[arg(long, env = "ROENTGEN_DAEMON_OTLP_HTTP")]
     pub otlp_http: Option<String>,
 
+    /// TCP address of the OTLP/gRPC listener (`TraceService/Export`, plain HTTP/2) for
+    /// OpenTelemetry SDKs, or `off` [default: 127.0.0.1:4317].
+    #[arg(long, env = "ROENTGEN_DAEMON_OTLP_GRPC")]
+    pub otlp_grpc: Option<String>,
+
     /// OTLP span attributes indexed as annotations (comma-separated keys), besides those a
     /// span lists in `aws.xray.annotations`; the others become metadata [default: none].
     #[arg(
@@ -248,6 +253,8 @@ pub struct Config {
     pub bind_tcp: SocketAddr,
     /// OTLP/HTTP listen address, if on.
     pub otlp_http: Option<SocketAddr>,
+    /// OTLP/gRPC listen address, if on.
+    pub otlp_grpc: Option<SocketAddr>,
     /// How OTLP spans become documents.
     pub otlp_mapping: roentgen_sdk::otlp::MappingConfig,
     /// The operator opted in to listening off loopback without authentication.
@@ -388,6 +395,7 @@ impl RunArgs {
                 bind,
                 bind_tcp,
                 otlp_http,
+                otlp_grpc,
                 otlp_annotation_keys,
                 insecure,
                 endpoint,
@@ -421,13 +429,16 @@ impl RunArgs {
             self.bind_tcp.as_deref().unwrap_or("127.0.0.1:2000"),
         )?;
         let insecure = self.insecure.unwrap_or(false);
-        let otlp_http = match self.otlp_http.as_deref().unwrap_or("127.0.0.1:4318") {
-            off if off.eq_ignore_ascii_case("off") => None,
-            text => Some(addr("otlp_http", text)?),
+        let switchable = |name, given: Option<&str>, default| match given.unwrap_or(default) {
+            off if off.eq_ignore_ascii_case("off") => Ok(None),
+            text => addr(name, text).map(Some),
         };
+        let otlp_http = switchable("otlp_http", self.otlp_http.as_deref(), "127.0.0.1:4318")?;
+        let otlp_grpc = switchable("otlp_grpc", self.otlp_grpc.as_deref(), "127.0.0.1:4317")?;
         let listening = [("--bind", bind), ("--bind-tcp", bind_tcp)]
             .into_iter()
-            .chain(otlp_http.map(|a| ("--otlp-http", a)));
+            .chain(otlp_http.map(|a| ("--otlp-http", a)))
+            .chain(otlp_grpc.map(|a| ("--otlp-grpc", a)));
         for (flag, addr) in listening {
             crate::exposure::Listening {
                 flag,
@@ -570,6 +581,7 @@ impl RunArgs {
             bind,
             bind_tcp,
             otlp_http,
+            otlp_grpc,
             otlp_mapping,
             insecure,
             endpoint,
@@ -603,6 +615,7 @@ impl Config {
             bind: Some("127.0.0.1:0".to_owned()),
             bind_tcp: Some("127.0.0.1:0".to_owned()),
             otlp_http: Some("127.0.0.1:0".to_owned()),
+            otlp_grpc: Some("127.0.0.1:0".to_owned()),
             endpoint: Some(endpoint.to_owned()),
             ..RunArgs::default()
         }
@@ -623,14 +636,20 @@ mod tests {
             c.otlp_http.map(|a| a.to_string()).as_deref(),
             Some("127.0.0.1:4318")
         );
+        assert_eq!(
+            c.otlp_grpc.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:4317")
+        );
         let off = RunArgs {
             otlp_http: Some("off".into()),
+            otlp_grpc: Some("OFF".into()),
             otlp_annotation_keys: Some(vec![" tenant ".into(), String::new()]),
             ..RunArgs::default()
         }
         .validate()
         .unwrap();
         assert_eq!(off.otlp_http, None);
+        assert_eq!(off.otlp_grpc, None);
         assert_eq!(off.otlp_mapping.annotation_keys, ["tenant"]);
         assert_eq!(c.batch_size, 50);
         assert_eq!(c.flush_interval, Duration::from_secs(1));

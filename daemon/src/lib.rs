@@ -99,17 +99,8 @@ impl Daemon {
                 addr: config.bind_tcp,
                 source,
             })?;
-        let otlp =
-            match config.otlp_http {
-                Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
-                    |source| DaemonError::Bind {
-                        what: "OTLP/HTTP",
-                        addr,
-                        source,
-                    },
-                )?),
-                None => None,
-            };
+        let otlp = bind_optional("OTLP/HTTP", config.otlp_http).await?;
+        let otlp_grpc = bind_optional("OTLP/gRPC", config.otlp_grpc).await?;
         let spool = match &config.spool {
             Some(s) => Some(Arc::new(Spool::open(&s.dir, s.max_bytes)?)),
             None => None,
@@ -127,9 +118,24 @@ impl Daemon {
             udp,
             tcp,
             otlp,
+            otlp_grpc,
             spool,
             counters,
         })
+    }
+}
+
+/// Binds a listener that may be off.
+async fn bind_optional(
+    what: &'static str,
+    addr: Option<SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, DaemonError> {
+    match addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| DaemonError::Bind { what, addr, source }),
+        None => Ok(None),
     }
 }
 
@@ -139,6 +145,7 @@ pub struct BoundDaemon {
     udp: UdpSocket,
     tcp: tokio::net::TcpListener,
     otlp: Option<tokio::net::TcpListener>,
+    otlp_grpc: Option<tokio::net::TcpListener>,
     spool: Option<Arc<Spool>>,
     counters: Arc<Counters>,
     budget: Arc<MemoryBudget>,
@@ -160,6 +167,11 @@ impl BoundDaemon {
         self.otlp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The bound OTLP/gRPC address, if the listener is on.
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        self.otlp_grpc.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The live counters (shared with the running daemon).
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
@@ -179,6 +191,7 @@ impl BoundDaemon {
             udp,
             tcp,
             otlp,
+            otlp_grpc,
             spool,
             counters,
             budget,
@@ -232,25 +245,35 @@ impl BoundDaemon {
             threads.push(handle);
         }
         drop(batch_tx);
-        // The OTLP listener feeds the same workers; its senders go when it stops, before the
-        // workers are joined.
-        let otlp_server = otlp.map(|listener| {
-            let state = Arc::new(otlp::OtlpState::new(
-                worker_inputs.clone(),
-                pool.clone(),
-                budget.clone(),
-                counters.clone(),
-                config.otlp_mapping.clone(),
-            ));
+        // The OTLP listeners feed the same workers; their senders go when they stop, before
+        // the workers are joined.
+        let otlp_state = Arc::new(otlp::OtlpState::new(
+            worker_inputs.clone(),
+            pool.clone(),
+            budget.clone(),
+            counters.clone(),
+            config.otlp_mapping.clone(),
+        ));
+        let otlp_servers: Vec<_> = [
+            (otlp, otlp::router(otlp_state.clone()), "OTLP/HTTP"),
+            (otlp_grpc, otlp::grpc_router(otlp_state), "OTLP/gRPC"),
+        ]
+        .into_iter()
+        .filter_map(|(listener, app, what)| {
+            let listener = listener?;
             let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, otlp::router(state))
+            Some(tokio::spawn(async move {
+                let served = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stop.wait_for(|s| *s).await;
                     })
-                    .await
-            })
-        });
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the {what} listener failed");
+                }
+            }))
+        })
+        .collect();
         let stop_flag = Arc::new(AtomicBool::new(false));
         let listener = Listener {
             socket: udp,
@@ -305,10 +328,8 @@ impl BoundDaemon {
             tokio::time::sleep(deadline).await;
             let _ = deadline_tx.send(true);
         });
-        if let Some(server) = otlp_server
-            && let Ok(Err(error)) = server.await
-        {
-            tracing::error!(%error, "the OTLP/HTTP listener failed");
+        for server in otlp_servers {
+            let _ = server.await;
         }
         let joined = tokio::task::spawn_blocking(move || {
             let mut panicked = listener_thread.join().is_err();

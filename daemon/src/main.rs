@@ -67,15 +67,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let endpoint = config.endpoint.clone();
     let daemon = Daemon::bind(config).await?;
-    let otlp = daemon
-        .otlp_http_addr()
-        .map_or_else(|| "off".to_owned(), |a| a.to_string());
-    tracing::info!(udp = %daemon.udp_addr(), tcp = %daemon.tcp_addr(), otlp_http = %otlp, %endpoint, "listening");
+    let shown =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    let otlp = shown(daemon.otlp_http_addr());
+    let otlp_grpc = shown(daemon.otlp_grpc_addr());
+    tracing::info!(udp = %daemon.udp_addr(), tcp = %daemon.tcp_addr(), otlp_http = %otlp, %otlp_grpc, %endpoint, "listening");
     {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "roentgen-daemon listening udp={} tcp={} otlp_http={otlp}",
+            "roentgen-daemon listening udp={} tcp={} otlp_http={otlp} otlp_grpc={otlp_grpc}",
             daemon.udp_addr(),
             daemon.tcp_addr()
         )?;

@@ -17,6 +17,8 @@ pub struct Daemon {
     pub tcp: String,
     /// OTLP/HTTP address (`/v1/traces`).
     pub otlp_http: String,
+    /// OTLP/gRPC address (`TraceService/Export`).
+    pub otlp_grpc: String,
 }
 
 impl Daemon {
@@ -26,7 +28,7 @@ impl Daemon {
         let mut command = Command::new(binary("roentgen-daemon"));
         command
             .args(["--bind", "127.0.0.1:0", "--bind-tcp", "127.0.0.1:0"])
-            .args(["--otlp-http", "127.0.0.1:0"])
+            .args(["--otlp-http", "127.0.0.1:0", "--otlp-grpc", "127.0.0.1:0"])
             .args(["--endpoint", endpoint])
             .args(["--log-level", "info"])
             .args(extra)
@@ -37,6 +39,7 @@ impl Daemon {
             udp: Process::field(&line, "udp"),
             tcp: Process::field(&line, "tcp"),
             otlp_http: Process::field(&line, "otlp_http"),
+            otlp_grpc: Process::field(&line, "otlp_grpc"),
             process,
         }
     }

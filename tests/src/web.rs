@@ -19,6 +19,8 @@ pub struct Collector {
     pub scheme: &'static str,
     /// CA bundle that clients such as the AWS CLI verify an HTTPS collector with.
     pub ca_bundle: Option<PathBuf>,
+    /// `127.0.0.1:PORT` of the OTLP/gRPC port, when started with `--otlp-grpc`.
+    pub otlp_grpc: Option<String>,
 }
 
 impl Collector {
@@ -40,11 +42,15 @@ impl Collector {
             "http"
         };
         let address = Process::field(&line, scheme);
+        let otlp_grpc = line
+            .contains(" otlp_grpc=")
+            .then(|| Process::field(&line, "otlp_grpc"));
         Self {
             process,
             address,
             scheme,
             ca_bundle: None,
+            otlp_grpc,
         }
     }
 

@@ -183,6 +183,7 @@ fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
         app,
         None,
         roentgen_web::server::Limits::default(),
+        roentgen_web::server::Protocol::Http1,
     ));
     address
 }

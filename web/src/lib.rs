@@ -69,18 +69,19 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
 }
 
-/// Opens the store, binds, prints `roentgen-web listening http=ADDR` (`https=ADDR` with TLS)
-/// on stdout, and serves until the process ends.
+/// Opens the store, binds, prints `roentgen-web listening http=ADDR` (`https=ADDR` with TLS,
+/// then `otlp_grpc=ADDR` when that port is on) on stdout, and serves until the process ends.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Checked before anything opens: an embedded daemon that cannot sign would lose everything.
     let daemon_credentials = match (&config.auth, &config.daemon_access_key_id) {
         (Some(auth), Some(id)) => Some(demo::daemon_credentials(&auth.keys_file, id)?),
         _ => None,
     };
-    let tls = match &config.tls {
-        Some(files) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(files)?)),
+    let tls_config = match &config.tls {
+        Some(files) => Some(tls::server_config(files)?),
         None => None,
     };
+    let tls = tls_config.clone().map(tokio_rustls::TlsAcceptor::from);
     let store: Arc<dyn store::Store> = match &config.clickhouse {
         None => Arc::new(SqliteStore::open_with(
             &config.data_dir,
@@ -101,6 +102,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     state.otlp = config.otlp.clone();
     let counters = state.counters.clone();
+    let grpc_state = state.clone();
     // Every answer, API and unknown paths included, carries the page headers (no framing,
     // no sniffing); `auth::protect` adds them to its own answers too.
     let app = dashboard::headers::protect_pages(
@@ -109,6 +111,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .merge(metrics::router(state)),
     );
     let app = metrics::time_operations(app, counters.clone());
+    let mut shared_auth = None;
     let app = match &config.auth {
         Some(auth) => {
             tracing::info!(keys = %auth.keys_file.display(), "SigV4 authentication is on");
@@ -120,7 +123,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             }
             let mut auth = auth::Auth::open(auth.clone())?;
             auth.secure_cookies = tls.is_some();
-            auth::protect(app, Arc::new(auth))
+            let auth = Arc::new(auth);
+            shared_auth = Some(auth.clone());
+            auth::protect(app, auth)
         }
         None if config.listen.ip().is_loopback() => app,
         None => {
@@ -139,10 +144,40 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, data_dir = %config.data_dir.display(), "collector listening");
+    let grpc_addr = match config.otlp_grpc {
+        Some(at) => {
+            let grpc_listener = tokio::net::TcpListener::bind(at).await?;
+            let grpc_addr = grpc_listener.local_addr()?;
+            if shared_auth.is_some() && tls.is_none() && !at.ip().is_loopback() {
+                tracing::warn!(otlp_grpc = %grpc_addr, "OTLP/gRPC credentials travel in clear text off loopback: pass --tls-cert and --tls-key");
+            }
+            let grpc_tls = tls_config
+                .as_deref()
+                .map(|c| tokio_rustls::TlsAcceptor::from(tls::grpc_config(c)));
+            let grpc_app = api::otlp_grpc::router(grpc_state, shared_auth);
+            tracing::info!(addr = %grpc_addr, tls = grpc_tls.is_some(), "OTLP/gRPC listening");
+            let limits = config.limits;
+            tokio::spawn(async move {
+                let served = server::serve(
+                    grpc_listener,
+                    grpc_app,
+                    grpc_tls,
+                    limits,
+                    server::Protocol::Http2,
+                )
+                .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "the OTLP/gRPC port stopped");
+                }
+            });
+            format!(" otlp_grpc={grpc_addr}")
+        }
+        None => String::new(),
+    };
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "roentgen-web listening {scheme}={addr}")?;
+        writeln!(out, "roentgen-web listening {scheme}={addr}{grpc_addr}")?;
         out.flush()?;
     }
     if let Some(at) = config.daemon {
@@ -162,6 +197,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         println!("Roentgen is running: open http://{addr}/ in a browser");
     }
     tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
-    server::serve(listener, app, tls, config.limits).await?;
+    server::serve(listener, app, tls, config.limits, server::Protocol::Http1).await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -68,8 +68,55 @@ fn timed_out() -> Response<Body> {
     response
 }
 
+/// The HTTP version a port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.1 (the API and the dashboard).
+    Http1,
+    /// HTTP/2 only, plain (prior knowledge) or over TLS with ALPN `h2` (OTLP/gRPC).
+    Http2,
+}
+
+/// A connection builder for either protocol, with the limits applied.
+enum Builder {
+    Http1(hyper::server::conn::http1::Builder),
+    Http2(hyper::server::conn::http2::Builder<TokioExecutor>),
+}
+
+/// Streams one HTTP/2 connection may run at once.
+const MAX_STREAMS: u32 = 100;
+
+/// How often an idle HTTP/2 connection is pinged, and how long the answer may take before the
+/// connection is closed (a peer that vanished does not hold a slot).
+const KEEP_ALIVE: Duration = Duration::from_secs(30);
+
+impl Builder {
+    fn new(protocol: Protocol, limits: &Limits) -> Self {
+        match protocol {
+            Protocol::Http1 => {
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read)
+                    .max_header_size(limits.max_header_bytes);
+                Self::Http1(http)
+            }
+            Protocol::Http2 => {
+                let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                http.timer(TokioTimer::new())
+                    .max_header_list_size(
+                        u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX),
+                    )
+                    .max_concurrent_streams(MAX_STREAMS)
+                    .keep_alive_interval(KEEP_ALIVE)
+                    .keep_alive_timeout(limits.header_read);
+                Self::Http2(http)
+            }
+        }
+    }
+}
+
 async fn serve_connection<I>(
-    http: &hyper::server::conn::http1::Builder,
+    http: &Builder,
     io: I,
     app: Router,
     peer: SocketAddr,
@@ -92,25 +139,26 @@ async fn serve_connection<I>(
             }
         }
     });
-    if let Err(error) = http.serve_connection(TokioIo::new(io), service).await {
+    let served = match http {
+        Builder::Http1(http) => http.serve_connection(TokioIo::new(io), service).await,
+        Builder::Http2(http) => http.serve_connection(TokioIo::new(io), service).await,
+    };
+    if let Err(error) = served {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }
 
-/// Accepts connections on `listener` and serves `app` on each, over TLS when `tls` is given,
-/// until the process ends; at most `limits.max_connections` at once. Accept errors (e.g. out of
-/// file descriptors) are logged and retried.
+/// Accepts connections on `listener` and serves `app` on each in `protocol`, over TLS when
+/// `tls` is given, until the process ends; at most `limits.max_connections` at once. Accept
+/// errors (e.g. out of file descriptors) are logged and retried.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<TlsAcceptor>,
     limits: Limits,
+    protocol: Protocol,
 ) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
-        .max_header_size(limits.max_header_bytes);
-    let http = Arc::new(http);
+    let http = Arc::new(Builder::new(protocol, &limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut times_full: u64 = 0;
     let mut last_full_log: Option<std::time::Instant> = None;
@@ -196,7 +244,7 @@ mod tests {
             max_connections: 2,
             ..Limits::default()
         };
-        tokio::spawn(serve(listener, app, None, limits));
+        tokio::spawn(serve(listener, app, None, limits, Protocol::Http1));
         let mut open = Vec::new();
         for _ in 0..2 {
             let mut c = TcpStream::connect(addr).await.unwrap();

@@ -96,6 +96,13 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsE
     Ok(Arc::new(config))
 }
 
+/// The same certificate offering only HTTP/2 (ALPN `h2`), for the OTLP/gRPC port.
+pub fn grpc_config(http: &rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
+    let mut config = http.clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

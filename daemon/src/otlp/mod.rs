@@ -1,34 +1,29 @@
-//! The OTLP/HTTP listener (`POST /v1/traces`, loopback 4318 by default): OpenTelemetry SDKs on
-//! this server export here as X-Ray SDKs send UDP. Spans become X-Ray documents through the
-//! SDK's one mapping (`roentgen_sdk::otlp`), framed as datagrams, and enter the same pipeline:
-//! the workers' validation and scrubbing, the memory budget, batching, forwarding and the
-//! spool. A request the buffer cannot take is answered 503 (OTLP's "retry later"), never
+//! The OTLP listeners: OpenTelemetry SDKs on this server export here as X-Ray SDKs send UDP,
+//! over HTTP (`POST /v1/traces`, loopback 4318, `http.rs`) or gRPC (`TraceService/Export`,
+//! loopback 4317, `grpc.rs`). Spans become X-Ray documents through the SDK's one mapping
+//! (`roentgen_sdk::otlp`), framed as datagrams, and enter the same pipeline: the workers'
+//! validation and scrubbing, the memory budget, batching, forwarding and the spool. A request
+//! the buffer cannot take is refused as "retry later" (HTTP 503, gRPC `UNAVAILABLE`), never
 //! dropped silently.
+
+mod grpc;
+mod http;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use roentgen_sdk::model::encode_datagram;
-use roentgen_sdk::otlp::wire::{self, Encoding, WireError};
+use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
+
+pub use grpc::router as grpc_router;
+pub use http::{MAX_BODY_BYTES, router};
 
 use crate::listener::{PacketBatch, PacketPool};
 use crate::memory::{MemoryBudget, admission_charge};
 use crate::telemetry::{Counters, RateLimit};
-
-/// Largest request body as sent.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// Largest request once decompressed.
-pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the listener needs: the workers' inputs and the pipeline's bounds.
 pub struct OtlpState {
@@ -69,39 +64,6 @@ impl OtlpState {
     }
 }
 
-/// The router for the OTLP/HTTP port.
-pub fn router(state: Arc<OtlpState>) -> Router {
-    Router::new()
-        .route("/v1/traces", post(export))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response_with_state(
-            state.clone(),
-            count_refusals,
-        ))
-        .with_state(state)
-}
-
-/// Counts every answer that is not a success, the body limit's 413 and unknown paths included.
-async fn count_refusals(State(state): State<Arc<OtlpState>>, response: Response) -> Response {
-    if !response.status().is_success() {
-        state
-            .counters
-            .otlp_requests_refused
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    response
-}
-
-/// An error answer in the request's encoding.
-fn status(encoding: Encoding, code: StatusCode, grpc: i32, message: &str) -> Response {
-    (
-        code,
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        wire::encode_status(encoding, grpc, message),
-    )
-        .into_response()
-}
-
 /// A request's spans as framed datagrams.
 struct Framed {
     /// One datagram per span that became a document.
@@ -112,14 +74,8 @@ struct Framed {
     refused: Vec<String>,
 }
 
-/// Decodes a request and frames its spans.
-fn datagrams(
-    body: &[u8],
-    encoding: Encoding,
-    content_encoding: Option<&str>,
-    mapping: &MappingConfig,
-) -> Result<Framed, WireError> {
-    let request = wire::decode_request(body, encoding, content_encoding, MAX_DECOMPRESSED_BYTES)?;
+/// Maps a decoded request's spans and frames them (blocking work: run it off the runtime).
+fn datagrams(request: &ExportTraceServiceRequest, mapping: &MappingConfig) -> Framed {
     let mapped = map_resource_spans(&request.resource_spans, mapping);
     let spans = mapped.segments.len() + mapped.rejected.len();
     let mut refused: Vec<String> = mapped
@@ -141,56 +97,27 @@ fn datagrams(
             Err(e) => refused.push(format!("span {}: {e}", segment.id)),
         }
     }
-    Ok(Framed {
+    Framed {
         datagrams: out,
         spans,
         refused,
-    })
+    }
 }
 
-async fn export(State(state): State<Arc<OtlpState>>, headers: HeaderMap, body: Bytes) -> Response {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(encoding) = Encoding::from_content_type(text(header::CONTENT_TYPE)) else {
-        let message = WireError::ContentType.to_string();
-        return status(
-            Encoding::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            3,
-            &message,
-        );
-    };
-    let content_encoding = text(header::CONTENT_ENCODING).map(str::to_owned);
-    let mapping = state.mapping.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
-        datagrams(&body, encoding, content_encoding.as_deref(), &mapping)
-    })
-    .await;
+/// A taken request's answer: how many spans were refused, and the first reason.
+struct Taken {
+    rejected: usize,
+    message: String,
+}
+
+/// Counts a framed request and hands it to the workers; `Err` (the buffer is full: the sender
+/// retries) with the reason, counted and logged at most every 10 s.
+fn take(state: &OtlpState, framed: Framed) -> Result<Taken, String> {
     let Framed {
         datagrams,
         spans,
         refused,
-    } = match prepared {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(e)) => {
-            if let Some(suppressed) = state.log.check() {
-                tracing::warn!(error = %e, suppressed_lines = suppressed, "OTLP request refused");
-            }
-            let code = match e {
-                WireError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                WireError::ContentEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return status(encoding, code, 3, &e.to_string());
-        }
-        Err(e) => {
-            return status(
-                encoding,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                13,
-                &e.to_string(),
-            );
-        }
-    };
+    } = framed;
     let counters = &state.counters;
     counters
         .otlp_spans
@@ -198,7 +125,7 @@ async fn export(State(state): State<Arc<OtlpState>>, headers: HeaderMap, body: B
     counters
         .otlp_spans_rejected
         .fetch_add(refused.len() as u64, Ordering::Relaxed);
-    if let Err(message) = enqueue(&state, datagrams) {
+    if let Err(message) = enqueue(state, datagrams) {
         counters
             .otlp_spans_refused
             .fetch_add((spans - refused.len()) as u64, Ordering::Relaxed);
@@ -210,18 +137,16 @@ async fn export(State(state): State<Arc<OtlpState>>, headers: HeaderMap, body: B
                 "OTLP request refused; the sender retries it"
             );
         }
-        return status(encoding, StatusCode::SERVICE_UNAVAILABLE, 14, &message);
+        return Err(message);
     }
     let message = refused
         .first()
         .map(|first| format!("{} of {spans} spans refused; first: {first}", refused.len()))
         .unwrap_or_default();
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        wire::encode_response(encoding, refused.len(), &message),
-    )
-        .into_response()
+    Ok(Taken {
+        rejected: refused.len(),
+        message,
+    })
 }
 
 /// Charges the budget for the datagrams and hands them to a worker, all or none.

@@ -7,6 +7,8 @@
 //! `wire.rs` the OTLP/HTTP bodies.
 
 mod attributes;
+#[cfg(feature = "otlp-grpc")]
+pub mod grpc;
 mod resource;
 mod span;
 mod stacktrace;

@@ -58,6 +58,36 @@ pub enum WireError {
     Decode(String),
 }
 
+/// Largest request accepted once decompressed, by every OTLP/HTTP receiver.
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+impl WireError {
+    /// The HTTP status that answers it: 415 for a type or encoding not taken, 413 past the
+    /// bound, 400 for a body that does not decode (as the OTLP specification says).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::ContentType | Self::ContentEncoding(_) => 415,
+            Self::TooLarge(_) => 413,
+            Self::Gzip(_) | Self::Decode(_) => 400,
+        }
+    }
+}
+
+/// Decodes an OTLP/HTTP request from its `Content-Type`, `Content-Encoding` and body, within
+/// [`MAX_DECOMPRESSED_BYTES`]; a refusal comes with the encoding to answer it in (JSON when the
+/// type is not known).
+pub fn decode_http(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &[u8],
+) -> Result<(Encoding, ExportTraceServiceRequest), (Encoding, WireError)> {
+    let encoding = Encoding::from_content_type(content_type)
+        .ok_or((Encoding::Json, WireError::ContentType))?;
+    decode_request(body, encoding, content_encoding, MAX_DECOMPRESSED_BYTES)
+        .map(|request| (encoding, request))
+        .map_err(|e| (encoding, e))
+}
+
 /// Decodes a request body of `max_bytes` at most once decompressed.
 pub fn decode_request(
     body: &[u8],
@@ -100,14 +130,19 @@ pub fn decode_request(
     }
 }
 
-/// The answer: empty when every span was taken, else the partial success.
-pub fn encode_response(encoding: Encoding, rejected_spans: usize, error_message: &str) -> Vec<u8> {
-    let response = ExportTraceServiceResponse {
+/// The answer: empty when every span was taken, else the partial success (HTTP and gRPC).
+pub fn response(rejected_spans: usize, error_message: &str) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
         partial_success: (rejected_spans > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: rejected_spans as i64,
             error_message: error_message.to_owned(),
         }),
-    };
+    }
+}
+
+/// The answer's body in the request's encoding.
+pub fn encode_response(encoding: Encoding, rejected_spans: usize, error_message: &str) -> Vec<u8> {
+    let response = response(rejected_spans, error_message);
     match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),

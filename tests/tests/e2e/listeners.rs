@@ -76,7 +76,7 @@ fn unauthenticated_ports_off_loopback_need_insecure() {
             "{err}"
         );
     }
-    for flag in ["--bind", "--bind-tcp", "--otlp-http"] {
+    for flag in ["--bind", "--bind-tcp", "--otlp-http", "--otlp-grpc"] {
         let err = refused_at_start("roentgen-daemon", &[flag, "0.0.0.0:0"]);
         assert!(
             err.contains(&format!("{flag} 0.0.0.0:0 is not a loopback address"))

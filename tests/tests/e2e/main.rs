@@ -10,6 +10,7 @@ mod group_scope;
 mod listeners;
 mod observe;
 mod otlp;
+mod otlp_grpc;
 mod pages;
 mod request_bounds;
 mod sampling;

@@ -12,22 +12,29 @@ use roentgen_tests::web::Collector;
 use roentgen_tests::{data, eventually};
 use serde_json::Value;
 
-fn json(text: &str) -> Value {
+pub(crate) fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-/// Runs the Python OTLP client against `endpoint`; returns its trace id (32 hex digits).
+/// Runs the Python OTLP/HTTP client against `endpoint`; returns its trace id (32 hex digits).
 fn python_client(endpoint: &str) -> String {
+    python_client_with(endpoint, "http", &[])
+}
+
+/// Runs the Python OTLP client with `transport` (`http` or `grpc`) and extra environment
+/// against `endpoint`; returns its trace id (32 hex digits).
+pub(crate) fn python_client_with(endpoint: &str, transport: &str, env: &[(&str, &str)]) -> String {
     let out = Command::new(roentgen_tests::daemon::python())
-        .arg(data("../python/otlp_http.py"))
-        .arg(endpoint)
+        .arg(data("../python/otlp_three_services.py"))
+        .args([endpoint, transport])
+        .envs(env.iter().copied())
         .output()
         .expect("run the Python OpenTelemetry client");
     trace_id_printed(&out)
 }
 
-/// The `TRACE <32 hex>` line of a client that must have succeeded.
-fn trace_id_printed(out: &std::process::Output) -> String {
+/// The standard output of a client that must have succeeded.
+pub(crate) fn succeeded(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -35,6 +42,11 @@ fn trace_id_printed(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The `TRACE <32 hex>` line of a client that must have succeeded.
+fn trace_id_printed(out: &std::process::Output) -> String {
+    succeeded(out)
         .lines()
         .find_map(|l| l.strip_prefix("TRACE "))
         .expect("the trace id")
@@ -43,20 +55,20 @@ fn trace_id_printed(out: &std::process::Output) -> String {
 }
 
 /// Now, in epoch seconds.
-fn now_seconds() -> u64 {
+pub(crate) fn now_seconds() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// The collector's service graph of the last ten minutes, as JSON text.
-fn map_text(collector: &Collector, now: u64) -> String {
+pub(crate) fn map_text(collector: &Collector, now: u64) -> String {
     let window = format!("{{\"StartTime\":{},\"EndTime\":{}}}", now - 600, now + 60);
     collector.post("/ServiceGraph", &window).1
 }
 
 /// Whether the graph has an edge from service `from` to service `to`.
-fn calls(graph: &str, from: &str, to: &str) -> bool {
+pub(crate) fn calls(graph: &str, from: &str, to: &str) -> bool {
     let graph = json(graph);
     let services = graph["Services"].as_array().cloned().unwrap_or_default();
     let Some(to_id) = services
@@ -75,7 +87,7 @@ fn calls(graph: &str, from: &str, to: &str) -> bool {
 
 /// The trace's documents once the collector holds `count` of them (the W3C id, 32 hex digits,
 /// is asked for in its X-Ray form).
-fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec<Value> {
+pub(crate) fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec<Value> {
     let body = format!("{{\"TraceIds\":[\"1-{}-{}\"]}}", &w3c[..8], &w3c[8..]);
     eventually(Duration::from_secs(30), || {
         let (_, text) = collector.post("/Traces", &body);
@@ -115,7 +127,7 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
         exception["stack"][0]["path"]
             .as_str()
             .unwrap()
-            .ends_with("otlp_http.py")
+            .ends_with("otlp_three_services.py")
     );
     let db = payments["subsegments"]
         .as_array()

@@ -32,7 +32,7 @@ fn daemon(endpoint: &str) -> (Process, UdpSocket) {
     let mut command = Command::new(binary("roentgen-daemon"));
     command
         .args(["--bind", "127.0.0.1:0", "--bind-tcp", "127.0.0.1:0"])
-        .args(["--otlp-http", "off"])
+        .args(["--otlp-http", "off", "--otlp-grpc", "off"])
         .args(["--endpoint", endpoint, "--flush-interval-ms", "100"])
         .env_remove("ROENTGEN_DAEMON_CONFIG");
     let process = Process::start(command);

@@ -6,6 +6,7 @@ mod error;
 mod graph;
 mod groups;
 pub mod otlp;
+pub mod otlp_grpc;
 mod sampling;
 pub mod scope;
 mod traces;

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::wire::{self, Encoding, WireError};
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
 use roentgen_sdk::scrub::Scrubber;
@@ -17,9 +18,6 @@ use serde_json::Value;
 use super::AppState;
 use super::traces::{prepare_document, store_prepared, unprocessed};
 use crate::store::IngestDocument;
-
-/// Largest request accepted once decompressed.
-pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
 
 /// How OTLP spans are turned into documents here.
 #[derive(Debug, Clone, Default)]
@@ -30,23 +28,22 @@ pub struct OtlpIngest {
     pub mapping: MappingConfig,
 }
 
-fn error(encoding: Encoding, status: StatusCode, code: i32, message: &str) -> Response {
+/// An error answer in the request's encoding: HTTP `status`, gRPC `code`.
+fn error(encoding: Encoding, status: u16, code: i32, message: &str) -> Response {
     (
-        status,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         [(header::CONTENT_TYPE, encoding.content_type())],
         wire::encode_status(encoding, code, message),
     )
         .into_response()
 }
 
-/// Decodes, maps and prepares a request: the documents to store and the refusals so far.
-fn prepare(
-    body: &[u8],
-    encoding: Encoding,
-    content_encoding: Option<&str>,
+/// Maps and prepares a decoded request (blocking work): the documents to store, the refusals
+/// so far, and the number of spans.
+pub(super) fn prepare(
+    request: &ExportTraceServiceRequest,
     ingest: &OtlpIngest,
-) -> Result<(Vec<IngestDocument>, Vec<Value>, usize), WireError> {
-    let request = wire::decode_request(body, encoding, content_encoding, MAX_DECOMPRESSED_BYTES)?;
+) -> (Vec<IngestDocument>, Vec<Value>, usize) {
     let mapped = map_resource_spans(&request.resource_spans, &ingest.mapping);
     let spans = mapped.segments.len() + mapped.rejected.len();
     let mut refused: Vec<Value> = mapped
@@ -70,67 +67,27 @@ fn prepare(
             Err(refusal) => refused.push(refusal),
         }
     }
-    Ok((docs, refused, spans))
+    (docs, refused, spans)
 }
 
-/// `POST /v1/traces`.
-pub async fn export_traces(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let Some(encoding) = Encoding::from_content_type(text(header::CONTENT_TYPE)) else {
-        return error(
-            Encoding::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            3,
-            &WireError::ContentType.to_string(),
-        );
-    };
-    state
-        .counters
-        .ingest_bytes
-        .fetch_add(body.len() as u64, Ordering::Relaxed);
-    let content_encoding = text(header::CONTENT_ENCODING).map(str::to_owned);
-    let ingest = state.otlp.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
-        prepare(&body, encoding, content_encoding.as_deref(), &ingest)
-    })
-    .await;
-    let (docs, refused, spans) = match prepared {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(e)) => {
-            let status = match e {
-                WireError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                WireError::ContentEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            tracing::warn!(error = %e, "OTLP request refused");
-            return error(encoding, status, 3, &e.to_string());
-        }
-        Err(e) => {
-            return error(
-                encoding,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                13,
-                &e.to_string(),
-            );
-        }
-    };
-    let refused = match store_prepared(&state, docs, refused).await {
-        Ok(refused) => refused,
-        Err(e) => {
-            // The store is unavailable or busy: retryable (503), as the OTLP spec asks.
-            tracing::warn!(error = %e, "OTLP spans not stored");
-            return error(
-                encoding,
-                StatusCode::SERVICE_UNAVAILABLE,
-                14,
-                &e.to_string(),
-            );
-        }
-    };
+/// What a stored request answers: spans refused and the first reason (the partial success).
+pub(super) struct Stored {
+    pub rejected: usize,
+    pub message: String,
+}
+
+/// Stores prepared documents and counts the spans; `Err` when the store cannot take them now
+/// (the sender retries).
+pub(super) async fn store(
+    state: &AppState,
+    docs: Vec<IngestDocument>,
+    refused: Vec<Value>,
+    spans: usize,
+) -> Result<Stored, String> {
+    let refused = store_prepared(state, docs, refused).await.map_err(|e| {
+        tracing::warn!(error = %e, "OTLP spans not stored");
+        e.to_string()
+    })?;
     state
         .counters
         .otlp_spans
@@ -145,10 +102,53 @@ pub async fn export_traces(
             )
         })
         .unwrap_or_default();
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        wire::encode_response(encoding, refused.len(), &message),
-    )
-        .into_response()
+    Ok(Stored {
+        rejected: refused.len(),
+        message,
+    })
+}
+
+/// `POST /v1/traces`.
+pub async fn export_traces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (content_type, content_encoding) =
+        (text(header::CONTENT_TYPE), text(header::CONTENT_ENCODING));
+    state
+        .counters
+        .ingest_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let ingest = state.otlp.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let (encoding, request) =
+            wire::decode_http(content_type.as_deref(), content_encoding.as_deref(), &body)?;
+        Ok::<_, (Encoding, WireError)>((encoding, prepare(&request, &ingest)))
+    })
+    .await;
+    let (encoding, (docs, refused, spans)) = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err((encoding, e))) => {
+            tracing::warn!(error = %e, "OTLP request refused");
+            return error(encoding, e.http_status(), 3, &e.to_string());
+        }
+        Err(e) => return error(Encoding::Json, 500, 13, &e.to_string()),
+    };
+    match store(&state, docs, refused, spans).await {
+        Ok(stored) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            wire::encode_response(encoding, stored.rejected, &stored.message),
+        )
+            .into_response(),
+        // The store is unavailable or busy: retryable (503), as the OTLP spec asks.
+        Err(message) => error(encoding, 503, 14, &message),
+    }
 }

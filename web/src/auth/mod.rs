@@ -11,6 +11,7 @@
 //! - [`limit`]: per-principal and per-address token-bucket rate limits (429 when exceeded).
 
 pub mod audit;
+pub mod grpc;
 pub mod keys;
 pub mod limit;
 pub mod policy;

@@ -36,6 +36,11 @@ pub struct Args {
     /// Address to serve the X-Ray API (and dashboard) on.
     #[arg(long, env = "ROENTGEN_WEB_LISTEN", default_value = "127.0.0.1:4000")]
     pub listen: String,
+    /// Address to serve OTLP/gRPC (`TraceService/Export`) on, a port of its own (HTTP/2; TLS
+    /// with `--tls-cert`; with `--auth-keys`, callers send `authorization: Basic
+    /// base64(ACCESS_KEY_ID:SECRET)`), e.g. `127.0.0.1:4317` [default: off].
+    #[arg(long, env = "ROENTGEN_WEB_OTLP_GRPC")]
+    pub otlp_grpc: Option<String>,
     /// Directory of the embedded store.
     #[arg(long, env = "ROENTGEN_WEB_DATA_DIR", default_value = "roentgen-data")]
     pub data_dir: PathBuf,
@@ -195,6 +200,9 @@ pub enum ConfigError {
     /// `--listen` is not an address.
     #[error("--listen {0:?} is not an address like 127.0.0.1:4000")]
     Listen(String),
+    /// `--otlp-grpc` is not an address.
+    #[error("--otlp-grpc {0:?} is not an address like 127.0.0.1:4317 (or off)")]
+    OtlpGrpc(String),
     /// `--store clickhouse` without a URL.
     #[error(
         "--store clickhouse needs --clickhouse-url (or ROENTGEN_CLICKHOUSE_URL), e.g. http://127.0.0.1:8123"
@@ -282,6 +290,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Address of the OTLP/gRPC port, when on.
+    pub otlp_grpc: Option<SocketAddr>,
     /// Store directory.
     pub data_dir: PathBuf,
     /// The ClickHouse store's settings; `None` for the embedded SQLite store.
@@ -393,10 +403,23 @@ impl Args {
             addr: listen,
             authenticated: auth.is_some(),
         }
-        .check(
-            self.insecure,
-            "pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication",
-        )?;
+        .check(self.insecure, EXPOSED_REMEDY)?;
+        let otlp_grpc = match self.otlp_grpc.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::OtlpGrpc(text.to_owned()))?,
+            ),
+        };
+        if let Some(addr) = otlp_grpc {
+            roentgen_daemon::exposure::Listening {
+                flag: "--otlp-grpc",
+                addr,
+                authenticated: auth.is_some(),
+            }
+            .check(self.insecure, EXPOSED_REMEDY)?;
+        }
         let tls = match (self.tls_cert.clone(), self.tls_key.clone()) {
             (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
             (None, None) => None,
@@ -574,6 +597,7 @@ impl Args {
             daemon_access_key_id: self.daemon_access_key_id,
             demo: self.demo,
             listen,
+            otlp_grpc,
             data_dir: self.data_dir,
             clickhouse,
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
@@ -582,6 +606,9 @@ impl Args {
         })
     }
 }
+
+/// How to start on an address off loopback.
+const EXPOSED_REMEDY: &str = "pass --auth-keys FILE (see `roentgen-web keys create`), or --insecure to serve without authentication";
 
 /// The built-in scrubber configuration, compiled.
 fn default_scrubber() -> Result<Scrubber, ConfigError> {

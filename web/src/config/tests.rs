@@ -292,3 +292,25 @@ fn bad_listen_address_names_the_flag() {
     let e = args(&["--listen", "nowhere"]).validate().unwrap_err();
     assert!(e.to_string().contains("--listen"), "{e}");
 }
+
+#[test]
+fn the_otlp_grpc_port_is_off_unless_asked_and_guarded_off_loopback_like_listen() {
+    assert_eq!(args(&[]).validate().unwrap().otlp_grpc, None);
+    assert_eq!(
+        args(&["--otlp-grpc", "off"]).validate().unwrap().otlp_grpc,
+        None
+    );
+    let on = args(&["--otlp-grpc", "127.0.0.1:4317"]).validate().unwrap();
+    assert_eq!(on.otlp_grpc.map(|a| a.port()), Some(4317));
+    let exposed = args(&["--otlp-grpc", "0.0.0.0:4317"])
+        .validate()
+        .unwrap_err();
+    assert!(
+        exposed.to_string().contains("--otlp-grpc 0.0.0.0:4317"),
+        "{exposed}"
+    );
+    let open = args(&["--otlp-grpc", "0.0.0.0:4317", "--insecure"]).validate();
+    assert!(open.is_ok());
+    let bad = args(&["--otlp-grpc", "grpc.local"]).validate().unwrap_err();
+    assert!(bad.to_string().contains("127.0.0.1:4317"), "{bad}");
+}

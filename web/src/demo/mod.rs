@@ -62,6 +62,7 @@ pub async fn start_daemon(
     config.bind_tcp = at.tcp;
     // OpenTelemetry SDKs export to the collector's own `/v1/traces` in the all-in-one.
     config.otlp_http = None;
+    config.otlp_grpc = None;
     config.credentials = credentials;
     if !(at.udp.ip().is_loopback() && at.tcp.ip().is_loopback()) {
         tracing::warn!(

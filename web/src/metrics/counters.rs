@@ -113,6 +113,21 @@ impl RequestRefusal {
         })
     }
 
+    /// The refusal a gRPC status stands for (`None` for `OK` and server failures).
+    pub fn of_grpc(code: tonic::Code) -> Option<Self> {
+        use tonic::Code;
+        Some(match code {
+            Code::InvalidArgument => Self::InvalidRequest,
+            Code::ResourceExhausted | Code::OutOfRange => Self::TooLarge,
+            Code::Unauthenticated => Self::Unsigned,
+            Code::PermissionDenied => Self::AccessDenied,
+            Code::Unavailable => Self::Busy,
+            Code::Unimplemented => Self::UnknownOperation,
+            Code::Ok | Code::Internal | Code::Unknown | Code::DataLoss => return None,
+            _ => Self::Other,
+        })
+    }
+
     /// The label used in metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,24 +1,62 @@
-"""Three services traced with the OpenTelemetry Python SDK, exported with its OTLP/HTTP
-exporter (protobuf, gzip) to the endpoint given as argv[1]; prints TRACE <32 hex>."""
+"""Three services traced with the OpenTelemetry Python SDK and exported to the endpoint in
+argv[1] with its OTLP/HTTP exporter (protobuf, gzip; argv[2] "http", the default) or its
+OTLP/gRPC exporter (gzip, plain HTTP/2; argv[2] "grpc", endpoint host:port); prints
+TRACE <32 hex>.
+
+Credentials come the way users give them: gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS (read
+by the exporter itself); for HTTP, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY sign each request
+with SigV4 (service xray) through botocore, as AWS's own OTLP endpoint asks."""
 
 import sys
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 endpoint = sys.argv[1]
+transport = sys.argv[2] if len(sys.argv) > 2 else "http"
+
+
+def exporter():
+    if transport == "grpc":
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True, compression=grpc.Compression.Gzip)
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, compression=Compression.Gzip, session=session())
+
+
+def session():
+    """A requests session that signs with SigV4 when AWS credentials are in the environment."""
+    import os
+
+    import requests
+
+    if "AWS_ACCESS_KEY_ID" not in os.environ:
+        return requests.Session()
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    credentials = Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+
+    class Signed(requests.Session):
+        def request(self, method, url, data=None, headers=None, **kwargs):
+            request = AWSRequest(method=method, url=url, data=data, headers=dict(headers or {}))
+            SigV4Auth(credentials, "xray", "us-east-1").add_auth(request)
+            return super().request(method, url, data=data, headers=dict(request.headers), **kwargs)
+
+    return Signed()
 
 
 def tracer(service):
     provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "2.1.0"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, compression=Compression.Gzip))
-    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter()))
     return provider, provider.get_tracer("e2e")
 
 
