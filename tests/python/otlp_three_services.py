@@ -1,6 +1,7 @@
 """Three services traced with the OpenTelemetry Python SDK and exported to the endpoint in
 argv[1] with its OTLP/HTTP exporter (protobuf, gzip; argv[2] "http", the default) or its
-OTLP/gRPC exporter (gzip, plain HTTP/2; argv[2] "grpc", endpoint host:port); prints
+OTLP/gRPC exporter (gzip; argv[2] "grpc", endpoint host:port for plain HTTP/2 or
+https://host:port for TLS); prints
 TRACE <32 hex>.
 
 Credentials come the way users give them: gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS (read
@@ -24,7 +25,9 @@ def exporter():
         import grpc
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True, compression=grpc.Compression.Gzip)
+        # https:// verifies the server with OTEL_EXPORTER_OTLP_CERTIFICATE, as users set it.
+        insecure = not endpoint.startswith("https://")
+        return OTLPSpanExporter(endpoint=endpoint, insecure=insecure, compression=grpc.Compression.Gzip)
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -246,3 +246,48 @@ fn under_auth_keys_otlp_needs_a_key_allowed_to_put_traces_over_grpc_and_signed_h
         .count();
     assert!(http_denied >= 1, "{lines:?}");
 }
+
+#[test]
+fn with_tls_the_grpc_port_speaks_h2_over_the_collectors_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = super::tls::make_pki(dir.path());
+    let keys = dir.path().join("keys.json");
+    let writer = create_key(&keys, "otel-writer", "xray:PutTraceSegments");
+    let reader = create_key(&keys, "reader", "xray:BatchGet*");
+    let mut collector = Collector::start(
+        &dir.path().join("data"),
+        &[
+            "--auth-keys",
+            keys.to_str().unwrap(),
+            "--tls-cert",
+            pki.cert.to_str().unwrap(),
+            "--tls-key",
+            pki.key.to_str().unwrap(),
+            "--otlp-grpc",
+            "127.0.0.1:0",
+        ],
+    );
+    collector.ca_bundle = Some(pki.ca.clone());
+    let grpc = format!(
+        "https://{}",
+        collector.otlp_grpc.clone().expect("gRPC port")
+    );
+    let header = format!(
+        "authorization={}",
+        basic(&writer.id, &writer.secret).replace(' ', "%20")
+    );
+    let w3c = python_client_with(
+        &grpc,
+        "grpc",
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", &header),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca.to_str().unwrap()),
+        ],
+    );
+    let read_key = (reader.id.as_str(), reader.secret.as_str());
+    let names = eventually(Duration::from_secs(30), || {
+        names_read_by(&collector, read_key, &w3c).filter(|n| n.len() == 3)
+    })
+    .expect("the trace sent over TLS");
+    assert_eq!(names.len(), 3);
+}

@@ -21,13 +21,13 @@ use super::security::create_key;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// PEM files of a test CA and of a server certificate it signed for 127.0.0.1 and localhost.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
-fn make_pki(dir: &Path) -> Pki {
+pub(crate) fn make_pki(dir: &Path) -> Pki {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
