@@ -74,6 +74,17 @@ impl TraceId {
         Self::from_parts((value >> 96) as u32, value)
     }
 
+    /// Reads either form a trace id is held in: X-Ray's `1-xxxxxxxx-…` or W3C's 32 hex digits
+    /// (OpenTelemetry); both name the same 128 bits. Upper-case hex is taken too.
+    pub fn parse_either(text: &str) -> Result<Self, IdError> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.len() == 32 {
+            let value = parse_hex(text.as_bytes(), 1)?;
+            return Ok(Self::from_w3c(value.to_be_bytes()));
+        }
+        text.parse()
+    }
+
     /// The 128 bits as a W3C (OpenTelemetry) trace id.
     pub fn to_w3c(self) -> [u8; 16] {
         ((u128::from(self.epoch_seconds) << 96) | self.random).to_be_bytes()
@@ -260,6 +271,15 @@ mod tests {
         let id: TraceId = "1-5759e988-bd862e3fe1be46a994272793".parse().unwrap();
         assert_eq!(id.epoch_seconds(), 0x5759e988);
         assert_eq!(id.to_string(), "1-5759e988-bd862e3fe1be46a994272793");
+    }
+
+    #[test]
+    fn either_form_names_the_same_trace() {
+        let xray = TraceId::parse_either("1-5759e988-bd862e3fe1be46a994272793").unwrap();
+        let w3c = TraceId::parse_either("5759E988BD862E3FE1BE46A994272793").unwrap();
+        assert_eq!(xray, w3c);
+        assert!(TraceId::parse_either("5759e988bd862e3fe1be46a99427279x").is_err());
+        assert!(TraceId::parse_either("5759e988").is_err());
     }
 
     #[test]

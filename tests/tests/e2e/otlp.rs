@@ -187,6 +187,18 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
         .filter_map(|t| t["Id"].as_str())
         .collect();
     assert_eq!(ids, [x_ray.as_str()]);
+    // And by its own id, in the W3C form the OpenTelemetry SDK made it in.
+    let by_id = aws(&[
+        "get-trace-summaries",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+        "--filter-expression",
+        &format!("id(\"{w3c}\")"),
+    ]);
+    assert_eq!(by_id["TraceSummaries"][0]["Id"], x_ray.as_str());
+    assert_eq!(by_id["TraceSummaries"].as_array().map(Vec::len), Some(1));
 }
 
 /// The OpenTelemetry JS SDK's OTLP/HTTP exporter (JSON bodies): three services and a database,

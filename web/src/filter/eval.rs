@@ -43,6 +43,7 @@ fn eval(expr: &Expr, t: &TraceSummary, scope: Scope<'_>) -> bool {
             Scope::Edge(e) => selects(sel, &e.src) || selects(sel, &e.dst),
             Scope::Trace => t.services.iter().any(|s| selects(sel, &s.key)),
         },
+        Expr::TraceId(id) => t.id == *id,
         Expr::Group(_) => false,
         Expr::RootCause(kind, body) => t.services.iter().any(|s| {
             let cause = match kind {

@@ -193,6 +193,9 @@ pub enum Expr {
     Edge(ServiceSelector, ServiceSelector, Option<Box<Expr>>),
     /// `id(name: ..., type: ...)`.
     Id(ServiceSelector),
+    /// `id("…")`: the trace with this id, given in X-Ray's form or W3C's 32 hex digits (kept
+    /// in X-Ray's form).
+    TraceId(String),
     /// `group.name = "g"`; resolved to the group's expression before evaluation.
     Group(String),
     /// `rootcause.KIND.service { body }`.
@@ -267,6 +270,7 @@ impl Expr {
                     out.push(Pushdown::Service(name.clone()));
                 }
             }
+            Expr::TraceId(id) => out.push(Pushdown::TraceId(id.clone())),
             Expr::Edge(a, b, body) => {
                 for sel in [a, b] {
                     if let Some(name) = &sel.name {
@@ -392,6 +396,7 @@ impl fmt::Display for Expr {
                 Some(_) if sel.kind.is_none() => write!(f, "id(name: {sel})"),
                 _ => write!(f, "{sel}"),
             },
+            Expr::TraceId(id) => write!(f, "id({})", Literal::Str(id.clone())),
             Expr::Group(name) => write!(f, "group.name = {}", Literal::Str(name.clone())),
             Expr::RootCause(k, b) => {
                 let k = match k {

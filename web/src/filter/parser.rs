@@ -328,7 +328,21 @@ impl Parser {
                 let body = self.body()?;
                 return Ok(Expr::Edge(from, to, body));
             }
-            "id" => return Ok(Expr::Id(self.id_fields()?)),
+            "id" => {
+                if let Some(Token::Str(text)) = self.tokens.get(self.pos + 1).map(|(t, _)| t) {
+                    let at = self.column();
+                    let id = roentgen_sdk::model::TraceId::parse_either(text).map_err(|e| {
+                        FilterError::new(
+                            at,
+                            format!("id(\"{text}\") takes a trace id, 1-xxxxxxxx-xxxxxxxxxxxxxxxxxxxxxxxx or 32 hex digits: {e}"),
+                        )
+                    })?;
+                    self.pos += 2;
+                    self.expect(&Token::RParen)?;
+                    return Ok(Expr::TraceId(id.to_string()));
+                }
+                return Ok(Expr::Id(self.id_fields()?));
+            }
             "and" | "or" => {
                 return Err(FilterError::new(
                     col,

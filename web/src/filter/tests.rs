@@ -426,3 +426,27 @@ fn groups_put_in_place_keep_the_nesting_bound() {
     assert!(resolve("fault AND group.name = \"or\"", table).is_ok());
     assert!(resolve("!group.name = \"or\"", table).is_err());
 }
+
+#[test]
+fn a_trace_id_in_either_form_selects_that_trace_and_a_bad_one_is_named() {
+    let xray = "1-5759e988-bd862e3fe1be46a994272793";
+    for text in [
+        format!("id(\"{xray}\")"),
+        "id(\"5759E988BD862E3FE1BE46A994272793\")".to_owned(),
+    ] {
+        let expr = parse(&text).unwrap();
+        assert_eq!(expr, Expr::TraceId(xray.to_owned()));
+        assert_eq!(expr.to_string(), format!("id(\"{xray}\")"));
+        assert_eq!(expr.pushdown(), [Pushdown::TraceId(xray.to_owned())]);
+    }
+    let mut summary = traces().remove(0).1;
+    summary.id = xray.to_owned();
+    let both = parse("id(\"5759e988bd862e3fe1be46a994272793\") AND fault").unwrap();
+    assert!(matches(&both, &summary));
+    let other = parse("id(\"1-5759e988-bd862e3fe1be46a994272794\")").unwrap();
+    assert!(!matches(&other, &summary));
+    let bad = parse("id(\"5759e988\")").unwrap_err().to_string();
+    assert!(bad.contains("takes a trace id"), "{bad}");
+    // The service form is unchanged.
+    assert!(matches!(parse("id(name: \"orders\")"), Ok(Expr::Id(_))));
+}

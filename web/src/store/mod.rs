@@ -138,6 +138,8 @@ pub enum Pushdown {
     AnnotationExists(String),
     /// Some service of this name took part.
     Service(String),
+    /// The trace with this id (X-Ray form).
+    TraceId(String),
 }
 
 /// A scan over trace summaries, newest first.

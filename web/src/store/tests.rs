@@ -17,6 +17,7 @@ for_each_store!(
     the_default_sampling_rule_exists_from_the_start,
     a_trace_folded_again_is_found_once_by_its_indexes,
     a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
+    w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds_them,
 );
 
 mod clickhouse_only {
@@ -432,5 +433,42 @@ async fn sums_up_as_when_sent_whole(whole: &dyn Store, pieces: &dyn Store) {
             let hits = found.iter().filter(|r| r.summary.id == id).count();
             assert_eq!(hits, 1, "seed {seed}: {p:?}");
         }
+    }
+}
+
+/// OpenTelemetry's W3C ids keep their 128 bits as `1-xxxxxxxx-…`, and their first 32 bits are
+/// random (here they would say 1978): such a trace must still be in its window's service
+/// graph, kept by retention as its own time says, and found by `id("…")` in either form.
+async fn w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds_them(
+    backend: Backend,
+) {
+    let (_place, store) = store(backend).await;
+    let start = 1_800_000_000.0;
+    let docs = crate::synth::shop_trace(4, start);
+    let first: serde_json::Value = serde_json::from_str(&docs[0]).unwrap();
+    let xray_id = first["trace_id"].as_str().unwrap().to_owned();
+    let w3c = "10000000aaaabbbbccccddddeeeeffff";
+    let moved: Vec<String> = docs
+        .iter()
+        .map(|d| d.replace(&xray_id, "1-10000000-aaaabbbbccccddddeeeeffff"))
+        .collect();
+    store.put_documents(prepared(&moved)).await.unwrap();
+    // Retention of everything older than a day before it keeps it.
+    assert_eq!(store.delete_before(start - 86_400.0, 10).await.unwrap(), 0);
+    let minute = (start / 60.0) as i64;
+    let rollups = store.rollups(minute - 5, minute + 5).await.unwrap();
+    assert!(!rollups.is_empty(), "the trace's edges are in its window");
+    for text in [
+        format!("id(\"{w3c}\")"),
+        format!("id(\"{}\")", w3c.to_uppercase()),
+        "id(\"1-10000000-aaaabbbbccccddddeeeeffff\")".to_owned(),
+    ] {
+        let pushdown = crate::filter::parse(&text).unwrap().pushdown();
+        let found = store
+            .scan_traces(scan_all(start - 60.0, start + 60.0, pushdown, 10, false))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|r| r.summary.id.as_str()).collect();
+        assert_eq!(ids, ["1-10000000-aaaabbbbccccddddeeeeffff"], "{text}");
     }
 }

@@ -89,6 +89,7 @@ impl ClickhouseStore {
                 ),
                 Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
                 Pushdown::Service(name) => format!("has(services, {})", quote(name)),
+                Pushdown::TraceId(id) => format!("trace_id = {}", quote(id)),
             };
             filters.push_str(" AND ");
             filters.push_str(&clause);

@@ -25,13 +25,24 @@ pub(super) const WRITER_QUEUE: usize = 256;
 /// The last day a ClickHouse `Date` holds (2105-12-31); later dates parse as zero.
 pub(super) const LAST_DAY: i64 = 49_672;
 
-/// Day number (partition) of a trace: the epoch in its id, else `fallback` seconds.
-pub(super) fn trace_day(trace_id: &str, fallback: f64) -> u16 {
-    let secs = trace_id
+/// Most seconds a piece may start before its trace id's epoch (clocks of different hosts).
+const ID_EPOCH_AHEAD: f64 = 3_600.0;
+/// Most seconds a piece may start after its trace id's epoch and the id still say its day.
+const ID_EPOCH_BEHIND: f64 = 86_400.0;
+
+/// Day number (partition) of a trace's piece that starts at `start` seconds: the epoch in the
+/// trace id when that is plausible for the piece (X-Ray ids are minted when the trace starts:
+/// at most a day before, an hour after), else the day of `start` itself. OpenTelemetry's W3C
+/// ids keep their 128 bits as `1-xxxxxxxx-…`, and their first 32 bits are random: such a
+/// trace is kept in the days it happened, not in a random year. An empty id gives the day of
+/// `start`.
+pub(super) fn trace_day(trace_id: &str, start: f64) -> u16 {
+    let epoch = trace_id
         .get(2..10)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .map(|s| s as f64)
-        .unwrap_or(fallback);
+        .filter(|e| (start - ID_EPOCH_BEHIND..=start + ID_EPOCH_AHEAD).contains(e));
+    let secs = epoch.unwrap_or(start);
     (secs.max(0.0) / 86_400.0).floor().min(f64::from(u16::MAX)) as u16
 }
 
@@ -110,14 +121,15 @@ pub(super) async fn writer_loop(
 /// and `samples` rows; `counts` is `(documents, complete documents)`, which orders folds.
 fn encode_fold(
     trace_id: &str,
-    day: Option<u16>,
     facts: &[&DocFacts],
     counts: (u64, u64),
     summaries: &mut RowBinary,
     samples: &mut RowBinary,
 ) -> Result<(), StoreError> {
     let view = fold_refs(trace_id, facts);
-    let day = day.unwrap_or_else(|| trace_day(trace_id, view.summary.start_time));
+    // The day of the trace's first piece known (see `trace_day`): every fold of a trace
+    // shares it while no earlier piece turns up.
+    let day = trace_day(trace_id, view.summary.start_time);
     // More documents, then more complete ones: the fold that saw everything wins.
     let version = (counts.0 << 32) | counts.1.min(u64::from(u32::MAX));
     let fold = fold_id();
@@ -174,16 +186,13 @@ fn encode_fold(
     Ok(())
 }
 
-/// Appends the `segments` rows of `docs`; returns each trace's day.
+/// Appends the `segments` rows of `docs`, each in its day (see [`trace_day`]).
 fn encode_documents<'a>(
     docs: impl IntoIterator<Item = &'a IngestDocument>,
     w: &mut RowBinary,
-) -> Result<BTreeMap<String, u16>, StoreError> {
-    let mut traces: BTreeMap<String, u16> = BTreeMap::new();
+) -> Result<(), StoreError> {
     for d in docs {
-        let day = trace_day(&d.trace_id, d.start_time);
-        traces.entry(d.trace_id.clone()).or_insert(day);
-        w.u16(day)
+        w.u16(trace_day(&d.trace_id, d.start_time))
             .string(&d.trace_id)
             .string(&d.id)
             .opt_string(d.parent_id.as_deref())
@@ -194,7 +203,7 @@ fn encode_documents<'a>(
             .string(&d.document)
             .string(&serde_json::to_string(d.facts.as_ref())?);
     }
-    Ok(traces)
+    Ok(())
 }
 
 /// Documents per trace and document id, the complete version of a document when there is one.
@@ -215,7 +224,6 @@ fn pieces_by_trace(docs: &[IngestDocument]) -> BTreeMap<&str, BTreeMap<&str, &In
 /// Folds one trace from documents held in memory (see [`pieces_by_trace`]).
 fn fold_pieces(
     trace_id: &str,
-    day: Option<u16>,
     pieces: &BTreeMap<&str, &IngestDocument>,
     summaries: &mut RowBinary,
     samples: &mut RowBinary,
@@ -223,7 +231,7 @@ fn fold_pieces(
     let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
     let total = pieces.len() as u64;
     let facts: Vec<&DocFacts> = pieces.values().map(|d| d.facts.as_ref()).collect();
-    encode_fold(trace_id, day, &facts, (total, complete), summaries, samples)
+    encode_fold(trace_id, &facts, (total, complete), summaries, samples)
 }
 
 /// Rows for a bulk load, encoded off the async runtime (see [`BulkRows::encode`]).
@@ -244,15 +252,9 @@ impl BulkRows {
             documents: docs.len(),
             ..Self::default()
         };
-        let days = encode_documents(docs, &mut out.segments)?;
+        encode_documents(docs, &mut out.segments)?;
         for (trace_id, pieces) in pieces_by_trace(docs) {
-            fold_pieces(
-                trace_id,
-                days.get(trace_id).copied(),
-                &pieces,
-                &mut out.traces,
-                &mut out.samples,
-            )?;
+            fold_pieces(trace_id, &pieces, &mut out.traces, &mut out.samples)?;
         }
         Ok(out)
     }
@@ -303,21 +305,19 @@ async fn write_documents(
     }
     if !admitted.is_empty() {
         let mut w = RowBinary::default();
-        let days = encode_documents(admitted.iter().copied(), &mut w)?;
+        encode_documents(admitted.iter().copied(), &mut w)?;
         conn.insert("segments", w).await?;
         let mut summaries = RowBinary::default();
         let mut samples = RowBinary::default();
-        let read_back = fold_known(conn, &mut changed, &days, &mut summaries, &mut samples).await?;
+        let read_back = fold_known(conn, &mut changed, &mut summaries, &mut samples).await?;
         live.counters()
             .late
             .fetch_add(read_back.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for chunk in read_back.chunks(IDS_PER_QUERY) {
             for (trace_id, trace) in read_traces(conn, chunk).await? {
                 let (total, complete) = (trace.len() as u64, trace.complete() as u64);
-                let day = days.get(trace_id.as_str()).copied();
                 encode_fold(
                     &trace_id,
-                    day,
                     &trace.facts(),
                     (total, complete),
                     &mut summaries,
@@ -345,7 +345,6 @@ async fn write_documents(
 async fn fold_known(
     conn: &Connection,
     changed: &mut BTreeMap<&str, Box<LiveTrace<()>>>,
-    days: &BTreeMap<String, u16>,
     summaries: &mut RowBinary,
     samples: &mut RowBinary,
 ) -> Result<Vec<String>, StoreError> {
@@ -375,14 +374,7 @@ async fn fold_known(
             };
             let held = (trace.len() as u64, trace.complete() as u64);
             if stored.get(id) == Some(&held) {
-                encode_fold(
-                    id,
-                    days.get(id).copied(),
-                    &trace.facts(),
-                    held,
-                    summaries,
-                    samples,
-                )?;
+                encode_fold(id, &trace.facts(), held, summaries, samples)?;
             } else {
                 read_back.push(id.clone());
             }
@@ -443,10 +435,21 @@ mod tests {
         assert_eq!(day_text(0), "1970-01-01");
         assert_eq!(day_text(18_262), "2020-01-01");
         assert_eq!(day_text(LAST_DAY as u16), "2105-12-31");
-        assert_eq!(
-            trace_day("1-5e0be100-000000000000000000000000", 0.0),
-            18_262
-        );
+        // 2020-01-01T00:00:00Z in the id, pieces starting that day or within an hour before.
+        let id = "1-5e0be100-000000000000000000000000";
+        assert_eq!(trace_day(id, 1_577_836_800.0 + 5_000.0), 18_262);
+        assert_eq!(trace_day(id, 1_577_836_800.0 - 600.0), 18_262);
         assert_eq!(trace_day("bad", 86_400.0 * 3.5), 3);
+        assert_eq!(trace_day("", 86_400.0 * 3.5), 3);
+        // A W3C id whose first bits say 2091 (or 1990), for a piece of 2026-12-06: that day.
+        let started = 1_796_515_200.0 + 3_600.0;
+        assert_eq!(
+            trace_day("1-f0000000-000000000000000000000000", started),
+            20_793
+        );
+        assert_eq!(
+            trace_day("1-26000000-000000000000000000000000", started),
+            20_793
+        );
     }
 }

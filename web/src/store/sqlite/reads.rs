@@ -118,6 +118,10 @@ pub(super) fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>,
                 );
                 args.push(name.clone().into());
             }
+            Pushdown::TraceId(id) => {
+                sql.push_str(" AND t.trace_id = ?");
+                args.push(id.clone().into());
+            }
         }
     }
     sql.push_str(" ORDER BY t.start_time DESC, t.trace_id DESC LIMIT ?");
