@@ -85,8 +85,10 @@ pub(crate) fn calls(graph: &str, from: &str, to: &str) -> bool {
         .is_some_and(|edges| edges.iter().any(|e| e["ReferenceId"] == to_id))
 }
 
-/// The trace's documents once the collector holds `count` of them (the W3C id, 32 hex digits,
-/// is asked for in its X-Ray form).
+/// The trace's segments once the collector holds `count` of them, each with its subsegments
+/// in it (a span that is a subsegment can arrive before its segment, batched apart by the
+/// daemon, and is shown on its own until then). The W3C id, 32 hex digits, is asked for in its
+/// X-Ray form.
 pub(crate) fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec<Value> {
     let body = format!("{{\"TraceIds\":[\"1-{}-{}\"]}}", &w3c[..8], &w3c[8..]);
     eventually(Duration::from_secs(30), || {
@@ -96,7 +98,8 @@ pub(crate) fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec
             .iter()
             .map(|s| json(s["Document"].as_str().unwrap_or("{}")))
             .collect();
-        (docs.len() == count).then_some(docs)
+        let whole = docs.iter().all(|d| d["type"] != "subsegment");
+        (docs.len() == count && whole).then_some(docs)
     })
     .unwrap_or_else(|| panic!("{count} segments of trace {w3c}"))
 }
@@ -197,23 +200,40 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
 
 /// The OpenTelemetry JS SDK's OTLP/HTTP exporter (JSON bodies): three services and a database,
 /// the outgoing 404 an error on its edge (not a fault), the database's failure a fault with its
-/// cause, personal data scrubbed.
+/// cause, personal data scrubbed; sent to the collector directly and through the daemon.
 #[test]
 fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belong() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(dir.path(), &[]);
+    let daemon = roentgen_tests::daemon::Daemon::start(
+        &collector.endpoint_url(),
+        &["--flush-interval-ms", "100"],
+    );
+    for endpoint in [
+        format!("{}/v1/traces", collector.endpoint_url()),
+        format!("http://{}/v1/traces", daemon.otlp_http),
+    ] {
+        node_trace_lands_on_the_map(&collector, &endpoint);
+    }
+}
+
+/// Runs the Node client against `endpoint` and checks its trace on `collector`.
+fn node_trace_lands_on_the_map(collector: &Collector, endpoint: &str) {
     let out = Command::new("node")
         .arg(data("../node/otlp_http.js"))
-        .arg(format!("{}/v1/traces", collector.endpoint_url()))
+        .arg(endpoint)
         .env("NODE_PATH", roentgen_tests::daemon::node_modules())
         .output()
         .expect("run the Node OpenTelemetry client");
     let w3c = trace_id_printed(&out);
-    let docs = segments_of(&collector, &w3c, 3);
+    let docs = segments_of(collector, &w3c, 3);
     let text = serde_json::to_string(&docs).unwrap();
     assert!(!text.contains("555 0132"), "scrubbed: {text}");
     assert!(!text.contains("ana@example.org"), "sanitized: {text}");
-    let frontend = docs.iter().find(|d| d["name"] == "node-frontend").unwrap();
+    let frontend = docs
+        .iter()
+        .find(|d| d["name"] == "node-frontend")
+        .unwrap_or_else(|| panic!("{text}"));
     let call = &frontend["subsegments"][0];
     assert_eq!(call["name"], "node-checkout");
     assert_eq!(
@@ -229,18 +249,33 @@ fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belo
 }
 
 /// A Rust app traced with `opentelemetry` and exported with `opentelemetry-otlp` (HTTP,
-/// protobuf): three services calling each other and a database.
+/// protobuf): three services calling each other and a database; sent to the collector
+/// directly and through the daemon.
 #[test]
 fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let daemon = roentgen_tests::daemon::Daemon::start(
+        &collector.endpoint_url(),
+        &["--flush-interval-ms", "100"],
+    );
+    for endpoint in [
+        format!("{}/v1/traces", collector.endpoint_url()),
+        format!("http://{}/v1/traces", daemon.otlp_http),
+    ] {
+        rust_trace_lands_on_the_map(&collector, endpoint);
+    }
+}
+
+/// Traces three services with `opentelemetry`, exports to `endpoint`, and checks the trace on
+/// `collector`.
+fn rust_trace_lands_on_the_map(collector: &Collector, endpoint: String) {
     use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
     use opentelemetry::{Context, KeyValue};
     use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_sdk::Resource;
     use opentelemetry_sdk::trace::SdkTracerProvider;
 
-    let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
-    let endpoint = format!("{}/v1/traces", collector.endpoint_url());
     let provider = |service: &'static str| {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -310,7 +345,7 @@ fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
         p.force_flush().expect("flush");
     }
 
-    let docs = segments_of(&collector, &trace_id, 3);
+    let docs = segments_of(collector, &trace_id, 3);
     let stock = docs
         .iter()
         .find(|d| d["name"] == "rs-stock")
