@@ -67,6 +67,23 @@ pub(crate) fn map_text(collector: &Collector, now: u64) -> String {
     collector.post("/ServiceGraph", &window).1
 }
 
+/// A collector, a daemon forwarding to it, and the OTLP/HTTP endpoints of both (collector
+/// first).
+fn collector_and_daemon(
+    dir: &std::path::Path,
+) -> (Collector, roentgen_tests::daemon::Daemon, [String; 2]) {
+    let collector = Collector::start(dir, &[]);
+    let daemon = roentgen_tests::daemon::Daemon::start(
+        &collector.endpoint_url(),
+        &["--flush-interval-ms", "100"],
+    );
+    let endpoints = [
+        format!("{}/v1/traces", collector.endpoint_url()),
+        format!("http://{}/v1/traces", daemon.otlp_http),
+    ];
+    (collector, daemon, endpoints)
+}
+
 /// Whether the graph has an edge from service `from` to service `to`.
 pub(crate) fn calls(graph: &str, from: &str, to: &str) -> bool {
     let graph = json(graph);
@@ -204,15 +221,8 @@ fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
 #[test]
 fn the_node_sdks_otlp_http_exporter_lands_on_the_map_with_errors_where_they_belong() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
-    let daemon = roentgen_tests::daemon::Daemon::start(
-        &collector.endpoint_url(),
-        &["--flush-interval-ms", "100"],
-    );
-    for endpoint in [
-        format!("{}/v1/traces", collector.endpoint_url()),
-        format!("http://{}/v1/traces", daemon.otlp_http),
-    ] {
+    let (collector, _daemon, endpoints) = collector_and_daemon(dir.path());
+    for endpoint in endpoints {
         node_trace_lands_on_the_map(&collector, &endpoint);
     }
 }
@@ -227,7 +237,7 @@ fn node_trace_lands_on_the_map(collector: &Collector, endpoint: &str) {
         .expect("run the Node OpenTelemetry client");
     let w3c = trace_id_printed(&out);
     let docs = segments_of(collector, &w3c, 3);
-    let text = serde_json::to_string(&docs).unwrap();
+    let text = serde_json::to_string(&docs).expect("the trace as sent");
     assert!(!text.contains("555 0132"), "scrubbed: {text}");
     assert!(!text.contains("ana@example.org"), "sanitized: {text}");
     let frontend = docs
@@ -240,7 +250,10 @@ fn node_trace_lands_on_the_map(collector: &Collector, endpoint: &str) {
         (call["error"].clone(), call["fault"].clone()),
         (Value::Bool(true), Value::Null)
     );
-    let payments = docs.iter().find(|d| d["name"] == "node-payments").unwrap();
+    let payments = docs
+        .iter()
+        .find(|d| d["name"] == "node-payments")
+        .expect("the trace as sent");
     let db = &payments["subsegments"][0];
     assert_eq!(db["name"], "wallets@wallet-db");
     assert_eq!(db["fault"], true);
@@ -254,15 +267,8 @@ fn node_trace_lands_on_the_map(collector: &Collector, endpoint: &str) {
 #[test]
 fn a_rust_app_exporting_with_opentelemetry_otlp_lands_on_the_map() {
     let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
-    let daemon = roentgen_tests::daemon::Daemon::start(
-        &collector.endpoint_url(),
-        &["--flush-interval-ms", "100"],
-    );
-    for endpoint in [
-        format!("{}/v1/traces", collector.endpoint_url()),
-        format!("http://{}/v1/traces", daemon.otlp_http),
-    ] {
+    let (collector, _daemon, endpoints) = collector_and_daemon(dir.path());
+    for endpoint in endpoints {
         rust_trace_lands_on_the_map(&collector, endpoint);
     }
 }
