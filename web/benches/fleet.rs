@@ -35,7 +35,7 @@ mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{HOUR_START, cpu_seconds, runtime};
+use common::{HOUR_START, cpu_seconds, http_post, runtime, serve};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::api::{self, AppState};
 use roentgen_web::store::Store;
@@ -110,38 +110,13 @@ fn bodies(docs: &[Vec<Vec<String>>]) -> Vec<Vec<Vec<u8>>> {
 /// Posts `body` on a keep-alive connection and reads the answer; panics unless every
 /// document was accepted.
 fn exchange(stream: &mut TcpStream, body: &[u8], scratch: &mut Vec<u8>) {
-    let head = format!(
-        "POST /TraceSegments HTTP/1.1\r\nHost: collector\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+    let (status, answer) = http_post(stream, "/TraceSegments", "application/json", body, scratch);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"{\"UnprocessedTraceSegments\":[]"),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
-    stream.write_all(head.as_bytes()).expect("send");
-    stream.write_all(body).expect("send");
-    scratch.clear();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut buf).expect("answer");
-        assert!(n > 0, "the collector closed the connection");
-        scratch.extend_from_slice(&buf[..n]);
-        let Some(end) = scratch.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&scratch[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("content-length");
-        if scratch.len() >= end + 4 + length {
-            assert!(head.starts_with("http/1.1 200"), "{head}");
-            let answer = &scratch[end + 4..end + 4 + length];
-            assert!(
-                answer.starts_with(b"{\"UnprocessedTraceSegments\":[]"),
-                "{}",
-                String::from_utf8_lossy(answer)
-            );
-            return;
-        }
-    }
 }
 
 /// Sends every connection's bodies in a closed loop, 8 connections at once; returns the wall
@@ -170,22 +145,6 @@ fn send_all(addresses: &[String], bodies: &[Vec<Vec<u8>>]) -> (Duration, f64) {
         workers.into_iter().map(|w| w.join().expect("client")).sum()
     });
     (started.elapsed(), client_cpu)
-}
-
-/// Serves `app` on a loopback port from the runtime; returns its address.
-fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind");
-    let address = listener.local_addr().expect("address").to_string();
-    rt.spawn(roentgen_web::server::serve(
-        listener,
-        app,
-        None,
-        roentgen_web::server::Limits::default(),
-        roentgen_web::server::Protocol::Http1,
-    ));
-    address
 }
 
 /// The parse-only handler: the request and each document parsed, nothing stored.

@@ -13,6 +13,8 @@ mod resource;
 mod span;
 mod stacktrace;
 pub mod wire;
+#[cfg(feature = "otlp-workload")]
+pub mod workload;
 
 pub use opentelemetry_proto;
 pub use span::{SpanError, segment_id, trace_id};

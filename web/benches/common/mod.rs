@@ -153,6 +153,47 @@ pub fn trace_summaries_group<'s>(
     group.finish();
 }
 
+/// Posts `body` to `path` on a keep-alive HTTP/1.1 connection; the status and answer body.
+pub fn http_post(
+    stream: &mut std::net::TcpStream,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    scratch: &mut Vec<u8>,
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: receiver\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    scratch.clear();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).expect("answer");
+        assert!(n > 0, "the receiver closed the connection");
+        scratch.extend_from_slice(&buf[..n]);
+        let Some(end) = scratch.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&scratch[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("content-length");
+        if scratch.len() >= end + 4 + length {
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return (status, scratch[end + 4..end + 4 + length].to_vec());
+        }
+    }
+}
+
 /// CPU seconds (user + system) of `/proc/<path>/stat` (Linux; 0 elsewhere): `"self"` for this
 /// process, `"thread-self"` for the calling thread.
 pub fn cpu_seconds(path: &str) -> f64 {
@@ -165,4 +206,20 @@ pub fn cpu_seconds(path: &str) -> f64 {
             Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
         })
         .unwrap_or(0.0)
+}
+
+/// Serves `app` on a loopback port from the runtime, as the collector does; returns its address.
+pub fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    rt.spawn(roentgen_web::server::serve(
+        listener,
+        app,
+        None,
+        roentgen_web::server::Limits::default(),
+        roentgen_web::server::Protocol::Http1,
+    ));
+    address
 }
