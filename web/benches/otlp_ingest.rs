@@ -14,6 +14,10 @@
 //!   a minimal collector, 4 times the iterations; counted until every accepted span was
 //!   delivered (zero loss is checked).
 //!
+//! Stage measurement beside them (our own code, to show where the time goes, not a baseline):
+//! `stage_prepare_only`, the collector's work before the store (decode, map, scrub, validate,
+//! facts), nothing stored.
+//!
 //! Plain `main` (not criterion): each target runs `ROENTGEN_BENCH_ITERATIONS` iterations
 //! (default 8) and prints spans, spans/s and CPU per span (process CPU minus the client
 //! threads'; for ClickHouse also the server's; for the daemon the minimal collector's CPU is
@@ -29,6 +33,7 @@ mod common;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use common::{cpu_seconds, http_post, runtime, serve};
@@ -36,6 +41,7 @@ use roentgen_daemon::loadgen::collector::{CollectorOptions, MiniCollector};
 use roentgen_sdk::otlp::wire;
 use roentgen_sdk::otlp::workload::workload;
 use roentgen_sdk::scrub::{ScrubConfig, Scrubber};
+use roentgen_web::api::otlp::OtlpIngest;
 use roentgen_web::api::{self, AppState};
 use roentgen_web::store::Store;
 use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
@@ -140,6 +146,22 @@ async fn decode_only(headers: HeaderMap, body: Bytes) -> &'static str {
     ""
 }
 
+/// A stage of the collector alone: the request decoded, its spans mapped, scrubbed, validated
+/// and their facts extracted (`api::otlp::prepare`), nothing stored.
+async fn prepare_only(
+    State(ingest): State<Arc<OtlpIngest>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (_, request) =
+        wire::decode_http(text("content-type"), text("content-encoding"), &body).expect("decodes");
+    let (docs, refused, _) = api::otlp::prepare(&request, &ingest);
+    assert!(refused.is_empty(), "{refused:?}");
+    std::hint::black_box(docs);
+    ""
+}
+
 /// One target's figures.
 struct Tally {
     spans: u64,
@@ -226,6 +248,18 @@ fn main() {
         let address = serve(&rt, Router::new().route("/v1/traces", post(decode_only)));
         http_target(&address, iterations, &mut seed, None, |_| Duration::ZERO)
             .print("baseline_decode_only");
+    }
+    if wanted("stage_prepare_only") {
+        let ingest = Arc::new(OtlpIngest {
+            scrubber: Some(scrubber.clone()),
+            ..OtlpIngest::default()
+        });
+        let app = Router::new()
+            .route("/v1/traces", post(prepare_only))
+            .with_state(ingest);
+        let address = serve(&rt, app);
+        http_target(&address, iterations, &mut seed, None, |_| Duration::ZERO)
+            .print("stage_prepare_only");
     }
     let dir = tempfile::tempdir().expect("tempdir");
     if wanted("baseline_fdatasync_append") {

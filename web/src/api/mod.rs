@@ -20,7 +20,7 @@ use roentgen_sdk::scrub::Scrubber;
 use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
-pub use traces::{PreparedDocument, prepare_document};
+pub use traces::{PreparedDocument, prepare_document, prepare_segment};
 
 /// The collector's counters (they live in [`crate::metrics`]).
 pub use crate::metrics::Counters;

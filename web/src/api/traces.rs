@@ -36,49 +36,52 @@ pub fn prepare_document(raw: &str, scrubber: Option<&Scrubber>) -> PreparedDocum
             .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
     };
     if raw.len() > MAX_DOCUMENT_BYTES {
-        return Err(unprocessed(
-            loose_id(),
-            "DocumentTooLarge",
-            format!(
-                "document of {} bytes exceeds {MAX_DOCUMENT_BYTES}",
-                raw.len()
-            ),
-        ));
+        return Err(too_large(loose_id(), raw.len()));
     }
-    let mut segment: Segment = serde_json::from_str(raw).map_err(|e| {
+    let segment: Segment = serde_json::from_str(raw).map_err(|e| {
         unprocessed(
             loose_id(),
             "InvalidSegment",
             format!("not a segment document: {e}"),
         )
     })?;
-    if let Err(e) = segment.validate_for_ingest() {
-        return Err(unprocessed(
-            Some(segment.id.to_string()),
-            "InvalidSegment",
-            e.to_string(),
-        ));
-    }
-    let document = match scrubber {
-        Some(s) => {
-            let report = s.scrub_segment(&mut segment);
-            if report.total() > 0 {
-                serde_json::to_string(&segment).map_err(|e| {
-                    unprocessed(
-                        Some(segment.id.to_string()),
-                        "InternalFailure",
-                        e.to_string(),
-                    )
-                })?
-            } else {
-                raw.to_owned()
-            }
-        }
-        None => raw.to_owned(),
+    prepare_segment(segment, Some(raw), scrubber)
+}
+
+fn too_large(id: Option<String>, bytes: usize) -> Value {
+    unprocessed(
+        id,
+        "DocumentTooLarge",
+        format!("document of {bytes} bytes exceeds {MAX_DOCUMENT_BYTES}"),
+    )
+}
+
+/// Validates a typed document (scrubbing it when a scrubber is given): one that came as text
+/// (`raw`) is kept byte for byte unless the scrubber rewrote something; one made here (an OTLP
+/// span's) is written once, here, and held to the same size bound.
+pub fn prepare_segment(
+    mut segment: Segment,
+    raw: Option<&str>,
+    scrubber: Option<&Scrubber>,
+) -> PreparedDocument {
+    let refuse = |segment: &Segment, code: &str, message: String| {
+        unprocessed(Some(segment.id.to_string()), code, message)
     };
+    if let Err(e) = segment.validate_for_ingest() {
+        return Err(refuse(&segment, "InvalidSegment", e.to_string()));
+    }
+    let changed = scrubber.is_some_and(|s| s.scrub_segment(&mut segment).total() > 0);
+    let document = match raw {
+        Some(raw) if !changed => raw.to_owned(),
+        _ => serde_json::to_string(&segment)
+            .map_err(|e| refuse(&segment, "InternalFailure", e.to_string()))?,
+    };
+    if raw.is_none() && document.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(Some(segment.id.to_string()), document.len()));
+    }
     let Some(trace_id) = segment.trace_id else {
-        return Err(unprocessed(
-            Some(segment.id.to_string()),
+        return Err(refuse(
+            &segment,
             "InvalidSegment",
             "trace_id: is required".to_owned(),
         ));
