@@ -4,7 +4,8 @@
 //! no live quota, and the fixed rate after it.
 //!
 //! The rules live in one immutable [`Manifest`] swapped in whole by the poller (`arc-swap`), so
-//! a decision is a pointer load, wildcard matches on borrowed strings and a few atomics: no lock.
+//! a decision is a version check against the thread's copy of the manifest, wildcard matches on
+//! borrowed strings and a few atomics: no lock.
 //! Without a fresh manifest (before the first fetch, or an hour without one) the caller falls
 //! back to its local rules.
 
@@ -12,6 +13,8 @@ mod poller;
 mod rule;
 mod wire;
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
@@ -29,6 +32,18 @@ use super::SamplingRequest;
 /// A manifest not refreshed for this long is stale and the local rules decide (as the official
 /// SDKs do).
 const MANIFEST_TTL_SECONDS: f64 = 3600.0;
+
+/// Samplers whose manifest one thread keeps a copy of, at most (the oldest is dropped).
+const CACHED_PER_THREAD: usize = 8;
+
+thread_local! {
+    /// Each thread's copies of the manifests it decided by: (sampler id, version, manifest).
+    /// A decision checks the sampler's version (one atomic load) and uses its copy while it is
+    /// current, so `arc-swap`'s load (read-modify-writes on its debt list) runs once per thread
+    /// and manifest, not once per request.
+    static MANIFESTS: RefCell<Vec<(u64, u64, Option<Arc<Manifest>>)>> =
+        const { RefCell::new(Vec::new()) };
+}
 
 /// The fetched rules, in the order they are tried.
 #[derive(Debug)]
@@ -80,15 +95,22 @@ pub struct CentralizedStatus {
 #[derive(Debug)]
 pub struct Centralized {
     manifest: ArcSwapOption<Manifest>,
+    /// Bumped after each new manifest is stored.
+    version: AtomicU64,
+    /// Tells this sampler's copies apart in [`MANIFESTS`].
+    id: u64,
     status: Mutex<CentralizedStatus>,
     client_id: String,
 }
 
 impl Default for Centralized {
     fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let client_id = format!("{:024x}", rand::rng().random::<u128>() >> 32);
         Self {
             manifest: ArcSwapOption::empty(),
+            version: AtomicU64::new(0),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             status: Mutex::new(CentralizedStatus {
                 client_id: client_id.clone(),
                 ..CentralizedStatus::default()
@@ -102,8 +124,31 @@ impl Centralized {
     /// Decides for `request` in epoch second `second` by the fetched rules; `None` when they
     /// cannot (none fetched, stale, or none matched) and the local rules must.
     pub fn decide(&self, request: &SamplingRequest<'_>, second: u64) -> Option<bool> {
-        let guard = self.manifest.load();
-        let manifest = guard.as_ref()?;
+        let version = self.version.load(Ordering::Acquire);
+        MANIFESTS
+            .try_with(|cell| {
+                let mut copies = cell.borrow_mut();
+                let slot = match copies.iter().position(|(id, ..)| *id == self.id) {
+                    Some(slot) => slot,
+                    None => {
+                        if copies.len() >= CACHED_PER_THREAD {
+                            copies.remove(0);
+                        }
+                        copies.push((self.id, u64::MAX, None));
+                        copies.len() - 1
+                    }
+                };
+                let copy = &mut copies[slot];
+                if copy.1 != version {
+                    *copy = (self.id, version, self.manifest.load_full());
+                }
+                Self::decide_by(copy.2.as_deref()?, request, second)
+            })
+            // The thread is ending (its copies are gone): read the manifest itself.
+            .unwrap_or_else(|_| Self::decide_by(self.manifest.load().as_deref()?, request, second))
+    }
+
+    fn decide_by(manifest: &Manifest, request: &SamplingRequest<'_>, second: u64) -> Option<bool> {
         if second as f64 >= manifest.fetched_at + MANIFEST_TTL_SECONDS {
             return None;
         }
@@ -190,6 +235,8 @@ impl Centralized {
             rules,
             fetched_at: now,
         })));
+        // After the store: a decision that sees the new version finds the new manifest.
+        self.version.fetch_add(1, Ordering::Release);
         self.update_status(|s| {
             s.rules_fetched_at = Some(now);
             s.rule_fetches += 1;
@@ -290,6 +337,39 @@ mod tests {
             url_path: path,
             method: "GET",
             ..SamplingRequest::default()
+        }
+    }
+
+    #[test]
+    fn a_thread_decides_by_the_newest_manifest_and_samplers_keep_their_own() {
+        let (a, b) = (Centralized::default(), Centralized::default());
+        a.install(rules(RULES), 10.0);
+        assert_eq!(a.decide(&request("shop", "/api/x"), 10), Some(true));
+        // `b` has no rules: its own answer, not `a`'s copy.
+        assert_eq!(b.decide(&request("shop", "/api/x"), 10), None);
+        // The `api` rule now covers other paths: the same thread decides by the new rules.
+        let without_api = RULES.replace("/api/*", "/other/*");
+        a.install(rules(&without_api), 10.0);
+        assert_eq!(
+            a.decide(&request("shop", "/api/x"), 11),
+            Some(true),
+            "Default borrows"
+        );
+        assert_eq!(a.decide(&request("shop", "/api/x"), 11), Some(false));
+        // More samplers than a thread keeps copies of: each still decides by its own rules.
+        let many: Vec<Centralized> = (0..CACHED_PER_THREAD + 2)
+            .map(|_| Centralized::default())
+            .collect();
+        for (i, c) in many.iter().enumerate() {
+            if i % 2 == 0 {
+                c.install(rules(RULES), 10.0);
+            }
+        }
+        for _ in 0..2 {
+            for (i, c) in many.iter().enumerate() {
+                let decided = c.decide(&request("shop", "/health"), 10);
+                assert_eq!(decided, (i % 2 == 0).then_some(false), "sampler {i}");
+            }
         }
     }
 
