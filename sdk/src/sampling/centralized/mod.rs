@@ -36,13 +36,21 @@ const MANIFEST_TTL_SECONDS: f64 = 3600.0;
 /// Samplers whose manifest one thread keeps a copy of, at most (the oldest is dropped).
 const CACHED_PER_THREAD: usize = 8;
 
+/// A thread's copy of one sampler's manifest.
+struct ManifestCopy {
+    /// The sampler's id.
+    sampler: u64,
+    /// The sampler's version when copied.
+    version: u64,
+    manifest: Option<Arc<Manifest>>,
+}
+
 thread_local! {
-    /// Each thread's copies of the manifests it decided by: (sampler id, version, manifest).
-    /// A decision checks the sampler's version (one atomic load) and uses its copy while it is
-    /// current, so `arc-swap`'s load (read-modify-writes on its debt list) runs once per thread
-    /// and manifest, not once per request.
-    static MANIFESTS: RefCell<Vec<(u64, u64, Option<Arc<Manifest>>)>> =
-        const { RefCell::new(Vec::new()) };
+    /// Each thread's copies of the manifests it decided by. A decision checks the sampler's
+    /// version (one atomic load) and uses its copy while it is current, so `arc-swap`'s load
+    /// (read-modify-writes on its debt list) runs once per thread and manifest, not once per
+    /// request.
+    static MANIFESTS: RefCell<Vec<ManifestCopy>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The fetched rules, in the order they are tried.
@@ -128,21 +136,26 @@ impl Centralized {
         MANIFESTS
             .try_with(|cell| {
                 let mut copies = cell.borrow_mut();
-                let slot = match copies.iter().position(|(id, ..)| *id == self.id) {
+                let slot = match copies.iter().position(|c| c.sampler == self.id) {
                     Some(slot) => slot,
                     None => {
                         if copies.len() >= CACHED_PER_THREAD {
                             copies.remove(0);
                         }
-                        copies.push((self.id, u64::MAX, None));
+                        copies.push(ManifestCopy {
+                            sampler: self.id,
+                            version: u64::MAX,
+                            manifest: None,
+                        });
                         copies.len() - 1
                     }
                 };
                 let copy = &mut copies[slot];
-                if copy.1 != version {
-                    *copy = (self.id, version, self.manifest.load_full());
+                if copy.version != version {
+                    copy.version = version;
+                    copy.manifest = self.manifest.load_full();
                 }
-                Self::decide_by(copy.2.as_deref()?, request, second)
+                Self::decide_by(copy.manifest.as_deref()?, request, second)
             })
             // The thread is ending (its copies are gone): read the manifest itself.
             .unwrap_or_else(|_| Self::decide_by(self.manifest.load().as_deref()?, request, second))
