@@ -4,6 +4,11 @@
 //! header size limit) and a cap on connections open at once: past it the loop stops accepting,
 //! so new connections wait in the kernel's listen backlog until one closes (counted, and logged
 //! at most once a minute). Each request carries the peer address as axum's `ConnectInfo`.
+//!
+//! The OTLP/gRPC port speaks HTTP/2 ([`Protocol::Http2`]): the same handshake, request timeout,
+//! header bound and connection cap, at most 100 streams per connection, and pings every 30 s
+//! (a peer that stops answering them is dropped); an idle connection that answers stays open,
+//! as gRPC exporters expect.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
