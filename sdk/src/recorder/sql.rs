@@ -281,7 +281,11 @@ mod tests {
             (Backslash, 1) => format!("\"{}\"", backslashed('"')),
             (Standard, 1) => format!("E'{}'", backslashed('\'')),
             (Backslash, _) => format!("'{}'", content.replace('\\', r"\\").replace('\'', "''")),
-            (Standard, 2) if !content.contains("$z$") => format!("$z${content}$z$"),
+            // Only where the closing tag is the first `$z$` after the opening one (content
+            // ending in `$z` would close the string early, as PostgreSQL would).
+            (Standard, 2) if format!("{content}$z$").find("$z$") == Some(content.len()) => {
+                format!("$z${content}$z$")
+            }
             _ => format!("'{}'", content.replace('\'', "''")),
         }
     }
