@@ -62,6 +62,12 @@ fn the_python_sdks_otlp_grpc_exporter_lands_on_the_map_directly_and_through_the_
     let map = map_text(&collector, now_seconds());
     assert!(calls(&map, "py-frontend", "py-checkout"), "{map}");
     assert!(calls(&map, "py-payments", "ledger@ledger-db"), "{map}");
+    let metrics =
+        roentgen_tests::http::request(&collector.address, "GET", "/metrics", &[], "").body;
+    assert!(
+        metric(&metrics, "roentgen_web_ingest_bytes_total") > 1_000,
+        "the gRPC calls' bytes are counted: {metrics}"
+    );
 
     // The same exporter pointed at the daemon on its server: scrubbed there, forwarded.
     let daemon = Daemon::start(&collector.endpoint_url(), &["--flush-interval-ms", "100"]);

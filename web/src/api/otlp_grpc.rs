@@ -29,6 +29,10 @@ impl TraceService for Export {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let request = request.into_inner();
+        self.0.counters.ingest_bytes.fetch_add(
+            prost::Message::encoded_len(&request) as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let ingest = self.0.otlp.clone();
         let (docs, refused, spans) =
             tokio::task::spawn_blocking(move || prepare(&request, &ingest))
@@ -63,8 +67,8 @@ pub fn router(state: AppState, auth: Option<Arc<Auth>>) -> Router {
     ))
 }
 
-/// Counts calls answered with an error status or refused at the HTTP level (unknown path):
-/// by the reason the authentication layer gave, else by the status.
+/// Counts calls answered with an error status: by the reason the authentication layer gave,
+/// else by the status.
 async fn count_refusals(State(counters): State<Arc<Counters>>, mut response: Response) -> Response {
     grpc::refine_status(&mut response);
     let code = grpc::early_status(&response);
@@ -73,10 +77,9 @@ async fn count_refusals(State(counters): State<Arc<Counters>>, mut response: Res
         .get::<RequestRefusal>()
         .copied()
         .or_else(|| code.and_then(RequestRefusal::of_grpc));
+    // HTTP-level refusals (an unknown path's 404) are `track_requests`' to count.
     if let Some(reason) = reason {
         counters.refuse_request(reason);
-    } else if !response.status().is_success() {
-        counters.refuse_request(RequestRefusal::UnknownOperation);
     }
     if reason.is_some() && !matches!(reason, Some(RequestRefusal::Busy)) {
         let message = response
