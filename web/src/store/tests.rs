@@ -30,6 +30,57 @@ mod clickhouse_only {
     async fn clickhouse26_pieces_through_two_collectors_sum_up_as_when_sent_whole() {
         pieces_through_two_collectors_sum_up_as_when_sent_whole(Backend::Clickhouse26).await;
     }
+    #[tokio::test]
+    async fn clickhouse_settled_minutes_read_the_same_and_late_pieces_unsettle_them() {
+        settled_minutes_read_the_same_and_late_pieces_unsettle_them(Backend::Clickhouse).await;
+    }
+    #[tokio::test]
+    async fn clickhouse26_settled_minutes_read_the_same_and_late_pieces_unsettle_them() {
+        settled_minutes_read_the_same_and_late_pieces_unsettle_them(Backend::Clickhouse26).await;
+    }
+}
+
+/// ClickHouse's graph rollups settled per minute (see `clickhouse/rollups.rs`): what a
+/// settled minute reads equals what the samples say, a late piece of a trace makes its minutes
+/// dirty (read exactly from the samples until settled again), and a minute settled twice
+/// reads like one settled once.
+async fn settled_minutes_read_the_same_and_late_pieces_unsettle_them(backend: Backend) {
+    let (place, whole) = (Place::new(backend), Place::new(backend));
+    let (store, whole) = (place.clickhouse().await, whole.clickhouse().await);
+    let start = now_seconds() - 3_600.0;
+    let (mut early, mut late, mut all) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..40 {
+        let docs = crate::synth::fleet_trace(n, start + n as f64 * 7.0);
+        all.extend(docs.iter().cloned());
+        if n % 4 == 0 {
+            early.extend(docs[..2].iter().cloned());
+            late.extend(docs[2..].iter().cloned());
+        } else {
+            early.extend(docs);
+        }
+    }
+    store.put_documents(prepared(&early)).await.unwrap();
+    whole.put_documents(prepared(&all)).await.unwrap();
+    let unsettled = rollups_of(&store).await;
+    assert!(
+        store.settle_rollups_now().await.unwrap() >= 4,
+        "minutes settled"
+    );
+    assert_eq!(store.settle_rollups_now().await.unwrap(), 0, "all clean");
+    assert_eq!(rollups_of(&store).await, unsettled);
+
+    store.put_documents(prepared(&late)).await.unwrap();
+    let expected = rollups_of(&whole).await;
+    assert_ne!(expected, unsettled, "the late pieces add to the graph");
+    assert_eq!(
+        rollups_of(&store).await,
+        expected,
+        "dirty minutes read exactly"
+    );
+    assert!(store.settle_rollups_now().await.unwrap() >= 1);
+    assert_eq!(rollups_of(&store).await, expected, "settled again");
+    whole.settle_rollups_now().await.unwrap();
+    assert_eq!(rollups_of(&whole).await, expected);
 }
 
 async fn rollups_of(store: &dyn Store) -> Vec<String> {

@@ -164,6 +164,23 @@ impl Connection {
             .collect()
     }
 
+    /// Whether the store's database holds `table` (its `_local` table in a cluster), asked
+    /// before the schema is created (the database may not exist yet).
+    pub(super) async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        let suffix = if self.config.cluster.is_some() {
+            "_local"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT count() FROM system.tables WHERE database = {} AND name = {}",
+            quote(&self.config.database),
+            quote(&format!("{table}{suffix}"))
+        );
+        let text = self.send(None, None, sql.into_bytes()).await?;
+        Ok(text.trim() != "0")
+    }
+
     /// Reaches the server and the store's database, and checks that this user may write
     /// (`readonly` is 0).
     pub(super) async fn check_writable(&self) -> Result<(), StoreError> {

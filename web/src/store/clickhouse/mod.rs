@@ -15,7 +15,8 @@
 //!
 //! One concern per file, named like the SQLite store's where the concern is the same:
 //! `connection` (HTTP, SQL literals), `writer` (the writer task, folding, [`BulkRows`]),
-//! `reads` (summaries, scans, documents, rollups), `retention`, `settings` (sampling rules and
+//! `reads` (summaries, scans, documents), `rollups` (the graph's per-minute rollups and the
+//! task that settles them), `retention`, `settings` (sampling rules and
 //! groups), `sampling` (the shared sampling reports); `schema`, `rowbinary`, `credentials`,
 //! `server`. This file holds the configuration, [`ClickhouseStore::open`] and the [`Store`]
 //! methods that call into them.
@@ -24,6 +25,7 @@ mod connection;
 pub mod credentials;
 mod reads;
 mod retention;
+mod rollups;
 pub mod rowbinary;
 mod sampling;
 pub mod schema;
@@ -97,6 +99,8 @@ pub struct ClickhouseStore {
     writer: mpsc::Sender<(Vec<IngestDocument>, Reply)>,
     version: String,
     live: Arc<LiveCounters>,
+    /// Dropped with the store: stops the task that settles rollups.
+    _stop_settling: oneshot::Sender<()>,
 }
 
 impl ClickhouseStore {
@@ -140,6 +144,16 @@ impl ClickhouseStore {
                 conn.config.url, MINIMUM_VERSION.0, MINIMUM_VERSION.1
             )));
         }
+        // Views added since a store was created start from what their source holds.
+        let opening = |e: StoreError| StoreError::Open(format!("reading the schema: {e}"));
+        let mut backfill = Vec::new();
+        for view in &schema::VIEWS {
+            if conn.has_table(view.source).await.map_err(opening)?
+                && !conn.has_table(view.target).await.map_err(opening)?
+            {
+                backfill.push(view);
+            }
+        }
         for ddl in schema::statements(
             &conn.config.database,
             conn.config.cluster.as_deref(),
@@ -149,6 +163,19 @@ impl ClickhouseStore {
                 .await
                 .map_err(|e| StoreError::Open(format!("creating the schema: {e}")))?;
         }
+        for view in backfill {
+            tracing::info!(
+                table = view.target,
+                from = view.source,
+                "filling a new table"
+            );
+            let sql = view.backfill(&conn.config.database, conn.config.cluster.as_deref());
+            conn.send(None, None, sql.into_bytes())
+                .await
+                .map_err(|e| StoreError::Open(format!("filling {}: {e}", view.target)))?;
+        }
+        let (stop_settling, stop) = oneshot::channel();
+        tokio::spawn(rollups::settle_loop(conn.clone(), stop));
         let store_conn = conn.clone();
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let live = Arc::new(LiveCounters::default());
@@ -161,6 +188,7 @@ impl ClickhouseStore {
             writer: tx,
             version,
             live,
+            _stop_settling: stop_settling,
         };
         store.ensure_default_rule().await?;
         tracing::info!(version = %store.version, url = %store.conn.config.url, database = %store.conn.config.database, "ClickHouse store ready");
@@ -318,7 +346,9 @@ impl Store for ClickhouseStore {
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{Backend, Place};
     use super::*;
+    use crate::test_support::prepared;
 
     #[tokio::test]
     async fn a_password_user_connects_and_a_wrong_password_is_refused_unechoed() {
@@ -333,5 +363,53 @@ mod tests {
         let e = ClickhouseStore::open(config).await.unwrap_err().to_string();
         assert!(!e.contains("hunter2") && !e.contains(password), "{e}");
         assert!(e.contains("roentgen_pw") || e.contains("assword"), "{e}");
+    }
+
+    /// Rows with response-time sums rounded (the server adds floats in any order).
+    async fn graph(store: &ClickhouseStore) -> Vec<String> {
+        let rows = store.rollups(0, i64::MAX).await.unwrap();
+        rows.into_iter()
+            .map(|r| {
+                let t = r.stats.total_response_time;
+                let mut s = r.stats;
+                s.total_response_time = 0.0;
+                format!("{} {} {} {s:?} {t:.4}", r.minute, r.src, r.dst)
+            })
+            .collect()
+    }
+
+    /// A store made before the tables its views fill existed (`rollup_writes`,
+    /// `annotation_index`): opening it fills them from what is stored, so minutes read (and
+    /// settle) and annotations are found as before.
+    #[tokio::test]
+    async fn a_store_from_before_its_views_fills_their_tables_when_opened() {
+        let place = Place::new(Backend::Clickhouse26);
+        let store = place.clickhouse().await;
+        let start = crate::store::now_seconds() - 7_200.0;
+        let docs: Vec<String> = (0..10)
+            .flat_map(|n| crate::synth::fleet_trace(n, start + n as f64 * 20.0))
+            .collect();
+        store.put_documents(prepared(&docs)).await.unwrap();
+        let before = graph(&store).await;
+        assert!(!before.is_empty());
+        let search = || {
+            let by_order = crate::store::Pushdown::AnnotationEquals("order".into(), "ord-7".into());
+            crate::test_support::scan_all(start - 60.0, start + 600.0, vec![by_order], 10, false)
+        };
+        assert_eq!(store.scan_traces(search()).await.unwrap().len(), 1);
+        for view in &schema::VIEWS {
+            for ddl in [
+                format!("DROP TABLE {}_mv", view.target),
+                format!("DROP TABLE {}", view.target),
+            ] {
+                store.conn.execute(&ddl).await.unwrap();
+            }
+        }
+        drop(store);
+        let store = place.clickhouse().await;
+        assert_eq!(store.scan_traces(search()).await.unwrap().len(), 1);
+        assert_eq!(graph(&store).await, before);
+        assert!(store.settle_rollups_now().await.unwrap() >= 3);
+        assert_eq!(graph(&store).await, before);
     }
 }

@@ -1,5 +1,5 @@
-//! Reads: trace summaries (by id and by scan with pushed-down filters), the stored documents
-//! of traces (`BatchGetTraces`) and the per-minute rollups from the newest fold's samples.
+//! Reads: trace summaries (by id and by scan with pushed-down filters) and the stored
+//! documents of traces (`BatchGetTraces`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,12 +7,8 @@ use serde::Deserialize;
 
 use super::ClickhouseStore;
 use super::connection::{IDS_PER_QUERY, id_list, number, quote};
-use super::writer::{LAST_DAY, day_text};
 use crate::assembly::{TraceSummary, replaces};
-use crate::graph::Stats;
-use crate::store::{
-    Pushdown, RollupRow, ScanQuery, StoreError, StoredDocument, StoredTrace, TraceRecord,
-};
+use crate::store::{Pushdown, ScanQuery, StoreError, StoredDocument, StoredTrace, TraceRecord};
 
 impl ClickhouseStore {
     /// The newest summaries of `ids` that exist, in the order asked.
@@ -76,10 +72,16 @@ impl ClickhouseStore {
                 Pushdown::Duration(op, v) => {
                     format!("duration {} {}", crate::store::op_sql(op), number(*v))
                 }
+                // The index table finds the few traces; their folds are then read by key.
                 Pushdown::AnnotationEquals(k, v) => format!(
-                    "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
-                    quote(k),
-                    quote(v)
+                    "trace_id IN (SELECT trace_id FROM annotation_index
+                         WHERE key = {k} AND value = {v}
+                           AND start_time >= {start} AND start_time <= {end})
+                     AND arrayExists((k, v) -> k = {k} AND v = {v}, ann_keys, ann_text)",
+                    k = quote(k),
+                    v = quote(v),
+                    start = number(q.start),
+                    end = number(q.end),
                 ),
                 Pushdown::AnnotationNumber(k, op, v) => format!(
                     "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
@@ -286,59 +288,5 @@ impl ClickhouseStore {
             }
         }
         Ok(out)
-    }
-
-    pub(super) async fn rollup_rows(
-        &self,
-        first: i64,
-        last: i64,
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            minute: i64,
-            src: String,
-            dst: String,
-            outcome: u8,
-            bucket: i32,
-            n: i64,
-            rt: f64,
-        }
-        // The newest fold of every trace that can have samples in the window: `FINAL` keeps
-        // each trace's newest fold row (a streaming merge of the sorted parts, 3x cheaper
-        // than a hash `GROUP BY trace_id` over millions of traces), then the span filter
-        // applies (`WHERE`, not `PREWHERE`: see `SETTINGS`); a newer fold saw more documents,
-        // so its span covers every older fold's. Partitions: a trace's day comes from its id,
-        // at most a day before its samples, and all its fold rows share it.
-        let (from, to) = (
-            first.saturating_mul(60),
-            last.saturating_add(1).saturating_mul(60),
-        );
-        let rows: Vec<Row> = self
-            .conn
-            .select(&format!(
-                "SELECT minute, src, dst, outcome, bucket, toInt64(count()) AS n, sum(response_time) AS rt
-                 FROM samples
-                 WHERE minute >= {first} AND minute <= {last} AND fold IN (
-                     SELECT fold FROM traces FINAL
-                     WHERE day >= toDate({day_from}) AND day <= toDate({day_to})
-                       AND start_time < {to} AND (end_time >= {from} OR isNull(end_time)))
-                 GROUP BY minute, src, dst, outcome, bucket",
-                day_from = quote(&day_text((from / 86_400 - 1).clamp(0, LAST_DAY) as u16)),
-                day_to = quote(&day_text((to / 86_400).clamp(0, LAST_DAY) as u16)),
-            ))
-            .await?;
-        let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
-        for r in rows {
-            let s = folded.entry((r.minute, r.src, r.dst)).or_default();
-            match r.outcome {
-                0 => s.ok += r.n,
-                1 => s.error_other += r.n,
-                2 => s.throttle += r.n,
-                _ => s.fault += r.n,
-            }
-            s.total_response_time += r.rt;
-            *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
-        }
-        Ok(RollupRow::from_keyed(folded))
     }
 }

@@ -8,8 +8,13 @@
 //! - `traces`: one row per fold of a trace (its summary with indexed columns), a
 //!   `ReplacingMergeTree(version)` ordered by `trace_id`; the fold that saw the most documents
 //!   has the highest version and wins.
-//! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; rollups
-//!   add up the samples of each trace's latest fold at query time.
+//! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; a
+//!   minute's rollup adds up the samples of each trace's newest fold.
+//! - `rollups`, `rollup_minutes`, `rollup_writes` (and the materialized view
+//!   `rollup_writes_mv` that fills the last from every `samples` insert): the graph's
+//!   per-minute rollups settled once a minute is quiet (see `rollups.rs`).
+//! - `annotation_index`: each fold's annotations ordered by `(key, value, start_time)`,
+//!   filled by the materialized view `annotation_index_mv`, for searches by annotation.
 //! - `sampling_rules`, `groups`: `ReplacingMergeTree(version)` by name with a deletion flag.
 //! - `sampling_clients`: each client's latest sampling report per rule and day (a
 //!   `ReplacingMergeTree(seen)`), read by every collector to split reservoirs; days before
@@ -102,6 +107,34 @@ fn tables(f: Features) -> Vec<Table> {
             shard_by: "sipHash64(trace_id)",
         },
         Table {
+            name: "rollups",
+            columns: format!(
+                "day Date, minute Int64, computed UInt64, src {tag}, dst {tag}, outcome UInt8, \
+                 bucket Int32, n Int64, rt Float64"
+            ),
+            engine: "MergeTree PARTITION BY day ORDER BY (minute, computed)",
+            shard_by: "sipHash64(minute)",
+        },
+        Table {
+            name: "rollup_minutes",
+            columns: "day Date, minute Int64, computed UInt64, started Int64".into(),
+            engine: "MergeTree PARTITION BY day ORDER BY minute",
+            shard_by: "sipHash64(minute)",
+        },
+        Table {
+            name: "rollup_writes",
+            columns: "day Date, minute Int64, at UInt32".into(),
+            engine: "ReplacingMergeTree(at) PARTITION BY day ORDER BY minute",
+            shard_by: "sipHash64(minute)",
+        },
+        Table {
+            name: "annotation_index",
+            columns: "day Date, key String, value String, start_time Float64, trace_id String"
+                .into(),
+            engine: "MergeTree PARTITION BY day ORDER BY (key, value, start_time)",
+            shard_by: "sipHash64(trace_id)",
+        },
+        Table {
             name: "sampling_rules",
             columns: "name String, rule String, created_at Float64, modified_at Float64, \
                       deleted UInt8, version UInt64"
@@ -135,7 +168,16 @@ fn tables(f: Features) -> Vec<Table> {
 }
 
 /// Tables partitioned by day, dropped partition by partition by retention.
-pub const DAILY_TABLES: [&str; 4] = ["segments", "traces", "samples", "telemetry"];
+pub const DAILY_TABLES: [&str; 8] = [
+    "segments",
+    "traces",
+    "samples",
+    "telemetry",
+    "rollups",
+    "rollup_minutes",
+    "rollup_writes",
+    "annotation_index",
+];
 
 /// Partitioned by day but only the last two days matter: dropped sooner than retention.
 pub const SHORT_LIVED_TABLES: [&str; 1] = ["sampling_clients"];
@@ -161,7 +203,66 @@ pub fn statements(database: &str, cluster: Option<&str>, f: Features) -> Vec<Str
             ));
         }
     }
+    let suffix = if cluster.is_some() { "_local" } else { "" };
+    for v in VIEWS {
+        out.push(format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{}_mv \
+             TO {database}.{}{suffix} AS {}",
+            v.target,
+            v.target,
+            (v.select)(&format!("{database}.{}{suffix}", v.source))
+        ));
+    }
     out
+}
+
+/// A table the server fills from every insert into another (a materialized view
+/// `<target>_mv`), so no collector spends a round trip on it and a bulk load fills it too.
+pub struct View {
+    /// The table filled.
+    pub target: &'static str,
+    /// The table whose inserts fill it.
+    pub source: &'static str,
+    /// The `SELECT` over the source (its full name) that makes the target's rows.
+    select: fn(&str) -> String,
+}
+
+/// The materialized views, each after the tables it joins.
+pub const VIEWS: [View; 2] = [
+    // The minutes a block of samples touches, stamped with the server's clock (see
+    // `rollups.rs`).
+    View {
+        target: "rollup_writes",
+        source: "samples",
+        select: |from| {
+            format!("SELECT day, minute, toUInt32(now()) AS at FROM {from} GROUP BY day, minute")
+        },
+    },
+    // Each fold's annotations by key and value, so a search by annotation reads a key
+    // range instead of every fold of its window.
+    View {
+        target: "annotation_index",
+        source: "traces",
+        select: |from| {
+            format!(
+                "SELECT day, key, value, start_time, trace_id FROM {from} \
+                 ARRAY JOIN ann_keys AS key, ann_text AS value"
+            )
+        },
+    },
+];
+
+impl View {
+    /// For a store created before this view existed (the source was there, the target not):
+    /// the statement that fills the target from what the source already holds.
+    pub fn backfill(&self, database: &str, cluster: Option<&str>) -> String {
+        let suffix = if cluster.is_some() { "_local" } else { "" };
+        format!(
+            "INSERT INTO {database}.{}{suffix} {}",
+            self.target,
+            (self.select)(&format!("{database}.{}{suffix}", self.source))
+        )
+    }
 }
 
 #[cfg(test)]
@@ -194,13 +295,21 @@ mod tests {
             Features::of(parse_version("24.3.1.2672").unwrap()),
         );
         for s in [&old, &mid, &new] {
-            assert_eq!(s.len(), 1 + tables(Features::of((18, 16))).len());
+            assert_eq!(
+                s.len(),
+                1 + VIEWS.len() + tables(Features::of((18, 16))).len()
+            );
             assert_eq!(s[0], "CREATE DATABASE IF NOT EXISTS r");
+            let (tables, views) = s[1..].split_at(s.len() - 1 - VIEWS.len());
             assert!(
-                s[1..]
+                tables
                     .iter()
                     .all(|x| x.starts_with("CREATE TABLE IF NOT EXISTS r."))
             );
+            assert!(views[0].starts_with(
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS r.rollup_writes_mv TO r.rollup_writes AS"
+            ));
+            assert!(views[1].contains("r.annotation_index_mv TO r.annotation_index AS"));
             // Nothing 18.16 lacks, at any version: no TTL, Map, DateTime64.
             assert!(
                 s.iter().all(|x| !x.contains("TTL")
@@ -263,5 +372,9 @@ mod tests {
                 .any(|x| x.contains("Distributed(c, r, traces_local, sipHash64(trace_id))"))
         );
         assert!(s.iter().all(|x| !x.contains("LowCardinality")));
+        assert!(s.iter().any(|x| x.contains(
+            "r.rollup_writes_mv TO r.rollup_writes_local AS SELECT day, minute, toUInt32(now()) \
+             AS at FROM r.samples_local"
+        )));
     }
 }

@@ -58,8 +58,8 @@ pub(super) fn now_nanos() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fold id unique across collectors: clock, process and a counter, mixed.
-fn fold_id() -> u64 {
+/// A fold (or rollup computation) id unique across collectors: clock, process and a counter, mixed.
+pub(super) fn fold_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut x =

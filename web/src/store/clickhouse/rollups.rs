@@ -1,0 +1,310 @@
+//! Per-minute rollups of the service graph, settled once per minute so that a graph reads
+//! minutes × edges × buckets rows, not the traces of its window.
+//!
+//! A minute's rollup is the sum of the samples the newest fold of every trace puts in it.
+//! Folds keep arriving while a trace's pieces do, so a minute is *settled* by a background
+//! task ([`settle_loop`], in every collector: computing a minute is idempotent) once nothing
+//! has been written in it for a while:
+//!
+//! - every insert into `samples` records the minutes it touched and the server's clock
+//!   (`rollup_writes`, filled by a materialized view, so a bulk load and every collector
+//!   record them too);
+//! - settling a minute reads the server's clock (`started`), computes the minute from the
+//!   newest folds and appends its rows to `rollups` under a fresh computation id, then the
+//!   computation to `rollup_minutes`;
+//! - a minute is *clean* when its newest computation started more than [`MARGIN_SECS`] after
+//!   its last write: a write that computation did not see landed after it started. Any later
+//!   write makes it dirty again, and the next round settles it again.
+//!
+//! Reads take clean minutes from `rollups` and compute dirty ones (the tail of a live window)
+//! from the samples as settling would, so an answer never depends on whether the task ran.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ClickhouseStore;
+use super::connection::{Connection, quote};
+use super::rowbinary::RowBinary;
+use super::writer::{LAST_DAY, day_text, fold_id};
+use crate::graph::Stats;
+use crate::store::{RollupRow, StoreError};
+
+/// Seconds a computation must start after a minute's last write to count for it: the clocks
+/// of a cluster's servers, and a materialized view that stamps a write a moment before its
+/// part is visible.
+pub(super) const MARGIN_SECS: i64 = 5;
+/// Seconds without a write before the task settles a minute (a minute still being written is
+/// computed by the reads that ask for it).
+const QUIET_SECS: i64 = 10;
+/// How often the task looks for minutes to settle.
+const SETTLE_EVERY: Duration = Duration::from_secs(15);
+/// Minutes computed per query: bounds the query text and the server's set of trace ids.
+const MINUTES_PER_QUERY: usize = 5;
+/// Minutes read per query of dirty minutes (the query text stays far below 256 KiB).
+const MINUTES_PER_READ: usize = 500;
+
+/// What the store knows of one minute: when it was last written, and its newest computation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MinuteState {
+    last_write: Option<i64>,
+    computed: Option<(u64, i64)>,
+}
+
+impl MinuteState {
+    /// The computation to read, when the minute is clean (see the module's rule).
+    fn clean(&self) -> Option<u64> {
+        let (id, started) = self.computed?;
+        match self.last_write {
+            Some(at) if at + MARGIN_SECS >= started => None,
+            _ => Some(id),
+        }
+    }
+}
+
+/// One row of a minute's rollup as the server groups it.
+#[derive(Debug, Deserialize)]
+struct Row {
+    minute: i64,
+    src: String,
+    dst: String,
+    outcome: u8,
+    bucket: i32,
+    n: i64,
+    rt: f64,
+}
+
+impl ClickhouseStore {
+    /// Node and edge rollups of minutes `[first, last]`: settled minutes from `rollups`,
+    /// the others computed from the newest folds' samples.
+    pub(super) async fn rollup_rows(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let states = minute_states(&self.conn, first, last).await?;
+        let mut rows = Vec::new();
+        let clean: Vec<u64> = states.values().filter_map(MinuteState::clean).collect();
+        for chunk in clean.chunks(MINUTES_PER_READ) {
+            let ids = chunk.iter().map(u64::to_string).collect::<Vec<_>>();
+            rows.extend(
+                self.conn
+                    .select::<Row>(&format!(
+                        "SELECT minute, src, dst, outcome, bucket, n, rt FROM rollups
+                         WHERE minute >= {first} AND minute <= {last} AND computed IN ({})",
+                        ids.join(",")
+                    ))
+                    .await?,
+            );
+        }
+        let dirty: Vec<i64> = states
+            .iter()
+            .filter(|(_, s)| s.clean().is_none() && s.last_write.is_some())
+            .map(|(m, _)| *m)
+            .collect();
+        for chunk in dirty.chunks(MINUTES_PER_READ) {
+            rows.extend(compute_minutes(&self.conn, chunk).await?);
+        }
+        let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
+        for r in rows {
+            let s = folded.entry((r.minute, r.src, r.dst)).or_default();
+            match r.outcome {
+                0 => s.ok += r.n,
+                1 => s.error_other += r.n,
+                2 => s.throttle += r.n,
+                _ => s.fault += r.n,
+            }
+            s.total_response_time += r.rt;
+            *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
+        }
+        Ok(RollupRow::from_keyed(folded))
+    }
+
+    /// Settles every dirty minute quiet for [`QUIET_SECS`] (see the module's rule); returns
+    /// how many were computed. What [`settle_loop`] runs.
+    pub async fn settle_rollups(&self) -> Result<usize, StoreError> {
+        settle(&self.conn, QUIET_SECS).await
+    }
+
+    /// Settles every dirty minute, however recently written, first waiting (at most
+    /// [`MARGIN_SECS`] and a second) until the last write is old enough for a computation to
+    /// count; for tests and benchmarks.
+    pub async fn settle_rollups_now(&self) -> Result<usize, StoreError> {
+        let wait = MARGIN_SECS + 1;
+        let newest = minute_states(&self.conn, i64::MIN, i64::MAX)
+            .await?
+            .values()
+            .filter_map(|s| s.last_write)
+            .max();
+        if let Some(at) = newest {
+            let now = server_clock(&self.conn).await?;
+            let behind = (at + wait - now).clamp(0, wait) as u64;
+            tokio::time::sleep(Duration::from_secs(behind)).await;
+        }
+        settle(&self.conn, wait).await
+    }
+}
+
+/// The state of every minute in `[first, last]` that was ever written or computed.
+async fn minute_states(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+) -> Result<BTreeMap<i64, MinuteState>, StoreError> {
+    #[derive(Deserialize)]
+    struct Write {
+        minute: i64,
+        at: i64,
+    }
+    #[derive(Deserialize)]
+    struct Computed {
+        minute: i64,
+        newest: u64,
+        newest_start: i64,
+    }
+    let writes: Vec<Write> = conn
+        .select(&format!(
+            "SELECT minute, max(at) AS at FROM rollup_writes
+             WHERE minute >= {first} AND minute <= {last} GROUP BY minute"
+        ))
+        .await?;
+    let computed: Vec<Computed> = conn
+        .select(&format!(
+            "SELECT minute, argMax(computed, (started, computed)) AS newest,
+                    max(started) AS newest_start
+             FROM rollup_minutes WHERE minute >= {first} AND minute <= {last} GROUP BY minute"
+        ))
+        .await?;
+    let mut out: BTreeMap<i64, MinuteState> = BTreeMap::new();
+    let blank = MinuteState {
+        last_write: None,
+        computed: None,
+    };
+    for w in writes {
+        out.entry(w.minute).or_insert(blank).last_write = Some(w.at);
+    }
+    for c in computed {
+        out.entry(c.minute).or_insert(blank).computed = Some((c.newest, c.newest_start));
+    }
+    Ok(out)
+}
+
+/// The rollup of `minutes` from the samples of each trace's newest fold. A trace with a
+/// sample in one of them has a fold row in the days around it (a trace's day is at most a
+/// day before its pieces, an hour after).
+async fn compute_minutes(conn: &Connection, minutes: &[i64]) -> Result<Vec<Row>, StoreError> {
+    let (Some(lo), Some(hi)) = (minutes.iter().min(), minutes.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let day = |m: i64, shift: i64| day_text((m / 1_440 + shift).clamp(0, LAST_DAY) as u16);
+    let list = minutes
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    conn.select(&format!(
+        "SELECT minute, src, dst, outcome, bucket, toInt64(count()) AS n,
+                sum(response_time) AS rt
+         FROM samples
+         WHERE minute IN ({list}) AND fold IN (
+             SELECT argMax(fold, version) FROM traces
+             WHERE day >= toDate({from}) AND day <= toDate({to}) AND trace_id IN (
+                 SELECT trace_id FROM samples WHERE minute IN ({list}))
+             GROUP BY trace_id)
+         GROUP BY minute, src, dst, outcome, bucket",
+        from = quote(&day(*lo, -1)),
+        to = quote(&day(*hi, 1)),
+    ))
+    .await
+}
+
+/// Settles the dirty minutes whose last write is at least `quiet` seconds old.
+async fn settle(conn: &Connection, quiet: i64) -> Result<usize, StoreError> {
+    let now = server_clock(conn).await?;
+    let due: Vec<i64> = minute_states(conn, i64::MIN, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.clean().is_none())
+        .filter(|(_, s)| s.last_write.is_some_and(|at| at + quiet <= now))
+        .map(|(m, _)| m)
+        .collect();
+    for chunk in due.chunks(MINUTES_PER_QUERY) {
+        // The clock first: a write this computation misses is stamped after it.
+        let started = server_clock(conn).await?;
+        let rows = compute_minutes(conn, chunk).await?;
+        let ids: HashMap<i64, u64> = chunk.iter().map(|m| (*m, fold_id())).collect();
+        let day = |m: i64| (m / 1_440).clamp(0, LAST_DAY) as u16;
+        let mut out = RowBinary::default();
+        for r in &rows {
+            out.u16(day(r.minute))
+                .i64(r.minute)
+                .u64(ids.get(&r.minute).copied().unwrap_or_default())
+                .string(&r.src)
+                .string(&r.dst)
+                .u8(r.outcome)
+                .i32(r.bucket)
+                .i64(r.n)
+                .f64(r.rt);
+        }
+        conn.insert("rollups", out).await?;
+        // The computation only once its rows are in: a reader never picks a partial one.
+        let mut done = RowBinary::default();
+        for (minute, id) in &ids {
+            done.u16(day(*minute)).i64(*minute).u64(*id).i64(started);
+        }
+        conn.insert("rollup_minutes", done).await?;
+    }
+    Ok(due.len())
+}
+
+/// The server's clock, whole seconds (the clock `rollup_writes` is stamped with).
+async fn server_clock(conn: &Connection) -> Result<i64, StoreError> {
+    #[derive(Deserialize)]
+    struct Now {
+        now: i64,
+    }
+    let rows: Vec<Now> = conn
+        .select("SELECT toInt64(toUInt32(now())) AS now")
+        .await?;
+    rows.first()
+        .map(|n| n.now)
+        .ok_or_else(|| StoreError::Write("the server did not tell its clock".into()))
+}
+
+/// Settles minutes every [`SETTLE_EVERY`] until `stop` is dropped; failures are logged and
+/// retried on the next round (reads stay exact meanwhile).
+pub(super) async fn settle_loop(conn: Connection, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(SETTLE_EVERY) => {}
+        }
+        match settle(&conn, QUIET_SECS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(minutes = n, "graph rollups settled"),
+            Err(e) => tracing::warn!(error = %e, "settling graph rollups failed; retrying"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minute_is_clean_only_when_computed_well_after_its_last_write() {
+        let state = |last_write, computed| MinuteState {
+            last_write,
+            computed,
+        };
+        assert_eq!(state(Some(100), None).clean(), None);
+        assert_eq!(state(Some(100), Some((7, 100))).clean(), None);
+        assert_eq!(state(Some(100), Some((7, 100 + MARGIN_SECS))).clean(), None);
+        assert_eq!(
+            state(Some(100), Some((7, 101 + MARGIN_SECS))).clean(),
+            Some(7)
+        );
+        assert_eq!(state(None, Some((7, 0))).clean(), Some(7));
+    }
+}
