@@ -213,6 +213,16 @@ fn queries(c: &mut Criterion) {
         BenchmarkId::new("settled_rollups_segments", segments()),
         |b| b.iter(|| common::service_graph_of_the_hour(&rt, get().1.as_ref())),
     );
+    let hour = (common::HOUR_START / 60.0) as i64;
+    group.bench_function(
+        BenchmarkId::new("stage_unsettled_minutes_segments", segments()),
+        |b| {
+            b.iter(|| {
+                let rows = rt.block_on(get().1.unsettled_rollup_rows(hour, hour + 59));
+                assert!(!rows.expect("rollups").is_empty());
+            })
+        },
+    );
     group.finish();
     let mut group = c.benchmark_group("clickhouse_service_graph_6h");
     group.sample_size(10);

@@ -106,25 +106,24 @@ impl ClickhouseStore {
         for chunk in dirty.chunks(MINUTES_PER_READ) {
             rows.extend(compute_minutes(&self.conn, chunk).await?);
         }
-        let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
-        for r in rows {
-            let s = folded.entry((r.minute, r.src, r.dst)).or_default();
-            match r.outcome {
-                0 => s.ok += r.n,
-                1 => s.error_other += r.n,
-                2 => s.throttle += r.n,
-                _ => s.fault += r.n,
-            }
-            s.total_response_time += r.rt;
-            *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
-        }
-        Ok(RollupRow::from_keyed(folded))
+        Ok(add_up(rows))
     }
 
-    /// Settles every dirty minute quiet for [`QUIET_SECS`] (see the module's rule); returns
-    /// how many were computed. What [`settle_loop`] runs.
-    pub async fn settle_rollups(&self) -> Result<usize, StoreError> {
-        settle(&self.conn, QUIET_SECS).await
+    /// The rollups of minutes `[first, last]` computed from the samples as if none were
+    /// settled: what a read pays for dirty minutes (for benchmarks, as the baseline of the
+    /// settled read).
+    pub async fn unsettled_rollup_rows(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let states = minute_states(&self.conn, first, last).await?;
+        let minutes: Vec<i64> = states.keys().copied().collect();
+        let mut rows = Vec::new();
+        for chunk in minutes.chunks(MINUTES_PER_READ) {
+            rows.extend(compute_minutes(&self.conn, chunk).await?);
+        }
+        Ok(add_up(rows))
     }
 
     /// Settles every dirty minute, however recently written, first waiting (at most
@@ -144,6 +143,23 @@ impl ClickhouseStore {
         }
         settle(&self.conn, wait).await
     }
+}
+
+/// Rows of minutes added up per minute, node or edge.
+fn add_up(rows: Vec<Row>) -> Vec<RollupRow> {
+    let mut folded: BTreeMap<(i64, String, String), Stats> = BTreeMap::new();
+    for r in rows {
+        let s = folded.entry((r.minute, r.src, r.dst)).or_default();
+        match r.outcome {
+            0 => s.ok += r.n,
+            1 => s.error_other += r.n,
+            2 => s.throttle += r.n,
+            _ => s.fault += r.n,
+        }
+        s.total_response_time += r.rt;
+        *s.histogram.0.entry(r.bucket).or_insert(0) += r.n;
+    }
+    RollupRow::from_keyed(folded)
 }
 
 /// The state of every minute in `[first, last]` that was ever written or computed.
