@@ -144,35 +144,31 @@ impl ClickhouseStore {
                 conn.config.url, MINIMUM_VERSION.0, MINIMUM_VERSION.1
             )));
         }
-        // Views added since a store was created start from what their source holds.
         let opening = |e: StoreError| StoreError::Open(format!("reading the schema: {e}"));
-        let mut backfill = Vec::new();
-        for view in &schema::VIEWS {
-            if conn.has_table(view.source).await.map_err(opening)?
-                && !conn.has_table(view.target).await.map_err(opening)?
-            {
-                backfill.push(view);
-            }
-        }
+        let had_samples = conn.has_table("samples").await.map_err(opening)?;
+        let had_writes = conn.has_table("rollup_writes").await.map_err(opening)?;
+        let features = Features::of(parsed);
         for ddl in schema::statements(
             &conn.config.database,
             conn.config.cluster.as_deref(),
-            Features::of(parsed),
+            features,
         ) {
             conn.send(None, None, ddl.into_bytes())
                 .await
                 .map_err(|e| StoreError::Open(format!("creating the schema: {e}")))?;
         }
-        for view in backfill {
-            tracing::info!(
-                table = view.target,
-                from = view.source,
-                "filling a new table"
+        migrate(&conn, features)
+            .await
+            .map_err(|e| StoreError::Open(format!("updating the schema: {e}")))?;
+        if had_samples && !had_writes {
+            tracing::info!("stamping the minutes already stored, to settle their rollups");
+            let sql = schema::backfill_rollup_writes(
+                &conn.config.database,
+                conn.config.cluster.as_deref(),
             );
-            let sql = view.backfill(&conn.config.database, conn.config.cluster.as_deref());
             conn.send(None, None, sql.into_bytes())
                 .await
-                .map_err(|e| StoreError::Open(format!("filling {}: {e}", view.target)))?;
+                .map_err(|e| StoreError::Open(format!("stamping stored minutes: {e}")))?;
         }
         let (stop_settling, stop) = oneshot::channel();
         tokio::spawn(rollups::settle_loop(conn.clone(), stop));
@@ -200,12 +196,10 @@ impl ClickhouseStore {
         &self.version
     }
 
-    /// Inserts rows made by [`BulkRows::encode`] (samples before summaries, as the writer
-    /// does), bypassing the writer task and its read-back.
+    /// Inserts rows made by [`BulkRows::encode`] (as the writer does: minutes stamped,
+    /// samples before summaries), bypassing the writer task and its read-back.
     pub async fn bulk_insert(&self, rows: BulkRows) -> Result<(), StoreError> {
-        self.conn.insert("segments", rows.segments).await?;
-        self.conn.insert("samples", rows.samples).await?;
-        self.conn.insert("traces", rows.traces).await
+        rows.insert(&self.conn).await
     }
 
     /// Rows in the `segments` table (every document arrival, before merges dedupe them).
@@ -242,6 +236,47 @@ impl ClickhouseStore {
             .await
             .map(drop)
     }
+}
+
+/// Adds what [`schema::migrations`] lists to tables that lack it (a store created by an older
+/// release); in a cluster, to the local table and, for a column, the `Distributed` one.
+async fn migrate(conn: &Connection, features: Features) -> Result<(), StoreError> {
+    #[derive(Deserialize)]
+    struct Created {
+        create_table_query: String,
+    }
+    let database = &conn.config.database;
+    for (table, name, clause) in schema::migrations(features) {
+        let mut targets = Vec::new();
+        match conn.config.cluster {
+            Some(_) => {
+                targets.push(format!("{table}_local"));
+                if clause.starts_with("ADD COLUMN") {
+                    targets.push(table.to_owned());
+                }
+            }
+            None => targets.push(table.to_owned()),
+        }
+        for target in targets {
+            let created: Vec<Created> = conn
+                .select(&format!(
+                    "SELECT create_table_query FROM system.tables
+                     WHERE database = {} AND name = {}",
+                    quote(database),
+                    quote(&target)
+                ))
+                .await?;
+            if created
+                .iter()
+                .any(|c| !c.create_table_query.contains(&format!(" {name} ")))
+            {
+                tracing::info!(table = %target, name, "adding to a table made by an older release");
+                conn.execute(&format!("ALTER TABLE {database}.{target} {clause}"))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Store for ClickhouseStore {
@@ -378,11 +413,11 @@ mod tests {
             .collect()
     }
 
-    /// A store made before the tables its views fill existed (`rollup_writes`,
-    /// `annotation_index`): opening it fills them from what is stored, so minutes read (and
-    /// settle) and annotations are found as before.
+    /// A store made before `rollup_writes` and `ann_pairs` existed: opening it stamps the
+    /// minutes stored and adds the column (its default computed for the rows stored), so
+    /// minutes read (and settle) and annotations are found as before.
     #[tokio::test]
-    async fn a_store_from_before_its_views_fills_their_tables_when_opened() {
+    async fn a_store_from_an_older_release_is_brought_up_to_date_when_opened() {
         let place = Place::new(Backend::Clickhouse26);
         let store = place.clickhouse().await;
         let start = crate::store::now_seconds() - 7_200.0;
@@ -397,13 +432,13 @@ mod tests {
             crate::test_support::scan_all(start - 60.0, start + 600.0, vec![by_order], 10, false)
         };
         assert_eq!(store.scan_traces(search()).await.unwrap().len(), 1);
-        for view in &schema::VIEWS {
-            for ddl in [
-                format!("DROP TABLE {}_mv", view.target),
-                format!("DROP TABLE {}", view.target),
-            ] {
-                store.conn.execute(&ddl).await.unwrap();
-            }
+        // As a release before the rollup stamps and `ann_pairs` left it.
+        for ddl in [
+            "DROP TABLE rollup_writes",
+            "ALTER TABLE traces DROP INDEX by_annotation",
+            "ALTER TABLE traces DROP COLUMN ann_pairs",
+        ] {
+            store.conn.execute(ddl).await.unwrap();
         }
         drop(store);
         let store = place.clickhouse().await;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::ClickhouseStore;
 use super::connection::{IDS_PER_QUERY, id_list, number, quote};
+use super::schema::annotation_pair;
 use crate::assembly::{TraceSummary, replaces};
 use crate::store::{Pushdown, ScanQuery, StoreError, StoredDocument, StoredTrace, TraceRecord};
 
@@ -72,16 +73,13 @@ impl ClickhouseStore {
                 Pushdown::Duration(op, v) => {
                     format!("duration {} {}", crate::store::op_sql(op), number(*v))
                 }
-                // The index table finds the few traces; their folds are then read by key.
+                // `has` on `ann_pairs` lets the bloom filter index skip granules.
                 Pushdown::AnnotationEquals(k, v) => format!(
-                    "trace_id IN (SELECT trace_id FROM annotation_index
-                         WHERE key = {k} AND value = {v}
-                           AND start_time >= {start} AND start_time <= {end})
+                    "has(ann_pairs, {})
                      AND arrayExists((k, v) -> k = {k} AND v = {v}, ann_keys, ann_text)",
+                    quote(&annotation_pair(k, v)),
                     k = quote(k),
                     v = quote(v),
-                    start = number(q.start),
-                    end = number(q.end),
                 ),
                 Pushdown::AnnotationNumber(k, op, v) => format!(
                     "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",

@@ -6,21 +6,22 @@
 //! task ([`settle_loop`], in every collector: computing a minute is idempotent) once nothing
 //! has been written in it for a while:
 //!
-//! - every insert into `samples` records the minutes it touched and the server's clock
-//!   (`rollup_writes`, filled by a materialized view, so a bulk load and every collector
-//!   record them too);
+//! - before a writer inserts samples into a minute, the minute carries a *stamp* from the
+//!   server's clock (`rollup_writes`) that covers writes until [`STAMP_COVERS_SECS`] after
+//!   it; a writer stamps a minute again only once its last stamp is half spent ([`Stamps`]),
+//!   so stamps cost one tiny insert per minute every few seconds, not one per batch;
 //! - settling a minute reads the server's clock (`started`), computes the minute from the
 //!   newest folds and appends its rows to `rollups` under a fresh computation id, then the
 //!   computation to `rollup_minutes`;
 //! - a minute is *clean* when its newest computation started more than [`MARGIN_SECS`] after
-//!   its last write: a write that computation did not see landed after it started. Any later
-//!   write makes it dirty again, and the next round settles it again.
+//!   what its newest stamp covers: a write that computation did not see landed after it
+//!   started. Any later write makes it dirty again, and the next round settles it again.
 //!
 //! Reads take clean minutes from `rollups` and compute dirty ones (the tail of a live window)
 //! from the samples as settling would, so an answer never depends on whether the task ran.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -35,6 +36,11 @@ use crate::store::{RollupRow, StoreError};
 /// of a cluster's servers, and a materialized view that stamps a write a moment before its
 /// part is visible.
 pub(super) const MARGIN_SECS: i64 = 5;
+/// Seconds of writes a stamp covers after the server's clock stamped it.
+pub(super) const STAMP_COVERS_SECS: i64 = 5;
+/// How long a writer leaves a stamp of its own to cover its writes (half of what it covers:
+/// the rest is for the insert that follows).
+const STAMP_REUSE: Duration = Duration::from_millis(2_500);
 /// Seconds without a write before the task settles a minute (a minute still being written is
 /// computed by the reads that ask for it).
 const QUIET_SECS: i64 = 10;
@@ -48,7 +54,7 @@ const MINUTES_PER_READ: usize = 500;
 /// What the store knows of one minute: when it was last written, and its newest computation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct MinuteState {
-    last_write: Option<i64>,
+    last_stamp: Option<i64>,
     computed: Option<(u64, i64)>,
 }
 
@@ -56,8 +62,8 @@ impl MinuteState {
     /// The computation to read, when the minute is clean (see the module's rule).
     fn clean(&self) -> Option<u64> {
         let (id, started) = self.computed?;
-        match self.last_write {
-            Some(at) if at + MARGIN_SECS >= started => None,
+        match self.last_stamp {
+            Some(at) if at + STAMP_COVERS_SECS + MARGIN_SECS >= started => None,
             _ => Some(id),
         }
     }
@@ -100,7 +106,7 @@ impl ClickhouseStore {
         }
         let dirty: Vec<i64> = states
             .iter()
-            .filter(|(_, s)| s.clean().is_none() && s.last_write.is_some())
+            .filter(|(_, s)| s.clean().is_none() && s.last_stamp.is_some())
             .map(|(m, _)| *m)
             .collect();
         for chunk in dirty.chunks(MINUTES_PER_READ) {
@@ -127,18 +133,19 @@ impl ClickhouseStore {
     }
 
     /// Settles every dirty minute, however recently written, first waiting (at most
-    /// [`MARGIN_SECS`] and a second) until the last write is old enough for a computation to
-    /// count; for tests and benchmarks.
+    /// [`STAMP_COVERS_SECS`] + [`MARGIN_SECS`] + 1 s) until the last stamp is old enough for
+    /// a computation to count; for tests and benchmarks.
     pub async fn settle_rollups_now(&self) -> Result<usize, StoreError> {
         let wait = MARGIN_SECS + 1;
         let newest = minute_states(&self.conn, i64::MIN, i64::MAX)
             .await?
             .values()
-            .filter_map(|s| s.last_write)
+            .filter_map(|s| s.last_stamp)
             .max();
         if let Some(at) = newest {
             let now = server_clock(&self.conn).await?;
-            let behind = (at + wait - now).clamp(0, wait) as u64;
+            let behind = (at + STAMP_COVERS_SECS + wait - now).clamp(0, STAMP_COVERS_SECS + wait);
+            let behind = behind as u64;
             tokio::time::sleep(Duration::from_secs(behind)).await;
         }
         settle(&self.conn, wait).await
@@ -194,11 +201,11 @@ async fn minute_states(
         .await?;
     let mut out: BTreeMap<i64, MinuteState> = BTreeMap::new();
     let blank = MinuteState {
-        last_write: None,
+        last_stamp: None,
         computed: None,
     };
     for w in writes {
-        out.entry(w.minute).or_insert(blank).last_write = Some(w.at);
+        out.entry(w.minute).or_insert(blank).last_stamp = Some(w.at);
     }
     for c in computed {
         out.entry(c.minute).or_insert(blank).computed = Some((c.newest, c.newest_start));
@@ -242,7 +249,10 @@ async fn settle(conn: &Connection, quiet: i64) -> Result<usize, StoreError> {
         .await?
         .into_iter()
         .filter(|(_, s)| s.clean().is_none())
-        .filter(|(_, s)| s.last_write.is_some_and(|at| at + quiet <= now))
+        .filter(|(_, s)| {
+            s.last_stamp
+                .is_some_and(|at| at + STAMP_COVERS_SECS + quiet <= now)
+        })
         .map(|(m, _)| m)
         .collect();
     for chunk in due.chunks(MINUTES_PER_QUERY) {
@@ -272,6 +282,83 @@ async fn settle(conn: &Connection, quiet: i64) -> Result<usize, StoreError> {
         conn.insert("rollup_minutes", done).await?;
     }
     Ok(due.len())
+}
+
+/// The minutes one writer stamped and when, so it stamps a minute again only once its stamp
+/// is half spent.
+#[derive(Debug, Default)]
+pub(super) struct Stamps(HashMap<i64, Instant>);
+
+impl Stamps {
+    /// Stamps the `minutes` no stamp of this writer covers for long enough; call before
+    /// inserting their samples.
+    pub(super) async fn before_write(
+        &mut self,
+        conn: &Connection,
+        minutes: &BTreeSet<i64>,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        self.0.retain(|_, at| now.duration_since(*at) < STAMP_REUSE);
+        let due: Vec<i64> = minutes
+            .iter()
+            .filter(|m| !self.0.contains_key(m))
+            .copied()
+            .collect();
+        self.stamp(conn, due, now).await
+    }
+
+    /// After the samples are in: stamps again the `minutes` whose stamp may have run out
+    /// while the insert ran (a slow server), so what a computation missed is never covered
+    /// by a stamp older than it.
+    pub(super) async fn after_write(
+        &mut self,
+        conn: &Connection,
+        minutes: &BTreeSet<i64>,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let spent = Duration::from_secs((STAMP_COVERS_SECS - 1) as u64);
+        let due: Vec<i64> = minutes
+            .iter()
+            .filter(|m| {
+                self.0
+                    .get(m)
+                    .is_none_or(|at| now.duration_since(*at) >= spent)
+            })
+            .copied()
+            .collect();
+        self.stamp(conn, due, now).await
+    }
+
+    async fn stamp(
+        &mut self,
+        conn: &Connection,
+        minutes: Vec<i64>,
+        sent: Instant,
+    ) -> Result<(), StoreError> {
+        if minutes.is_empty() {
+            return Ok(());
+        }
+        stamp(conn, &minutes).await?;
+        self.0.extend(minutes.into_iter().map(|m| (m, sent)));
+        Ok(())
+    }
+}
+
+/// Stamps `minutes` with the server's clock (`rollup_writes`).
+pub(super) async fn stamp(conn: &Connection, minutes: &[i64]) -> Result<(), StoreError> {
+    for chunk in minutes.chunks(MINUTES_PER_READ) {
+        let values = chunk
+            .iter()
+            .map(|m| {
+                let day = day_text((m / 1_440).clamp(0, LAST_DAY) as u16);
+                format!("({}, {m}, toUInt32(now()))", quote(&day))
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        conn.execute(&format!("INSERT INTO rollup_writes VALUES {values}"))
+            .await?;
+    }
+    Ok(())
 }
 
 /// The server's clock, whole seconds (the clock `rollup_writes` is stamped with).
@@ -309,18 +396,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_minute_is_clean_only_when_computed_well_after_its_last_write() {
-        let state = |last_write, computed| MinuteState {
-            last_write,
+    fn a_minute_is_clean_only_when_computed_well_after_its_last_stamp() {
+        let state = |last_stamp, computed| MinuteState {
+            last_stamp,
             computed,
         };
         assert_eq!(state(Some(100), None).clean(), None);
         assert_eq!(state(Some(100), Some((7, 100))).clean(), None);
-        assert_eq!(state(Some(100), Some((7, 100 + MARGIN_SECS))).clean(), None);
-        assert_eq!(
-            state(Some(100), Some((7, 101 + MARGIN_SECS))).clean(),
-            Some(7)
-        );
+        let covered = 100 + STAMP_COVERS_SECS + MARGIN_SECS;
+        assert_eq!(state(Some(100), Some((7, covered))).clean(), None);
+        assert_eq!(state(Some(100), Some((7, covered + 1))).clean(), Some(7));
         assert_eq!(state(None, Some((7, 0))).clean(), Some(7));
     }
 }

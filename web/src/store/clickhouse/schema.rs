@@ -10,11 +10,11 @@
 //!   has the highest version and wins.
 //! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; a
 //!   minute's rollup adds up the samples of each trace's newest fold.
-//! - `rollups`, `rollup_minutes`, `rollup_writes` (and the materialized view
-//!   `rollup_writes_mv` that fills the last from every `samples` insert): the graph's
-//!   per-minute rollups settled once a minute is quiet (see `rollups.rs`).
-//! - `annotation_index`: each fold's annotations ordered by `(key, value, start_time)`,
-//!   filled by the materialized view `annotation_index_mv`, for searches by annotation.
+//!   `ann_pairs` holds its annotations as `key=value` under a bloom filter index, so a
+//!   search by annotation reads the few granules that may hold it.
+//! - `rollups`, `rollup_minutes`, `rollup_writes`: the graph's per-minute rollups, settled
+//!   once a minute is quiet, and the stamps writers leave on the minutes they write (see
+//!   `rollups.rs`).
 //! - `sampling_rules`, `groups`: `ReplacingMergeTree(version)` by name with a deletion flag.
 //! - `sampling_clients`: each client's latest sampling report per rule and day (a
 //!   `ReplacingMergeTree(seen)`), read by every collector to split reservoirs; days before
@@ -70,9 +70,12 @@ fn tables(f: Features) -> Vec<Table> {
         "String"
     };
     let trace_index = if f.skip_indexes {
-        ", INDEX by_service services TYPE bloom_filter GRANULARITY 4"
+        format!(
+            ", INDEX by_service services TYPE bloom_filter GRANULARITY 4, \
+             INDEX {ANN_PAIRS_INDEX}"
+        )
     } else {
-        ""
+        String::new()
     };
     vec![
         Table {
@@ -92,7 +95,8 @@ fn tables(f: Features) -> Vec<Table> {
                  response_time Nullable(Float64), has_fault UInt8, has_error UInt8, \
                  has_throttle UInt8, is_partial UInt8, http_status Nullable(UInt16), \
                  services Array(String), ann_keys Array(String), ann_text Array(String), \
-                 ann_number Array(Float64), summary String, samples String{trace_index}"
+                 ann_number Array(Float64), summary String, samples String, \
+                 ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}{trace_index}"
             ),
             engine: "ReplacingMergeTree(version) PARTITION BY day ORDER BY trace_id",
             shard_by: "sipHash64(trace_id)",
@@ -128,13 +132,6 @@ fn tables(f: Features) -> Vec<Table> {
             shard_by: "sipHash64(minute)",
         },
         Table {
-            name: "annotation_index",
-            columns: "day Date, key String, value String, start_time Float64, trace_id String"
-                .into(),
-            engine: "MergeTree PARTITION BY day ORDER BY (key, value, start_time)",
-            shard_by: "sipHash64(trace_id)",
-        },
-        Table {
             name: "sampling_rules",
             columns: "name String, rule String, created_at Float64, modified_at Float64, \
                       deleted UInt8, version UInt64"
@@ -168,7 +165,7 @@ fn tables(f: Features) -> Vec<Table> {
 }
 
 /// Tables partitioned by day, dropped partition by partition by retention.
-pub const DAILY_TABLES: [&str; 8] = [
+pub const DAILY_TABLES: [&str; 7] = [
     "segments",
     "traces",
     "samples",
@@ -176,7 +173,6 @@ pub const DAILY_TABLES: [&str; 8] = [
     "rollups",
     "rollup_minutes",
     "rollup_writes",
-    "annotation_index",
 ];
 
 /// Partitioned by day but only the last two days matter: dropped sooner than retention.
@@ -203,66 +199,50 @@ pub fn statements(database: &str, cluster: Option<&str>, f: Features) -> Vec<Str
             ));
         }
     }
-    let suffix = if cluster.is_some() { "_local" } else { "" };
-    for v in VIEWS {
-        out.push(format!(
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{}_mv \
-             TO {database}.{}{suffix} AS {}",
-            v.target,
-            v.target,
-            (v.select)(&format!("{database}.{}{suffix}", v.source))
+    out
+}
+
+/// The annotations of a fold as `key=value` texts (`ann_pairs`), which a bloom filter index
+/// can answer `has()` on; a key holding `=` makes a pair ambiguous, so a match is only a
+/// candidate, checked against `ann_keys`/`ann_text`.
+pub fn annotation_pair(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
+
+/// The same pairs as a column default, for rows stored before the column existed.
+const ANN_PAIRS_DEFAULT: &str = "arrayMap((k, v) -> concat(k, '=', v), ann_keys, ann_text)";
+
+/// Changes to the tables of a store created by an older release, each a column or index that
+/// `statements` now creates, with the `ALTER` that adds it: `(table, column or index name,
+/// ALTER clause)`. `ClickhouseStore::open` runs the clauses whose name the table lacks.
+pub fn migrations(f: Features) -> Vec<(&'static str, &'static str, String)> {
+    let mut out = vec![(
+        "traces",
+        "ann_pairs",
+        format!("ADD COLUMN ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"),
+    )];
+    if f.skip_indexes {
+        out.push((
+            "traces",
+            "by_annotation",
+            format!("ADD INDEX {ANN_PAIRS_INDEX}"),
         ));
     }
     out
 }
 
-/// A table the server fills from every insert into another (a materialized view
-/// `<target>_mv`), so no collector spends a round trip on it and a bulk load fills it too.
-pub struct View {
-    /// The table filled.
-    pub target: &'static str,
-    /// The table whose inserts fill it.
-    pub source: &'static str,
-    /// The `SELECT` over the source (its full name) that makes the target's rows.
-    select: fn(&str) -> String,
-}
+/// The bloom filter over `ann_pairs`.
+const ANN_PAIRS_INDEX: &str = "by_annotation ann_pairs TYPE bloom_filter GRANULARITY 4";
 
-/// The materialized views, each after the tables it joins.
-pub const VIEWS: [View; 2] = [
-    // The minutes a block of samples touches, stamped with the server's clock (see
-    // `rollups.rs`).
-    View {
-        target: "rollup_writes",
-        source: "samples",
-        select: |from| {
-            format!("SELECT day, minute, toUInt32(now()) AS at FROM {from} GROUP BY day, minute")
-        },
-    },
-    // Each fold's annotations by key and value, so a search by annotation reads a key
-    // range instead of every fold of its window.
-    View {
-        target: "annotation_index",
-        source: "traces",
-        select: |from| {
-            format!(
-                "SELECT day, key, value, start_time, trace_id FROM {from} \
-                 ARRAY JOIN ann_keys AS key, ann_text AS value"
-            )
-        },
-    },
-];
-
-impl View {
-    /// For a store created before this view existed (the source was there, the target not):
-    /// the statement that fills the target from what the source already holds.
-    pub fn backfill(&self, database: &str, cluster: Option<&str>) -> String {
-        let suffix = if cluster.is_some() { "_local" } else { "" };
-        format!(
-            "INSERT INTO {database}.{}{suffix} {}",
-            self.target,
-            (self.select)(&format!("{database}.{}{suffix}", self.source))
-        )
-    }
+/// Fills `rollup_writes` for a store created before it existed: every minute already in
+/// `samples`, stamped now, so those minutes are settled like new ones.
+pub fn backfill_rollup_writes(database: &str, cluster: Option<&str>) -> String {
+    let suffix = if cluster.is_some() { "_local" } else { "" };
+    format!(
+        "INSERT INTO {database}.rollup_writes{suffix} \
+         SELECT day, minute, toUInt32(now()) AS at FROM {database}.samples{suffix} \
+         GROUP BY day, minute"
+    )
 }
 
 #[cfg(test)]
@@ -295,25 +275,17 @@ mod tests {
             Features::of(parse_version("24.3.1.2672").unwrap()),
         );
         for s in [&old, &mid, &new] {
-            assert_eq!(
-                s.len(),
-                1 + VIEWS.len() + tables(Features::of((18, 16))).len()
-            );
+            assert_eq!(s.len(), 1 + tables(Features::of((18, 16))).len());
             assert_eq!(s[0], "CREATE DATABASE IF NOT EXISTS r");
-            let (tables, views) = s[1..].split_at(s.len() - 1 - VIEWS.len());
             assert!(
-                tables
+                s[1..]
                     .iter()
                     .all(|x| x.starts_with("CREATE TABLE IF NOT EXISTS r."))
             );
-            assert!(views[0].starts_with(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS r.rollup_writes_mv TO r.rollup_writes AS"
-            ));
-            assert!(views[1].contains("r.annotation_index_mv TO r.annotation_index AS"));
             // Nothing 18.16 lacks, at any version: no TTL, Map, DateTime64.
             assert!(
                 s.iter().all(|x| !x.contains("TTL")
-                    && !x.contains("Map(")
+                    && !x.contains(" Map(")
                     && !x.contains("DateTime64"))
             );
         }
@@ -335,12 +307,23 @@ mod tests {
         assert!(!traces(&mid).contains("INDEX"));
         assert!(samples(&new).contains("LowCardinality(String)"));
         assert!(traces(&new).contains("INDEX by_service services TYPE bloom_filter GRANULARITY 4"));
+        assert!(traces(&new).contains(&format!("INDEX {ANN_PAIRS_INDEX}")));
+        assert!(traces(&old).contains(&format!(
+            "ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"
+        )));
+        // An old store gets the column everywhere, the index where the server has them.
+        let added = |f: Features| -> Vec<&str> { migrations(f).iter().map(|m| m.1).collect() };
+        assert_eq!(added(Features::of((18, 16))), ["ann_pairs"]);
+        assert_eq!(added(Features::of((24, 3))), ["ann_pairs", "by_annotation"]);
         // Apart from the gated features, every version creates the same tables.
         let plain = |s: &[String]| {
             s.iter()
                 .map(|x| {
                     x.replace("LowCardinality(String)", "String").replace(
-                        ", INDEX by_service services TYPE bloom_filter GRANULARITY 4",
+                        &format!(
+                            ", INDEX by_service services TYPE bloom_filter GRANULARITY 4, \
+                             INDEX {ANN_PAIRS_INDEX}"
+                        ),
                         "",
                     )
                 })
@@ -372,9 +355,5 @@ mod tests {
                 .any(|x| x.contains("Distributed(c, r, traces_local, sipHash64(trace_id))"))
         );
         assert!(s.iter().all(|x| !x.contains("LowCardinality")));
-        assert!(s.iter().any(|x| x.contains(
-            "r.rollup_writes_mv TO r.rollup_writes_local AS SELECT day, minute, toUInt32(now()) \
-             AS at FROM r.samples_local"
-        )));
     }
 }

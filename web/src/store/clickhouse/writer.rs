@@ -5,14 +5,16 @@
 //! facts read back. Also [`BulkRows`] (the same rows encoded for a bulk load) and the day and
 //! fold-id helpers the rows carry.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ClickhouseStore;
 use super::connection::{Connection, IDS_PER_QUERY, id_list};
+use super::rollups::{Stamps, stamp};
 use super::rowbinary::RowBinary;
+use super::schema::annotation_pair;
 use crate::assembly::{AnnotationValue, DocFacts, TraceRollup, fold_refs, replaces};
 use crate::graph::Histogram;
 use crate::store::live::{Admit, Found, LiveTrace, LiveTraces};
@@ -95,6 +97,7 @@ pub(super) async fn writer_loop(
     mut rx: mpsc::Receiver<(Vec<IngestDocument>, Reply)>,
     mut live: Live,
 ) {
+    let mut stamps = Stamps::default();
     while let Some((first, reply)) = rx.recv().await {
         let mut docs = first;
         // Each request's reply and where its documents end in `docs`.
@@ -108,7 +111,7 @@ pub(super) async fn writer_loop(
                 Err(_) => break,
             }
         }
-        let result = write_documents(&conn, &docs, &mut live).await;
+        let result = write_documents(&conn, &docs, &mut live, &mut stamps).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "ClickHouse write failed");
         }
@@ -123,9 +126,13 @@ fn encode_fold(
     trace_id: &str,
     facts: &[&DocFacts],
     counts: (u64, u64),
-    summaries: &mut RowBinary,
-    samples: &mut RowBinary,
+    rows: &mut FoldRows,
 ) -> Result<(), StoreError> {
+    let FoldRows {
+        summaries,
+        samples,
+        minutes,
+    } = rows;
     let view = fold_refs(trace_id, facts);
     // The day of the trace's first piece known (see `trace_day`): every fold of a trace
     // shares it while no earlier piece turns up.
@@ -164,8 +171,17 @@ fn encode_fold(
         )
         .f64s(numbers)
         .string(&serde_json::to_string(s)?)
-        .string(&serde_json::to_string(&TraceRollup::of(&view.samples))?);
+        .string(&serde_json::to_string(&TraceRollup::of(&view.samples))?)
+        .strings(
+            s.annotations
+                .iter()
+                .map(|a| annotation_pair(&a.key, &a.value.index_text()))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
     for sample in &view.samples {
+        minutes.insert(sample.minute);
         samples
             .u16(day)
             .string(trace_id)
@@ -184,6 +200,14 @@ fn encode_fold(
             .i32(Histogram::bucket(sample.response_time));
     }
     Ok(())
+}
+
+/// The rows of folds: summaries (`traces`), their samples, and the minutes those touch.
+#[derive(Debug, Default)]
+pub(super) struct FoldRows {
+    summaries: RowBinary,
+    samples: RowBinary,
+    minutes: BTreeSet<i64>,
 }
 
 /// Appends the `segments` rows of `docs`, each in its day (see [`trace_day`]).
@@ -225,21 +249,19 @@ fn pieces_by_trace(docs: &[IngestDocument]) -> BTreeMap<&str, BTreeMap<&str, &In
 fn fold_pieces(
     trace_id: &str,
     pieces: &BTreeMap<&str, &IngestDocument>,
-    summaries: &mut RowBinary,
-    samples: &mut RowBinary,
+    rows: &mut FoldRows,
 ) -> Result<(), StoreError> {
     let complete = pieces.values().filter(|d| !d.in_progress).count() as u64;
     let total = pieces.len() as u64;
     let facts: Vec<&DocFacts> = pieces.values().map(|d| d.facts.as_ref()).collect();
-    encode_fold(trace_id, &facts, (total, complete), summaries, samples)
+    encode_fold(trace_id, &facts, (total, complete), rows)
 }
 
 /// Rows for a bulk load, encoded off the async runtime (see [`BulkRows::encode`]).
 #[derive(Debug, Default)]
 pub struct BulkRows {
     pub(super) segments: RowBinary,
-    pub(super) traces: RowBinary,
-    pub(super) samples: RowBinary,
+    pub(super) folds: FoldRows,
     documents: usize,
 }
 
@@ -254,7 +276,7 @@ impl BulkRows {
         };
         encode_documents(docs, &mut out.segments)?;
         for (trace_id, pieces) in pieces_by_trace(docs) {
-            fold_pieces(trace_id, &pieces, &mut out.traces, &mut out.samples)?;
+            fold_pieces(trace_id, &pieces, &mut out.folds)?;
         }
         Ok(out)
     }
@@ -262,6 +284,36 @@ impl BulkRows {
     /// Documents encoded.
     pub fn documents(&self) -> usize {
         self.documents
+    }
+
+    /// Inserts the rows (stamps and samples before summaries, as the writer does).
+    pub(super) async fn insert(self, conn: &Connection) -> Result<(), StoreError> {
+        conn.insert("segments", self.segments).await?;
+        self.folds.insert(conn, None).await
+    }
+}
+
+impl FoldRows {
+    /// Stamps the minutes (through the writer's `stamps` when given), then inserts samples
+    /// and then summaries: a fold is visible (its `traces` row) only once its samples are
+    /// stored, and its minutes carry a stamp before its samples do.
+    async fn insert(
+        self,
+        conn: &Connection,
+        stamps: Option<&mut Stamps>,
+    ) -> Result<(), StoreError> {
+        match stamps {
+            Some(stamps) => {
+                stamps.before_write(conn, &self.minutes).await?;
+                conn.insert("samples", self.samples).await?;
+                stamps.after_write(conn, &self.minutes).await?;
+            }
+            None => {
+                stamp(conn, &self.minutes.iter().copied().collect::<Vec<_>>()).await?;
+                conn.insert("samples", self.samples).await?;
+            }
+        }
+        conn.insert("traces", self.summaries).await
     }
 }
 
@@ -272,6 +324,7 @@ async fn write_documents(
     conn: &Connection,
     docs: &[IngestDocument],
     live: &mut Live,
+    stamps: &mut Stamps,
 ) -> Result<Vec<usize>, StoreError> {
     let limits = *live.limits();
     let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -307,30 +360,21 @@ async fn write_documents(
         let mut w = RowBinary::default();
         encode_documents(admitted.iter().copied(), &mut w)?;
         conn.insert("segments", w).await?;
-        let mut summaries = RowBinary::default();
-        let mut samples = RowBinary::default();
-        let read_back = fold_known(conn, &mut changed, &mut summaries, &mut samples).await?;
+        let mut rows = FoldRows::default();
+        let read_back = fold_known(conn, &mut changed, &mut rows).await?;
         live.counters()
             .late
             .fetch_add(read_back.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for chunk in read_back.chunks(IDS_PER_QUERY) {
             for (trace_id, trace) in read_traces(conn, chunk).await? {
                 let (total, complete) = (trace.len() as u64, trace.complete() as u64);
-                encode_fold(
-                    &trace_id,
-                    &trace.facts(),
-                    (total, complete),
-                    &mut summaries,
-                    &mut samples,
-                )?;
+                encode_fold(&trace_id, &trace.facts(), (total, complete), &mut rows)?;
                 if let Some(slot) = changed.get_mut(trace_id.as_str()) {
                     *slot = trace;
                 }
             }
         }
-        // Samples first: a fold is visible (its `traces` row) only once its samples are stored.
-        conn.insert("samples", samples).await?;
-        conn.insert("traces", summaries).await?;
+        rows.insert(conn, Some(stamps)).await?;
     }
     for (trace_id, trace) in changed.into_iter().chain(unchanged) {
         live.put(trace_id.to_owned(), trace);
@@ -345,8 +389,7 @@ async fn write_documents(
 async fn fold_known(
     conn: &Connection,
     changed: &mut BTreeMap<&str, Box<LiveTrace<()>>>,
-    summaries: &mut RowBinary,
-    samples: &mut RowBinary,
+    rows: &mut FoldRows,
 ) -> Result<Vec<String>, StoreError> {
     #[derive(Deserialize)]
     struct Stored {
@@ -374,7 +417,7 @@ async fn fold_known(
             };
             let held = (trace.len() as u64, trace.complete() as u64);
             if stored.get(id) == Some(&held) {
-                encode_fold(id, &trace.facts(), held, summaries, samples)?;
+                encode_fold(id, &trace.facts(), held, rows)?;
             } else {
                 read_back.push(id.clone());
             }
