@@ -396,6 +396,13 @@ fn str_at<'a>(map: &'a serde_json::Map<String, Value>, path: &[&str]) -> Option<
 }
 
 impl DocFacts {
+    /// The facts of a stored document's text (what ingest extracted from it: the text is the
+    /// segment as it was stored, scrubbed), for a store reading a trace back.
+    pub fn of_stored(document: &str) -> Result<Self, serde_json::Error> {
+        let segment: Segment = serde_json::from_str(document)?;
+        Ok(Self::extract(&segment))
+    }
+
     /// Extracts the facts of a validated top-level document.
     pub fn extract(doc: &Segment) -> Self {
         let (error, throttle, fault) = status_flags(doc);

@@ -238,20 +238,21 @@ impl ClickhouseStore {
     }
 }
 
-/// Adds what [`schema::migrations`] lists to tables that lack it (a store created by an older
-/// release); in a cluster, to the local table and, for a column, the `Distributed` one.
+/// Brings tables made by an older release to what [`schema::migrations`] lists; in a
+/// cluster, the local table and, for a column, the `Distributed` one.
 async fn migrate(conn: &Connection, features: Features) -> Result<(), StoreError> {
     #[derive(Deserialize)]
     struct Created {
         create_table_query: String,
     }
     let database = &conn.config.database;
-    for (table, name, clause) in schema::migrations(features) {
+    for m in schema::migrations(features) {
+        let (table, name, clause) = (m.table, m.name, &m.clause);
         let mut targets = Vec::new();
         match conn.config.cluster {
             Some(_) => {
                 targets.push(format!("{table}_local"));
-                if clause.starts_with("ADD COLUMN") {
+                if clause.contains("COLUMN") {
                     targets.push(table.to_owned());
                 }
             }
@@ -266,10 +267,13 @@ async fn migrate(conn: &Connection, features: Features) -> Result<(), StoreError
                     quote(&target)
                 ))
                 .await?;
-            if created
-                .iter()
-                .any(|c| !c.create_table_query.contains(&format!(" {name} ")))
-            {
+            // Newer servers quote names in backticks.
+            let has = |c: &Created| {
+                c.create_table_query
+                    .replace('`', "")
+                    .contains(&format!(" {name} "))
+            };
+            if created.iter().any(|c| has(c) != m.wanted) {
                 tracing::info!(table = %target, name, "adding to a table made by an older release");
                 conn.execute(&format!("ALTER TABLE {database}.{target} {clause}"))
                     .await?;
@@ -437,6 +441,7 @@ mod tests {
             "DROP TABLE rollup_writes",
             "ALTER TABLE traces DROP INDEX by_annotation",
             "ALTER TABLE traces DROP COLUMN ann_pairs",
+            "ALTER TABLE segments ADD COLUMN facts String",
         ] {
             store.conn.execute(ddl).await.unwrap();
         }
@@ -446,5 +451,11 @@ mod tests {
         assert_eq!(graph(&store).await, before);
         assert!(store.settle_rollups_now().await.unwrap() >= 3);
         assert_eq!(graph(&store).await, before);
+        let more = crate::synth::fleet_trace(99, start + 300.0);
+        store.put_documents(prepared(&more)).await.unwrap();
+        assert_eq!(
+            store.segment_rows().await.unwrap(),
+            (docs.len() + more.len()) as u64
+        );
     }
 }

@@ -82,7 +82,7 @@ fn tables(f: Features) -> Vec<Table> {
             name: "segments",
             columns: "day Date, trace_id String, id String, parent_id Nullable(String), \
                       subsegment UInt8, start_time Float64, in_progress UInt8, version UInt8, \
-                      document String, facts String"
+                      document String"
                 .into(),
             engine: "ReplacingMergeTree(version) PARTITION BY day ORDER BY (trace_id, id)",
             shard_by: "sipHash64(trace_id)",
@@ -212,21 +212,45 @@ pub fn annotation_pair(key: &str, value: &str) -> String {
 /// The same pairs as a column default, for rows stored before the column existed.
 const ANN_PAIRS_DEFAULT: &str = "arrayMap((k, v) -> concat(k, '=', v), ann_keys, ann_text)";
 
-/// Changes to the tables of a store created by an older release, each a column or index that
-/// `statements` now creates, with the `ALTER` that adds it: `(table, column or index name,
-/// ALTER clause)`. `ClickhouseStore::open` runs the clauses whose name the table lacks.
-pub fn migrations(f: Features) -> Vec<(&'static str, &'static str, String)> {
-    let mut out = vec![(
-        "traces",
-        "ann_pairs",
-        format!("ADD COLUMN ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"),
-    )];
+/// One change to a table made by an older release: a column or index `statements` now
+/// creates (`wanted`), or one it no longer does, with the `ALTER` clause that makes it so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migration {
+    /// The table.
+    pub table: &'static str,
+    /// The column or index.
+    pub name: &'static str,
+    /// Whether the table should have it.
+    pub wanted: bool,
+    /// What `ALTER TABLE` does to it.
+    pub clause: String,
+}
+
+/// The changes from older releases; `ClickhouseStore::open` runs those whose table has
+/// `name` when it is not `wanted`, or lacks it when it is.
+pub fn migrations(f: Features) -> Vec<Migration> {
+    let mut out = vec![
+        Migration {
+            table: "traces",
+            name: "ann_pairs",
+            wanted: true,
+            clause: format!("ADD COLUMN ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"),
+        },
+        // Facts are extracted again from the documents when a trace is read back.
+        Migration {
+            table: "segments",
+            name: "facts",
+            wanted: false,
+            clause: "DROP COLUMN facts".into(),
+        },
+    ];
     if f.skip_indexes {
-        out.push((
-            "traces",
-            "by_annotation",
-            format!("ADD INDEX {ANN_PAIRS_INDEX}"),
-        ));
+        out.push(Migration {
+            table: "traces",
+            name: "by_annotation",
+            wanted: true,
+            clause: format!("ADD INDEX {ANN_PAIRS_INDEX}"),
+        });
     }
     out
 }
@@ -301,6 +325,12 @@ mod tests {
                 .cloned()
                 .unwrap()
         };
+        let segments = |s: &[String]| {
+            s.iter()
+                .find(|x| x.contains("r.segments ("))
+                .cloned()
+                .unwrap()
+        };
         assert!(!samples(&old).contains("LowCardinality"));
         assert!(!traces(&old).contains("INDEX"));
         assert!(samples(&mid).contains("src LowCardinality(String), dst LowCardinality(String)"));
@@ -312,9 +342,16 @@ mod tests {
             "ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"
         )));
         // An old store gets the column everywhere, the index where the server has them.
-        let added = |f: Features| -> Vec<&str> { migrations(f).iter().map(|m| m.1).collect() };
+        let added = |f: Features| -> Vec<&str> {
+            migrations(f)
+                .iter()
+                .filter(|m| m.wanted)
+                .map(|m| m.name)
+                .collect()
+        };
         assert_eq!(added(Features::of((18, 16))), ["ann_pairs"]);
         assert_eq!(added(Features::of((24, 3))), ["ann_pairs", "by_annotation"]);
+        assert!(!segments(&new).contains("facts"));
         // Apart from the gated features, every version creates the same tables.
         let plain = |s: &[String]| {
             s.iter()

@@ -224,8 +224,7 @@ fn encode_documents<'a>(
             .f64(d.start_time)
             .u8(u8::from(d.in_progress))
             .u8(u8::from(!d.in_progress))
-            .string(&d.document)
-            .string(&serde_json::to_string(d.facts.as_ref())?);
+            .string(&d.document);
     }
     Ok(())
 }
@@ -427,7 +426,8 @@ async fn fold_known(
 }
 
 /// Every stored document of these traces, rebuilt as live traces (per document id, the
-/// complete version when there is one).
+/// complete version when there is one; facts extracted again from the text, as SQLite does:
+/// storing them beside each document doubled what inserts and merges write).
 async fn read_traces(
     conn: &Connection,
     ids: &[String],
@@ -437,13 +437,11 @@ async fn read_traces(
         trace_id: String,
         id: String,
         in_progress: u8,
-        facts: String,
-        bytes: u64,
+        document: String,
     }
     let rows: Vec<Row> = conn
         .select(&format!(
-            "SELECT trace_id, id, in_progress, facts, length(document) AS bytes
-             FROM segments WHERE trace_id IN ({})",
+            "SELECT trace_id, id, in_progress, document FROM segments WHERE trace_id IN ({})",
             id_list(ids)
         ))
         .await?;
@@ -462,7 +460,10 @@ async fn read_traces(
     for (trace_id, rows) in by_trace {
         let docs = rows
             .into_values()
-            .map(|r| Ok((r.id, serde_json::from_str(&r.facts)?, r.bytes as usize)))
+            .map(|r| {
+                let bytes = r.document.len();
+                Ok((r.id, DocFacts::of_stored(&r.document)?, bytes))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.push((trace_id, Box::new(LiveTrace::from_stored(docs, None))));
     }

@@ -21,7 +21,6 @@ use crate::assembly::{
 };
 use crate::graph::Stats;
 
-use roentgen_sdk::model::Segment;
 
 use super::{now_seconds, reads::row_stats, retention::delete_before, settings};
 
@@ -440,8 +439,7 @@ fn read_back(
     let mut docs = Vec::new();
     for row in rows {
         let (id, document) = row?;
-        let segment: Segment = serde_json::from_str(&document)?;
-        docs.push((id, DocFacts::extract(&segment), document.len()));
+        docs.push((id, DocFacts::of_stored(&document)?, document.len()));
     }
     let summary: TraceSummary = serde_json::from_str(&summary)?;
     let written = LastWrite {
