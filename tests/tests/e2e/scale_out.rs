@@ -139,6 +139,17 @@ fn service_graph(collector: &Collector, start: f64, end: f64) -> Value {
     graph["Services"].clone()
 }
 
+/// `roentgen_web_rollup_minutes_settled_total` of a collector's `/metrics`.
+fn settled_minutes(collector: &Collector) -> u64 {
+    let r = http::request(&collector.address, "GET", "/metrics", &[], "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix("roentgen_web_rollup_minutes_settled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Rows of the trace table on one shard (its local table, not the distributed one).
 fn local_traces(server: &LocalServer) -> u64 {
     let address = format!("127.0.0.1:{}", server.http_port);
@@ -241,6 +252,22 @@ fn every_trace_whole_through_either(engine: &Engine) {
     let graph = service_graph(&collector_a, from, to);
     assert!(graph.as_array().is_some_and(|s| s.len() >= 3), "{graph}");
     assert_eq!(graph, service_graph(&collector_b, from, to));
+
+    // The collectors settle the quiet minutes through the distributed tables (a minute is
+    // quiet 15 s after its last write, and the task looks every 15 s); the graph read from
+    // the settled minutes is the same.
+    let settled = eventually(Duration::from_secs(120), || {
+        [&collector_a, &collector_b]
+            .iter()
+            .any(|c| settled_minutes(c) > 0)
+            .then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "no minute settled: {}",
+        http::request(&collector_a.address, "GET", "/metrics", &[], "").body
+    );
+    assert_eq!(service_graph(&collector_b, from, to), graph);
 
     // Both shards hold part of the traces, and together all of them, each once.
     let (on_a, on_b) = (local_traces(&shards[0]), local_traces(&shards[1]));

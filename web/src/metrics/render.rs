@@ -124,7 +124,7 @@ pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
 
 fn render_live(out: &mut Exposition, l: &LiveCounters) {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let metrics: [(&str, &str, Kind, &AtomicU64); 6] = [
+    let metrics: [(&str, &str, Kind, &AtomicU64); 8] = [
         (
             "live_trace_hits_total",
             "Pieces of traces the store writer held in memory (folded without reading back).",
@@ -148,6 +148,18 @@ fn render_live(out: &mut Exposition, l: &LiveCounters) {
             "Documents refused because their trace was at --max-trace-documents or --max-trace-mib.",
             Kind::Counter,
             &l.over_cap,
+        ),
+        (
+            "rollup_minutes_settled_total",
+            "Minutes of service-graph rollups this collector settled (ClickHouse).",
+            Kind::Counter,
+            &l.rollup_minutes_settled,
+        ),
+        (
+            "rollup_settle_failures_total",
+            "Rounds of settling service-graph rollups that failed and wait for the next round (ClickHouse).",
+            Kind::Counter,
+            &l.rollup_settle_failures,
         ),
         (
             "live_traces",

@@ -65,6 +65,10 @@ pub struct LiveCounters {
     pub traces: AtomicU64,
     /// Documents held now.
     pub documents: AtomicU64,
+    /// Minutes of graph rollups settled by this collector (ClickHouse).
+    pub rollup_minutes_settled: AtomicU64,
+    /// Rounds of settling rollups that failed (ClickHouse; retried on the next round).
+    pub rollup_settle_failures: AtomicU64,
 }
 
 /// One trace as its writer knows it: the facts of each stored document (after the

@@ -170,11 +170,11 @@ impl ClickhouseStore {
                 .await
                 .map_err(|e| StoreError::Open(format!("stamping stored minutes: {e}")))?;
         }
-        let (stop_settling, stop) = oneshot::channel();
-        tokio::spawn(rollups::settle_loop(conn.clone(), stop));
         let store_conn = conn.clone();
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let live = Arc::new(LiveCounters::default());
+        let (stop_settling, stop) = oneshot::channel();
+        tokio::spawn(rollups::settle_loop(conn.clone(), stop, live.clone()));
         // Horizon 0: every trace not held counts as new to this writer, and the count of its
         // stored documents (checked after each insert) says whether that is the whole trace.
         let traces = LiveTraces::new(0, store_conn.config.trace_limits, live.clone());

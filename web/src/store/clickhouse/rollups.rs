@@ -30,7 +30,8 @@ use super::connection::{Connection, quote};
 use super::rowbinary::RowBinary;
 use super::writer::{LAST_DAY, day_text, fold_id};
 use crate::graph::Stats;
-use crate::store::{RollupRow, StoreError};
+use crate::store::{LiveCounters, RollupRow, StoreError};
+use std::sync::atomic::Ordering;
 
 /// Seconds a computation must start after a minute's last write to count for it: the clocks
 /// of a cluster's servers, and a materialized view that stamps a write a moment before its
@@ -377,7 +378,11 @@ async fn server_clock(conn: &Connection) -> Result<i64, StoreError> {
 
 /// Settles minutes every [`SETTLE_EVERY`] until `stop` is dropped; failures are logged and
 /// retried on the next round (reads stay exact meanwhile).
-pub(super) async fn settle_loop(conn: Connection, mut stop: tokio::sync::oneshot::Receiver<()>) {
+pub(super) async fn settle_loop(
+    conn: Connection,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    counters: std::sync::Arc<LiveCounters>,
+) {
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -385,8 +390,18 @@ pub(super) async fn settle_loop(conn: Connection, mut stop: tokio::sync::oneshot
         }
         match settle(&conn, QUIET_SECS).await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(minutes = n, "graph rollups settled"),
-            Err(e) => tracing::warn!(error = %e, "settling graph rollups failed; retrying"),
+            Ok(n) => {
+                counters
+                    .rollup_minutes_settled
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                tracing::debug!(minutes = n, "graph rollups settled");
+            }
+            Err(e) => {
+                counters
+                    .rollup_settle_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "settling graph rollups failed; retrying");
+            }
         }
     }
 }

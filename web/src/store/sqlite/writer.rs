@@ -21,7 +21,6 @@ use crate::assembly::{
 };
 use crate::graph::Stats;
 
-
 use super::{now_seconds, reads::row_stats, retention::delete_before, settings};
 
 /// Most documents grouped into one write transaction.
