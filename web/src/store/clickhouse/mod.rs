@@ -98,6 +98,8 @@ pub struct ClickhouseStore {
     conn: Connection,
     writer: mpsc::Sender<(Vec<IngestDocument>, Reply)>,
     version: String,
+    /// What the server supports beyond 18.16 (some reads use it).
+    features: Features,
     live: Arc<LiveCounters>,
     /// Dropped with the store: stops the task that settles rollups.
     _stop_settling: oneshot::Sender<()>,
@@ -183,6 +185,7 @@ impl ClickhouseStore {
             conn,
             writer: tx,
             version,
+            features,
             live,
             _stop_settling: stop_settling,
         };

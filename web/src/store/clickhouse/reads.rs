@@ -73,14 +73,23 @@ impl ClickhouseStore {
                 Pushdown::Duration(op, v) => {
                     format!("duration {} {}", crate::store::op_sql(op), number(*v))
                 }
-                // `has` on `ann_pairs` lets the bloom filter index skip granules.
-                Pushdown::AnnotationEquals(k, v) => format!(
-                    "has(ann_pairs, {})
-                     AND arrayExists((k, v) -> k = {k} AND v = {v}, ann_keys, ann_text)",
-                    quote(&annotation_pair(k, v)),
-                    k = quote(k),
-                    v = quote(v),
-                ),
+                // `has` on `ann_pairs` lets the bloom filter index skip granules (where the
+                // server has one; elsewhere it would only read one more column).
+                Pushdown::AnnotationEquals(k, v) => {
+                    let exact = format!(
+                        "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
+                        quote(k),
+                        quote(v)
+                    );
+                    if self.features.skip_indexes {
+                        format!(
+                            "has(ann_pairs, {}) AND {exact}",
+                            quote(&annotation_pair(k, v))
+                        )
+                    } else {
+                        exact
+                    }
+                }
                 Pushdown::AnnotationNumber(k, op, v) => format!(
                     "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
                     quote(k),
