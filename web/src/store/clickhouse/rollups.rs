@@ -298,14 +298,7 @@ impl Stamps {
         conn: &Connection,
         minutes: &BTreeSet<i64>,
     ) -> Result<(), StoreError> {
-        let now = Instant::now();
-        self.0.retain(|_, at| now.duration_since(*at) < STAMP_REUSE);
-        let due: Vec<i64> = minutes
-            .iter()
-            .filter(|m| !self.0.contains_key(m))
-            .copied()
-            .collect();
-        self.stamp(conn, due, now).await
+        self.renew(conn, minutes, STAMP_REUSE).await
     }
 
     /// After the samples are in: stamps again the `minutes` whose stamp may have run out
@@ -316,14 +309,27 @@ impl Stamps {
         conn: &Connection,
         minutes: &BTreeSet<i64>,
     ) -> Result<(), StoreError> {
-        let now = Instant::now();
         let spent = Duration::from_secs((STAMP_COVERS_SECS - 1) as u64);
+        self.renew(conn, minutes, spent).await
+    }
+
+    /// Stamps the `minutes` this writer has no stamp for younger than `age`, forgetting the
+    /// stamps older than [`STAMP_REUSE`] (never reused again).
+    async fn renew(
+        &mut self,
+        conn: &Connection,
+        minutes: &BTreeSet<i64>,
+        age: Duration,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        self.0
+            .retain(|_, at| now.duration_since(*at) < STAMP_REUSE.max(age));
         let due: Vec<i64> = minutes
             .iter()
             .filter(|m| {
                 self.0
                     .get(m)
-                    .is_none_or(|at| now.duration_since(*at) >= spent)
+                    .is_none_or(|at| now.duration_since(*at) >= age)
             })
             .copied()
             .collect();
