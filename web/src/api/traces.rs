@@ -305,7 +305,13 @@ pub fn summary_json(s: &TraceSummary) -> Value {
             "UserName": u,
             "ServiceIds": svcs.iter().map(service_id).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-        "ServiceIds": s.services.iter().map(|x| service_id(&x.key)).collect::<Vec<_>>(),
+        "ServiceIds": s.services.iter().map(|x| {
+            let mut id = service_id(&x.key);
+            if let Some(account) = &x.account_id {
+                id["AccountId"] = Value::String(account.clone());
+            }
+            id
+        }).collect::<Vec<_>>(),
         "ResourceARNs": s.resources.resource_arns.iter().map(|a| json!({ "ARN": a })).collect::<Vec<_>>(),
         "InstanceIds": s.resources.instance_ids.iter().map(|a| json!({ "Id": a })).collect::<Vec<_>>(),
         "AvailabilityZones": s.resources.availability_zones.iter().map(|a| json!({ "Name": a })).collect::<Vec<_>>(),

@@ -143,6 +143,9 @@ pub struct ServiceFacts {
     /// Calls other services.
     #[serde(default, skip_serializing_if = "is_false")]
     pub has_downstream: bool,
+    /// The `aws.account_id` of its first segment that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 /// Per-edge view of a trace, used by `edge(a, b) { }` filters.
@@ -422,6 +425,9 @@ pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
         svc.response_time = svc.response_time.max(rt);
         if svc.http.is_none() {
             svc.http = d.http.clone();
+        }
+        if svc.account_id.is_none() {
+            svc.account_id = d.resources.account_ids.first().cloned();
         }
         samples.push(Sample {
             src: node.encode(),

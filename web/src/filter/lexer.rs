@@ -27,6 +27,14 @@ pub enum Token {
     Comma,
     /// `:`.
     Colon,
+    /// `[KEY]` or `["KEY"]` after `annotation`: a key with any characters but `]`.
+    Bracketed(String),
+}
+
+/// Whether `text` lexes as one word (letters, digits and `_`; no `.`), e.g. an annotation key
+/// that can be written `annotation.KEY`.
+pub fn is_word(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 impl Token {
@@ -44,6 +52,7 @@ impl Token {
             Token::RBrace => "\"}\"".to_owned(),
             Token::Comma => "\",\"".to_owned(),
             Token::Colon => "\":\"".to_owned(),
+            Token::Bracketed(k) => format!("[{k}]"),
         }
     }
 }
@@ -81,6 +90,22 @@ pub fn lex(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
             ':' => {
                 out.push((Token::Colon, col));
                 i += 1;
+            }
+            '[' => {
+                let Some(len) = chars[i + 1..].iter().position(|c| *c == ']') else {
+                    return Err(FilterError::new(col, "unterminated [ (expected ])"));
+                };
+                let raw: String = chars[i + 1..i + 1 + len].iter().collect();
+                let raw = raw.trim();
+                let key = raw
+                    .strip_prefix('"')
+                    .and_then(|r| r.strip_suffix('"'))
+                    .unwrap_or(raw);
+                if key.is_empty() {
+                    return Err(FilterError::new(col, "empty [ ]: expected a key"));
+                }
+                out.push((Token::Bracketed(key.to_owned()), col));
+                i += len + 2;
             }
             '=' => {
                 out.push((Token::Cmp("="), col));
@@ -173,6 +198,9 @@ pub fn lex(text: &str) -> Result<Vec<(Token, usize)>, FilterError> {
             '|' if chars.get(i + 1) == Some(&'|') => {
                 out.push((Token::Word("OR".to_owned()), col));
                 i += 2;
+            }
+            '#' => {
+                return Err(FilterError::new(col, super::parser::ROOTCAUSE_JSON));
             }
             other => {
                 return Err(FilterError::new(

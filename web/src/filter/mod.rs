@@ -159,6 +159,19 @@ pub struct ServiceSelector {
     pub name: Option<String>,
     /// Type.
     pub kind: Option<String>,
+    /// AWS account (`id(account.id: "…")`): the `aws.account_id` of the service's segments.
+    pub account: Option<String>,
+}
+
+impl ServiceSelector {
+    /// Whether this selector can name the client node (the callers of root services), which
+    /// no trace lists among its services: a service-index pushdown would wrongly exclude it.
+    fn may_be_client(&self) -> bool {
+        let client = crate::assembly::NodeKey::client();
+        self.account.is_none()
+            && self.name.as_ref().is_none_or(|n| *n == client.name)
+            && self.kind.as_ref().is_none_or(|k| *k == client.kind)
+    }
 }
 
 /// Root-cause kinds.
@@ -170,6 +183,43 @@ pub enum RootCause {
     Error,
     /// `rootcause.responsetime`.
     ResponseTime,
+}
+
+/// Which enumerated list of a root cause a `rootcause.KIND.LEVEL { }` body walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CauseLevel {
+    /// `.service`: the services of the root cause, from the one that saw it first down to
+    /// the one where it started.
+    Service,
+    /// `.entity`: the segments and subsegments on its path, through every service in turn.
+    Entity,
+    /// `.exception`: the exceptions those entities recorded, in the same order.
+    Exception,
+}
+
+/// `rootcause.KIND.LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CauseList {
+    /// Fault, error or response time.
+    pub kind: RootCause,
+    /// Services, entities or exceptions.
+    pub level: CauseLevel,
+}
+
+impl fmt::Display for CauseList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            RootCause::Fault => "fault",
+            RootCause::Error => "error",
+            RootCause::ResponseTime => "responsetime",
+        };
+        let level = match self.level {
+            CauseLevel::Service => "service",
+            CauseLevel::Entity => "entity",
+            CauseLevel::Exception => "exception",
+        };
+        write!(f, "rootcause.{kind}.{level}")
+    }
 }
 
 /// A parsed filter expression.
@@ -198,8 +248,10 @@ pub enum Expr {
     TraceId(String),
     /// `group.name = "g"`; resolved to the group's expression before evaluation.
     Group(String),
-    /// `rootcause.KIND.service { body }`.
-    RootCause(RootCause, Option<Box<Expr>>),
+    /// `rootcause.KIND.LEVEL { body }`: a root cause of the trace (as stored with its summary)
+    /// with an element of that list for which the body holds; without a body, one with a
+    /// non-empty list.
+    RootCause(CauseList, Option<Box<Expr>>),
 }
 
 /// Parses a filter expression.
@@ -271,8 +323,16 @@ impl Expr {
                 }
             }
             Expr::TraceId(id) => out.push(Pushdown::TraceId(id.clone())),
+            // A fault root cause is a fault recorded somewhere in the trace.
+            Expr::RootCause(
+                CauseList {
+                    kind: RootCause::Fault,
+                    ..
+                },
+                _,
+            ) => out.push(Pushdown::HasFault(true)),
             Expr::Edge(a, b, body) => {
-                for sel in [a, b] {
+                for sel in [a, b].into_iter().filter(|s| !s.may_be_client()) {
                     if let Some(name) = &sel.name {
                         out.push(Pushdown::Service(name.clone()));
                     }
@@ -349,7 +409,8 @@ impl fmt::Display for Literal {
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Key::Annotation(k) => write!(f, "annotation.{k}"),
+            Key::Annotation(k) if lexer::is_word(k) => write!(f, "annotation.{k}"),
+            Key::Annotation(k) => write!(f, "annotation[{}]", Literal::Str(k.clone())),
             Key::Number(k) => f.write_str(parser::number_key_name(*k)),
             Key::String(k) => f.write_str(parser::string_key_name(*k)),
         }
@@ -359,12 +420,21 @@ impl fmt::Display for Key {
 impl fmt::Display for ServiceSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lit = |s: &str| Literal::Str(s.to_owned()).to_string();
-        match (&self.name, &self.kind) {
-            (Some(n), None) => f.write_str(&lit(n)),
-            (Some(n), Some(k)) => write!(f, "id(name: {}, type: {})", lit(n), lit(k)),
-            (None, Some(k)) => write!(f, "id(type: {})", lit(k)),
-            (None, None) => Ok(()),
+        if let (Some(n), None, None) = (&self.name, &self.kind, &self.account) {
+            return f.write_str(&lit(n));
         }
+        let fields: Vec<String> = [
+            ("name", &self.name),
+            ("type", &self.kind),
+            ("account.id", &self.account),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {}", lit(v))))
+        .collect();
+        if fields.is_empty() {
+            return Ok(());
+        }
+        write!(f, "id({})", fields.join(", "))
     }
 }
 
@@ -393,18 +463,15 @@ impl fmt::Display for Expr {
                 body(f, b)
             }
             Expr::Id(sel) => match &sel.name {
-                Some(_) if sel.kind.is_none() => write!(f, "id(name: {sel})"),
+                Some(n) if sel.kind.is_none() && sel.account.is_none() => {
+                    write!(f, "id(name: {})", Literal::Str(n.clone()))
+                }
                 _ => write!(f, "{sel}"),
             },
             Expr::TraceId(id) => write!(f, "id({})", Literal::Str(id.clone())),
             Expr::Group(name) => write!(f, "group.name = {}", Literal::Str(name.clone())),
-            Expr::RootCause(k, b) => {
-                let k = match k {
-                    RootCause::Fault => "fault",
-                    RootCause::Error => "error",
-                    RootCause::ResponseTime => "responsetime",
-                };
-                write!(f, "rootcause.{k}.service")?;
+            Expr::RootCause(list, b) => {
+                write!(f, "{list}")?;
                 body(f, b)
             }
         }
@@ -430,5 +497,7 @@ fn write_terms(f: &mut fmt::Formatter<'_>, items: &[Expr], under: Under, op: &st
     Ok(())
 }
 
+#[cfg(test)]
+pub(crate) mod cases;
 #[cfg(test)]
 mod tests;

@@ -2,23 +2,31 @@
 //!
 //! ```text
 //! expr      := and (OR and)*
-//! and       := unary (AND unary)*
+//! and       := unary ((AND)? unary)*        -- terms side by side are ANDed, as X-Ray's do
 //! unary     := '!' unary | primary
 //! primary   := '(' expr ')' | service | edge | id | rootcause | predicate
 //! service   := 'service' '(' selector? ')' body?
 //! edge      := 'edge' '(' selector ',' selector ')' body?
-//! selector  := STRING | 'id' '(' ('name' | 'type') ':' STRING (',' ...)* ')'
+//! selector  := STRING | 'id' '(' ('name' | 'type' | 'account.id') ':' STRING (',' ...)* ')'
+//! rootcause := 'rootcause.' ('fault' | 'error' | 'responsetime') '.'
+//!              ('service' | 'entity' | 'exception') body?
 //! body      := '{' expr '}'
-//! predicate := keyword (op value)?
+//! predicate := keyword (op value)? | 'annotation' '[' KEY ']' (op value)?
 //! ```
 //!
 //! AND and OR chains become one node each. `(`, `!` and `{` (and `flag = false`, which is a
 //! `!`) open a level; past [`MAX_NESTING`] levels the text is refused at that token's column.
+//!
+//! Every keyword is checked against where it stands ([`Place`]): one that would mean nothing
+//! there (`coverage` outside a response-time root cause's entities, `http.status` on an edge,
+//! `annotation.x` inside a root cause) is refused with the keywords that do apply, never
+//! accepted and left to match nothing.
 
 use super::lexer::Token;
 use super::nesting::MAX_NESTING;
 use super::{
-    Expr, FilterError, Flag, Key, Literal, NumberKey, Op, RootCause, ServiceSelector, StringKey,
+    CauseLevel, CauseList, Expr, FilterError, Flag, Key, Literal, NumberKey, Op, RootCause,
+    ServiceSelector, StringKey,
 };
 use crate::group::GroupName;
 
@@ -82,6 +90,92 @@ pub(super) fn string_key_name(key: StringKey) -> &'static str {
         .map_or("name", |(n, _)| n)
 }
 
+/// What the keywords at the cursor refer to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    /// The whole trace.
+    Trace,
+    /// One service, inside `service(...) { }`.
+    Service,
+    /// One edge, inside `edge(...) { }`.
+    Edge,
+    /// One element of a root cause's list, inside `rootcause.KIND.LEVEL { }`.
+    Cause(CauseList),
+}
+
+/// The keywords that apply to an element of a root cause's list.
+fn cause_keywords(list: CauseList) -> &'static [&'static str] {
+    match (list.level, list.kind) {
+        (CauseLevel::Service, _) => &[
+            "name", "type", "inferred", "remote", "first", "last", "index",
+        ],
+        (CauseLevel::Entity, RootCause::ResponseTime) => {
+            &["name", "remote", "coverage", "first", "last", "index"]
+        }
+        (CauseLevel::Entity, _) => &["name", "remote", "first", "last", "index"],
+        (CauseLevel::Exception, _) => &["name", "message", "first", "last", "index"],
+    }
+}
+
+/// Why `keyword` (lower case) cannot stand at `place`, if it cannot.
+fn misplaced(keyword: &str, place: Place) -> Option<String> {
+    match place {
+        Place::Cause(list) => {
+            let allowed = cause_keywords(list);
+            (!allowed.contains(&keyword)).then(|| {
+                format!(
+                    "{keyword} does not apply inside {list} {{ }}: expected one of {}",
+                    allowed.join(", ")
+                )
+            })
+        }
+        _ if keyword == "index" => {
+            Some("index applies only inside rootcause.KIND.service|entity|exception { }".to_owned())
+        }
+        _ if keyword == "coverage" => {
+            Some("coverage applies only inside rootcause.responsetime.entity { }".to_owned())
+        }
+        Place::Edge if keyword.starts_with("http.") => Some(format!(
+            "{keyword} is not recorded per edge: use service(...) {{ {keyword} ... }}"
+        )),
+        _ => None,
+    }
+}
+
+/// Why `rootcause.json` (and its `#[...]` values) are refused.
+pub(super) const ROOTCAUSE_JSON: &str = "rootcause.json is not supported: match root causes \
+    with rootcause.fault|error|responsetime.service|entity|exception { ... }";
+
+/// `KIND.LEVEL` after `rootcause.`.
+fn cause_list(rest: &str) -> Result<CauseList, String> {
+    let expected = "expected rootcause.fault, rootcause.error or rootcause.responsetime followed \
+                    by .service, .entity or .exception";
+    if rest == "json" {
+        return Err(ROOTCAUSE_JSON.to_owned());
+    }
+    let (kind, level) = rest
+        .split_once('.')
+        .ok_or_else(|| format!("{expected}, found \"rootcause.{rest}\""))?;
+    let kind = match kind {
+        "fault" => RootCause::Fault,
+        "error" => RootCause::Error,
+        "responsetime" => RootCause::ResponseTime,
+        _ => return Err(format!("{expected}, found \"rootcause.{rest}\"")),
+    };
+    let level = match level {
+        "service" => CauseLevel::Service,
+        "entity" => CauseLevel::Entity,
+        "exception" if kind != RootCause::ResponseTime => CauseLevel::Exception,
+        "exception" => {
+            return Err("response-time root causes record no exceptions: expected \
+                 rootcause.responsetime.service or rootcause.responsetime.entity"
+                .to_owned());
+        }
+        _ => return Err(format!("{expected}, found \"rootcause.{rest}\"")),
+    };
+    Ok(CauseList { kind, level })
+}
+
 /// The parser state: tokens with their columns and a cursor.
 pub(super) struct Parser {
     tokens: Vec<(Token, usize)>,
@@ -89,6 +183,8 @@ pub(super) struct Parser {
     end_column: usize,
     /// Levels open at the cursor.
     depth: usize,
+    /// What keywords at the cursor refer to.
+    place: Place,
 }
 
 impl Parser {
@@ -99,6 +195,7 @@ impl Parser {
             pos: 0,
             end_column: len + 1,
             depth: 0,
+            place: Place::Trace,
         }
     }
 
@@ -207,11 +304,24 @@ impl Parser {
 
     fn and(&mut self) -> Result<Expr, FilterError> {
         let mut terms = vec![self.unary()?];
-        while self.is_word("and") {
-            self.pos += 1;
+        loop {
+            if self.is_word("and") {
+                self.pos += 1;
+            } else if !self.starts_term() {
+                break;
+            }
             terms.push(self.unary()?);
         }
         Ok(chain(terms, Expr::And))
+    }
+
+    /// Whether the cursor is at a term written beside the previous one (`ok !partial`).
+    fn starts_term(&self) -> bool {
+        match self.peek() {
+            Some(Token::Bang | Token::LParen) => true,
+            Some(Token::Word(w)) => !w.eq_ignore_ascii_case("or"),
+            _ => false,
+        }
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
@@ -221,7 +331,8 @@ impl Parser {
         self.primary()
     }
 
-    fn body(&mut self) -> Result<Option<Box<Expr>>, FilterError> {
+    /// An optional `{ }` body whose keywords refer to `place`.
+    fn body(&mut self, place: Place) -> Result<Option<Box<Expr>>, FilterError> {
         if self.peek() != Some(&Token::LBrace) {
             return Ok(None);
         }
@@ -229,7 +340,10 @@ impl Parser {
             self.pos += 2;
             return Ok(None);
         }
-        Ok(Some(Box::new(self.enclosed(Token::RBrace)?)))
+        let outer = std::mem::replace(&mut self.place, place);
+        let body = self.enclosed(Token::RBrace);
+        self.place = outer;
+        Ok(Some(Box::new(body?)))
     }
 
     fn string(&mut self, what: &str) -> Result<String, FilterError> {
@@ -243,9 +357,8 @@ impl Parser {
         }
     }
 
-    /// `id(name: "n", type: "t")`, after the word `id`.
+    /// `id(name: "n", type: "t", account.id: "a")`, after the word `id`.
     fn id_fields(&mut self) -> Result<ServiceSelector, FilterError> {
-        let open = self.column();
         self.expect(&Token::LParen)?;
         let mut sel = ServiceSelector::default();
         loop {
@@ -254,7 +367,7 @@ impl Parser {
                 Some(Token::Word(w)) => w.to_ascii_lowercase(),
                 _ => {
                     self.pos -= 1;
-                    return Err(self.expected("name or type"));
+                    return Err(self.expected("name, type or account.id"));
                 }
             };
             self.expect(&Token::Colon)?;
@@ -262,11 +375,11 @@ impl Parser {
             match field.as_str() {
                 "name" => sel.name = Some(value),
                 "type" => sel.kind = Some(value),
-                "account.id" => {}
+                "account.id" => sel.account = Some(value),
                 other => {
                     return Err(FilterError::new(
                         col,
-                        format!("expected name or type, found {other:?}"),
+                        format!("expected name, type or account.id, found {other:?}"),
                     ));
                 }
             }
@@ -275,10 +388,6 @@ impl Parser {
             }
         }
         self.expect(&Token::RParen)?;
-        if sel.name.is_none() && sel.kind.is_none() {
-            // `account.id` alone is not matched on: it would select every service.
-            return Err(FilterError::new(open, "id(...) needs a name or a type"));
-        }
         Ok(sel)
     }
 
@@ -286,7 +395,7 @@ impl Parser {
         match self.peek() {
             Some(Token::Str(_)) => Ok(ServiceSelector {
                 name: Some(self.string("a service name")?),
-                kind: None,
+                ..ServiceSelector::default()
             }),
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("id") => {
                 self.pos += 1;
@@ -307,6 +416,11 @@ impl Parser {
         };
         self.pos += 1;
         let lower = word.to_ascii_lowercase();
+        if !matches!(lower.as_str(), "and" | "or")
+            && let Some(why) = misplaced(&lower, self.place)
+        {
+            return Err(FilterError::new(col, why));
+        }
         match lower.as_str() {
             "service" => {
                 self.expect(&Token::LParen)?;
@@ -316,7 +430,7 @@ impl Parser {
                     self.selector()?
                 };
                 self.expect(&Token::RParen)?;
-                let body = self.body()?;
+                let body = self.body(Place::Service)?;
                 return Ok(Expr::Service(sel, body));
             }
             "edge" => {
@@ -325,7 +439,7 @@ impl Parser {
                 self.expect(&Token::Comma)?;
                 let to = self.selector()?;
                 self.expect(&Token::RParen)?;
-                let body = self.body()?;
+                let body = self.body(Place::Edge)?;
                 return Ok(Expr::Edge(from, to, body));
             }
             "id" => {
@@ -355,20 +469,8 @@ impl Parser {
             _ => {}
         }
         if let Some(rest) = lower.strip_prefix("rootcause.") {
-            let kind = match rest.split('.').next() {
-                Some("fault") => RootCause::Fault,
-                Some("error") => RootCause::Error,
-                Some("responsetime") => RootCause::ResponseTime,
-                _ => {
-                    return Err(FilterError::new(
-                        col,
-                        format!(
-                            "expected rootcause.fault, rootcause.error or rootcause.responsetime, found {word:?}"
-                        ),
-                    ));
-                }
-            };
-            return Ok(Expr::RootCause(kind, self.body()?));
+            let list = cause_list(rest).map_err(|m| FilterError::new(col, m))?;
+            return Ok(Expr::RootCause(list, self.body(Place::Cause(list))?));
         }
         if lower == "group.name" || lower == "group.arn" {
             if !self.eat(&Token::Cmp("=")) {
@@ -410,6 +512,12 @@ impl Parser {
             Key::Number(*k)
         } else if let Some((_, k)) = STRINGS.iter().find(|(n, _)| *n == lower) {
             Key::String(*k)
+        } else if lower == "annotation"
+            && let Some(Token::Bracketed(k)) = self.peek()
+        {
+            let k = k.clone();
+            self.pos += 1;
+            Key::Annotation(k)
         } else if let Some(k) = word
             .strip_prefix("annotation.")
             .or_else(|| word.strip_prefix("Annotation."))

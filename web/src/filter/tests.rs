@@ -1,99 +1,27 @@
 use std::collections::BTreeSet;
 
+use super::cases::{EXPRESSIONS, labelled_documents};
 use super::*;
 use crate::assembly::{TraceSummary, fold_trace};
-use crate::test_support::{capture_documents, prepared};
+use crate::test_support::prepared;
 
-/// Labelled traces: the two official SDK checkout captures and synthetic shop traces.
-/// Shop trace n: n % 20 == 0 → 500 (orders faults); 1 → 429 (payments throttled);
-/// 2 → 404; otherwise 200. Tier gold/silver/bronze by n % 3; POST when n % 3 == 0.
+/// The labelled traces of [`super::cases`], folded in memory (each labelled by its id).
 fn traces() -> Vec<(&'static str, TraceSummary)> {
-    let mut out = Vec::new();
-    for (label, capture) in [
-        ("py", "python-sdk-2.15-checkout.txt"),
-        ("node", "node-sdk-3.12-checkout.txt"),
-    ] {
-        let facts: Vec<_> = prepared(&capture_documents(capture))
-            .into_iter()
-            .map(|d| (*d.facts).clone())
-            .collect();
-        out.push((label, fold_trace(label, &facts).summary));
-    }
-    for (label, n) in [("s0", 0), ("s1", 1), ("s2", 2), ("s5", 5), ("s7", 7)] {
-        let docs = crate::synth::shop_trace(n, 1_800_000_000.0);
-        let facts: Vec<_> = prepared(&docs)
-            .into_iter()
-            .map(|d| (*d.facts).clone())
-            .collect();
-        out.push((label, fold_trace(label, &facts).summary));
-    }
-    out
+    labelled_documents()
+        .into_iter()
+        .map(|(label, docs)| {
+            let facts: Vec<_> = prepared(&docs)
+                .into_iter()
+                .map(|d| (*d.facts).clone())
+                .collect();
+            (label, fold_trace(label, &facts).summary)
+        })
+        .collect()
 }
-
-const ALL: &[&str] = &["py", "node", "s0", "s1", "s2", "s5", "s7"];
-const SHOP: &[&str] = &["s0", "s1", "s2", "s5", "s7"];
 
 #[test]
 fn expressions_select_the_expected_traces() {
-    let table: &[(&str, &[&str])] = &[
-        ("fault", &["py", "node", "s0"]),
-        ("!fault", &["s1", "s2", "s5", "s7"]),
-        ("error", &["s1", "s2"]),
-        ("throttle", &["s1"]),
-        ("ok", &["s5", "s7"]),
-        ("fault = false", &["s1", "s2", "s5", "s7"]),
-        ("http.status = 502", &["py", "node"]),
-        ("http.status >= 400 AND http.status < 500", &["s1", "s2"]),
-        ("responsetime > 0.1", &["s5"]),
-        ("duration < 0.02", &["py"]),
-        ("annotation.tier = \"gold\"", &["s0"]),
-        ("annotation.items = 3", &["py", "node"]),
-        ("annotation.items >= 2", &["py", "node", "s2", "s7"]),
-        ("annotation.express = true", &["py", "node"]),
-        ("annotation.order BEGINSWITH \"ord-\"", SHOP),
-        ("annotation.warehouse", SHOP),
-        ("service(\"orders\") { fault }", &["s0"]),
-        ("service(\"payments.example.com\") { throttle }", &["s1"]),
-        (
-            "service(id(name: \"DynamoDB\", type: \"AWS::DynamoDB\"))",
-            ALL,
-        ),
-        ("service(\"orders\") { inferred }", &[]),
-        (
-            "edge(\"frontend\", \"orders\") { responsetime > 0.1 }",
-            &["s5"],
-        ),
-        (
-            "edge(\"checkout-api\", \"payments.example.com\") { fault }",
-            &["py", "node"],
-        ),
-        ("user = \"user-1234\"", &["py", "node"]),
-        (
-            "user BEGINSWITH \"user-\" AND !annotation.order",
-            &["py", "node"],
-        ),
-        ("http.url CONTAINS \"/cart/\"", SHOP),
-        (
-            "http.method = \"POST\" AND annotation.tier = \"gold\"",
-            &["s0"],
-        ),
-        ("message CONTAINS \"returned 500\"", &["py", "node"]),
-        ("fault OR throttle", &["py", "node", "s0", "s1"]),
-        ("name = \"orders\"", SHOP),
-        ("type = \"AWS::ECS::Container\"", SHOP),
-        (
-            "rootcause.fault.service { name = \"payments.example.com\" }",
-            &["py", "node"],
-        ),
-        ("rootcause.fault.service { name = \"orders\" }", &["s0"]),
-        ("FAULT and Annotation.tier = \"gold\"", &["s0"]),
-        ("http.useragent ENDSWITH \"(node)\"", &["node"]),
-        ("!(ok OR error)", &["py", "node", "s0"]),
-        (
-            "id(name: \"checkout-api\") AND http.clientip = \"203.0.113.7\"",
-            &["py", "node"],
-        ),
-    ];
+    let table = EXPRESSIONS;
     let traces = traces();
     for (text, expected) in table {
         let expr = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -145,8 +73,8 @@ fn malformed_expressions_point_at_the_column() {
             "column 16: expected \")\", found the end of the expression",
         ),
         (
-            "fault error",
-            "column 7: expected AND, OR or the end of the expression, found \"error\"",
+            "fault )",
+            "column 7: expected AND, OR or the end of the expression, found \")\"",
         ),
         (
             "edge(\"a\") { fault }",
@@ -155,7 +83,7 @@ fn malformed_expressions_point_at_the_column() {
         ("responsetime > 1 $", "column 18: unexpected character '$'"),
         (
             "service(id(nme: \"x\"))",
-            "column 12: expected name or type, found \"nme\"",
+            "column 12: expected name, type or account.id, found \"nme\"",
         ),
         (
             "fault = maybe",
@@ -169,9 +97,55 @@ fn malformed_expressions_point_at_the_column() {
             "duration > 1e999",
             "column 12: number 1e999 is out of range",
         ),
+        // Keywords where they would mean nothing are refused, never left to match nothing.
         (
-            "edge(id(account.id: \"1\"), \"b\")",
-            "column 8: id(...) needs a name or a type",
+            "coverage > 0.5",
+            "column 1: coverage applies only inside rootcause.responsetime.entity { }",
+        ),
+        (
+            "service(\"a\") { index = 1 }",
+            "column 16: index applies only inside rootcause.KIND.service|entity|exception { }",
+        ),
+        (
+            "rootcause.fault.entity { coverage > 0.5 }",
+            "column 26: coverage does not apply inside rootcause.fault.entity { }: expected one of name, remote, first, last, index",
+        ),
+        (
+            "rootcause.fault.service { annotation.tier = \"gold\" }",
+            "column 27: annotation.tier does not apply inside rootcause.fault.service { }: expected one of name, type, inferred, remote, first, last, index",
+        ),
+        (
+            "rootcause.error.exception { service(\"a\") }",
+            "column 29: service does not apply inside rootcause.error.exception { }: expected one of name, message, first, last, index",
+        ),
+        (
+            "edge(\"a\", \"b\") { http.status = 500 }",
+            "column 18: http.status is not recorded per edge: use service(...) { http.status ... }",
+        ),
+        (
+            "rootcause.responsetime.exception { name = \"x\" }",
+            "column 1: response-time root causes record no exceptions: expected rootcause.responsetime.service or rootcause.responsetime.entity",
+        ),
+        (
+            "rootcause.fault { name = \"x\" }",
+            "column 1: expected rootcause.fault, rootcause.error or rootcause.responsetime followed by .service, .entity or .exception, found \"rootcause.fault\"",
+        ),
+        (
+            "rootcause.fault.services",
+            "column 1: expected rootcause.fault, rootcause.error or rootcause.responsetime followed by .service, .entity or .exception, found \"rootcause.fault.services\"",
+        ),
+        (
+            "rootcause.json = #[{}]",
+            "column 18: rootcause.json is not supported: match root causes with rootcause.fault|error|responsetime.service|entity|exception { ... }",
+        ),
+        (
+            "rootcause.json",
+            "column 1: rootcause.json is not supported: match root causes with rootcause.fault|error|responsetime.service|entity|exception { ... }",
+        ),
+        ("annotation[ ] = 1", "column 11: empty [ ]: expected a key"),
+        (
+            "annotation[tier = 1",
+            "column 11: unterminated [ (expected ])",
         ),
     ];
     for (text, message) in table {
@@ -217,6 +191,26 @@ fn pushdown_takes_only_necessary_conditions() {
     );
     let e = parse("service(\"api\") { !fault OR throttle }").unwrap();
     assert_eq!(e.pushdown(), vec![Pushdown::Service("api".into())]);
+    // The client node is no service of its trace: an edge from it pushes down only its other end.
+    let e = parse("edge(\"client\", \"web\") { error }").unwrap();
+    assert_eq!(e.pushdown(), vec![Pushdown::Service("web".into())]);
+    let e = parse("edge(id(name: \"client\", type: \"AWS::EC2::Instance\"), \"web\")").unwrap();
+    assert_eq!(
+        e.pushdown(),
+        vec![
+            Pushdown::Service("client".into()),
+            Pushdown::Service("web".into())
+        ]
+    );
+    // A fault root cause is a fault of its trace.
+    let e = parse("rootcause.fault.entity { last }").unwrap();
+    assert_eq!(e.pushdown(), vec![Pushdown::HasFault(true)]);
+    assert!(
+        parse("rootcause.error.service")
+            .unwrap()
+            .pushdown()
+            .is_empty()
+    );
 }
 
 #[test]

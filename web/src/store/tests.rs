@@ -18,7 +18,33 @@ for_each_store!(
     a_trace_folded_again_is_found_once_by_its_indexes,
     a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
     w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds_them,
+    every_filter_expression_selects_the_same_traces_through_the_store,
 );
+
+/// The filter's table of expressions (`filter::cases`), answered by the store: its pushdown
+/// and scans must keep every trace the expression selects and the summaries it reads back
+/// must hold what the expression looks at (root causes, accounts).
+async fn every_filter_expression_selects_the_same_traces_through_the_store(backend: Backend) {
+    use crate::filter::cases::{EXPRESSIONS, labelled_documents};
+    let (_place, store) = store(backend).await;
+    let mut labels = std::collections::HashMap::new();
+    for (label, docs) in labelled_documents() {
+        let prepared = prepared(&docs);
+        labels.insert(prepared[0].trace_id.clone(), label);
+        store.put_documents(prepared).await.unwrap();
+    }
+    for (text, expected) in EXPRESSIONS {
+        let expr = crate::filter::parse(text).unwrap();
+        let page = crate::query::trace_summaries(store.as_ref(), 0.0, 2e9, Some(&expr), None)
+            .await
+            .unwrap();
+        let mut got: Vec<&str> = page.summaries.iter().map(|s| labels[&s.id]).collect();
+        got.sort_unstable();
+        let mut want = expected.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{text}");
+    }
+}
 
 mod clickhouse_only {
     use super::*;
