@@ -401,6 +401,26 @@ fn map_renders_the_scenario_and_a_node_leads_to_its_traces() {
         "const i = document.querySelector('#panel .panel-item:not([hidden]) h2'); return i ? i.textContent : null",
     );
     assert_eq!(title, json!("orders"));
+
+    // An edge from the client leads to the traces that entered through it (its filter names
+    // the client node, which no trace lists among its services).
+    let edge = browser.eval(
+        "const i = n => document.querySelector(`#map .node[data-name='${n}']`).id.slice(5); \
+         return `edge-${i('client')}-${i('frontend')}`;",
+    );
+    browser.click(&format!("#{} .line", edge.as_str().unwrap()));
+    let title = browser.wait_for(
+        "const i = document.querySelector('#panel .panel-item:not([hidden]) h2'); \
+         return i && i.textContent.startsWith('client') ? i.textContent : null",
+    );
+    assert_eq!(title, json!("client → frontend"));
+    browser.click("#panel .panel-item:not([hidden]) .traces-link");
+    let rows = browser.wait_for(
+        "return location.pathname === '/traces' ? document.querySelectorAll('#traces tbody tr').length : 0",
+    );
+    assert_eq!(rows, json!(through_orders));
+    let filter = browser.eval("return document.querySelector('#filter').value");
+    assert_eq!(filter, json!("edge(\"client\", \"frontend\")"));
 }
 
 #[test]
