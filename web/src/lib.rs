@@ -18,6 +18,7 @@
 //! - [`data_dir`]: the default data directory, created with a `.gitignore`.
 //! - [`server`]: the accept loop with per-connection timeouts; [`tls`]: HTTPS configuration.
 
+pub mod analytics;
 pub mod api;
 pub mod assembly;
 pub mod auth;

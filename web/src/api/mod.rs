@@ -2,6 +2,7 @@
 //! with epoch-second times and X-Ray error bodies. Requests are accepted unsigned, and a SigV4
 //! `Authorization` header is ignored rather than refused.
 
+mod analytics;
 mod error;
 mod graph;
 mod groups;
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/GetGroup", post(groups::get_group))
         .route("/UpdateGroup", post(groups::update_group))
         .route("/DeleteGroup", post(groups::delete_group))
+        .route("/TraceAnalytics", post(analytics::get_trace_analytics))
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn(scope::attach))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -211,6 +213,8 @@ pub(crate) async fn parse_filter(
         .map_err(|e| ApiError::InvalidRequest(format!("invalid filter expression: {e}")))
 }
 
+#[cfg(test)]
+mod analytics_tests;
 #[cfg(test)]
 mod otlp_tests;
 #[cfg(test)]

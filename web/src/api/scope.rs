@@ -56,7 +56,7 @@ enum Takes {
 fn takes(path: &str) -> Option<Takes> {
     Some(match path {
         "/ServiceGraph" | "/TimeSeriesServiceStatistics" => Takes::Optional,
-        "/TraceSummaries" => Takes::WithFilter,
+        "/TraceSummaries" | "/TraceAnalytics" => Takes::WithFilter,
         "/GetGroup" | "/UpdateGroup" | "/DeleteGroup" => Takes::Required,
         "/CreateGroup" => Takes::Create,
         _ => return None,

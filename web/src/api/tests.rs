@@ -141,7 +141,7 @@ async fn errors_have_the_xray_shape(backend: Backend) {
 }
 
 /// Stores `count` shop traces, one every `spacing` seconds from 1,800,000,000.
-async fn put_shop_traces(api: &TestApi, count: u64, spacing: f64) {
+pub(crate) async fn put_shop_traces(api: &TestApi, count: u64, spacing: f64) {
     let docs: Vec<String> = (0..count)
         .flat_map(|n| crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64 * spacing))
         .collect();

@@ -101,6 +101,7 @@ pub fn action_for(path: &str) -> Option<&'static str> {
         "/UpdateGroup" => "xray:UpdateGroup",
         "/DeleteGroup" => "xray:DeleteGroup",
         "/InsightSummaries" => "xray:GetInsightSummaries",
+        "/TraceAnalytics" => "xray:GetTraceAnalytics",
         "/EncryptionConfig" => "xray:GetEncryptionConfig",
         "/AuditEvents" => AUDIT_ACTION,
         "/metrics" => METRICS_ACTION,

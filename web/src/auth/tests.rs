@@ -303,6 +303,10 @@ fn paths_map_to_actions() {
     assert_eq!(action_for("/TraceSegments"), Some("xray:PutTraceSegments"));
     assert_eq!(action_for("/v1/traces"), Some("xray:PutTraceSegments"));
     assert_eq!(action_for("/Traces"), Some("xray:BatchGetTraces"));
+    assert_eq!(
+        action_for("/TraceAnalytics"),
+        Some("xray:GetTraceAnalytics")
+    );
     assert_eq!(action_for("/traces"), None);
 }
 

@@ -1,0 +1,221 @@
+use super::*;
+use crate::assembly::fold_trace;
+use crate::filter::{matches, parse};
+use crate::test_support::prepared;
+
+fn fold(docs: &[String], id: &str) -> TraceSummary {
+    let facts: Vec<_> = prepared(docs)
+        .into_iter()
+        .map(|d| (*d.facts).clone())
+        .collect();
+    fold_trace(id, &facts).summary
+}
+
+/// The filter's labelled traces and 300 fleet traces (five services, varied outcomes,
+/// annotations, users, instances and zones) over ten minutes.
+fn traces() -> Vec<TraceSummary> {
+    let mut out: Vec<TraceSummary> = crate::filter::cases::labelled_documents()
+        .iter()
+        .map(|(label, docs)| fold(docs, label))
+        .collect();
+    for n in 0..300 {
+        let docs = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64 * 2.0);
+        out.push(fold(&docs, &format!("fleet-{n}")));
+    }
+    out
+}
+
+fn tally_of(traces: &[&TraceSummary]) -> Tally {
+    let mut t = Tally::new(1_795_000_000.0, 1_800_000_600.0);
+    for s in traces {
+        t.add(s);
+    }
+    t
+}
+
+fn selected<'a>(traces: &[&'a TraceSummary], filter: &str) -> Vec<&'a TraceSummary> {
+    let expr = parse(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+    traces
+        .iter()
+        .copied()
+        .filter(|t| matches(&expr, t))
+        .collect()
+}
+
+/// Every count an analysis gives is the number of the set's traces that its filter selects:
+/// breakdown values, histogram buckets, and the time series' outcomes.
+#[test]
+fn every_count_is_what_its_filter_selects() {
+    let all = traces();
+    let set: Vec<&TraceSummary> = all.iter().collect();
+    let a = tally_of(&set).finish();
+    assert_eq!(a.traces, set.len() as u64);
+    assert!(!a.truncated);
+    let mut checked = 0;
+    for b in &a.breakdowns {
+        assert!(!b.values.is_empty(), "{}", b.dimension);
+        for e in &b.values {
+            let n = selected(&set, &e.filter).len() as u64;
+            assert_eq!(e.count, n, "{} {}: {}", b.dimension, e.value, e.filter);
+            assert!((e.share - n as f64 / set.len() as f64).abs() < 1e-12);
+            checked += 1;
+        }
+        let counts: Vec<u64> = b.values.iter().map(|e| e.count).collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{}", b.dimension);
+    }
+    assert!(checked > 60, "{checked} values checked");
+    for bucket in &a.histogram {
+        let n = selected(&set, &bucket.filter).len() as u64;
+        assert_eq!(bucket.count, n, "{}", bucket.filter);
+    }
+    let sum = |f: fn(&Point) -> u64| a.time_series.iter().map(f).sum::<u64>();
+    assert_eq!(sum(|p| p.requests), set.len() as u64);
+    assert_eq!(sum(|p| p.fault), selected(&set, "fault").len() as u64);
+    assert_eq!(sum(|p| p.error), selected(&set, "error").len() as u64);
+    assert_eq!(sum(|p| p.throttle), selected(&set, "throttle").len() as u64);
+    // Every kind of breakdown is there.
+    let names: Vec<&str> = a.breakdowns.iter().map(|b| b.dimension.as_str()).collect();
+    for want in [
+        "FaultRootCauseService",
+        "ErrorRootCauseService",
+        "ResponseTimeRootCauseService",
+        "FaultRootCauseException",
+        "Annotation:tier",
+        "Url",
+        "HttpMethod",
+        "HttpStatus",
+        "User",
+        "InstanceId",
+        "AvailabilityZone",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+}
+
+#[test]
+fn the_labelled_traces_break_down_as_known() {
+    let all = traces();
+    let set: Vec<&TraceSummary> = all.iter().take(7).collect();
+    let a = tally_of(&set).finish();
+    let values = |dim: &str| -> Vec<(String, u64)> {
+        a.breakdowns
+            .iter()
+            .find(|b| b.dimension == dim)
+            .map(|b| {
+                b.values
+                    .iter()
+                    .map(|e| (e.value.to_string(), e.count))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let v = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+        list.iter().map(|(s, n)| (s.to_string(), *n)).collect()
+    };
+    assert_eq!(
+        values("FaultRootCauseService"),
+        v(&[("payments.example.com", 2), ("orders", 1)])
+    );
+    assert_eq!(
+        values("FaultRootCauseException"),
+        v(&[("PaymentGatewayError", 2)])
+    );
+    assert_eq!(
+        values("ErrorRootCauseService"),
+        v(&[("frontend", 2), ("payments.example.com", 1)])
+    );
+    assert_eq!(
+        values("HttpStatus"),
+        v(&[("200", 2), ("502", 2), ("404", 1), ("429", 1), ("500", 1)])
+    );
+    assert_eq!(
+        values("Annotation:tier"),
+        v(&[("bronze", 2), ("silver", 2), ("gold", 1)])
+    );
+}
+
+/// Faulty traces against healthy ones: the root cause that faulted leads, with its share.
+#[test]
+fn comparing_puts_what_tells_the_sets_apart_first() {
+    let all = traces();
+    let set: Vec<&TraceSummary> = all.iter().collect();
+    let healthy = tally_of(&selected(&set, "!fault"));
+    let faulty = tally_of(&selected(&set, "fault"));
+    let c = compare(&healthy, &faulty);
+    assert_eq!(c.a.traces + c.b.traces, set.len() as u64);
+    let top = |b: &ComparedBreakdown| b.values[0].difference.abs();
+    assert!(
+        c.breakdowns.windows(2).all(|w| top(&w[0]) >= top(&w[1])),
+        "breakdowns by their largest difference"
+    );
+    let cause = c
+        .breakdowns
+        .iter()
+        .find(|b| b.dimension == "FaultRootCauseService")
+        .unwrap();
+    let first = &cause.values[0];
+    assert_eq!(first.count_a, 0);
+    assert!(first.count_b > 0);
+    assert!((first.difference - first.count_b as f64 / c.b.traces as f64).abs() < 1e-12);
+    assert!(
+        cause
+            .values
+            .windows(2)
+            .all(|w| w[0].difference.abs() >= w[1].difference.abs())
+    );
+    // Nothing faulty is healthy: every fault root cause is only in B.
+    assert!(
+        cause
+            .values
+            .iter()
+            .all(|e| e.count_a == 0 && e.difference > 0.0)
+    );
+}
+
+#[test]
+fn buckets_cover_every_response_time_once() {
+    for (rt, bucket) in [
+        (0.0, 0),
+        (0.0009, 0),
+        (0.001, 1),
+        (0.0049, 2),
+        (99.9, 15),
+        (100.0, 16),
+    ] {
+        assert_eq!(bucket_of(rt), bucket, "{rt}");
+        let (from, to) = bucket_range(bucket);
+        assert!(
+            from <= rt && to.is_none_or(|t| rt < t),
+            "{rt} in {from}..{to:?}"
+        );
+    }
+}
+
+/// `collect` over a store folds the same traces as the filter selects in memory.
+#[tokio::test]
+async fn collect_reads_the_set_from_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+    let mut docs = Vec::new();
+    for n in 0..120 {
+        docs.extend(crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let filter =
+        parse("service(\"payments\") { fault OR error } OR annotation.tier = \"gold\"").unwrap();
+    let tally = collect(&store, 1_799_999_000.0, 1_800_001_000.0, Some(&filter))
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for n in 0..120 {
+        let docs = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
+        let s = fold(&docs, "x");
+        if matches(&filter, &s) {
+            expected.push(s);
+        }
+    }
+    assert!(expected.len() > 10);
+    let mut want = Tally::new(1_799_999_000.0, 1_800_001_000.0);
+    expected.iter().for_each(|s| want.add(s));
+    assert_eq!(tally.finish(), want.finish());
+}
