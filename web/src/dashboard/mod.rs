@@ -7,6 +7,7 @@
 //! Every page is a plain GET whose query string holds the whole state (window, filter, sort,
 //! selected row), so links are deep links and the browser's back button works.
 
+mod analytics;
 pub mod audit;
 pub mod headers;
 pub mod layout;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(map_page))
         .route("/traces", get(traces::traces_page))
+        .route("/analytics", get(analytics::analytics_page))
         .route("/traces/{id}", get(trace_page))
         .route("/traces/{id}/rows/{row}", get(row_details))
         .route("/audit", get(audit::audit_page))
@@ -333,7 +335,7 @@ fn query_err(e: impl std::fmt::Display) -> PageError {
 /// Template context shared by every page's header (navigation and window picker).
 #[derive(Debug, Clone)]
 pub struct Nav {
-    /// Which page is active: `map`, `traces`, `trace`.
+    /// Which page is active: `map`, `traces`, `analytics`, `trace`.
     pub active: &'static str,
     /// Window presets: `(value, label, selected)`.
     pub windows: Vec<(String, String, bool)>,
