@@ -213,6 +213,41 @@ fn bars(a: &Analysis, b: Option<&Analysis>, href: impl Fn(&str) -> String) -> Ve
         .collect()
 }
 
+impl Row {
+    /// A row for `value` (whose filter term is `term`) with A's count and share, and B's with
+    /// the difference when comparing.
+    fn new(
+        value: &analytics::Value,
+        term: &str,
+        link: &impl Fn(&str, &str) -> String,
+        a: (u64, f64),
+        b: Option<(u64, f64, f64)>,
+    ) -> Self {
+        let (b_count, b_share, difference) = b.unwrap_or((0, 0.0, 0.0));
+        // Share bars are narrower when two stand side by side.
+        let scale = if b.is_some() { 80.0 } else { 120.0 };
+        Row {
+            value: value.to_string(),
+            refine: link("/analytics", term),
+            traces: link("/traces", term),
+            a_count: a.0,
+            a_share: percent(a.1),
+            a_width: a.1 * scale,
+            b_count,
+            b_share: b.map(|_| percent(b_share)).unwrap_or_default(),
+            b_width: b_share * scale,
+            difference: b
+                .map(|_| format!("{:+.1} pts", difference * 100.0))
+                .unwrap_or_default(),
+            trend: match difference.partial_cmp(&0.0) {
+                Some(std::cmp::Ordering::Greater) => "more",
+                Some(std::cmp::Ordering::Less) => "less",
+                _ => "",
+            },
+        }
+    }
+}
+
 /// Rows of one analysis's breakdowns.
 fn single_tables(a: &Analysis, link: &impl Fn(&str, &str) -> String) -> Vec<Table> {
     a.breakdowns
@@ -223,19 +258,7 @@ fn single_tables(a: &Analysis, link: &impl Fn(&str, &str) -> String) -> Vec<Tabl
             rows: b
                 .values
                 .iter()
-                .map(|e| Row {
-                    value: e.value.to_string(),
-                    refine: link("/analytics", &e.filter),
-                    traces: link("/traces", &e.filter),
-                    a_count: e.count,
-                    a_share: percent(e.share),
-                    a_width: e.share * 120.0,
-                    b_count: 0,
-                    b_share: String::new(),
-                    b_width: 0.0,
-                    difference: String::new(),
-                    trend: "",
-                })
+                .map(|e| Row::new(&e.value, &e.filter, link, (e.count, e.share), None))
                 .collect(),
             others: b.other_values,
         })
@@ -252,24 +275,10 @@ fn compared_tables(c: &Compared, link: &impl Fn(&str, &str) -> String) -> Vec<Ta
             rows: b
                 .values
                 .iter()
-                .map(|e| Row {
-                    value: e.value.to_string(),
-                    refine: link("/analytics", &e.filter),
-                    traces: link("/traces", &e.filter),
-                    a_count: e.count_a,
-                    a_share: percent(e.share_a),
-                    a_width: e.share_a * 80.0,
-                    b_count: e.count_b,
-                    b_share: percent(e.share_b),
-                    b_width: e.share_b * 80.0,
-                    difference: format!("{:+.1} pts", e.difference * 100.0),
-                    trend: if e.difference > 0.0 {
-                        "more"
-                    } else if e.difference < 0.0 {
-                        "less"
-                    } else {
-                        ""
-                    },
+                .map(|e| {
+                    let a = (e.count_a, e.share_a);
+                    let b = (e.count_b, e.share_b, e.difference);
+                    Row::new(&e.value, &e.filter, link, a, Some(b))
                 })
                 .collect(),
             others: 0,
@@ -305,15 +314,7 @@ pub(super) async fn analytics_page(
     caller: Option<Extension<Caller>>,
     Query(mut q): Query<AnalyticsQuery>,
 ) -> Result<Html<String>, PageError> {
-    let caller = caller.map(|c| c.0);
-    let reach = Reach::of(&state, caller.as_ref()).await?;
-    reach.restrict(&mut q.scope)?;
-    let now = now();
-    let w = q.scope.window("1h", now);
-    let nav = Nav::new("analytics", &q.scope, &w)
-        .for_caller(caller.as_ref())
-        .with_groups(&state, &reach)
-        .await;
+    let (w, nav) = page_frame(&state, caller, &mut q.scope, "analytics", "1h").await?;
     let a_text = q.scope.filter_text();
     let b_text = q.b_filter.clone().unwrap_or_default().trim().to_owned();
     let mode = Mode::parse(q.compare.as_deref());

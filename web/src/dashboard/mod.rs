@@ -332,6 +332,27 @@ fn query_err(e: impl std::fmt::Display) -> PageError {
     PageError::Query(e.to_string())
 }
 
+/// What every page over a window starts from: the visitor's reach applied to `scope` (a
+/// group-scoped visitor is confined to one of its groups), the window (`default_window` when
+/// the query names none), and the header for page `active`.
+async fn page_frame(
+    state: &AppState,
+    caller: Option<Extension<Caller>>,
+    scope: &mut Scope,
+    active: &'static str,
+    default_window: &str,
+) -> Result<(Window, Nav), PageError> {
+    let caller = caller.map(|c| c.0);
+    let reach = Reach::of(state, caller.as_ref()).await?;
+    reach.restrict(scope)?;
+    let w = scope.window(default_window, now());
+    let nav = Nav::new(active, scope, &w)
+        .for_caller(caller.as_ref())
+        .with_groups(state, &reach)
+        .await;
+    Ok((w, nav))
+}
+
 /// Template context shared by every page's header (navigation and window picker).
 #[derive(Debug, Clone)]
 pub struct Nav {
@@ -431,14 +452,7 @@ async fn map_page(
     caller: Option<Extension<Caller>>,
     Query(mut scope): Query<Scope>,
 ) -> Result<Html<String>, PageError> {
-    let caller = caller.map(|c| c.0);
-    let reach = Reach::of(&state, caller.as_ref()).await?;
-    reach.restrict(&mut scope)?;
-    let w = scope.window("5m", now());
-    let nav = Nav::new("map", &scope, &w)
-        .for_caller(caller.as_ref())
-        .with_groups(&state, &reach)
-        .await;
+    let (w, nav) = page_frame(&state, caller, &mut scope, "map", "5m").await?;
     let (services, problem) = match scope_filter(&state, &scope).await {
         Ok(expr) => (
             query::service_graph(state.store.as_ref(), w.start, w.end, expr.as_ref())

@@ -77,9 +77,16 @@ async fn the_analytics_page_compares_a_selection_with_the_rest_and_reports_a_bad
         &format!("/analytics?{window}&filter=annotation.tier+%3D+%22gold%22&compare=filter&b_filter=annotation.tier+%3D+%22silver%22"),
     )
     .await;
-    assert!(other.contains("— 14 traces"), "gold: n % 3 == 0 of 40: {other}");
+    assert!(
+        other.contains("— 14 traces"),
+        "gold: n % 3 == 0 of 40: {other}"
+    );
     assert!(other.contains("— 13 traces"), "silver: {other}");
-    let bad = page(state, &format!("/analytics?{window}&compare=filter&b_filter=fault+AND")).await;
+    let bad = page(
+        state,
+        &format!("/analytics?{window}&compare=filter&b_filter=fault+AND"),
+    )
+    .await;
     assert!(bad.contains("id=\"b-problem\""), "{bad}");
     assert!(bad.contains("(40 traces)"), "A alone: {bad}");
 }

@@ -219,15 +219,8 @@ pub(super) async fn traces_page(
     caller: Option<Extension<Caller>>,
     Query(mut q): Query<ListQuery>,
 ) -> Result<Html<String>, PageError> {
-    let caller = caller.map(|c| c.0);
-    let reach = Reach::of(&state, caller.as_ref()).await?;
-    reach.restrict(&mut q.scope)?;
+    let (w, nav) = page_frame(&state, caller, &mut q.scope, "traces", "1h").await?;
     let now = now();
-    let w = q.scope.window("1h", now);
-    let nav = Nav::new("traces", &q.scope, &w)
-        .for_caller(caller.as_ref())
-        .with_groups(&state, &reach)
-        .await;
     let filter = q.scope.filter_text();
     let mut matched: Vec<TraceSummary> = Vec::new();
     let mut truncated = false;
