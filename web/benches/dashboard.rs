@@ -1,12 +1,16 @@
 //! Dashboard rendering: the timeline page of a 5,000-subsegment trace and the service map page
 //! of 50 services, each next to the JSON the X-Ray API returns for the same data (the baseline
-//! a browser-side renderer would start from). Page weights are printed once per run.
+//! a browser-side renderer would start from). Page weights are printed once per run. And the
+//! comparison of two 5,000-subsegment traces, from their stored text, next to reading that
+//! text (the least any comparison must do).
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use roentgen_web::assembly::{NodeKey, Outcome};
-use roentgen_web::dashboard::{render_map_page, render_trace_page};
+use roentgen_web::dashboard::{render_map_page, render_trace_page, trace_diff};
 use roentgen_web::graph::{GraphStats, Stats};
 use serde_json::{Value, json};
 
@@ -43,6 +47,39 @@ fn big_trace(segments: usize, per: usize) -> Vec<Value> {
         docs.push(doc);
     }
     docs
+}
+
+/// `docs` with every subsegment whose name ends in `7` taking `extra` seconds longer (its
+/// parents are not stretched: a slower call inside the same envelope), and one more query in
+/// each batch named `batch-40`.
+fn slower(docs: &[Value], extra: f64) -> Vec<Value> {
+    fn walk(v: &mut Value, extra: f64) {
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if name.ends_with('7')
+            && let (Some(s), Some(e)) = (v["start_time"].as_f64(), v["end_time"].as_f64())
+        {
+            v["end_time"] = json!(e.max(s) + extra);
+        }
+        if let Some(Value::Array(list)) = v.get_mut("subsegments") {
+            if name == "batch-40"
+                && let Some(last) = list.last().cloned()
+            {
+                let id = last["id"].as_str().unwrap_or("0");
+                let id = u64::from_str_radix(id, 16).unwrap_or(0) ^ 0xfeed_0000;
+                let mut more = last;
+                more["id"] = json!(format!("{id:016x}"));
+                list.push(more);
+            }
+            list.iter_mut().for_each(|c| walk(c, extra));
+        }
+    }
+    let mut out = docs.to_vec();
+    out.iter_mut().for_each(|d| walk(d, extra));
+    out
 }
 
 fn count_subsegments(v: &Value) -> usize {
@@ -137,6 +174,30 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("baseline_api_json", |b| {
         b.iter(|| serde_json::to_string(&docs))
+    });
+    g.finish();
+
+    // Two traces compared from their stored text (as the page loads them).
+    let texts = |docs: &[Value]| -> Vec<String> { docs.iter().map(Value::to_string).collect() };
+    let (a_text, b_text) = (texts(&docs), texts(&slower(&docs, 0.0004)));
+    let parse = |t: &[String]| -> Vec<Value> {
+        t.iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    };
+    let diff = trace_diff::compare(&parse(&a_text), &parse(&b_text));
+    println!(
+        "trace comparison: {} aligned rows, {} only in B, first {}",
+        diff.rows.len(),
+        diff.rows.iter().filter(|r| r.a.is_none()).count(),
+        diff.rows[0].path.join(" > ")
+    );
+    let mut g = c.benchmark_group("trace_compare_5000_subsegments");
+    g.bench_function("compare_from_text", |b| {
+        b.iter(|| trace_diff::compare(&parse(&a_text), &parse(&b_text)))
+    });
+    g.bench_function("baseline_parse_both", |b| {
+        b.iter(|| (parse(&a_text), parse(&b_text)))
     });
     g.finish();
 

@@ -99,3 +99,51 @@ fn analytics_shows_a_sets_causes_and_a_comparison_puts_the_injected_cause_first(
     );
     browser.screenshot("analytics-compare.png");
 }
+
+fn trace_id(docs: &[String]) -> String {
+    let v: serde_json::Value = serde_json::from_str(&docs[0]).expect("a JSON document");
+    v["trace_id"].as_str().expect("a trace id").to_owned()
+}
+
+/// A slow trace against a fast one of the same route: the slow subsegment leads; without a
+/// second trace, the typical trace of the entry point (the median response time) is chosen.
+#[test]
+fn comparing_two_traces_puts_the_slow_subsegment_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(dir.path(), &[]);
+    let t0 = now().floor() - 120.0;
+    // Shop trace n: its DynamoDB call takes 10 ms + 11 ms × (n % 7); all return 200.
+    let traces: Vec<(u64, Vec<String>)> = [14, 13, 8, 9, 10]
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, roentgen_web::synth::shop_trace(n, t0 + i as f64 * 5.0)))
+        .collect();
+    let docs: Vec<String> = traces.iter().flat_map(|(_, d)| d.clone()).collect();
+    let (status, body) = collector.post("/TraceSegments", &Collector::put_body(&docs));
+    assert_eq!(status, 200, "{body}");
+    let id = |n: u64| trace_id(&traces.iter().find(|(k, _)| *k == n).unwrap().1);
+    let (fast, slow) = (id(14), id(13));
+    let base = collector.endpoint_url();
+    let browser = Browser::start();
+
+    browser.goto(&format!("{base}/traces/{fast}"));
+    browser.type_into("#compare-with input[name=b]", &slow);
+    browser.click("#compare-with button");
+    let first = browser.wait_for(
+        "const r = location.pathname === '/compare' && document.querySelector('#compare-rows tbody tr'); \
+         return r ? [r.dataset.path, r.querySelector('.own').textContent] : null",
+    );
+    assert_eq!(
+        first,
+        json!(["frontend › orders › orders › DynamoDB", "+66 ms"])
+    );
+    let total = browser.eval("return document.querySelector('#total-difference').textContent");
+    assert_eq!(total, json!("+66 ms"));
+    browser.screenshot("compare.png");
+
+    // The typical trace of frontend for the slow one: median of the other four (n = 9).
+    browser.goto(&format!("{base}/compare?a={slow}"));
+    let b = browser
+        .wait_for("const b = document.querySelector('#b-id'); return b ? b.textContent : null");
+    assert_eq!(b, json!(id(9)));
+}

@@ -9,11 +9,13 @@
 
 mod analytics;
 pub mod audit;
+mod compare;
 pub mod headers;
 pub mod layout;
 pub mod map;
 pub mod reach;
 pub mod timeline;
+pub mod trace_diff;
 mod traces;
 
 pub use traces::{Bar, Column, ListQuery, TraceRow};
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(map_page))
         .route("/traces", get(traces::traces_page))
         .route("/analytics", get(analytics::analytics_page))
+        .route("/compare", get(compare::compare_page))
         .route("/traces/{id}", get(trace_page))
         .route("/traces/{id}/rows/{row}", get(row_details))
         .route("/audit", get(audit::audit_page))
@@ -351,6 +354,56 @@ async fn page_frame(
         .with_groups(state, &reach)
         .await;
     Ok((w, nav))
+}
+
+/// The newest matches of a window, gathered page by page for a dashboard view.
+#[derive(Debug, Default)]
+struct Gathered {
+    /// At most [`LIST_LIMIT`] matches, newest first.
+    matched: Vec<TraceSummary>,
+    /// More matched than [`LIST_LIMIT`].
+    truncated: bool,
+    /// Candidates examined when the search stopped at the scan budget.
+    scan_stopped: Option<usize>,
+}
+
+/// Gathers the matches of `filter` in `w`: at most [`LIST_LIMIT`], examining at most the
+/// collector's `list_scan_budget` candidates.
+async fn gather(
+    state: &AppState,
+    w: &Window,
+    filter: Option<&Expr>,
+) -> Result<Gathered, PageError> {
+    let mut out = Gathered::default();
+    let mut scanned = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let page = query::trace_summaries(
+            state.store.as_ref(),
+            w.start,
+            w.end,
+            filter,
+            token.as_deref(),
+        )
+        .await
+        .map_err(query_err)?;
+        out.matched.extend(page.summaries);
+        scanned += page.scanned;
+        token = page.next_token;
+        if token.is_none() {
+            break;
+        }
+        if out.matched.len() >= LIST_LIMIT {
+            out.truncated = true;
+            break;
+        }
+        if scanned >= state.limits.list_scan_budget {
+            out.scan_stopped = Some(scanned);
+            break;
+        }
+    }
+    out.matched.truncate(LIST_LIMIT);
+    Ok(out)
 }
 
 /// Template context shared by every page's header (navigation and window picker).

@@ -190,17 +190,24 @@ impl<'a> Builder<'a> {
         if let Some(downstream) = self.called.get(id) {
             children.extend(downstream.iter().copied());
         }
-        children.sort_by(|a, b| {
-            f(a, "start_time")
-                .unwrap_or(0.0)
-                .total_cmp(&f(b, "start_time").unwrap_or(0.0))
-        });
+        by_start(&mut children);
         let before = self.rows.len();
         for c in children {
             self.push(c, Some((id, start, end)), depth + 1);
         }
         self.rows[index].has_children = self.rows.len() > before;
     }
+}
+
+/// Sorts documents by start time (each start read once: a lookup in a JSON object is not free).
+fn by_start(list: &mut Vec<&Value>) {
+    let mut keyed: Vec<(f64, &Value)> = list
+        .iter()
+        .map(|v| (f(v, "start_time").unwrap_or(0.0), *v))
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    list.clear();
+    list.extend(keyed.into_iter().map(|(_, v)| v));
 }
 
 fn collect_ids<'a>(v: &'a Value, out: &mut HashMap<&'a str, &'a Value>, depth: usize) {
@@ -238,11 +245,7 @@ pub fn build(documents: &[Value]) -> Timeline {
             None => roots.push(d),
         }
     }
-    roots.sort_by(|a, b| {
-        f(a, "start_time")
-            .unwrap_or(0.0)
-            .total_cmp(&f(b, "start_time").unwrap_or(0.0))
-    });
+    by_start(&mut roots);
     let mut b = Builder {
         rows: Vec::new(),
         called,

@@ -222,43 +222,15 @@ pub(super) async fn traces_page(
     let (w, nav) = page_frame(&state, caller, &mut q.scope, "traces", "1h").await?;
     let now = now();
     let filter = q.scope.filter_text();
-    let mut matched: Vec<TraceSummary> = Vec::new();
-    let mut truncated = false;
-    let mut scanned = 0;
-    let mut scan_stopped = None;
-    let problem = match scope_filter(&state, &q.scope).await {
-        Ok(expr) => {
-            let mut token: Option<String> = None;
-            loop {
-                let page = query::trace_summaries(
-                    state.store.as_ref(),
-                    w.start,
-                    w.end,
-                    expr.as_ref(),
-                    token.as_deref(),
-                )
-                .await
-                .map_err(query_err)?;
-                matched.extend(page.summaries);
-                scanned += page.scanned;
-                token = page.next_token;
-                if token.is_none() {
-                    break;
-                }
-                if matched.len() >= LIST_LIMIT {
-                    truncated = true;
-                    break;
-                }
-                if scanned >= state.limits.list_scan_budget {
-                    scan_stopped = Some(scanned);
-                    break;
-                }
-            }
-            None
-        }
-        Err(p) => Some(p),
+    let (gathered, problem) = match scope_filter(&state, &q.scope).await {
+        Ok(expr) => (gather(&state, &w, expr.as_ref()).await?, None),
+        Err(p) => (Gathered::default(), Some(p)),
     };
-    matched.truncate(LIST_LIMIT);
+    let Gathered {
+        mut matched,
+        truncated,
+        scan_stopped,
+    } = gathered;
     let base = format!("/traces?{}", nav.window_query);
     let with_filter = if filter.is_empty() {
         base.clone()
