@@ -239,6 +239,31 @@ fn queries(c: &mut Criterion) {
         || get().1.as_ref(),
         traces,
     );
+
+    // The engine reading the set's summaries: the same window and annotation, one version per
+    // trace (the dataset is bulk-built, so there is one).
+    let database = format!("bench_{traces}_shop_traces");
+    let engine_read = |start: f64, end: f64| -> u64 {
+        let sql = format!(
+            "SELECT count(), sum(length(summary)) FROM {database}.traces \
+             WHERE start_time >= {start} AND start_time <= {end} AND has(ann_pairs, 'tier=gold') \
+             FORMAT TSV"
+        );
+        let answer = common::clickhouse_query(&get().0, &sql, b"");
+        answer
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    common::analytics_group(
+        c,
+        "clickhouse_analytics",
+        &rt,
+        || get().1.as_ref(),
+        traces,
+        engine_read,
+    );
 }
 
 criterion_group!(benches, ingest, queries);

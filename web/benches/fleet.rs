@@ -25,7 +25,7 @@
 //! threads; clickhouse-server) and, for the stores, bytes on disk and rows per document.
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -256,29 +256,6 @@ fn disk_bytes(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs one ClickHouse query over HTTP and returns its text answer.
-fn clickhouse_query(server: &LocalServer, sql: &str, body: &[u8]) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.http_port)).expect("clickhouse");
-    let query: String = sql
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let head = format!(
-        "POST /?query={query} HTTP/1.0\r\nHost: clickhouse\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).expect("send");
-    stream.write_all(body).expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("answer");
-    let (status, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    assert!(status.contains(" 200 "), "{sql}: {answer}");
-    rest.to_owned()
-}
-
 fn fleet_ingest(c: &mut Criterion) {
     let rt = runtime();
     let mut next = 0u64;
@@ -374,7 +351,7 @@ fn fleet_ingest(c: &mut Criterion) {
         Shape::Split,
         Some(&server),
     );
-    let parts = clickhouse_query(
+    let parts = common::clickhouse_query(
         &server,
         "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema')",
         b"",
@@ -419,7 +396,7 @@ fn fleet_ingest(c: &mut Criterion) {
     )
     .print("clickhouse26_two_collectors", "");
 
-    clickhouse_query(
+    common::clickhouse_query(
         &server,
         "CREATE TABLE baseline (trace_id String, id String, parent_id String, start_time Float64, document String) ENGINE = MergeTree ORDER BY (trace_id, id)",
         b"",
@@ -443,7 +420,7 @@ fn fleet_ingest(c: &mut Criterion) {
                     inserted += 1;
                 }
                 let t = Instant::now();
-                clickhouse_query(&server, "INSERT INTO baseline FORMAT RowBinary", &rows.0);
+                common::clickhouse_query(&server, "INSERT INTO baseline FORMAT RowBinary", &rows.0);
                 spent += t.elapsed();
             }
             spent

@@ -223,3 +223,121 @@ pub fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> String {
     ));
     address
 }
+
+/// Runs one ClickHouse query over HTTP and returns its text answer.
+pub fn clickhouse_query(
+    server: &roentgen_web::store::clickhouse::server::LocalServer,
+    sql: &str,
+    body: &[u8],
+) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", server.http_port)).expect("clickhouse");
+    let query: String = sql
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'*' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let head = format!(
+        "POST /?query={query} HTTP/1.0\r\nHost: clickhouse\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    let (status, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(status.contains(" 200 "), "{sql}: {answer}");
+    rest.to_owned()
+}
+
+/// Analytics of a set of about 100,000 traces (`annotation.tier = "gold"`, a third of the
+/// shop traces, over the part of the hour holding 297,000 of the store's `traces`), and the
+/// baseline: the engine itself reading the same traces' summaries (`baseline_sql`, run by
+/// `engine_read`, which returns how many rows it read).
+pub fn analytics_group<'s>(
+    c: &mut Criterion,
+    group_name: &str,
+    rt: &tokio::runtime::Runtime,
+    store: impl Fn() -> &'s dyn Store,
+    traces: usize,
+    engine_read: impl Fn(f64, f64) -> u64,
+) {
+    let (start, end) = analytics_window(traces);
+    let set = filter::parse("annotation.tier = \"gold\"").expect("filter");
+    let fold = || {
+        let tally = rt
+            .block_on(roentgen_web::analytics::collect(
+                store(),
+                start,
+                end,
+                Some(&set),
+            ))
+            .expect("analytics");
+        tally.finish()
+    };
+    let once = fold();
+    let read = engine_read(start, end);
+    // Where the time goes, once: the store's scan (reading and decoding summaries, in rounds
+    // of 10,000 as `collect` asks), then evaluating the filter and folding.
+    let t = Instant::now();
+    let mut summaries = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = rt
+            .block_on(store().scan_traces(roentgen_web::store::ScanQuery {
+                start,
+                end,
+                pushdown: set.pushdown(),
+                after: after.clone(),
+                limit: 10_000,
+                with_samples: false,
+            }))
+            .expect("scan");
+        let done = batch.len() < 10_000;
+        after = batch
+            .last()
+            .map(|r| (r.summary.start_time, r.summary.id.clone()));
+        summaries.extend(batch.into_iter().map(|r| r.summary));
+        if done {
+            break;
+        }
+    }
+    let scanned = t.elapsed();
+    let t = Instant::now();
+    let mut tally = roentgen_web::analytics::Tally::new(start, end);
+    for s in summaries.iter().filter(|s| filter::matches(&set, s)) {
+        tally.add(s);
+    }
+    let _ = tally.finish();
+    eprintln!(
+        "{group_name} stages: store scan of {} summaries {:.2} s, filter and fold {:.2} s",
+        summaries.len(),
+        scanned.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "{group_name}: a set of {} traces ({} breakdowns) out of {traces}; the engine reads {read} rows",
+        once.traces,
+        once.breakdowns.len()
+    );
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("analysis_of_the_set", once.traces), |b| {
+        b.iter(fold)
+    });
+    group.bench_function(
+        BenchmarkId::new("baseline_engine_reads_the_summaries", read),
+        |b| b.iter(|| engine_read(start, end)),
+    );
+    group.finish();
+}
+
+/// The window of [`analytics_group`]: the part of the benchmarked hour holding 297,000 of
+/// `traces` spread evenly over it (a third of them, the set, just under 100,000).
+pub fn analytics_window(traces: usize) -> (f64, f64) {
+    let span = (3600.0 * 297_000.0 / traces as f64).min(3600.0);
+    (HOUR_START, HOUR_START + span)
+}

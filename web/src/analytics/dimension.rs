@@ -71,10 +71,10 @@ impl Dimension {
         }
     }
 
-    /// Every value trace `t` has in this dimension, each once.
-    pub fn values_of(&self, t: &TraceSummary) -> Vec<Value> {
+    /// Every value trace `t` has in this dimension, each once, with its [`Value::key`].
+    pub fn values_of(&self, t: &TraceSummary) -> Vec<(String, Value)> {
         let text = |s: &str| Value(Literal::Str(s.to_owned()));
-        let mut out: Vec<Value> = match self {
+        let out: Vec<Value> = match self {
             Dimension::FaultRootCause => last_services(&t.fault_root_causes),
             Dimension::ErrorRootCause => last_services(&t.error_root_causes),
             Dimension::ResponseTimeRootCause => last_services(&t.response_time_root_causes),
@@ -98,9 +98,12 @@ impl Dimension {
                 .map(|s| text(s))
                 .collect(),
         };
-        out.sort_by_key(Value::key);
-        out.dedup_by(|a, b| a.key() == b.key());
-        out
+        let mut keyed: Vec<(String, Value)> = out.into_iter().map(|v| (v.key(), v)).collect();
+        if keyed.len() > 1 {
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            keyed.dedup_by(|a, b| a.0 == b.0);
+        }
+        keyed
     }
 
     /// The filter expression selecting the traces that have `value` in this dimension.
@@ -164,9 +167,18 @@ impl Value {
         })
     }
 
-    /// A key that tells values apart (`"x"` and `1` differ from `x` and `"1"`).
+    /// A key that tells values apart (the string `"1"` from the number `1`).
     pub fn key(&self) -> String {
-        self.0.to_string()
+        match &self.0 {
+            Literal::Str(v) => {
+                let mut k = String::with_capacity(v.len() + 1);
+                k.push('s');
+                k.push_str(v);
+                k
+            }
+            Literal::Num(v) => format!("n{v}"),
+            Literal::Bool(v) => format!("b{v}"),
+        }
     }
 }
 
