@@ -296,6 +296,16 @@ async fn a_group_scoped_reader_reads_only_its_group() {
     )
     .await;
     assert_eq!(status, 403);
+    // Analytics (our own xray:GetTraceAnalytics, which xray:Get* covers): within its group
+    // only.
+    let (status, body) = call(&f.app, signed(&f.web_reader, "/TraceAnalytics", web, now)).await;
+    assert_ne!(status, 403, "{body}");
+    for other in [db, WINDOW] {
+        let (status, _) = call(&f.app, signed(&f.web_reader, "/TraceAnalytics", other, now)).await;
+        assert_eq!(status, 403, "{other}");
+    }
+    let (status, _) = call(&f.app, signed(&f.writer, "/TraceAnalytics", web, now)).await;
+    assert_eq!(status, 403, "senders cannot read analytics");
 }
 
 #[test]

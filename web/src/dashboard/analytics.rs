@@ -152,6 +152,15 @@ fn narrowed(base: &str, term: &str) -> String {
     }
 }
 
+/// A set's filter as its label: the text, or "all traces" without one.
+fn or_all(filter: &str) -> String {
+    if filter.is_empty() {
+        "all traces".to_owned()
+    } else {
+        filter.to_owned()
+    }
+}
+
 fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
@@ -441,14 +450,7 @@ pub(super) async fn analytics_page(
                 format_time(b_window.end).replace('T', " ")
             ),
         ),
-        Some(Mode::Filter) => (
-            if a_text.is_empty() {
-                "all traces".to_owned()
-            } else {
-                a_text.clone()
-            },
-            b_text.clone(),
-        ),
+        Some(Mode::Filter) => (or_all(&a_text), or_all(&b_text)),
         None => (String::new(), String::new()),
     };
     let axis = BUCKET_BOUNDS
