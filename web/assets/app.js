@@ -26,9 +26,9 @@
   var groupSelect = $("#group");
   if (groupSelect) groupSelect.addEventListener("change", function () { groupSelect.form.submit(); });
 
-  // Traces histogram: drag across bars to narrow the filter to that response-time range.
-  var histo = $("#trace-histogram");
-  if (histo) {
+  // Response-time histograms (traces, analytics): drag across bars to narrow the filter to
+  // that range.
+  $$("#trace-histogram, #analytics-histogram").forEach(function (histo) {
     var from = null;
     histo.addEventListener("mousedown", function (ev) {
       var a = ev.target.closest("a[data-lo]");
@@ -44,7 +44,7 @@
       from = null;
       location.href = histo.dataset.base + "&filter=" + encodeURIComponent(f ? "(" + f + ") AND " + range : range);
     });
-  }
+  });
 
   // ---- Service map ----
   var map = $("#map");

@@ -64,6 +64,27 @@ fn analytics_shows_a_sets_causes_and_a_comparison_puts_the_injected_cause_first(
     );
     browser.screenshot("analytics.png");
 
+    // A drag across bars narrows the set to their range: here, 10 ms to 200 ms holds them all.
+    browser.eval(
+        "const bars = document.querySelectorAll('#analytics-histogram a'); \
+         const ev = t => new MouseEvent(t, {bubbles: true, cancelable: true}); \
+         bars[4].querySelector('.hitbar').dispatchEvent(ev('mousedown')); \
+         bars[7].querySelector('.hitbar').dispatchEvent(ev('mouseup')); return true;",
+    );
+    let narrowed = browser.wait_for(
+        "return location.search.includes('responsetime') ? [document.querySelector('#filter').value, document.querySelector('#set-sizes').textContent] : null",
+    );
+    assert_eq!(
+        narrowed[0],
+        json!("responsetime >= 0.01 AND responsetime <= 0.2")
+    );
+    assert!(
+        narrowed[1].as_str().unwrap().contains("(8 traces)"),
+        "{narrowed}"
+    );
+    browser.goto(&format!("{base}/analytics?{faulty}"));
+    rows(&browser, "FaultRootCauseService", ".count");
+
     // A value narrows the set to it.
     browser.click("#breakdown-FaultRootCauseService tbody tr .refine");
     let sizes = browser.wait_for(

@@ -58,6 +58,10 @@ struct HistoBar {
     b_y: f64,
     b_height: f64,
     title: String,
+    /// The bucket's bounds, seconds, for a drag across bars (the last bucket's upper bound
+    /// is a day).
+    lo: String,
+    hi: String,
 }
 
 /// One row of a breakdown table.
@@ -105,6 +109,8 @@ struct AnalyticsPage {
     b_traces: u64,
     truncated: bool,
     bars: Vec<HistoBar>,
+    /// The page's URL without its filter (a drag across bars adds one).
+    histo_base: String,
     axis: Vec<(f64, String)>,
     series: Series,
     tables: Vec<Table>,
@@ -217,6 +223,8 @@ fn bars(a: &Analysis, b: Option<&Analysis>, href: impl Fn(&str) -> String) -> Ve
                 b_y: 80.0 - hb,
                 b_height: hb,
                 title: format!("{range}: {counts}"),
+                lo: bucket.from.to_string(),
+                hi: bucket.to.unwrap_or(86_400.0).to_string(),
             }
         })
         .collect()
@@ -466,6 +474,7 @@ pub(super) async fn analytics_page(
         .collect();
     let page = AnalyticsPage {
         bars: bars(&a_done, b_done.as_ref(), |f| link("/analytics", f)),
+        histo_base: format!("/analytics?{}{keep}", nav.window_query),
         series: series_of(&a_done, b_done.as_ref()),
         axis,
         tables,
