@@ -5,8 +5,8 @@ use roentgen_sdk::model::{Cause, Segment, SegmentId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// An annotation value: string, number or boolean.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An annotation value: string, number or boolean (stored as the bare JSON value).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AnnotationValue {
     /// Boolean.
@@ -15,6 +15,39 @@ pub enum AnnotationValue {
     Number(f64),
     /// String.
     String(String),
+}
+
+/// Read by the JSON type it has (serde's `untagged` would try each variant in turn, building
+/// an error for each miss: a cost on every stored summary read back).
+impl<'de> Deserialize<'de> for AnnotationValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AnnotationValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::Number(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<AnnotationValue, E> {
+                Ok(AnnotationValue::String(v))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl AnnotationValue {

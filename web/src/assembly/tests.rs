@@ -238,3 +238,27 @@ fn root_causes_follow_the_fault_to_the_service_where_it_started() {
         .collect();
     assert_eq!(slow[..2], ["frontend", "orders"]);
 }
+
+#[test]
+fn annotation_values_read_back_by_their_json_type() {
+    for (text, value) in [
+        ("true", AnnotationValue::Bool(true)),
+        ("3", AnnotationValue::Number(3.0)),
+        ("-2", AnnotationValue::Number(-2.0)),
+        ("2.5", AnnotationValue::Number(2.5)),
+        ("\"gold\"", AnnotationValue::String("gold".into())),
+        ("\"3\"", AnnotationValue::String("3".into())),
+    ] {
+        let read: AnnotationValue = serde_json::from_str(text).unwrap();
+        assert_eq!(read, value, "{text}");
+        let back: AnnotationValue =
+            serde_json::from_str(&serde_json::to_string(&value).unwrap()).unwrap();
+        assert_eq!(back, value);
+    }
+    for bad in ["null", "[1]", "{\"a\": 1}"] {
+        assert!(
+            serde_json::from_str::<AnnotationValue>(bad).is_err(),
+            "{bad}"
+        );
+    }
+}
