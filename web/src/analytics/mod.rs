@@ -227,6 +227,41 @@ impl Tally {
         self.truncated = true;
     }
 
+    /// Adds what `other` folded (a tally of the same window, other traces).
+    fn merge(&mut self, other: Tally) {
+        self.traces += other.traces;
+        self.truncated |= other.truncated;
+        for (mine, theirs) in self.histogram.iter_mut().zip(other.histogram) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.points.iter_mut().zip(other.points) {
+            mine.requests += theirs.requests;
+            mine.error += theirs.error;
+            mine.throttle += theirs.throttle;
+            mine.fault += theirs.fault;
+        }
+        for (d, theirs) in other.counts {
+            if !self.counts.contains_key(&d) && matches!(d, Dimension::Annotation(_)) {
+                if self.annotation_keys >= MAX_ANNOTATION_KEYS {
+                    continue;
+                }
+                self.annotation_keys += 1;
+            }
+            let mine = self.counts.entry(d).or_default();
+            mine.overflow += theirs.overflow;
+            for (key, (v, n)) in theirs.by_value {
+                let full = mine.by_value.len() >= MAX_VALUES;
+                match mine.by_value.get_mut(&key) {
+                    Some((_, m)) => *m += n,
+                    None if full => mine.overflow += n,
+                    None => {
+                        mine.by_value.insert(key, (v, n));
+                    }
+                }
+            }
+        }
+    }
+
     /// Traces with `value` in dimension `d`.
     fn count_of(&self, d: &Dimension, value: &Value) -> u64 {
         self.counts
@@ -336,17 +371,77 @@ pub async fn collect(
     end: f64,
     filter: Option<&Expr>,
 ) -> Result<Tally, StoreError> {
+    collect_newest(store, start, end, filter, MAX_TRACES).await
+}
+
+/// [`collect`] with at most `limit` traces. The two halves of the window are read at once (a
+/// store decodes each on a thread of its own); when together they hold more than `limit`,
+/// the older half is read again for just the newest that fit.
+pub(crate) async fn collect_newest(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    filter: Option<&Expr>,
+    limit: usize,
+) -> Result<Tally, StoreError> {
+    let mid = start + (end - start) / 2.0;
+    let newer = Slice {
+        start: mid,
+        end,
+        before: None,
+    };
+    // Strictly before `mid`: the cursor `(mid, "")` excludes every trace at `mid` itself.
+    let older = Slice {
+        start,
+        end: mid,
+        before: Some((mid, String::new())),
+    };
+    let window = (start, end);
+    let (a, b) = tokio::join!(
+        fold_slice(store, window, &newer, filter, limit),
+        fold_slice(store, window, &older, filter, limit)
+    );
+    let (mut tally, rest) = (a?, b?);
+    if tally.truncated {
+        return Ok(tally);
+    }
+    if tally.traces + rest.traces <= limit as u64 {
+        tally.merge(rest);
+        return Ok(tally);
+    }
+    let room = limit - tally.traces as usize;
+    let rest = fold_slice(store, window, &older, filter, room).await?;
+    tally.merge(rest);
+    tally.mark_truncated();
+    Ok(tally)
+}
+
+/// Part of a window: `[start, end]`, strictly before `before` when set.
+struct Slice {
+    start: f64,
+    end: f64,
+    before: Option<(f64, String)>,
+}
+
+/// Folds the newest `limit` matches of a slice into a tally of the whole `window`.
+async fn fold_slice(
+    store: &dyn Store,
+    window: (f64, f64),
+    slice: &Slice,
+    filter: Option<&Expr>,
+    limit: usize,
+) -> Result<Tally, StoreError> {
     // Large rounds: each is a query (ClickHouse: three), and their cost per round dominates.
     const BATCH: usize = 10_000;
-    let mut tally = Tally::new(start, end);
+    let mut tally = Tally::new(window.0, window.1);
     let pushdown = filter.map(Expr::pushdown).unwrap_or_default();
-    let mut after = None;
+    let mut after = slice.before.clone();
     let mut examined = 0;
     loop {
         let batch = store
             .scan_traces(ScanQuery {
-                start,
-                end,
+                start: slice.start,
+                end: slice.end,
                 pushdown: pushdown.clone(),
                 after: after.clone(),
                 limit: BATCH,
@@ -358,7 +453,7 @@ pub async fn collect(
             examined += 1;
             let s = &record.summary;
             if filter.is_none_or(|f| crate::filter::matches(f, s)) {
-                if tally.traces() as usize >= MAX_TRACES {
+                if tally.traces() as usize >= limit {
                     tally.mark_truncated();
                     return Ok(tally);
                 }
@@ -369,7 +464,8 @@ pub async fn collect(
         if exhausted {
             return Ok(tally);
         }
-        if examined >= MAX_EXAMINED {
+        // Each of the two halves has half the budget.
+        if examined >= MAX_EXAMINED / 2 {
             tally.mark_truncated();
             return Ok(tally);
         }

@@ -219,3 +219,40 @@ async fn collect_reads_the_set_from_a_store() {
     expected.iter().for_each(|s| want.add(s));
     assert_eq!(tally.finish(), want.finish());
 }
+
+/// Past its limit, a set is folded from its newest traces: both halves of the window read at
+/// once, then the older half again for what fits.
+#[tokio::test]
+async fn a_set_past_the_limit_folds_its_newest_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+    let mut summaries = Vec::new();
+    let mut docs = Vec::new();
+    for n in 0..90 {
+        let d = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
+        summaries.push(fold(&d, "x"));
+        docs.extend(d);
+    }
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let (start, end) = (1_800_000_000.0, 1_800_000_089.0);
+    let newest = |k: usize| {
+        let mut t = Tally::new(start, end);
+        summaries.iter().rev().take(k).for_each(|s| t.add(s));
+        t.finish()
+    };
+    // 30 fit in the newer half; 60 take 45 from it and 15 from the older one; 90 are all.
+    for (limit, truncated) in [(30, true), (60, true), (90, false), (200, false)] {
+        let got = collect_newest(&store, start, end, None, limit)
+            .await
+            .unwrap()
+            .finish();
+        let mut want = newest(limit.min(90));
+        want.truncated = truncated;
+        assert_eq!(got, want, "limit {limit}");
+    }
+    // A trace starting exactly at the middle of the window is folded once.
+    let got = collect_newest(&store, start, start + 88.0, None, 200)
+        .await
+        .unwrap();
+    assert_eq!(got.traces(), 89, "traces 0 to 88, trace 44 at the middle");
+}
