@@ -265,19 +265,26 @@ impl Row {
     }
 }
 
+impl Table {
+    /// The table of the breakdown of `dimension` (its API name).
+    fn new(dimension: &str, rows: Vec<Row>, others: u64) -> Self {
+        Table {
+            id: dimension.replace(':', "-"),
+            label: label(dimension),
+            rows,
+            others,
+        }
+    }
+}
+
 /// Rows of one analysis's breakdowns.
 fn single_tables(a: &Analysis, link: &impl Fn(&str, &str) -> String) -> Vec<Table> {
     a.breakdowns
         .iter()
-        .map(|b| Table {
-            id: b.dimension.replace(':', "-"),
-            label: label(&b.dimension),
-            rows: b
-                .values
-                .iter()
-                .map(|e| Row::new(&e.value, &e.filter, link, (e.count, e.share), None))
-                .collect(),
-            others: b.other_values,
+        .map(|b| {
+            let rows = b.values.iter();
+            let rows = rows.map(|e| Row::new(&e.value, &e.filter, link, (e.count, e.share), None));
+            Table::new(&b.dimension, rows.collect(), b.other_values)
         })
         .collect()
 }
@@ -286,19 +293,13 @@ fn single_tables(a: &Analysis, link: &impl Fn(&str, &str) -> String) -> Vec<Tabl
 fn compared_tables(c: &Compared, link: &impl Fn(&str, &str) -> String) -> Vec<Table> {
     c.breakdowns
         .iter()
-        .map(|b| Table {
-            id: b.dimension.replace(':', "-"),
-            label: label(&b.dimension),
-            rows: b
-                .values
-                .iter()
-                .map(|e| {
-                    let a = (e.count_a, e.share_a);
-                    let b = (e.count_b, e.share_b, e.difference);
-                    Row::new(&e.value, &e.filter, link, a, Some(b))
-                })
-                .collect(),
-            others: 0,
+        .map(|b| {
+            let rows = b.values.iter().map(|e| {
+                let a = (e.count_a, e.share_a);
+                let b = (e.count_b, e.share_b, e.difference);
+                Row::new(&e.value, &e.filter, link, a, Some(b))
+            });
+            Table::new(&b.dimension, rows.collect(), 0)
         })
         .collect()
 }
