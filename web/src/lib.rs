@@ -6,6 +6,7 @@
 //! - [`store`]: the [`store::Store`] trait and its SQLite implementation.
 //! - [`assembly`]: per-document facts and the trace fold (summaries and graph samples).
 //! - [`filter`]: the filter-expression language.
+//! - [`alarms`]: alarm rules over the rollups, their evaluation and webhook notifications.
 //! - [`graph`]: statistics, histograms and the service graph.
 //! - [`query`]: queries shared by the API and the dashboard.
 //! - [`sampling`]: centralized sampling rules and targets.
@@ -18,6 +19,7 @@
 //! - [`data_dir`]: the default data directory, created with a `.gitignore`.
 //! - [`server`]: the accept loop with per-connection timeouts; [`tls`]: HTTPS configuration.
 
+pub mod alarms;
 pub mod analytics;
 pub mod api;
 pub mod assembly;

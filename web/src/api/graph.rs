@@ -12,8 +12,7 @@ use super::scope::GroupScope;
 use super::traces::MAX_TRACE_IDS;
 use super::{ApiError, AppState, check_graph_window, parse_body, scoped_filter};
 use crate::assembly::NodeKey;
-use crate::filter::{self, Expr, ServiceSelector};
-use crate::graph::Stats;
+use crate::graph::{Entity, EntityStats};
 use crate::query;
 
 #[derive(Deserialize)]
@@ -73,33 +72,6 @@ pub async fn get_trace_graph(
 }
 
 /// What an entity selector picks: services, or one edge.
-enum Entity {
-    All,
-    Services(ServiceSelector),
-    Edge(ServiceSelector, ServiceSelector),
-}
-
-fn selects(sel: &ServiceSelector, key: &NodeKey) -> bool {
-    sel.name.as_ref().is_none_or(|n| *n == key.name)
-        && sel.kind.as_ref().is_none_or(|k| *k == key.kind)
-}
-
-fn entity(text: Option<&str>) -> Result<Entity, ApiError> {
-    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-        return Ok(Entity::All);
-    };
-    let bad =
-        |m: String| ApiError::InvalidRequest(format!("invalid EntitySelectorExpression: {m}"));
-    match filter::parse(text).map_err(|e| bad(e.to_string()))? {
-        Expr::Service(sel, None) | Expr::Id(sel) => Ok(Entity::Services(sel)),
-        Expr::Edge(a, b, None) => Ok(Entity::Edge(a, b)),
-        _ => Err(bad(
-            "expected service(\"name\"), id(name: ..., type: ...) or edge(\"a\", \"b\")".to_owned(),
-        )),
-    }
-}
-
-/// `POST /TimeSeriesServiceStatistics`.
 pub async fn get_time_series_service_statistics(
     State(state): State<AppState>,
     Extension(scope): Extension<GroupScope>,
@@ -113,7 +85,8 @@ pub async fn get_time_series_service_statistics(
             "Period must be a multiple of 60 seconds".to_owned(),
         ));
     }
-    let selected = entity(req.entity_selector_expression.as_deref())?;
+    let selected = Entity::parse(req.entity_selector_expression.as_deref())
+        .map_err(|m| ApiError::InvalidRequest(format!("invalid EntitySelectorExpression: {m}")))?;
     let first = crate::assembly::minute_of(req.start_time);
     let last = crate::assembly::minute_of(req.end_time);
     let group = scoped_filter(&state, &scope, None).await?;
@@ -125,45 +98,23 @@ pub async fn get_time_series_service_statistics(
         None => state.store.rollups(first, last).await?,
     };
     let per = period / 60;
-    let mut buckets: BTreeMap<i64, (Stats, Stats)> = BTreeMap::new();
+    let mut buckets: BTreeMap<i64, EntityStats> = BTreeMap::new();
     for row in rows {
         let src = NodeKey::decode(&row.src);
-        let bucket = (row.minute - first).div_euclid(per) * per + first;
-        let (service, edge) = buckets.entry(bucket).or_default();
-        if row.dst.is_empty() {
-            let take = match &selected {
-                Entity::All => true,
-                Entity::Services(sel) => selects(sel, &src),
-                Entity::Edge(..) => false,
-            };
-            if take {
-                service.merge(&row.stats);
-            }
-        } else {
-            let dst = NodeKey::decode(&row.dst);
-            let take = match &selected {
-                Entity::All => src == NodeKey::client(),
-                Entity::Services(sel) => selects(sel, &dst),
-                Entity::Edge(a, b) => selects(a, &src) && selects(b, &dst),
-            };
-            if take {
-                edge.merge(&row.stats);
-            }
+        let dst = (!row.dst.is_empty()).then(|| NodeKey::decode(&row.dst));
+        if let Some(side) = selected.side(&src, dst.as_ref()) {
+            let bucket = (row.minute - first).div_euclid(per) * per + first;
+            buckets.entry(bucket).or_default().add(side, &row.stats);
         }
     }
     let series: Vec<Value> = buckets
         .into_iter()
-        .map(|(minute, (service, edge))| {
-            let hist = if service.total() > 0 {
-                service.histogram.entries()
-            } else {
-                edge.histogram.entries()
-            };
+        .map(|(minute, stats)| {
             json!({
                 "Timestamp": minute * 60,
-                "EdgeSummaryStatistics": edge.to_api(),
-                "ServiceSummaryStatistics": service.to_api(),
-                "ResponseTimeHistogram": hist,
+                "EdgeSummaryStatistics": stats.edge.to_api(),
+                "ServiceSummaryStatistics": stats.service.to_api(),
+                "ResponseTimeHistogram": stats.requests().histogram.entries(),
             })
         })
         .collect();

@@ -338,7 +338,8 @@ pub fn canonical_request(
     ))
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256 of `data` under `key`.
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::assembly::{NodeKey, Outcome, Sample};
 
+pub mod entity;
+
+pub use entity::{Entity, EntityStats, Side};
+
 /// Response-time histogram: logarithmic buckets (20 per decade) to counts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Histogram(pub BTreeMap<i32, i64>);

@@ -155,6 +155,20 @@ pub struct Counters {
     requests_refused: [AtomicU64; RequestRefusal::ALL.len()],
     /// Requests answered with a 5xx other than `Busy`.
     pub requests_failed: AtomicU64,
+    /// Alarm rounds this collector ran (it held the lease).
+    pub alarm_rounds: AtomicU64,
+    /// Alarm state changes it recorded.
+    pub alarm_transitions: AtomicU64,
+    /// Alarm rules in its last round.
+    pub alarm_rules: AtomicU64,
+    /// How long its last round took, microseconds.
+    pub alarm_round_micros: AtomicU64,
+    /// Notifications delivered (a 2xx answer).
+    pub alarm_notifications_sent: AtomicU64,
+    /// Failed attempts (each retried later).
+    pub alarm_notification_failures: AtomicU64,
+    /// Notifications given up (24 hours of failures, or the rule or webhook gone).
+    pub alarm_notifications_abandoned: AtomicU64,
     /// Bytes of `PutTraceSegments` and OTLP request bodies received.
     pub ingest_bytes: AtomicU64,
     /// OTLP spans received (`/v1/traces`), stored or refused.
@@ -180,6 +194,13 @@ impl Default for Counters {
             documents_refused: Default::default(),
             requests_refused: Default::default(),
             requests_failed: AtomicU64::new(0),
+            alarm_rounds: AtomicU64::new(0),
+            alarm_transitions: AtomicU64::new(0),
+            alarm_rules: AtomicU64::new(0),
+            alarm_round_micros: AtomicU64::new(0),
+            alarm_notifications_sent: AtomicU64::new(0),
+            alarm_notification_failures: AtomicU64::new(0),
+            alarm_notifications_abandoned: AtomicU64::new(0),
             ingest_bytes: AtomicU64::new(0),
             otlp_spans: AtomicU64::new(0),
             requests_in_flight: AtomicU64::new(0),

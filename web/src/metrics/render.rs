@@ -7,6 +7,57 @@ use roentgen_daemon::telemetry::prometheus::{Exposition, Kind};
 use super::counters::{Counters, DocumentRefusal, RequestRefusal};
 use crate::store::LiveCounters;
 
+/// The alarm task's counters.
+fn render_alarms(out: &mut Exposition, c: &Counters) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    for (name, help, kind, value) in [
+        (
+            "alarm_rounds_total",
+            "Alarm rounds this collector ran (while it held the alarms lease).",
+            Kind::Counter,
+            &c.alarm_rounds,
+        ),
+        (
+            "alarm_transitions_total",
+            "Alarm state changes recorded.",
+            Kind::Counter,
+            &c.alarm_transitions,
+        ),
+        (
+            "alarm_rules",
+            "Alarm rules in the last round.",
+            Kind::Gauge,
+            &c.alarm_rules,
+        ),
+        (
+            "alarm_round_microseconds",
+            "How long the last alarm round took.",
+            Kind::Gauge,
+            &c.alarm_round_micros,
+        ),
+        (
+            "alarm_notifications_sent_total",
+            "Alarm notifications delivered (2xx answers).",
+            Kind::Counter,
+            &c.alarm_notifications_sent,
+        ),
+        (
+            "alarm_notification_failures_total",
+            "Failed notification attempts (retried with back-off).",
+            Kind::Counter,
+            &c.alarm_notification_failures,
+        ),
+        (
+            "alarm_notifications_abandoned_total",
+            "Notifications given up: 24 hours of failures, or their rule or webhook removed.",
+            Kind::Counter,
+            &c.alarm_notifications_abandoned,
+        ),
+    ] {
+        out.single(name, help, kind, load(value));
+    }
+}
+
 /// Renders every metric of the collector (`live`: the store writer's live traces, when it
 /// keeps them).
 pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
@@ -87,6 +138,7 @@ pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
     if let Some(l) = live {
         render_live(&mut out, l);
     }
+    render_alarms(&mut out, c);
     out.family(
         "request_duration_seconds",
         "Time to answer a request, by X-Ray operation or dashboard route.",

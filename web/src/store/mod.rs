@@ -331,6 +331,38 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// All alarm rules, by name.
+    fn alarm_rules(&self) -> BoxFuture<'_, Result<Vec<StoredAlarm>, StoreError>>;
+
+    /// Creates (`create`: `Exists` if the name is taken) or replaces (`NotFound` if it is not)
+    /// an alarm rule, keeping its creation time.
+    fn put_alarm_rule(
+        &self,
+        alarm: StoredAlarm,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Deletes an alarm rule (its history stays).
+    fn delete_alarm_rule(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Records alarm events, replacing any stored with the same alarm and sequence number.
+    fn put_alarm_events(&self, events: Vec<AlarmEvent>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Alarm events, newest first.
+    fn alarm_events(&self, query: EventQuery)
+    -> BoxFuture<'_, Result<Vec<AlarmEvent>, StoreError>>;
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl` seconds: true when
+    /// `holder` has it (it was free, expired or already its own), false when another holder's
+    /// lease is still running. Collectors sharing a store use it so one does a job at a time.
+    fn take_lease(
+        &self,
+        name: String,
+        holder: String,
+        now: f64,
+        ttl: f64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// Deletes up to `max_traces` traces that started before `cutoff` (and rollups and
     /// telemetry older than it); returns how many traces went. Called repeatedly by retention.
     fn delete_before(
@@ -339,6 +371,8 @@ pub trait Store: Send + Sync + 'static {
         max_traces: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
 }
+
+pub use crate::alarms::{AlarmEvent, EventQuery, StoredAlarm};
 
 /// Current time, epoch seconds.
 pub fn now_seconds() -> f64 {

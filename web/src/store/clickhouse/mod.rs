@@ -21,6 +21,7 @@
 //! `server`. This file holds the configuration, [`ClickhouseStore::open`] and the [`Store`]
 //! methods that call into them.
 
+mod alarms;
 mod connection;
 pub mod credentials;
 mod reads;
@@ -43,8 +44,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::{LiveCounters, LiveTraces, TraceLimits};
 use super::{
-    BoxFuture, IngestDocument, RollupRow, SamplingClient, ScanQuery, Store, StoreError,
-    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
+    AlarmEvent, BoxFuture, EventQuery, IngestDocument, RollupRow, SamplingClient, ScanQuery, Store,
+    StoreError, StoredAlarm, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+    Written,
 };
 pub use connection::is_identifier;
 use connection::{Connection, quote};
@@ -383,6 +385,43 @@ impl Store for ClickhouseStore {
         _max_traces: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(self.drop_days_before(cutoff))
+    }
+
+    fn alarm_rules(&self) -> BoxFuture<'_, Result<Vec<StoredAlarm>, StoreError>> {
+        Box::pin(self.read_alarm_rules())
+    }
+
+    fn put_alarm_rule(
+        &self,
+        alarm: StoredAlarm,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.save_alarm_rule(alarm, create))
+    }
+
+    fn delete_alarm_rule(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.remove_alarm_rule(name))
+    }
+
+    fn put_alarm_events(&self, events: Vec<AlarmEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.write_alarm_events(events))
+    }
+
+    fn alarm_events(
+        &self,
+        query: EventQuery,
+    ) -> BoxFuture<'_, Result<Vec<AlarmEvent>, StoreError>> {
+        Box::pin(self.read_alarm_events(query))
+    }
+
+    fn take_lease(
+        &self,
+        name: String,
+        holder: String,
+        now: f64,
+        ttl: f64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { self.claim_lease(&name, &holder, now, ttl).await })
     }
 }
 

@@ -15,7 +15,9 @@
 //! - `rollups`, `rollup_minutes`, `rollup_writes`: the graph's per-minute rollups, settled
 //!   once a minute is quiet, and the stamps writers leave on the minutes they write (see
 //!   `rollups.rs`).
-//! - `sampling_rules`, `groups`: `ReplacingMergeTree(version)` by name with a deletion flag.
+//! - `sampling_rules`, `groups`, `alarm_rules`: `ReplacingMergeTree(version)` by name with a
+//!   deletion flag; `alarm_events` by alarm and sequence number (a newer version records a
+//!   delivery); `leases`: the newest claim of each lease.
 //! - `sampling_clients`: each client's latest sampling report per rule and day (a
 //!   `ReplacingMergeTree(seen)`), read by every collector to split reservoirs; days before
 //!   yesterday are dropped.
@@ -142,6 +144,26 @@ fn tables(f: Features) -> Vec<Table> {
         Table {
             name: "groups",
             columns: "name String, body String, deleted UInt8, version UInt64".into(),
+            engine: "ReplacingMergeTree(version) ORDER BY name",
+            shard_by: "sipHash64(name)",
+        },
+        Table {
+            name: "alarm_rules",
+            columns: "name String, body String, deleted UInt8, version UInt64".into(),
+            engine: "ReplacingMergeTree(version) ORDER BY name",
+            shard_by: "sipHash64(name)",
+        },
+        Table {
+            name: "alarm_events",
+            columns: "alarm String, seq UInt64, pending UInt8, time Float64, body String, \
+                      version UInt64"
+                .into(),
+            engine: "ReplacingMergeTree(version) ORDER BY (alarm, seq)",
+            shard_by: "sipHash64(alarm)",
+        },
+        Table {
+            name: "leases",
+            columns: "name String, holder String, expires Float64, version UInt64".into(),
             engine: "ReplacingMergeTree(version) ORDER BY name",
             shard_by: "sipHash64(name)",
         },

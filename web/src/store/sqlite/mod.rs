@@ -17,6 +17,7 @@
 //! more pieces later is folded on the writer from the facts it holds in memory
 //! ([`super::live`]), and only a late one (below the live horizon) is read back.
 
+mod alarms;
 mod read_pool;
 mod reads;
 mod retention;
@@ -35,8 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::{LiveCounters, LiveTraces, MAX_SUSPECTS, TraceLimits, id_epoch};
 use super::{
-    BoxFuture, IngestDocument, RollupRow, ScanQuery, Store, StoreError, StoredDocument,
-    StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord, Written,
+    AlarmEvent, BoxFuture, EventQuery, IngestDocument, RollupRow, ScanQuery, Store, StoreError,
+    StoredAlarm, StoredDocument, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
+    Written,
 };
 use crate::sampling::DEFAULT_RULE;
 use reads::{row_stats, scan};
@@ -184,6 +186,18 @@ impl SqliteStore {
                 .await
                 .map_err(|_| StoreError::WriterGone)?;
             rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    /// Runs `f` in a write transaction of its own on the writer thread.
+    fn apply<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        self.write(move |reply| {
+            WriteCommand::Apply(Box::new(move |conn| {
+                let _ = reply.send(writer::write_transaction(conn, f));
+            }))
         })
     }
 
@@ -370,6 +384,43 @@ impl Store for SqliteStore {
         max_traces: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         self.write(move |reply| WriteCommand::DeleteBefore(cutoff, max_traces, reply))
+    }
+
+    fn alarm_rules(&self) -> BoxFuture<'_, Result<Vec<StoredAlarm>, StoreError>> {
+        self.read(alarms::read_rules)
+    }
+
+    fn put_alarm_rule(
+        &self,
+        alarm: StoredAlarm,
+        create: bool,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.apply(move |tx| alarms::put_rule(tx, alarm, create))
+    }
+
+    fn delete_alarm_rule(&self, name: String) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.apply(move |tx| alarms::delete_rule(tx, name))
+    }
+
+    fn put_alarm_events(&self, events: Vec<AlarmEvent>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.apply(move |tx| alarms::put_events(tx, events))
+    }
+
+    fn alarm_events(
+        &self,
+        query: EventQuery,
+    ) -> BoxFuture<'_, Result<Vec<AlarmEvent>, StoreError>> {
+        self.read(move |conn| alarms::read_events(conn, &query))
+    }
+
+    fn take_lease(
+        &self,
+        name: String,
+        holder: String,
+        now: f64,
+        ttl: f64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.apply(move |tx| alarms::take_lease(tx, &name, &holder, now, ttl))
     }
 }
 

@@ -75,4 +75,21 @@ CREATE TABLE IF NOT EXISTS telemetry (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (received_at);
+CREATE TABLE IF NOT EXISTS alarm_rules (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarm_events (
+    alarm TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    pending INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (alarm, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alarm_events_pending ON alarm_events (alarm, seq) WHERE pending = 1;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 ";

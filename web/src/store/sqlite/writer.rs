@@ -111,6 +111,9 @@ pub(super) enum WriteCommand {
     DeleteBefore(f64, usize, Reply<usize>),
     /// Takes the write lock and lets it go (for [`Store::ready`]).
     Ready(Reply<()>),
+    /// Runs in a write transaction of its own and sends its own answer (settings that need
+    /// no more than that: alarm rules, alarm events, leases).
+    Apply(Box<dyn FnOnce(&mut Connection) + Send>),
 }
 
 /// A committed batch's memory and the live traces it evicted, freed off the writer thread.
@@ -282,6 +285,7 @@ pub(super) fn write_transaction<T>(
 fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
     match cmd {
         WriteCommand::Documents(..) => {}
+        WriteCommand::Apply(f) => f(conn),
         WriteCommand::Ready(reply) => {
             // BEGIN IMMEDIATE takes the database's write lock; the rollback writes nothing.
             let _ = reply.send(

@@ -1,0 +1,547 @@
+//! The background task of every collector: whoever holds the store's `alarms` lease evaluates
+//! every rule once a minute (after the minute settles) and delivers the pending notifications;
+//! the others wait to take the lease over if its holder stops renewing it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::StoredAlarm;
+use super::band::Band;
+use super::evaluate::{AlarmState, decide};
+use super::event::{AlarmEvent, Delivery, EventQuery};
+use super::notify;
+use super::rule::{AlarmRule, BAND_HISTORY_MINUTES};
+use super::series::{RollupWindow, group_window};
+use crate::metrics::Counters;
+use crate::store::{Store, StoreError};
+
+/// The lease's name in the store.
+pub const LEASE: &str = "alarms";
+/// Most events read at once (states at start, pending notifications per tick).
+const MAX_EVENTS: usize = 100_000;
+/// A notification not delivered after this long is given up (recorded as such).
+pub const GIVE_UP_AFTER: f64 = 24.0 * 3600.0;
+/// Longest wait between two attempts of one notification.
+const MAX_BACKOFF: f64 = 300.0;
+/// Deliveries under way at once.
+const PARALLEL_DELIVERIES: usize = 16;
+
+/// How the task runs.
+#[derive(Debug, Clone)]
+pub struct AlarmConfig {
+    /// The dashboard's address as receivers should open it (links in notifications).
+    pub public_url: String,
+    /// How long after a minute ends it is evaluated (late pieces of its traces).
+    pub settle: Duration,
+    /// How often the task wakes (lease, rounds, deliveries).
+    pub tick: Duration,
+    /// How long a lease lasts without renewal; another collector takes over after it.
+    pub lease_ttl: Duration,
+}
+
+impl AlarmConfig {
+    /// Defaults for a dashboard at `public_url`.
+    pub fn new(public_url: String) -> Self {
+        Self {
+            public_url,
+            settle: Duration::from_secs(15),
+            tick: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The current state of one alarm and its last event's number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Current {
+    state: AlarmState,
+    seq: u64,
+}
+
+/// When a pending notification may be tried again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempts: u32,
+    next_at: f64,
+    last_error_logged: bool,
+}
+
+/// The alarm task of one collector.
+pub struct Evaluator {
+    store: Arc<dyn Store>,
+    config: AlarmConfig,
+    counters: Arc<Counters>,
+    client: reqwest::Client,
+    holder: String,
+    holding: bool,
+    renewed_at: f64,
+    states: Option<HashMap<String, Current>>,
+    rules: HashMap<String, AlarmRule>,
+    window: RollupWindow,
+    last_round: Option<i64>,
+    retries: HashMap<(String, u64), Retry>,
+}
+
+impl Evaluator {
+    /// A task over `store`, counting into `counters`.
+    pub fn new(store: Arc<dyn Store>, config: AlarmConfig, counters: Arc<Counters>) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "collector".to_owned());
+        let holder = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(notify::ATTEMPT_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            config,
+            counters,
+            client,
+            holder,
+            holding: false,
+            renewed_at: f64::NEG_INFINITY,
+            states: None,
+            rules: HashMap::new(),
+            window: RollupWindow::default(),
+            last_round: None,
+            retries: HashMap::new(),
+        }
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(mut self) {
+        loop {
+            if let Err(error) = self.tick(crate::store::now_seconds()).await {
+                tracing::warn!(%error, "alarm round failed; trying again");
+            }
+            tokio::time::sleep(self.config.tick).await;
+        }
+    }
+
+    /// Whether this collector evaluates the rules now.
+    pub fn holds_lease(&self) -> bool {
+        self.holding
+    }
+
+    /// One wake-up at `now`: the lease, a round if a minute settled since the last, deliveries.
+    pub async fn tick(&mut self, now: f64) -> Result<(), StoreError> {
+        self.lease(now).await?;
+        if !self.holding {
+            return Ok(());
+        }
+        let round = ((now - self.config.settle.as_secs_f64()) / 60.0).floor() as i64;
+        if self.last_round != Some(round) {
+            self.evaluate(round, now).await?;
+            self.last_round = Some(round);
+        }
+        self.deliver(now).await
+    }
+
+    async fn lease(&mut self, now: f64) -> Result<(), StoreError> {
+        let ttl = self.config.lease_ttl.as_secs_f64();
+        if self.holding && now - self.renewed_at < ttl / 3.0 {
+            return Ok(());
+        }
+        let held = self
+            .store
+            .take_lease(LEASE.to_owned(), self.holder.clone(), now, ttl)
+            .await;
+        let held = match held {
+            Ok(h) => h,
+            Err(e) => {
+                self.lose();
+                return Err(e);
+            }
+        };
+        if held && !self.holding {
+            tracing::info!(holder = %self.holder, "this collector evaluates the alarm rules");
+        } else if !held && self.holding {
+            tracing::warn!(holder = %self.holder, "another collector took over the alarm rules");
+        }
+        if held {
+            self.holding = true;
+            self.renewed_at = now;
+        } else {
+            self.lose();
+        }
+        Ok(())
+    }
+
+    /// Forgets what only a holder may know: states are read again when the lease comes back.
+    fn lose(&mut self) {
+        self.holding = false;
+        self.states = None;
+        self.last_round = None;
+        self.retries.clear();
+    }
+
+    /// Evaluates every rule over the periods complete before epoch minute `round`; records
+    /// and returns the state changes.
+    pub async fn evaluate(&mut self, round: i64, now: f64) -> Result<Vec<AlarmEvent>, StoreError> {
+        let started = std::time::Instant::now();
+        let stored: Vec<StoredAlarm> = self.store.alarm_rules().await?;
+        let states = match self.states.take() {
+            Some(s) => s,
+            None => self.load_states().await?,
+        };
+        let rules: Vec<AlarmRule> = stored.into_iter().map(|s| s.rule).collect();
+        self.rules = rules.iter().map(|r| (r.name.clone(), r.clone())).collect();
+        let span = rules.iter().map(AlarmRule::span_minutes).max().unwrap_or(0);
+        // Periods are aligned to their length, so the longest ends at most one period early.
+        let longest_period = rules
+            .iter()
+            .map(|r| i64::from(r.period / 60))
+            .max()
+            .unwrap_or(1);
+        let first = round - span - longest_period;
+        if !rules.is_empty() {
+            self.window
+                .refresh(self.store.as_ref(), first, round - 1)
+                .await?;
+        }
+        let mut groups: HashMap<String, Result<RollupWindow, String>> = HashMap::new();
+        let mut events = Vec::new();
+        let mut next_states = HashMap::with_capacity(rules.len());
+        for rule in &rules {
+            let current = states.get(&rule.name).copied().unwrap_or(Current {
+                state: AlarmState::InsufficientData,
+                seq: 0,
+            });
+            let window = match &rule.group_name {
+                None => Ok(&self.window),
+                Some(group) => {
+                    if !groups.contains_key(group) {
+                        let read = self.group_rollups(group, first, round - 1).await;
+                        groups.insert(group.clone(), read);
+                    }
+                    match &groups[group] {
+                        Ok(w) => Ok(w),
+                        Err(e) => Err(e.clone()),
+                    }
+                }
+            };
+            let (decision, window_start, window_end) = match window {
+                Ok(window) => judge(rule, window, round, current.state),
+                Err(problem) => (
+                    super::Decision {
+                        state: AlarmState::InsufficientData,
+                        reason: problem,
+                        datapoints: Vec::new(),
+                        threshold: None,
+                        band: None,
+                    },
+                    round as f64 * 60.0,
+                    round as f64 * 60.0,
+                ),
+            };
+            let mut next = current;
+            if decision.state != current.state {
+                next = Current {
+                    state: decision.state,
+                    seq: current.seq + 1,
+                };
+                let pending = if rule.actions_enabled {
+                    (0..rule.webhooks.len() as u32).collect()
+                } else {
+                    Vec::new()
+                };
+                tracing::info!(alarm = %rule.name, from = current.state.as_str(), to = decision.state.as_str(), reason = %decision.reason, "alarm state changed");
+                events.push(AlarmEvent {
+                    alarm: rule.name.clone(),
+                    seq: next.seq,
+                    time: now,
+                    old_state: current.state,
+                    new_state: decision.state,
+                    decision,
+                    window_start,
+                    window_end,
+                    pending,
+                    deliveries: Vec::new(),
+                });
+            }
+            next_states.insert(rule.name.clone(), next);
+        }
+        if !events.is_empty() {
+            if let Err(e) = self.store.put_alarm_events(events.clone()).await {
+                // Not recorded: the states stay as they were, so the next round decides again.
+                self.states = Some(states);
+                return Err(e);
+            }
+        }
+        // Deleted rules' states are forgotten with them; their numbering resumes from the
+        // store's history if the name comes back.
+        self.states = Some(next_states);
+        self.counters.alarm_rounds.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .alarm_transitions
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.counters
+            .alarm_rules
+            .store(rules.len() as u64, Ordering::Relaxed);
+        self.counters.alarm_round_micros.store(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        Ok(events)
+    }
+
+    async fn load_states(&self) -> Result<HashMap<String, Current>, StoreError> {
+        let latest = self
+            .store
+            .alarm_events(EventQuery {
+                latest_only: true,
+                limit: MAX_EVENTS,
+                ..EventQuery::default()
+            })
+            .await?;
+        Ok(latest
+            .into_iter()
+            .map(|e| {
+                (
+                    e.alarm,
+                    Current {
+                        state: e.new_state,
+                        seq: e.seq,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn group_rollups(
+        &self,
+        group: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<RollupWindow, String> {
+        use crate::filter::Literal;
+        let groups = self.store.groups().await.map_err(|e| e.to_string())?;
+        let text = format!("group.name = {}", Literal::Str(group.to_owned()));
+        let lookup = |name: &str| {
+            groups
+                .iter()
+                .find(|g| g.name == name)
+                .map(|g| g.filter_expression.clone())
+        };
+        let filter = crate::filter::parse(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|e| e.resolve_groups(&lookup))
+            .map_err(|e| format!("group {group}: {e}"))?;
+        group_window(self.store.as_ref(), &filter, first, last)
+            .await
+            .map_err(|e| format!("group {group}: {e}"))
+    }
+
+    /// Tries each alarm's oldest pending notification whose retry is due (in order: a later
+    /// state change of an alarm waits for the earlier one), and records how each ended.
+    pub async fn deliver(&mut self, now: f64) -> Result<(), StoreError> {
+        let mut pending = self
+            .store
+            .alarm_events(EventQuery {
+                pending_only: true,
+                limit: MAX_EVENTS,
+                ..EventQuery::default()
+            })
+            .await?;
+        pending.sort_by(|a, b| a.alarm.cmp(&b.alarm).then(a.seq.cmp(&b.seq)));
+        pending.dedup_by(|later, earlier| later.alarm == earlier.alarm);
+        pending.retain(|e| {
+            self.retries
+                .get(&(e.alarm.clone(), e.seq))
+                .is_none_or(|r| r.next_at <= now)
+        });
+        let mut finished = Vec::new();
+        for chunk in pending.chunks(PARALLEL_DELIVERIES) {
+            let mut attempts = tokio::task::JoinSet::new();
+            for event in chunk {
+                let rule = self.rules.get(&event.alarm).cloned();
+                let client = self.client.clone();
+                let base = self.config.public_url.clone();
+                let event = event.clone();
+                let tries = self
+                    .retries
+                    .get(&(event.alarm.clone(), event.seq))
+                    .map_or(1, |r| r.attempts + 1);
+                attempts.spawn(async move {
+                    attempt(&client, &base, rule.as_ref(), event, tries, now).await
+                });
+            }
+            while let Some(done) = attempts.join_next().await {
+                let Ok((event, failures)) = done else {
+                    continue;
+                };
+                self.account(&event, failures, now);
+                finished.push(event);
+            }
+        }
+        let changed: Vec<AlarmEvent> = finished
+            .into_iter()
+            .filter(|e| e.deliveries.iter().any(|d| d.at == now))
+            .collect();
+        if !changed.is_empty() {
+            self.store.put_alarm_events(changed).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts an attempt's outcome and schedules the retry of what is still pending.
+    fn account(&mut self, event: &AlarmEvent, failures: Vec<String>, now: f64) {
+        let key = (event.alarm.clone(), event.seq);
+        for d in event.deliveries.iter().filter(|d| d.at == now) {
+            if d.delivered {
+                self.counters
+                    .alarm_notifications_sent
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.counters
+                    .alarm_notifications_abandoned
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(alarm = %event.alarm, seq = event.seq, webhook = d.webhook, detail = %d.detail, "alarm notification given up");
+            }
+        }
+        if event.pending.is_empty() {
+            self.retries.remove(&key);
+            return;
+        }
+        self.counters
+            .alarm_notification_failures
+            .fetch_add(failures.len() as u64, Ordering::Relaxed);
+        let retry = self.retries.entry(key).or_insert(Retry {
+            attempts: 0,
+            next_at: now,
+            last_error_logged: false,
+        });
+        retry.attempts += 1;
+        let wait = (2f64.powi(retry.attempts.min(16) as i32)).min(MAX_BACKOFF);
+        retry.next_at = now + wait * (0.75 + 0.5 * rand::random::<f64>());
+        if !retry.last_error_logged || retry.attempts % 10 == 0 {
+            tracing::warn!(alarm = %event.alarm, seq = event.seq, attempts = retry.attempts, errors = ?failures, "alarm notification not delivered; will retry");
+            retry.last_error_logged = true;
+        }
+    }
+}
+
+/// Decides one rule over `window` for the periods complete before minute `round`; returns
+/// the decision and the periods' span, epoch seconds.
+pub fn judge(
+    rule: &AlarmRule,
+    window: &RollupWindow,
+    round: i64,
+    current: AlarmState,
+) -> (super::Decision, f64, f64) {
+    let per = i64::from(rule.period / 60).max(1);
+    let end = round.div_euclid(per) * per;
+    let n = i64::from(rule.evaluation_periods);
+    let start = end - n * per;
+    let entity = match rule.entity() {
+        Ok(e) => e,
+        Err(problem) => {
+            return (
+                super::Decision {
+                    state: AlarmState::InsufficientData,
+                    reason: format!("invalid EntitySelectorExpression: {problem}"),
+                    datapoints: Vec::new(),
+                    threshold: None,
+                    band: None,
+                },
+                start as f64 * 60.0,
+                end as f64 * 60.0,
+            );
+        }
+    };
+    let keys = window.keys_of(&entity);
+    let value = |from: i64| {
+        let stats = window.sum(&keys, from, from + per);
+        rule.metric
+            .value(stats.requests(), rule.period, rule.min_requests)
+    };
+    let values: Vec<(f64, Option<f64>)> = (0..n)
+        .map(|k| {
+            let from = start + k * per;
+            (from as f64 * 60.0, value(from))
+        })
+        .collect();
+    let band = if rule.comparison.uses_band() {
+        let history_periods = i64::from(BAND_HISTORY_MINUTES) / per;
+        let history: Vec<f64> = (1..=history_periods)
+            .filter_map(|k| value(start - k * per))
+            .collect();
+        Band::learn(&history, rule.band_width, |median| {
+            rule.metric.noise_floor(median, rule.period)
+        })
+    } else {
+        None
+    };
+    (
+        decide(rule, current, &values, band),
+        start as f64 * 60.0,
+        end as f64 * 60.0,
+    )
+}
+
+/// One attempt at every pending webhook of `event`; returns the event with what ended moved
+/// from `pending` to `deliveries`, and the errors of what is still pending.
+async fn attempt(
+    client: &reqwest::Client,
+    base: &str,
+    rule: Option<&AlarmRule>,
+    mut event: AlarmEvent,
+    tries: u32,
+    now: f64,
+) -> (AlarmEvent, Vec<String>) {
+    let mut still = Vec::new();
+    let mut failures = Vec::new();
+    let pending = std::mem::take(&mut event.pending);
+    for index in pending {
+        let end = |delivered: bool, detail: String| Delivery {
+            webhook: index,
+            at: now,
+            attempts: tries,
+            delivered,
+            detail,
+        };
+        let Some(rule) = rule else {
+            event
+                .deliveries
+                .push(end(false, "the alarm rule was deleted".to_owned()));
+            continue;
+        };
+        let Some(hook) = rule.webhooks.get(index as usize) else {
+            event.deliveries.push(end(
+                false,
+                "the webhook was removed from the rule".to_owned(),
+            ));
+            continue;
+        };
+        if !rule.actions_enabled {
+            event
+                .deliveries
+                .push(end(false, "actions were disabled on the rule".to_owned()));
+            continue;
+        }
+        let link = notify::link(base, rule, &event);
+        let body = notify::body(hook.format, rule, &event, &link);
+        match notify::send(client, hook, &event.delivery_id(), body).await {
+            Ok(status) => event
+                .deliveries
+                .push(end(true, format!("answered {status}"))),
+            Err(error) if now - event.time > GIVE_UP_AFTER => {
+                event
+                    .deliveries
+                    .push(end(false, format!("gave up after 24 hours: {error}")));
+            }
+            Err(error) => {
+                failures.push(format!("{}: {error}", hook.url));
+                still.push(index);
+            }
+        }
+    }
+    event.pending = still;
+    (event, failures)
+}
