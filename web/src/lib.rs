@@ -67,6 +67,9 @@ pub enum ServeError {
     /// The keys file or the audit log is unusable.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// A rule of `--alarms` could not be saved.
+    #[error("{0}")]
+    Alarms(String),
     /// The TLS certificate or key is unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -105,6 +108,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     state.otlp = config.otlp.clone();
     let counters = state.counters.clone();
+    let counters_for_alarms = counters.clone();
     let grpc_state = state.clone();
     // Every answer, API and unknown paths included, carries the page headers (no framing,
     // no sniffing); `auth::protect` adds them to its own answers too.
@@ -198,6 +202,28 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             });
         }
         println!("Roentgen is running: open http://{addr}/ in a browser");
+    }
+    for rule in config.alarm_rules.iter().cloned() {
+        let name = rule.name.clone();
+        alarms::save(store.as_ref(), rule, alarms::SaveMode::Upsert)
+            .await
+            .map_err(|e| ServeError::Alarms(format!("saving rule {name:?} of --alarms: {e}")))?;
+    }
+    if config.alarm_evaluation {
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
+        let evaluator = alarms::evaluator::Evaluator::new(
+            store.clone(),
+            alarms::evaluator::AlarmConfig::new(public_url),
+            counters_for_alarms,
+        );
+        tokio::spawn(evaluator.run());
+    } else {
+        tracing::info!(
+            "--alarm-evaluation off: other collectors sharing the store evaluate the alarm rules"
+        );
     }
     tokio::spawn(retention::run(store, config.retention, RETENTION_EVERY));
     server::serve(listener, app, tls, config.limits, server::Protocol::Http1).await?;

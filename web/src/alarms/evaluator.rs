@@ -267,12 +267,12 @@ impl Evaluator {
             }
             next_states.insert(rule.name.clone(), next);
         }
-        if !events.is_empty() {
-            if let Err(e) = self.store.put_alarm_events(events.clone()).await {
-                // Not recorded: the states stay as they were, so the next round decides again.
-                self.states = Some(states);
-                return Err(e);
-            }
+        if !events.is_empty()
+            && let Err(e) = self.store.put_alarm_events(events.clone()).await
+        {
+            // Not recorded: the states stay as they were, so the next round decides again.
+            self.states = Some(states);
+            return Err(e);
         }
         // Deleted rules' states are forgotten with them; their numbering resumes from the
         // store's history if the name comes back.
@@ -420,7 +420,7 @@ impl Evaluator {
         retry.attempts += 1;
         let wait = (2f64.powi(retry.attempts.min(16) as i32)).min(MAX_BACKOFF);
         retry.next_at = now + wait * (0.75 + 0.5 * rand::random::<f64>());
-        if !retry.last_error_logged || retry.attempts % 10 == 0 {
+        if !retry.last_error_logged || retry.attempts.is_multiple_of(10) {
             tracing::warn!(alarm = %event.alarm, seq = event.seq, attempts = retry.attempts, errors = ?failures, "alarm notification not delivered; will retry");
             retry.last_error_logged = true;
         }

@@ -34,3 +34,97 @@ pub struct StoredAlarm {
     /// Last change, epoch seconds.
     pub modified_at: f64,
 }
+
+/// Why a rule was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The rule breaks a check; the text says which.
+    #[error("invalid alarm rule: {0}")]
+    Invalid(String),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// How [`save`] treats an existing rule of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveMode {
+    /// Refuse if it exists.
+    Create,
+    /// Refuse if it does not.
+    Update,
+    /// Either (the config file).
+    Upsert,
+}
+
+/// Checks and stores a rule, the one way rules are saved (API, config file, dashboard). A
+/// webhook given without a secret keeps the secret of the rule's current webhook with the
+/// same URL, since secrets are never shown back to be sent again.
+pub async fn save(
+    store: &dyn crate::store::Store,
+    mut rule: AlarmRule,
+    mode: SaveMode,
+) -> Result<StoredAlarm, SaveError> {
+    rule.check().map_err(SaveError::Invalid)?;
+    let existing = store
+        .alarm_rules()
+        .await?
+        .into_iter()
+        .find(|a| a.rule.name == rule.name);
+    for hook in rule.webhooks.iter_mut().filter(|h| h.secret.is_none()) {
+        hook.secret = existing.as_ref().and_then(|e| {
+            e.rule
+                .webhooks
+                .iter()
+                .find(|old| old.url == hook.url)
+                .and_then(|old| old.secret.clone())
+        });
+    }
+    let now = crate::store::now_seconds();
+    let create = match mode {
+        SaveMode::Create => true,
+        SaveMode::Update => false,
+        SaveMode::Upsert => existing.is_none(),
+    };
+    let stored = StoredAlarm {
+        rule,
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        modified_at: now,
+    };
+    store.put_alarm_rule(stored.clone(), create).await?;
+    Ok(stored)
+}
+
+/// The rules of a config file: `{"AlarmRules": [rule, …]}`, the API's shape.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AlarmFile {
+    /// The rules.
+    pub alarm_rules: Vec<AlarmRule>,
+}
+
+impl AlarmFile {
+    /// Reads and checks a file; errors name the file and the rule.
+    pub fn read(path: &std::path::Path) -> Result<Vec<AlarmRule>, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let file: AlarmFile =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut seen = std::collections::HashSet::new();
+        for rule in &file.alarm_rules {
+            rule.check()
+                .map_err(|e| format!("{}: rule {:?}: {e}", path.display(), rule.name))?;
+            if !seen.insert(rule.name.clone()) {
+                return Err(format!(
+                    "{}: rule {:?} is defined twice",
+                    path.display(),
+                    rule.name
+                ));
+            }
+        }
+        Ok(file.alarm_rules)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -198,7 +198,7 @@ impl AlarmRule {
         if !(self.band_width.is_finite() && self.band_width > 0.0 && self.band_width <= 100.0) {
             return Err("BandWidth must be above 0 and at most 100".to_owned());
         }
-        if self.period == 0 || self.period % 60 != 0 || self.period > MAX_PERIOD {
+        if self.period == 0 || !self.period.is_multiple_of(60) || self.period > MAX_PERIOD {
             return Err(format!(
                 "Period must be a multiple of 60 seconds, at most {MAX_PERIOD}"
             ));

@@ -101,10 +101,9 @@ impl RollupWindow {
                     for key in keys {
                         if let Some((k, s)) =
                             self.series.get_key_value(key).and_then(|(k, _)| side(k))
+                            && !out.iter().any(|(seen, _)| *seen == k)
                         {
-                            if !out.iter().any(|(seen, _)| *seen == k) {
-                                out.push((k, s));
-                            }
+                            out.push((k, s));
                         }
                     }
                     out

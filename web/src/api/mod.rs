@@ -2,6 +2,7 @@
 //! with epoch-second times and X-Ray error bodies. Requests are accepted unsigned, and a SigV4
 //! `Authorization` header is ignored rather than refused.
 
+mod alarms;
 mod analytics;
 mod error;
 mod graph;
@@ -119,6 +120,11 @@ pub fn router(state: AppState) -> Router {
         .route("/UpdateGroup", post(groups::update_group))
         .route("/DeleteGroup", post(groups::delete_group))
         .route("/TraceAnalytics", post(analytics::get_trace_analytics))
+        .route("/CreateAlarmRule", post(alarms::create_alarm_rule))
+        .route("/UpdateAlarmRule", post(alarms::update_alarm_rule))
+        .route("/DeleteAlarmRule", post(alarms::delete_alarm_rule))
+        .route("/GetAlarmRules", post(alarms::get_alarm_rules))
+        .route("/GetAlarmHistory", post(alarms::get_alarm_history))
         .fallback(unknown_operation)
         .layer(axum::middleware::from_fn(scope::attach))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
@@ -213,6 +219,8 @@ pub(crate) async fn parse_filter(
         .map_err(|e| ApiError::InvalidRequest(format!("invalid filter expression: {e}")))
 }
 
+#[cfg(test)]
+mod alarms_tests;
 #[cfg(test)]
 mod analytics_tests;
 #[cfg(test)]

@@ -192,6 +192,18 @@ pub struct Args {
     /// until one closes.
     #[arg(long, env = "ROENTGEN_WEB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Alarm rules file (`{"AlarmRules": [...]}`, the API's shape; docs/alarms.md): each rule
+    /// is created or replaced at start; rules made through the API or the dashboard stay.
+    #[arg(long, env = "ROENTGEN_WEB_ALARMS")]
+    pub alarms: Option<PathBuf>,
+    /// Evaluate alarm rules and send their notifications in this collector (`off`: leave it
+    /// to other collectors sharing the store).
+    #[arg(long, env = "ROENTGEN_WEB_ALARM_EVALUATION", value_enum, default_value_t = Switch::On)]
+    pub alarm_evaluation: Switch,
+    /// The dashboard's address as people open it, for the links in alarm notifications
+    /// [default: http(s)://--listen].
+    #[arg(long, env = "ROENTGEN_WEB_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Why the arguments are unusable.
@@ -254,6 +266,12 @@ pub enum ConfigError {
     /// `--daemon-access-key-id` where it has no use.
     #[error("--daemon-access-key-id needs --auth-keys and --with-daemon (or --demo)")]
     DaemonKeyUnused,
+    /// `--alarms` is unreadable or holds a bad rule.
+    #[error("--alarms {0}")]
+    Alarms(String),
+    /// `--public-url` is not an http(s) URL.
+    #[error("--public-url {0:?} must be an http:// or https:// URL")]
+    PublicUrl(String),
     /// `--tls-cert` without `--tls-key` or the other way round.
     #[error("--tls-cert and --tls-key go together")]
     TlsPair,
@@ -320,6 +338,12 @@ pub struct Config {
     pub sqlite_reads: crate::store::sqlite::ReadLimits,
     /// Caps per trace and the store writer's live-trace memory.
     pub trace_limits: crate::store::TraceLimits,
+    /// Alarm rules from `--alarms`, saved at start.
+    pub alarm_rules: Vec<crate::alarms::AlarmRule>,
+    /// Whether this collector evaluates alarms.
+    pub alarm_evaluation: bool,
+    /// The dashboard's address for links; `None`: from the listening address.
+    pub public_url: Option<String>,
 }
 
 impl Args {
@@ -515,6 +539,19 @@ impl Args {
             max_bytes: count("--max-trace-mib", self.max_trace_mib, 1, 1 << 20)? << 20,
             live_documents: count("--live-documents", self.live_documents, 0, 100_000_000)?,
         };
+        let alarm_rules = match &self.alarms {
+            Some(path) => crate::alarms::AlarmFile::read(path).map_err(ConfigError::Alarms)?,
+            None => Vec::new(),
+        };
+        let public_url = match self.public_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                _ => return Err(ConfigError::PublicUrl(url.to_owned())),
+            },
+        };
         let clickhouse = match self.store {
             StoreKind::Sqlite => None,
             StoreKind::Clickhouse => Some(self.clickhouse_config(trace_limits)?),
@@ -587,6 +624,9 @@ impl Args {
             _ => {}
         }
         Ok(Config {
+            alarm_rules,
+            alarm_evaluation: self.alarm_evaluation == Switch::On,
+            public_url,
             auth,
             tls,
             limits,

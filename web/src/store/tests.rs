@@ -19,7 +19,152 @@ for_each_store!(
     a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
     w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds_them,
     every_filter_expression_selects_the_same_traces_through_the_store,
+    alarm_rules_events_and_leases_keep_what_was_written,
 );
+
+/// Alarm rules (created, replaced, deleted), events (replaced by sequence number, read newest
+/// first, pending or latest only) and leases (one holder until it expires).
+async fn alarm_rules_events_and_leases_keep_what_was_written(backend: Backend) {
+    use crate::alarms::{AlarmEvent, AlarmState, Decision, StoredAlarm};
+    use crate::store::{EventQuery, StoreError};
+    let (_place, store) = store(backend).await;
+    let rule: crate::alarms::AlarmRule = serde_json::from_value(serde_json::json!({
+        "Name": "a", "Metric": "FaultRate", "Comparison": "GreaterThanThreshold", "Threshold": 0.1
+    }))
+    .unwrap();
+    let stored = |created_at: f64, threshold: f64| {
+        let mut rule = rule.clone();
+        rule.threshold = Some(threshold);
+        StoredAlarm {
+            rule,
+            created_at,
+            modified_at: created_at + 1.0,
+        }
+    };
+    store.put_alarm_rule(stored(10.0, 0.1), true).await.unwrap();
+    assert!(matches!(
+        store.put_alarm_rule(stored(20.0, 0.2), true).await,
+        Err(StoreError::Exists(_))
+    ));
+    store
+        .put_alarm_rule(stored(20.0, 0.3), false)
+        .await
+        .unwrap();
+    let rules = store.alarm_rules().await.unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!((rules[0].created_at, rules[0].modified_at), (10.0, 21.0));
+    assert_eq!(rules[0].rule.threshold, Some(0.3));
+    store.delete_alarm_rule("a".to_owned()).await.unwrap();
+    assert!(store.alarm_rules().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_alarm_rule("a".to_owned()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.put_alarm_rule(stored(20.0, 0.3), false).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let event = |alarm: &str, seq: u64, time: f64, pending: Vec<u32>| AlarmEvent {
+        alarm: alarm.to_owned(),
+        seq,
+        time,
+        old_state: AlarmState::Ok,
+        new_state: AlarmState::Alarm,
+        decision: Decision {
+            state: AlarmState::Alarm,
+            reason: format!("{alarm}/{seq}"),
+            datapoints: Vec::new(),
+            threshold: Some(0.1),
+            band: None,
+        },
+        window_start: time - 60.0,
+        window_end: time,
+        pending,
+        deliveries: Vec::new(),
+    };
+    store
+        .put_alarm_events(vec![
+            event("a", 1, 100.0, vec![0]),
+            event("b", 1, 150.0, vec![0]),
+        ])
+        .await
+        .unwrap();
+    store
+        .put_alarm_events(vec![event("a", 2, 200.0, vec![0, 1])])
+        .await
+        .unwrap();
+    let read = |q: EventQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .alarm_events(q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| format!("{}/{}:{}", e.alarm, e.seq, e.pending.len()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = EventQuery {
+        limit: 10,
+        ..EventQuery::default()
+    };
+    assert_eq!(read(all.clone()).await, ["a/2:2", "b/1:1", "a/1:1"]);
+    assert_eq!(
+        read(EventQuery {
+            latest_only: true,
+            ..all.clone()
+        })
+        .await,
+        ["a/2:2", "b/1:1"]
+    );
+    assert_eq!(
+        read(EventQuery {
+            alarm: Some("a".into()),
+            ..all.clone()
+        })
+        .await,
+        ["a/2:2", "a/1:1"]
+    );
+    assert_eq!(
+        read(EventQuery {
+            limit: 1,
+            ..all.clone()
+        })
+        .await,
+        ["a/2:2"]
+    );
+    // A delivery recorded: the same event again, nothing pending.
+    store
+        .put_alarm_events(vec![event("a", 1, 100.0, Vec::new())])
+        .await
+        .unwrap();
+    assert_eq!(
+        read(EventQuery {
+            pending_only: true,
+            ..all.clone()
+        })
+        .await,
+        ["a/2:2", "b/1:1"]
+    );
+    assert_eq!(read(all.clone()).await, ["a/2:2", "b/1:1", "a/1:0"]);
+
+    let lease =
+        |holder: &str, now: f64| store.take_lease("job".to_owned(), holder.to_owned(), now, 30.0);
+    assert!(lease("x", 1000.0).await.unwrap());
+    assert!(!lease("y", 1010.0).await.unwrap());
+    assert!(lease("x", 1020.0).await.unwrap(), "renewed until 1050");
+    assert!(!lease("y", 1045.0).await.unwrap());
+    assert!(lease("y", 1051.0).await.unwrap(), "expired: taken over");
+    assert!(!lease("x", 1052.0).await.unwrap());
+    assert!(
+        store
+            .take_lease("other".to_owned(), "x".to_owned(), 1052.0, 30.0)
+            .await
+            .unwrap()
+    );
+}
 
 /// The filter's table of expressions (`filter::cases`), answered by the store: its pushdown
 /// and scans must keep every trace the expression selects and the summaries it reads back
