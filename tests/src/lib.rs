@@ -8,6 +8,7 @@ pub mod collector_stub;
 pub mod daemon;
 pub mod http;
 pub mod web;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

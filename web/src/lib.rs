@@ -214,11 +214,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{addr}"));
-        let evaluator = alarms::evaluator::Evaluator::new(
-            store.clone(),
-            alarms::evaluator::AlarmConfig::new(public_url),
-            counters_for_alarms,
-        );
+        let mut alarm_config = alarms::evaluator::AlarmConfig::new(public_url);
+        alarm_config.lease_ttl = config.alarm_lease;
+        alarm_config.tick = alarm_config.tick.min(config.alarm_lease / 3);
+        let evaluator =
+            alarms::evaluator::Evaluator::new(store.clone(), alarm_config, counters_for_alarms);
         tokio::spawn(evaluator.run());
     } else {
         tracing::info!(

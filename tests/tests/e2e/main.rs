@@ -1,5 +1,6 @@
 //! End-to-end tests: real binaries, real UDP and HTTP on loopback, official SDKs as clients.
 
+mod alarms;
 mod analytics;
 mod captures;
 mod collector;

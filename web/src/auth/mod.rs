@@ -262,6 +262,12 @@ pub fn now_secs() -> i64 {
 }
 
 impl Auth {
+    /// The CSRF token of the request's dashboard session, if it has one.
+    pub fn session_csrf(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let token = session::cookie(headers, session::SESSION_COOKIE)?;
+        self.sessions.get(token).map(|s| s.csrf)
+    }
+
     /// Loads the keys file and opens the audit log.
     pub fn open(config: AuthConfig) -> Result<Self, AuthError> {
         let keyring = Keyring::new(&KeysFile::load(&config.keys_file)?)?;
@@ -490,6 +496,12 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
 pub fn page_action(path: &str) -> &'static str {
     if path == "/audit" || path.starts_with("/audit/") {
         AUDIT_ACTION
+    } else if path == "/alarms" {
+        "xray:GetAlarmRules"
+    } else if path == "/alarms/create" {
+        "xray:CreateAlarmRule"
+    } else if path == "/alarms/delete" {
+        "xray:DeleteAlarmRule"
     } else {
         session::DASHBOARD_ACTION
     }

@@ -200,6 +200,11 @@ pub struct Args {
     /// to other collectors sharing the store).
     #[arg(long, env = "ROENTGEN_WEB_ALARM_EVALUATION", value_enum, default_value_t = Switch::On)]
     pub alarm_evaluation: Switch,
+    /// Seconds the alarm lease lasts without renewal: when the collector evaluating the alarm
+    /// rules stops, another collector sharing the store (or this one restarted) takes over
+    /// after this long.
+    #[arg(long, env = "ROENTGEN_WEB_ALARM_LEASE_SECS", default_value_t = 30)]
+    pub alarm_lease_secs: u64,
     /// The dashboard's address as people open it, for the links in alarm notifications
     /// [default: http(s)://--listen].
     #[arg(long, env = "ROENTGEN_WEB_PUBLIC_URL")]
@@ -342,6 +347,8 @@ pub struct Config {
     pub alarm_rules: Vec<crate::alarms::AlarmRule>,
     /// Whether this collector evaluates alarms.
     pub alarm_evaluation: bool,
+    /// How long the alarm lease lasts without renewal.
+    pub alarm_lease: Duration,
     /// The dashboard's address for links; `None`: from the listening address.
     pub public_url: Option<String>,
 }
@@ -626,6 +633,12 @@ impl Args {
         Ok(Config {
             alarm_rules,
             alarm_evaluation: self.alarm_evaluation == Switch::On,
+            alarm_lease: Duration::from_secs(limit(
+                "--alarm-lease-secs",
+                self.alarm_lease_secs,
+                3,
+                3600,
+            )?),
             public_url,
             auth,
             tls,

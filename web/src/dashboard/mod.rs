@@ -7,6 +7,7 @@
 //! Every page is a plain GET whose query string holds the whole state (window, filter, sort,
 //! selected row), so links are deep links and the browser's back button works.
 
+pub mod alarms;
 mod analytics;
 pub mod audit;
 mod compare;
@@ -60,6 +61,9 @@ pub fn router(state: AppState) -> Router {
         .route("/traces/{id}", get(trace_page))
         .route("/traces/{id}/rows/{row}", get(row_details))
         .route("/audit", get(audit::audit_page))
+        .route("/alarms", get(alarms::alarms_page))
+        .route("/alarms/create", axum::routing::post(alarms::create_rule))
+        .route("/alarms/delete", axum::routing::post(alarms::delete_rule))
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(tower_http::compression::CompressionLayer::new())

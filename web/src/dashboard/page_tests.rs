@@ -90,3 +90,113 @@ async fn the_analytics_page_compares_a_selection_with_the_rest_and_reports_a_bad
     assert!(bad.contains("id=\"b-problem\""), "{bad}");
     assert!(bad.contains("(40 traces)"), "A alone: {bad}");
 }
+
+async fn post_form(
+    state: AppState,
+    uri: &str,
+    form: &str,
+    origin: Option<&str>,
+) -> (axum::http::StatusCode, String, String) {
+    let mut request = Request::post(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", "127.0.0.1:4000");
+    if let Some(o) = origin {
+        request = request.header("origin", o);
+    }
+    let response = super::router(state)
+        .oneshot(request.body(Body::from(form.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, location, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// The alarms page: a rule created with the form is listed with its state, a bad one is
+/// shown back with what is wrong, a form from another site is refused, and delete works.
+#[tokio::test]
+async fn alarm_rules_are_created_listed_and_deleted_from_the_alarms_page() {
+    use axum::http::StatusCode;
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let state = AppState::new(store.clone(), None);
+    let empty = page(state.clone(), "/alarms").await;
+    assert!(empty.contains("id=\"alarms-empty\""), "{empty}");
+    let form = "name=pay-faults&entity=service%28%22pay%22%29&metric=FaultRate&comparison=GreaterThanThreshold&threshold=0.1&period=120&evaluation_periods=3&datapoints_to_alarm=2&missing=NotBreaching&webhook_url=http%3A%2F%2F127.0.0.1%3A9%2Fhook&webhook_secret=s3&webhook_format=Slack";
+    let (status, location, _) = post_form(
+        state.clone(),
+        "/alarms/create",
+        form,
+        Some("http://127.0.0.1:4000"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, "/alarms?saved=pay-faults");
+    let stored = store.alarm_rules().await.unwrap();
+    let rule = &stored[0].rule;
+    assert_eq!(
+        (
+            rule.period,
+            rule.evaluation_periods,
+            rule.datapoints_to_alarm
+        ),
+        (120, 3, 2)
+    );
+    assert_eq!(rule.webhooks[0].secret.as_deref(), Some("s3"));
+    assert_eq!(
+        rule.webhooks[0].format,
+        crate::alarms::rule::WebhookFormat::Slack
+    );
+    let listed = page(state.clone(), &location).await;
+    assert!(listed.contains("Saved rule pay-faults."), "{listed}");
+    assert!(
+        listed.contains("data-alarm=\"pay-faults\" data-state=\"INSUFFICIENT_DATA\""),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("FaultRate GreaterThanThreshold 10.0%, 2 of 3 × 120 s"),
+        "{listed}"
+    );
+    assert!(!listed.contains("s3\""), "the secret is never shown");
+
+    let (status, _, body) = post_form(
+        state.clone(),
+        "/alarms/create",
+        "name=x&metric=P99&comparison=GreaterThanThreshold&threshold=soon",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("Threshold: &#34;soon&#34; is not a number")
+            || body.contains("Threshold: &quot;soon&quot; is not a number"),
+        "{body}"
+    );
+    assert!(
+        body.contains("value=\"x\""),
+        "the form keeps what was typed"
+    );
+    let (status, _, _) = post_form(
+        state.clone(),
+        "/alarms/create",
+        form,
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, location, _) =
+        post_form(state.clone(), "/alarms/delete", "name=pay-faults", None).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/alarms?deleted=pay-faults")
+    );
+    assert!(store.alarm_rules().await.unwrap().is_empty());
+}
