@@ -17,7 +17,7 @@ use std::time::Instant;
 use common::{prepare, runtime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roentgen_web::alarms::evaluator::{AlarmConfig, Evaluator};
-use roentgen_web::alarms::{AlarmRule, SaveMode};
+use roentgen_web::alarms::{AlarmRule, StoredAlarm};
 use roentgen_web::metrics::Counters;
 use roentgen_web::store::Store;
 use roentgen_web::store::sqlite::SqliteStore;
@@ -139,12 +139,14 @@ fn bench(c: &mut Criterion) {
     if rt.block_on(store.alarm_rules()).expect("rules").len() != RULES as usize {
         let t = Instant::now();
         for rule in rules() {
-            rt.block_on(roentgen_web::alarms::save(
-                store.as_ref(),
+            rule.check().expect("a valid rule");
+            let stored = StoredAlarm {
                 rule,
-                SaveMode::Upsert,
-            ))
-            .expect("save");
+                created_at: 0.0,
+                modified_at: 0.0,
+            };
+            rt.block_on(store.put_alarm_rule(stored, true))
+                .expect("save");
         }
         eprintln!("saved {RULES} rules in {:.0} s", t.elapsed().as_secs_f64());
     }

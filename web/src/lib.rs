@@ -31,6 +31,7 @@ pub mod demo;
 pub mod filter;
 pub mod graph;
 pub mod group;
+pub mod insights;
 pub mod metrics;
 pub mod query;
 pub mod retention;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::graph::{Histogram, Stats};
 
 /// A measured quantity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Metric {
     /// Faults / requests.
     FaultRate,

@@ -13,7 +13,7 @@ use crate::store::{RollupRow, Store, StoreError};
 pub const REREAD_MINUTES: i64 = 5;
 
 /// One node (`dst` absent) or edge.
-type Key = (NodeKey, Option<NodeKey>);
+pub type Key = (NodeKey, Option<NodeKey>);
 
 /// Per-minute statistics of every node and edge over a window of minutes.
 #[derive(Debug, Default)]
@@ -124,6 +124,11 @@ impl RollupWindow {
             }
         }
         out
+    }
+
+    /// Every node's and edge's statistics by minute.
+    pub fn series(&self) -> impl Iterator<Item = (&Key, &BTreeMap<i64, Stats>)> {
+        self.series.iter()
     }
 
     /// Nodes and edges held.
