@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "e2e-hook-secret";
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -50,14 +50,13 @@ fn verified(hit: &Hit) -> (String, Value) {
     )
 }
 
-/// One request: `front` calls `pay` and `inventory`; in an incident `pay` faults on 6 of 10
-/// requests and `inventory` takes 500 ms instead of 20.
-fn request(n: u64, incident: bool) -> Vec<String> {
-    let start = now();
+/// One request at `start`: `front` calls `pay` and `inventory`; with `faulty`, `pay` faults
+/// on 6 of 10 requests, with `slow`, `inventory` takes 500 ms instead of 20.
+pub(crate) fn request_at(n: u64, start: f64, faulty: bool, slow: bool) -> Vec<String> {
     let trace_id = format!("1-{:08x}-{:024x}", start as u64, 0xa1a2_0000_0000 + n);
     let id = |k: u64| format!("{:016x}", 0x1000_0000_0000 + (n << 4) + k);
-    let fault = incident && n % 10 < 6;
-    let slow = if incident { 0.5 } else { 0.02 };
+    let fault = faulty && n % 10 < 6;
+    let slow = if slow { 0.5 } else { 0.02 };
     let status = |bad: bool| if bad { 500 } else { 200 };
     let front = json!({
         "name": "front", "id": id(1), "trace_id": trace_id, "start_time": start,
@@ -90,7 +89,8 @@ fn workload(target: Arc<Mutex<String>>, incident: Arc<AtomicU8>, stop: Arc<Atomi
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let docs = request(n, incident.load(Ordering::SeqCst) == 1);
+        let on = incident.load(Ordering::SeqCst) == 1;
+        let docs = request_at(n, now(), on, on);
         let address = target.lock().expect("target").clone();
         // While the collector restarts the requests fail; the alarms do not depend on them.
         let _ =

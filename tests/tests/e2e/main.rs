@@ -9,6 +9,7 @@ mod daemon_failures;
 mod dashboard;
 mod filter_depth;
 mod group_scope;
+mod insights;
 mod listeners;
 mod observe;
 mod otlp;

@@ -2,7 +2,7 @@
 //! every rule once a minute (after the minute settles) and delivers the pending notifications;
 //! the others wait to take the lease over if its holder stops renewing it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +14,9 @@ use super::event::{AlarmEvent, Delivery, EventQuery};
 use super::notify;
 use super::rule::{AlarmRule, BAND_HISTORY_MINUTES};
 use super::series::{RollupWindow, group_window};
+use crate::insights::detect::HISTORY_MINUTES;
+use crate::insights::tracker::Tracker;
+use crate::insights::{Insight, InsightState};
 use crate::metrics::Counters;
 use crate::store::{Store, StoreError};
 
@@ -27,6 +30,11 @@ pub const GIVE_UP_AFTER: f64 = 24.0 * 3600.0;
 const MAX_BACKOFF: f64 = 300.0;
 /// Deliveries under way at once.
 const PARALLEL_DELIVERIES: usize = 16;
+/// Minutes before the current one that insight detection starts from when it (re)starts, so
+/// an incident under way, or one during a change of collector, is found.
+pub const CATCH_UP_MINUTES: i64 = 30;
+/// Traces kept as an insight's evidence.
+const TOP_TRACES: usize = 5;
 
 /// How the task runs.
 #[derive(Debug, Clone)]
@@ -39,6 +47,8 @@ pub struct AlarmConfig {
     pub tick: Duration,
     /// How long a lease lasts without renewal; another collector takes over after it.
     pub lease_ttl: Duration,
+    /// Whether insights are detected.
+    pub insights: bool,
 }
 
 impl AlarmConfig {
@@ -49,6 +59,7 @@ impl AlarmConfig {
             settle: Duration::from_secs(15),
             tick: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(30),
+            insights: true,
         }
     }
 }
@@ -82,6 +93,9 @@ pub struct Evaluator {
     window: RollupWindow,
     last_round: Option<i64>,
     retries: HashMap<(String, u64), Retry>,
+    tracker: Option<Tracker>,
+    /// Per rule: its `modified_at` and its values of periods no round reads again.
+    memos: HashMap<String, (f64, BTreeMap<i64, Option<f64>>)>,
 }
 
 impl Evaluator {
@@ -111,6 +125,8 @@ impl Evaluator {
             window: RollupWindow::default(),
             last_round: None,
             retries: HashMap::new(),
+            tracker: None,
+            memos: HashMap::new(),
         }
     }
 
@@ -138,6 +154,7 @@ impl Evaluator {
         let round = ((now - self.config.settle.as_secs_f64()) / 60.0).floor() as i64;
         if self.last_round != Some(round) {
             self.evaluate(round, now).await?;
+            self.detect(round, now).await?;
             self.last_round = Some(round);
         }
         self.deliver(now).await
@@ -179,6 +196,8 @@ impl Evaluator {
         self.states = None;
         self.last_round = None;
         self.retries.clear();
+        self.tracker = None;
+        self.memos.clear();
     }
 
     /// Evaluates every rule over the periods complete before epoch minute `round`; records
@@ -190,7 +209,13 @@ impl Evaluator {
             Some(s) => s,
             None => self.load_states().await?,
         };
+        let modified: HashMap<String, f64> = stored
+            .iter()
+            .map(|s| (s.rule.name.clone(), s.modified_at))
+            .collect();
         let rules: Vec<AlarmRule> = stored.into_iter().map(|s| s.rule).collect();
+        let mut memos = std::mem::take(&mut self.memos);
+        memos.retain(|name, _| modified.contains_key(name));
         self.rules = rules.iter().map(|r| (r.name.clone(), r.clone())).collect();
         let span = rules.iter().map(AlarmRule::span_minutes).max().unwrap_or(0);
         // Periods are aligned to their length, so the longest ends at most one period early.
@@ -199,12 +224,13 @@ impl Evaluator {
             .map(|r| i64::from(r.period / 60))
             .max()
             .unwrap_or(1);
-        let first = round - span - longest_period;
-        if !rules.is_empty() {
-            self.window
-                .refresh(self.store.as_ref(), first, round - 1)
-                .await?;
+        let mut first = round - span - longest_period;
+        if self.config.insights {
+            first = first.min(self.next_insight_minute(round) - HISTORY_MINUTES);
         }
+        self.window
+            .refresh(self.store.as_ref(), first, round - 1)
+            .await?;
         let mut groups: HashMap<String, Result<RollupWindow, String>> = HashMap::new();
         let mut events = Vec::new();
         let mut next_states = HashMap::with_capacity(rules.len());
@@ -227,7 +253,13 @@ impl Evaluator {
                 }
             };
             let (decision, window_start, window_end) = match window {
-                Ok(window) => judge(rule, window, round, current.state),
+                Ok(window) => {
+                    let memo = memos.entry(rule.name.clone()).or_default();
+                    if memo.0 != modified[rule.name.as_str()] {
+                        *memo = (modified[rule.name.as_str()], BTreeMap::new());
+                    }
+                    judge(rule, window, round, current.state, &mut memo.1)
+                }
                 Err(problem) => (
                     super::Decision {
                         state: AlarmState::InsufficientData,
@@ -274,6 +306,7 @@ impl Evaluator {
             self.states = Some(states);
             return Err(e);
         }
+        self.memos = memos;
         // Deleted rules' states are forgotten with them; their numbering resumes from the
         // store's history if the name comes back.
         self.states = Some(next_states);
@@ -336,6 +369,73 @@ impl Evaluator {
         group_window(self.store.as_ref(), &filter, first, last)
             .await
             .map_err(|e| format!("group {group}: {e}"))
+    }
+
+    /// The next minute insight detection judges.
+    fn next_insight_minute(&self, round: i64) -> i64 {
+        self.tracker
+            .as_ref()
+            .and_then(|t| t.last_minute)
+            .map_or(round - CATCH_UP_MINUTES, |m| m + 1)
+            .max(round - CATCH_UP_MINUTES)
+    }
+
+    /// Judges the minutes settled since the last round for insights (the window is fresh:
+    /// `evaluate` read it), and records what changed with its evidence.
+    pub async fn detect(&mut self, round: i64, now: f64) -> Result<Vec<Insight>, StoreError> {
+        if !self.config.insights {
+            return Ok(Vec::new());
+        }
+        let from = self.next_insight_minute(round);
+        if self.tracker.is_none() {
+            let open: Vec<Insight> = self
+                .store
+                .insights(now - 7.0 * 86_400.0, now, None, 10_000)
+                .await?
+                .into_iter()
+                .filter(|i| i.state == InsightState::Active)
+                .collect();
+            self.tracker = Some(Tracker::with_open(open));
+        }
+        let Some(tracker) = self.tracker.as_mut() else {
+            return Ok(Vec::new());
+        };
+        for minute in from..round {
+            tracker.step(&self.window, minute);
+        }
+        let mut changed = tracker.take_changed();
+        for insight in &mut changed {
+            if insight.top_traces.is_empty() || insight.state == InsightState::Closed {
+                match top_traces(self.store.as_ref(), insight).await {
+                    Ok(ids) => insight.top_traces = ids,
+                    Err(error) => {
+                        tracing::warn!(%error, insight = %insight.insight_id, "finding an insight's traces failed")
+                    }
+                }
+            }
+            if let Some(t) = self.tracker.as_mut() {
+                t.set_top_traces(&insight.insight_id, &insight.top_traces);
+            }
+            match insight.state {
+                InsightState::Active if insight.events.len() == 1 => {
+                    tracing::warn!(insight = %insight.insight_id, summary = %insight.summary, "insight opened");
+                    self.counters
+                        .insights_opened
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                InsightState::Closed => {
+                    tracing::info!(insight = %insight.insight_id, summary = %insight.summary, "insight closed");
+                    self.counters
+                        .insights_closed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                InsightState::Active => {}
+            }
+        }
+        if !changed.is_empty() {
+            self.store.put_insights(changed.clone()).await?;
+        }
+        Ok(changed)
     }
 
     /// Tries each alarm's oldest pending notification whose retry is due (in order: a later
@@ -429,12 +529,17 @@ impl Evaluator {
 
 /// Decides one rule over `window` for the periods complete before minute `round`; returns
 /// the decision and the periods' span, epoch seconds.
+///
+/// `memo` holds the rule's values of periods that end before `stable_before` (minutes no
+/// round reads again): each round computes only the periods that may have changed.
 pub fn judge(
     rule: &AlarmRule,
     window: &RollupWindow,
     round: i64,
     current: AlarmState,
+    memo: &mut BTreeMap<i64, Option<f64>>,
 ) -> (super::Decision, f64, f64) {
+    let stable_before = round - super::series::REREAD_MINUTES;
     let per = i64::from(rule.period / 60).max(1);
     let end = round.div_euclid(per) * per;
     let n = i64::from(rule.evaluation_periods);
@@ -456,10 +561,20 @@ pub fn judge(
         }
     };
     let keys = window.keys_of(&entity);
-    let value = |from: i64| {
-        let stats = window.sum(&keys, from, from + per);
-        rule.metric
-            .value(stats.requests(), rule.period, rule.min_requests)
+    let histogram = rule.metric.needs_histogram();
+    let mut value = |from: i64| {
+        let stable = from + per <= stable_before;
+        if stable && let Some(v) = memo.get(&from) {
+            return *v;
+        }
+        let stats = window.sum(&keys, from, from + per, histogram);
+        let v = rule
+            .metric
+            .value(stats.requests(), rule.period, rule.min_requests);
+        if stable {
+            memo.insert(from, v);
+        }
+        v
     };
     let values: Vec<(f64, Option<f64>)> = (0..n)
         .map(|k| {
@@ -467,8 +582,12 @@ pub fn judge(
             (from as f64 * 60.0, value(from))
         })
         .collect();
+    let history_periods = if rule.comparison.uses_band() {
+        i64::from(BAND_HISTORY_MINUTES) / per
+    } else {
+        0
+    };
     let band = if rule.comparison.uses_band() {
-        let history_periods = i64::from(BAND_HISTORY_MINUTES) / per;
         let history: Vec<f64> = (1..=history_periods)
             .filter_map(|k| value(start - k * per))
             .collect();
@@ -478,6 +597,8 @@ pub fn judge(
     } else {
         None
     };
+    let oldest = start - history_periods * per;
+    memo.retain(|from, _| *from >= oldest);
     (
         decide(rule, current, &values, band),
         start as f64 * 60.0,
@@ -544,4 +665,41 @@ async fn attempt(
     }
     event.pending = still;
     (event, failures)
+}
+
+/// The root cause's traces that show an insight: its faults (errors, throttles), or its
+/// requests slower than usual, over the insight's window.
+async fn top_traces(
+    store: &dyn Store,
+    insight: &Insight,
+) -> Result<Vec<String>, crate::query::QueryError> {
+    use crate::filter::Literal;
+    let cause = &insight.root_cause;
+    let slow = insight.anomalies.iter().find(|a| {
+        a.metric == super::Metric::P90 && (a.service == *cause || a.to.as_ref() == Some(cause))
+    });
+    let outcome = insight.categories.iter().find_map(|c| match c.as_str() {
+        "FAULT" => Some("fault"),
+        "ERROR" => Some("error"),
+        "THROTTLE" => Some("throttle"),
+        _ => None,
+    });
+    let body = match (outcome, slow) {
+        (Some(o), _) => o.to_owned(),
+        (None, Some(a)) => format!("responsetime > {}", a.upper),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let text = format!("service({}) {{ {body} }}", Literal::Str(cause.name.clone()));
+    let Ok(filter) = crate::filter::parse(&text) else {
+        return Ok(Vec::new());
+    };
+    let end = insight.end_time.unwrap_or(insight.last_update_time);
+    let page =
+        crate::query::trace_summaries(store, insight.start_time, end, Some(&filter), None).await?;
+    Ok(page
+        .summaries
+        .into_iter()
+        .take(TOP_TRACES)
+        .map(|s| s.id)
+        .collect())
 }

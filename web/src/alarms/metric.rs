@@ -52,6 +52,11 @@ impl Metric {
         }
     }
 
+    /// Whether the value needs the response-time histogram (percentiles).
+    pub fn needs_histogram(self) -> bool {
+        matches!(self, Metric::P50 | Metric::P90 | Metric::P99)
+    }
+
     /// The smallest half-width an anomaly band may have around `median`: what ordinary noise
     /// of this metric looks like even when its history is flat (a fault rate of exactly 0 every
     /// minute must not make one fault an anomaly).

@@ -113,13 +113,18 @@ impl RollupWindow {
         }
     }
 
-    /// The entity's statistics over minutes `from..to` (epoch minutes).
-    pub fn sum(&self, keys: &[(&Key, Side)], from: i64, to: i64) -> EntityStats {
+    /// The entity's statistics over minutes `from..to` (epoch minutes); the histogram only
+    /// with `histogram` (percentiles need it, rates do not).
+    pub fn sum(&self, keys: &[(&Key, Side)], from: i64, to: i64, histogram: bool) -> EntityStats {
         let mut out = EntityStats::default();
         for (key, side) in keys {
             if let Some(minutes) = self.series.get(*key) {
                 for (_, stats) in minutes.range(from..to) {
-                    out.add(*side, stats);
+                    if histogram {
+                        out.add(*side, stats);
+                    } else {
+                        out.add_counts(*side, stats);
+                    }
                 }
             }
         }
@@ -203,7 +208,7 @@ mod tests {
         let pay = Entity::parse(Some("service(\"pay\")")).unwrap();
         let keys = w.keys_of(&pay);
         assert_eq!(keys.len(), 1);
-        assert_eq!(w.sum(&keys, 100, 111).service.fault, 11);
+        assert_eq!(w.sum(&keys, 100, 111, true).service.fault, 11);
         // Minutes 106..=112 read again: 106..=110 now hold 3 faults each; 100 is forgotten.
         w.replace(
             101,
@@ -212,8 +217,8 @@ mod tests {
             (106..=112).map(|m| row(m, "pay", "", 3)).collect(),
         );
         let keys = w.keys_of(&pay);
-        assert_eq!(w.sum(&keys, 0, 200).service.fault, 5 + 7 * 3);
-        assert_eq!(w.sum(&keys, 106, 107).service.fault, 3);
+        assert_eq!(w.sum(&keys, 0, 200, false).service.fault, 5 + 7 * 3);
+        assert_eq!(w.sum(&keys, 106, 107, true).service.fault, 3);
     }
 
     #[test]

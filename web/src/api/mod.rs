@@ -7,6 +7,7 @@ mod analytics;
 mod error;
 mod graph;
 mod groups;
+mod insights;
 pub mod otlp;
 pub mod otlp_grpc;
 mod sampling;
@@ -120,6 +121,13 @@ pub fn router(state: AppState) -> Router {
         .route("/UpdateGroup", post(groups::update_group))
         .route("/DeleteGroup", post(groups::delete_group))
         .route("/TraceAnalytics", post(analytics::get_trace_analytics))
+        .route("/InsightSummaries", post(insights::get_insight_summaries))
+        .route("/Insight", post(insights::get_insight))
+        .route("/InsightEvents", post(insights::get_insight_events))
+        .route(
+            "/InsightImpactGraph",
+            post(insights::get_insight_impact_graph),
+        )
         .route("/CreateAlarmRule", post(alarms::create_alarm_rule))
         .route("/UpdateAlarmRule", post(alarms::update_alarm_rule))
         .route("/DeleteAlarmRule", post(alarms::delete_alarm_rule))

@@ -55,7 +55,7 @@ enum Takes {
 
 fn takes(path: &str) -> Option<Takes> {
     Some(match path {
-        "/ServiceGraph" | "/TimeSeriesServiceStatistics" => Takes::Optional,
+        "/ServiceGraph" | "/TimeSeriesServiceStatistics" | "/InsightSummaries" => Takes::Optional,
         "/TraceSummaries" | "/TraceAnalytics" => Takes::WithFilter,
         "/GetGroup" | "/UpdateGroup" | "/DeleteGroup" => Takes::Required,
         "/CreateGroup" => Takes::Create,

@@ -82,6 +82,19 @@ impl EntityStats {
         }
     }
 
+    /// Adds a row's counts and total time to its side, not its histogram.
+    pub fn add_counts(&mut self, side: Side, stats: &Stats) {
+        let to = match side {
+            Side::Service => &mut self.service,
+            Side::Edge => &mut self.edge,
+        };
+        to.ok += stats.ok;
+        to.error_other += stats.error_other;
+        to.throttle += stats.throttle;
+        to.fault += stats.fault;
+        to.total_response_time += stats.total_response_time;
+    }
+
     /// What the entity's requests were: the services' own statistics when they have any (a
     /// service that sends segments), else the calls into it (an inferred service, an edge,
     /// the entry points).

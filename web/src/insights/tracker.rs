@@ -74,6 +74,13 @@ impl Tracker {
         &self.open
     }
 
+    /// Records the traces found as an open insight's evidence.
+    pub fn set_top_traces(&mut self, id: &str, traces: &[String]) {
+        if let Some(i) = self.open.iter_mut().find(|i| i.insight_id == id) {
+            i.top_traces = traces.to_vec();
+        }
+    }
+
     /// Insights opened, changed or closed since the last call.
     pub fn take_changed(&mut self) -> Vec<Insight> {
         std::mem::take(&mut self.changed).into_values().collect()

@@ -169,6 +169,10 @@ pub struct Counters {
     pub alarm_notification_failures: AtomicU64,
     /// Notifications given up (24 hours of failures, or the rule or webhook gone).
     pub alarm_notifications_abandoned: AtomicU64,
+    /// Insights opened.
+    pub insights_opened: AtomicU64,
+    /// Insights closed.
+    pub insights_closed: AtomicU64,
     /// Bytes of `PutTraceSegments` and OTLP request bodies received.
     pub ingest_bytes: AtomicU64,
     /// OTLP spans received (`/v1/traces`), stored or refused.
@@ -201,6 +205,8 @@ impl Default for Counters {
             alarm_notifications_sent: AtomicU64::new(0),
             alarm_notification_failures: AtomicU64::new(0),
             alarm_notifications_abandoned: AtomicU64::new(0),
+            insights_opened: AtomicU64::new(0),
+            insights_closed: AtomicU64::new(0),
             ingest_bytes: AtomicU64::new(0),
             otlp_spans: AtomicU64::new(0),
             requests_in_flight: AtomicU64::new(0),

@@ -53,6 +53,18 @@ fn render_alarms(out: &mut Exposition, c: &Counters) {
             Kind::Counter,
             &c.alarm_notifications_abandoned,
         ),
+        (
+            "insights_opened_total",
+            "Insights opened.",
+            Kind::Counter,
+            &c.insights_opened,
+        ),
+        (
+            "insights_closed_total",
+            "Insights closed.",
+            Kind::Counter,
+            &c.insights_closed,
+        ),
     ] {
         out.single(name, help, kind, load(value));
     }

@@ -363,6 +363,22 @@ pub trait Store: Send + Sync + 'static {
         ttl: f64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
 
+    /// Records insights, replacing any stored with the same id.
+    fn put_insights(
+        &self,
+        insights: Vec<crate::insights::Insight>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Insights going on at some time in `[start, end]` (open ones are going on), the newest
+    /// first, at most `limit`; with `id`, only that one.
+    fn insights(
+        &self,
+        start: f64,
+        end: f64,
+        id: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<crate::insights::Insight>, StoreError>>;
+
     /// Deletes up to `max_traces` traces that started before `cutoff` (and rollups and
     /// telemetry older than it); returns how many traces went. Called repeatedly by retention.
     fn delete_before(

@@ -1,4 +1,4 @@
-//! Alarm rules, alarm events and leases: versioned rows, the newest version of each key wins
+//! Alarm rules, alarm events, leases and insights: versioned rows, the newest version of each key wins
 //! (`argMax`), like the sampling rules and groups.
 
 use std::time::Duration;
@@ -189,5 +189,55 @@ impl ClickhouseStore {
             .lease_holder(name)
             .await?
             .is_some_and(|(h, _)| h == holder))
+    }
+
+    pub(super) async fn write_insights(
+        &self,
+        insights: Vec<crate::insights::Insight>,
+    ) -> Result<(), StoreError> {
+        if insights.is_empty() {
+            return Ok(());
+        }
+        let version = now_nanos();
+        let mut w = RowBinary::default();
+        for i in &insights {
+            w.string(&i.insight_id)
+                .f64(i.start_time)
+                .f64(i.end_time.unwrap_or(-1.0))
+                .string(&serde_json::to_string(i)?)
+                .u64(version);
+        }
+        self.conn.insert("insights", w).await
+    }
+
+    pub(super) async fn read_insights(
+        &self,
+        start: f64,
+        end: f64,
+        id: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<crate::insights::Insight>, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            body: String,
+        }
+        let only = match &id {
+            Some(id) => format!("WHERE id = {}", quote(id)),
+            None => String::new(),
+        };
+        let rows: Vec<Row> = self
+            .conn
+            .select(&format!(
+                "SELECT argMax(body, version) AS body, argMax(start_time, version) AS s,
+                        argMax(end_time, version) AS e
+                 FROM insights {only} GROUP BY id
+                 HAVING s <= {end} AND (e < 0 OR e >= {start}) ORDER BY s DESC LIMIT {limit}",
+                end = super::connection::number(end),
+                start = super::connection::number(start),
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok(serde_json::from_str(&r.body)?))
+            .collect()
     }
 }

@@ -423,6 +423,23 @@ impl Store for ClickhouseStore {
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         Box::pin(async move { self.claim_lease(&name, &holder, now, ttl).await })
     }
+
+    fn put_insights(
+        &self,
+        insights: Vec<crate::insights::Insight>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.write_insights(insights))
+    }
+
+    fn insights(
+        &self,
+        start: f64,
+        end: f64,
+        id: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<crate::insights::Insight>, StoreError>> {
+        Box::pin(self.read_insights(start, end, id, limit))
+    }
 }
 
 #[cfg(test)]

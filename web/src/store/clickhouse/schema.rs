@@ -17,7 +17,8 @@
 //!   `rollups.rs`).
 //! - `sampling_rules`, `groups`, `alarm_rules`: `ReplacingMergeTree(version)` by name with a
 //!   deletion flag; `alarm_events` by alarm and sequence number (a newer version records a
-//!   delivery); `leases`: the newest claim of each lease.
+//!   delivery); `insights` by id (a newer version records a change); `leases`: the newest
+//!   claim of each lease.
 //! - `sampling_clients`: each client's latest sampling report per rule and day (a
 //!   `ReplacingMergeTree(seen)`), read by every collector to split reservoirs; days before
 //!   yesterday are dropped.
@@ -160,6 +161,13 @@ fn tables(f: Features) -> Vec<Table> {
                 .into(),
             engine: "ReplacingMergeTree(version) ORDER BY (alarm, seq)",
             shard_by: "sipHash64(alarm)",
+        },
+        Table {
+            name: "insights",
+            columns: "id String, start_time Float64, end_time Float64, body String, version UInt64"
+                .into(),
+            engine: "ReplacingMergeTree(version) ORDER BY id",
+            shard_by: "sipHash64(id)",
         },
         Table {
             name: "leases",

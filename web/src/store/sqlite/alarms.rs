@@ -1,4 +1,4 @@
-//! Alarm rules, alarm events and leases in the SQLite store.
+//! Alarm rules, alarm events, leases and insights in the SQLite store.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -101,4 +101,42 @@ pub(super) fn take_lease(
         params![name, holder, now + ttl, now],
     )?;
     Ok(changed > 0)
+}
+
+pub(super) fn put_insights(
+    tx: &Transaction<'_>,
+    insights: Vec<crate::insights::Insight>,
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO insights (id, start_time, end_time, body) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for i in insights {
+        stmt.execute(params![
+            i.insight_id,
+            i.start_time,
+            i.end_time,
+            serde_json::to_string(&i)?
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_insights(
+    conn: &Connection,
+    start: f64,
+    end: f64,
+    id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<crate::insights::Insight>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM insights WHERE (?1 IS NULL OR id = ?1) AND start_time <= ?3
+         AND (end_time IS NULL OR end_time >= ?2) ORDER BY start_time DESC LIMIT ?4",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![id, start, end, limit], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row?)?);
+    }
+    Ok(out)
 }

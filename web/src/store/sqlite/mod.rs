@@ -422,6 +422,23 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'_, Result<bool, StoreError>> {
         self.apply(move |tx| alarms::take_lease(tx, &name, &holder, now, ttl))
     }
+
+    fn put_insights(
+        &self,
+        insights: Vec<crate::insights::Insight>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.apply(move |tx| alarms::put_insights(tx, insights))
+    }
+
+    fn insights(
+        &self,
+        start: f64,
+        end: f64,
+        id: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<crate::insights::Insight>, StoreError>> {
+        self.read(move |conn| alarms::read_insights(conn, start, end, id.as_deref(), limit))
+    }
 }
 
 #[cfg(test)]

@@ -87,6 +87,13 @@ CREATE TABLE IF NOT EXISTS alarm_events (
     PRIMARY KEY (alarm, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alarm_events_pending ON alarm_events (alarm, seq) WHERE pending = 1;
+CREATE TABLE IF NOT EXISTS insights (
+    id TEXT PRIMARY KEY,
+    start_time REAL NOT NULL,
+    end_time REAL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS insights_by_start ON insights (start_time);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY,
     holder TEXT NOT NULL,

@@ -1,0 +1,128 @@
+//! Insights end to end: an hour of a three-service workload with a fault burst in one
+//! downstream and, later, a latency regression on one edge is sent to a collector that does
+//! not evaluate; a second collector over the same store finds both incidents in its first
+//! round (it looks back over the last 30 minutes), each an insight naming the right root
+//! cause, opened and closed; the AWS CLI lists and reads them.
+
+use roentgen_tests::web::{Collector, aws_xray};
+use serde_json::Value;
+
+use super::alarms::{now, request_at};
+
+fn cli(collector: &Collector, args: &[&str]) -> Value {
+    let (ok, out, err) = aws_xray(collector, None, "us-east-1", args);
+    assert!(ok, "aws xray {args:?}: {err}");
+    serde_json::from_str(&out).expect("CLI JSON")
+}
+
+#[test]
+fn insights_name_the_root_cause_of_a_burst_and_a_regression_and_the_cli_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let sender = Collector::start(&data, &["--alarm-evaluation", "off"]);
+    let this_minute = (now() / 60.0).floor() * 60.0;
+    let first = this_minute - 60.0 * 60.0;
+    let mut n = 0u64;
+    for m in 0..60 {
+        let minute = first + f64::from(m) * 60.0;
+        // Minutes 36-39 (24-21 minutes ago): pay faults; minutes 46-49: inventory is slow.
+        let faulty = (36..40).contains(&m);
+        let slow = (46..50).contains(&m);
+        let mut docs = Vec::new();
+        for k in 0..15 {
+            n += 1;
+            docs.extend(request_at(n, minute + f64::from(k) * 4.0, faulty, slow));
+        }
+        let (status, body) = sender.post("/TraceSegments", &Collector::put_body(&docs));
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains("\"Id\""), "nothing refused: {body}");
+    }
+    sender.kill9();
+    let collector = Collector::start(&data, &[]);
+    let (start, end) = (
+        format!("{}", first as i64),
+        format!("{}", now() as i64 + 60),
+    );
+    let summaries = roentgen_tests::eventually(std::time::Duration::from_secs(60), || {
+        let v = cli(
+            &collector,
+            &[
+                "get-insight-summaries",
+                "--start-time",
+                &start,
+                "--end-time",
+                &end,
+            ],
+        );
+        let list = v["InsightSummaries"].as_array().expect("list").clone();
+        (list.len() >= 2).then_some(list)
+    })
+    .expect("two insights found");
+    assert_eq!(summaries.len(), 2, "{summaries:#?}");
+    let mut by_start = summaries.clone();
+    by_start.sort_by(|a, b| {
+        a["StartTime"]
+            .as_f64()
+            .partial_cmp(&b["StartTime"].as_f64())
+            .expect("times")
+    });
+    let (burst, slow) = (&by_start[0], &by_start[1]);
+    assert_eq!(burst["RootCauseServiceId"]["Name"], "pay", "{burst:#}");
+    assert_eq!(burst["State"], "CLOSED");
+    assert_eq!(burst["Categories"][0], "FAULT");
+    assert_eq!(burst["StartTime"].as_f64(), Some(first + 36.0 * 60.0));
+    assert_eq!(burst["EndTime"].as_f64(), Some(first + 40.0 * 60.0));
+    assert!(
+        burst["ClientRequestImpactStatistics"]["FaultCount"]
+            .as_i64()
+            .expect("faults")
+            >= 30
+    );
+    assert_eq!(slow["RootCauseServiceId"]["Name"], "inventory", "{slow:#}");
+    assert_eq!(slow["State"], "CLOSED");
+    assert_eq!(slow["Categories"], serde_json::json!(["LATENCY"]));
+    assert_eq!(slow["StartTime"].as_f64(), Some(first + 46.0 * 60.0));
+
+    let id = burst["InsightId"].as_str().expect("id");
+    let insight = cli(&collector, &["get-insight", "--insight-id", id]);
+    assert_eq!(insight["Insight"]["Summary"], burst["Summary"]);
+    let events = cli(&collector, &["get-insight-events", "--insight-id", id]);
+    let events = events["InsightEvents"].as_array().expect("events");
+    assert!(
+        events[0]["Summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("Closed"),
+        "{events:?}"
+    );
+    assert!(
+        events.last().expect("first")["Summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("Opened")
+    );
+    let graph = cli(
+        &collector,
+        &[
+            "get-insight-impact-graph",
+            "--insight-id",
+            id,
+            "--start-time",
+            &start,
+            "--end-time",
+            &end,
+        ],
+    );
+    let names: Vec<&str> = graph["Services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| s["Name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        names.contains(&"pay") && names.contains(&"front"),
+        "{graph:#}"
+    );
+    let (status, body) = collector.post("/GetInsight", "{}");
+    assert_eq!(status, 404, "{body}");
+}
