@@ -1,6 +1,7 @@
 //! One alarm round: 10,000 rules over 1,000 services (and their 3,000 edges), the steady state
 //! of the evaluator (each round reads again the last minutes of rollups, then decides every
-//! rule), beside SQLite itself reading those minutes' rollup rows. At one round a minute the
+//! rule), beside SQLite itself reading those minutes' rollup rows; its stages (reading the
+//! rules); and insight detection of one minute over every node and edge. At one round a minute the
 //! round's time over 60 s is its share of a core (target: under 1%).
 //!
 //! The rollups come from real ingest: every minute of 3 hours, each service receives about
@@ -171,6 +172,16 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("round_10k_rules_1k_services", |b| {
         b.iter(|| rt.block_on(evaluator.evaluate(round, now)).expect("round"))
+    });
+    group.bench_function("stage_read_10k_rules", |b| {
+        b.iter(|| rt.block_on(store.alarm_rules()).expect("rules").len())
+    });
+    let mut window = roentgen_web::alarms::series::RollupWindow::default();
+    rt.block_on(window.refresh(store.as_ref(), round - 125, round - 1))
+        .expect("window");
+    let mut tracker = roentgen_web::insights::tracker::Tracker::default();
+    group.bench_function("insights_one_minute_1k_services", |b| {
+        b.iter(|| tracker.step(&window, round - 1))
     });
     let reread = roentgen_web::alarms::series::REREAD_MINUTES;
     group.bench_function("store_reads_the_rounds_minutes", |b| {

@@ -499,6 +499,8 @@ pub fn protect(app: Router, auth: Arc<Auth>) -> Router {
 pub fn page_action(path: &str) -> &'static str {
     if path == "/audit" || path.starts_with("/audit/") {
         AUDIT_ACTION
+    } else if path == "/insights" {
+        "xray:GetInsightSummaries"
     } else if path == "/alarms" {
         "xray:GetAlarmRules"
     } else if path == "/alarms/create" {

@@ -12,6 +12,7 @@ mod analytics;
 pub mod audit;
 mod compare;
 pub mod headers;
+pub mod insights;
 pub mod layout;
 pub mod map;
 pub mod reach;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/traces/{id}/rows/{row}", get(row_details))
         .route("/audit", get(audit::audit_page))
         .route("/alarms", get(alarms::alarms_page))
+        .route("/insights", get(insights::insights_page))
         .route("/alarms/create", axum::routing::post(alarms::create_rule))
         .route("/alarms/delete", axum::routing::post(alarms::delete_rule))
         .route("/assets/app.css", get(css))

@@ -200,3 +200,76 @@ async fn alarm_rules_are_created_listed_and_deleted_from_the_alarms_page() {
     );
     assert!(store.alarm_rules().await.unwrap().is_empty());
 }
+
+/// The insights page lists the window's insights, open first, with root cause, events and
+/// evidence links.
+#[tokio::test]
+async fn the_insights_page_shows_root_causes_events_and_evidence() {
+    use crate::insights::{Insight, InsightEvent, InsightState};
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let node = |n: &str| crate::assembly::NodeKey {
+        name: n.to_owned(),
+        kind: String::new(),
+    };
+    let insight = |id: &str, root: &str, start: f64, end: Option<f64>| Insight {
+        insight_id: id.to_owned(),
+        state: if end.is_some() {
+            InsightState::Closed
+        } else {
+            InsightState::Active
+        },
+        start_time: start,
+        end_time: end,
+        last_update_time: start + 120.0,
+        root_cause: node(root),
+        categories: vec!["FAULT".to_owned()],
+        summary: format!("{root} FaultRate 60.0% (usual 0.1%), impacting front"),
+        impacted_services: vec![node(root), node("front")],
+        impacted_edges: vec![(node("front"), node(root))],
+        anomalies: Vec::new(),
+        requests_affected: 42.0,
+        client_request_impact_statistics: Default::default(),
+        root_cause_service_request_impact_statistics: Default::default(),
+        top_traces: vec!["1-6a5f0000-000000000000000000000001".to_owned()],
+        events: vec![InsightEvent {
+            summary: "Opened: it broke".to_owned(),
+            event_time: start + 60.0,
+            client_request_impact_statistics: Default::default(),
+            root_cause_service_request_impact_statistics: Default::default(),
+            top_anomalous_services: vec![node(root)],
+        }],
+    };
+    let t = 1_800_000_000.0;
+    store
+        .put_insights(vec![
+            insight("a", "pay", t, Some(t + 300.0)),
+            insight("b", "db", t + 600.0, None),
+        ])
+        .await
+        .unwrap();
+    let state = AppState::new(store, None);
+    let html = page(
+        state,
+        &format!(
+            "/insights?window=custom&start={}&end={}",
+            t - 60.0,
+            t + 3600.0
+        ),
+    )
+    .await;
+    let open = html
+        .find("data-root=\"db\" data-state=\"ACTIVE\"")
+        .expect("open insight");
+    let closed = html
+        .find("data-root=\"pay\" data-state=\"CLOSED\"")
+        .expect("closed insight");
+    assert!(open < closed, "open ones first");
+    assert!(html.contains("Opened: it broke"), "{html}");
+    assert!(
+        html.contains("href=\"/traces/1-6a5f0000-000000000000000000000001\""),
+        "{html}"
+    );
+    assert!(html.contains("42 requests beyond the usual"), "{html}");
+    assert!(html.contains("calls front → pay"), "{html}");
+}

@@ -68,7 +68,15 @@ pub fn anomalies_at<'a>(
             else {
                 continue;
             };
-            if value > band.upper {
+            // The usual rate: the mean of the ordinary minutes (for rare events the median is
+            // 0, which would make any single fault look significant).
+            let ordinary: Vec<f64> = past.iter().copied().filter(|v| *v <= band.upper).collect();
+            let usual = if ordinary.is_empty() {
+                band.median
+            } else {
+                ordinary.iter().sum::<f64>() / ordinary.len() as f64
+            };
+            if value > band.upper && significant(metric, now, &band, usual) {
                 out.push(Anomaly {
                     key: key.clone(),
                     metric,
@@ -82,6 +90,51 @@ pub fn anomalies_at<'a>(
     }
     out.sort_by(|a, b| a.key.cmp(&b.key).then(a.metric.cmp(&b.metric)));
     out
+}
+
+/// Chance of a minute as bad as this one when nothing is wrong, below which it is anomalous.
+pub const SIGNIFICANCE: f64 = 1e-3;
+
+/// Whether the minute's count is beyond what chance gives: its faults (errors, throttles)
+/// against the usual rate, or its requests slower than the band's top against the tenth of
+/// requests a p90 leaves above it, under a Poisson tail.
+fn significant(metric: Metric, now: &Stats, band: &Band, usual: f64) -> bool {
+    let total = now.total().max(0) as f64;
+    let (count, expected) = match metric {
+        Metric::FaultRate => (now.fault, usual * total),
+        Metric::ErrorRate => (now.error_other + now.throttle, usual * total),
+        Metric::ThrottleRate => (now.throttle, usual * total),
+        _ => (slower_than(now, band.upper), 0.1 * total),
+    };
+    poisson_tail(count.max(0) as u64, expected.max(0.05)) < SIGNIFICANCE
+}
+
+/// Requests slower than `seconds` (whole histogram buckets above it).
+fn slower_than(now: &Stats, seconds: f64) -> i64 {
+    now.histogram
+        .0
+        .iter()
+        .filter(|(b, _)| crate::graph::Histogram::bucket_value(**b - 1) >= seconds)
+        .map(|(_, c)| *c)
+        .sum()
+}
+
+/// P(X ≥ k) for X ~ Poisson(λ).
+pub fn poisson_tail(k: u64, lambda: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    // 1 − P(X < k), summing the terms in log space.
+    let mut term = (-lambda).exp();
+    let mut below = term;
+    for i in 1..k {
+        term *= lambda / i as f64;
+        below += term;
+        if term < 1e-300 && i as f64 > lambda {
+            break;
+        }
+    }
+    (1.0 - below).max(0.0)
 }
 
 fn excess(metric: Metric, now: &Stats, band: &Band) -> f64 {
@@ -99,4 +152,26 @@ fn excess(metric: Metric, now: &Stats, band: &Band) -> f64 {
             .sum(),
     }
     .max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poisson_tail;
+
+    #[test]
+    fn poisson_tails_match_known_values() {
+        // Computed independently (Python): P(X >= 3 | 0.18), P(X >= 15 | 6).
+        assert!((poisson_tail(1, 1.0) - 0.632_120_6).abs() < 1e-6);
+        assert!(
+            (poisson_tail(3, 0.18) - 8.4977e-4).abs() < 1e-7,
+            "{}",
+            poisson_tail(3, 0.18)
+        );
+        assert!(
+            (poisson_tail(15, 6.0) - 1.40035e-3).abs() < 1e-7,
+            "{}",
+            poisson_tail(15, 6.0)
+        );
+        assert_eq!(poisson_tail(0, 3.0), 1.0);
+    }
 }

@@ -144,4 +144,6 @@ pub fn insight_id(name: &str) -> String {
 }
 
 #[cfg(test)]
+mod quality;
+#[cfg(test)]
 mod tests;
