@@ -407,3 +407,55 @@ async fn rules_from_a_file_are_checked_and_saved_keeping_secrets() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_group_rule_counts_only_the_groups_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store
+        .put_group(
+            crate::store::StoredGroup {
+                name: "broken".to_owned(),
+                filter_expression: Some("fault".to_owned()),
+                insights: None,
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    // Entry requests per second of the group's traces: 6 faulty traces a minute is 0.1/s;
+    // all traffic (10 a minute, 0.17/s) would breach every minute.
+    super::save(
+        store.as_ref(),
+        rule(json!({
+            "Name": "broken-traffic", "Metric": "RequestRate", "Comparison": "GreaterThanThreshold",
+            "Threshold": 0.05, "GroupName": "broken"
+        })),
+        SaveMode::Create,
+    )
+    .await
+    .unwrap();
+    for m in 0..6 {
+        minute(store.as_ref(), M0 + m, if m == 3 { 6 } else { 0 }, 0.02).await;
+    }
+    let (mut ev, _) = evaluator(&store);
+    let mut decided = Vec::new();
+    for m in 1..=6 {
+        let events = ev.evaluate(M0 + m, at(m)).await.unwrap();
+        decided.push(events.iter().map(|e| e.new_state).collect::<Vec<_>>());
+    }
+    use AlarmState::*;
+    assert_eq!(
+        decided,
+        [vec![Ok], vec![], vec![], vec![Alarm], vec![Ok], vec![]]
+    );
+    // A rule on a group that does not exist says so.
+    store.delete_group("broken".to_owned()).await.unwrap();
+    let events = ev.evaluate(M0 + 7, at(7)).await.unwrap();
+    assert_eq!(events[0].new_state, InsufficientData);
+    assert!(
+        events[0].decision.reason.contains("group broken"),
+        "{}",
+        events[0].decision.reason
+    );
+}

@@ -7,16 +7,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+mod delivery;
+mod detection;
+
 use super::StoredAlarm;
 use super::band::Band;
 use super::evaluate::{AlarmState, decide};
-use super::event::{AlarmEvent, Delivery, EventQuery};
+use super::event::{AlarmEvent, EventQuery};
 use super::notify;
 use super::rule::{AlarmRule, BAND_HISTORY_MINUTES};
 use super::series::{RollupWindow, group_window};
 use crate::insights::detect::HISTORY_MINUTES;
 use crate::insights::tracker::Tracker;
-use crate::insights::{Insight, InsightState};
 use crate::metrics::Counters;
 use crate::store::{Store, StoreError};
 
@@ -370,161 +372,6 @@ impl Evaluator {
             .await
             .map_err(|e| format!("group {group}: {e}"))
     }
-
-    /// The next minute insight detection judges.
-    fn next_insight_minute(&self, round: i64) -> i64 {
-        self.tracker
-            .as_ref()
-            .and_then(|t| t.last_minute)
-            .map_or(round - CATCH_UP_MINUTES, |m| m + 1)
-            .max(round - CATCH_UP_MINUTES)
-    }
-
-    /// Judges the minutes settled since the last round for insights (the window is fresh:
-    /// `evaluate` read it), and records what changed with its evidence.
-    pub async fn detect(&mut self, round: i64, now: f64) -> Result<Vec<Insight>, StoreError> {
-        if !self.config.insights {
-            return Ok(Vec::new());
-        }
-        let from = self.next_insight_minute(round);
-        if self.tracker.is_none() {
-            let open: Vec<Insight> = self
-                .store
-                .insights(now - 7.0 * 86_400.0, now, None, 10_000)
-                .await?
-                .into_iter()
-                .filter(|i| i.state == InsightState::Active)
-                .collect();
-            self.tracker = Some(Tracker::with_open(open));
-        }
-        let Some(tracker) = self.tracker.as_mut() else {
-            return Ok(Vec::new());
-        };
-        for minute in from..round {
-            tracker.step(&self.window, minute);
-        }
-        let mut changed = tracker.take_changed();
-        for insight in &mut changed {
-            if insight.top_traces.is_empty() || insight.state == InsightState::Closed {
-                match top_traces(self.store.as_ref(), insight).await {
-                    Ok(ids) => insight.top_traces = ids,
-                    Err(error) => {
-                        tracing::warn!(%error, insight = %insight.insight_id, "finding an insight's traces failed")
-                    }
-                }
-            }
-            if let Some(t) = self.tracker.as_mut() {
-                t.set_top_traces(&insight.insight_id, &insight.top_traces);
-            }
-            match insight.state {
-                InsightState::Active if insight.events.len() == 1 => {
-                    tracing::warn!(insight = %insight.insight_id, summary = %insight.summary, "insight opened");
-                    self.counters
-                        .insights_opened
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                InsightState::Closed => {
-                    tracing::info!(insight = %insight.insight_id, summary = %insight.summary, "insight closed");
-                    self.counters
-                        .insights_closed
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                InsightState::Active => {}
-            }
-        }
-        if !changed.is_empty() {
-            self.store.put_insights(changed.clone()).await?;
-        }
-        Ok(changed)
-    }
-
-    /// Tries each alarm's oldest pending notification whose retry is due (in order: a later
-    /// state change of an alarm waits for the earlier one), and records how each ended.
-    pub async fn deliver(&mut self, now: f64) -> Result<(), StoreError> {
-        let mut pending = self
-            .store
-            .alarm_events(EventQuery {
-                pending_only: true,
-                limit: MAX_EVENTS,
-                ..EventQuery::default()
-            })
-            .await?;
-        pending.sort_by(|a, b| a.alarm.cmp(&b.alarm).then(a.seq.cmp(&b.seq)));
-        pending.dedup_by(|later, earlier| later.alarm == earlier.alarm);
-        pending.retain(|e| {
-            self.retries
-                .get(&(e.alarm.clone(), e.seq))
-                .is_none_or(|r| r.next_at <= now)
-        });
-        let mut finished = Vec::new();
-        for chunk in pending.chunks(PARALLEL_DELIVERIES) {
-            let mut attempts = tokio::task::JoinSet::new();
-            for event in chunk {
-                let rule = self.rules.get(&event.alarm).cloned();
-                let client = self.client.clone();
-                let base = self.config.public_url.clone();
-                let event = event.clone();
-                let tries = self
-                    .retries
-                    .get(&(event.alarm.clone(), event.seq))
-                    .map_or(1, |r| r.attempts + 1);
-                attempts.spawn(async move {
-                    attempt(&client, &base, rule.as_ref(), event, tries, now).await
-                });
-            }
-            while let Some(done) = attempts.join_next().await {
-                let Ok((event, failures)) = done else {
-                    continue;
-                };
-                self.account(&event, failures, now);
-                finished.push(event);
-            }
-        }
-        let changed: Vec<AlarmEvent> = finished
-            .into_iter()
-            .filter(|e| e.deliveries.iter().any(|d| d.at == now))
-            .collect();
-        if !changed.is_empty() {
-            self.store.put_alarm_events(changed).await?;
-        }
-        Ok(())
-    }
-
-    /// Counts an attempt's outcome and schedules the retry of what is still pending.
-    fn account(&mut self, event: &AlarmEvent, failures: Vec<String>, now: f64) {
-        let key = (event.alarm.clone(), event.seq);
-        for d in event.deliveries.iter().filter(|d| d.at == now) {
-            if d.delivered {
-                self.counters
-                    .alarm_notifications_sent
-                    .fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.counters
-                    .alarm_notifications_abandoned
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::error!(alarm = %event.alarm, seq = event.seq, webhook = d.webhook, detail = %d.detail, "alarm notification given up");
-            }
-        }
-        if event.pending.is_empty() {
-            self.retries.remove(&key);
-            return;
-        }
-        self.counters
-            .alarm_notification_failures
-            .fetch_add(failures.len() as u64, Ordering::Relaxed);
-        let retry = self.retries.entry(key).or_insert(Retry {
-            attempts: 0,
-            next_at: now,
-            last_error_logged: false,
-        });
-        retry.attempts += 1;
-        let wait = (2f64.powi(retry.attempts.min(16) as i32)).min(MAX_BACKOFF);
-        retry.next_at = now + wait * (0.75 + 0.5 * rand::random::<f64>());
-        if !retry.last_error_logged || retry.attempts.is_multiple_of(10) {
-            tracing::warn!(alarm = %event.alarm, seq = event.seq, attempts = retry.attempts, errors = ?failures, "alarm notification not delivered; will retry");
-            retry.last_error_logged = true;
-        }
-    }
 }
 
 /// Decides one rule over `window` for the periods complete before minute `round`; returns
@@ -604,102 +451,4 @@ pub fn judge(
         start as f64 * 60.0,
         end as f64 * 60.0,
     )
-}
-
-/// One attempt at every pending webhook of `event`; returns the event with what ended moved
-/// from `pending` to `deliveries`, and the errors of what is still pending.
-async fn attempt(
-    client: &reqwest::Client,
-    base: &str,
-    rule: Option<&AlarmRule>,
-    mut event: AlarmEvent,
-    tries: u32,
-    now: f64,
-) -> (AlarmEvent, Vec<String>) {
-    let mut still = Vec::new();
-    let mut failures = Vec::new();
-    let pending = std::mem::take(&mut event.pending);
-    for index in pending {
-        let end = |delivered: bool, detail: String| Delivery {
-            webhook: index,
-            at: now,
-            attempts: tries,
-            delivered,
-            detail,
-        };
-        let Some(rule) = rule else {
-            event
-                .deliveries
-                .push(end(false, "the alarm rule was deleted".to_owned()));
-            continue;
-        };
-        let Some(hook) = rule.webhooks.get(index as usize) else {
-            event.deliveries.push(end(
-                false,
-                "the webhook was removed from the rule".to_owned(),
-            ));
-            continue;
-        };
-        if !rule.actions_enabled {
-            event
-                .deliveries
-                .push(end(false, "actions were disabled on the rule".to_owned()));
-            continue;
-        }
-        let link = notify::link(base, rule, &event);
-        let body = notify::body(hook.format, rule, &event, &link);
-        match notify::send(client, hook, &event.delivery_id(), body).await {
-            Ok(status) => event
-                .deliveries
-                .push(end(true, format!("answered {status}"))),
-            Err(error) if now - event.time > GIVE_UP_AFTER => {
-                event
-                    .deliveries
-                    .push(end(false, format!("gave up after 24 hours: {error}")));
-            }
-            Err(error) => {
-                failures.push(format!("{}: {error}", hook.url));
-                still.push(index);
-            }
-        }
-    }
-    event.pending = still;
-    (event, failures)
-}
-
-/// The root cause's traces that show an insight: its faults (errors, throttles), or its
-/// requests slower than usual, over the insight's window.
-async fn top_traces(
-    store: &dyn Store,
-    insight: &Insight,
-) -> Result<Vec<String>, crate::query::QueryError> {
-    use crate::filter::Literal;
-    let cause = &insight.root_cause;
-    let slow = insight.anomalies.iter().find(|a| {
-        a.metric == super::Metric::P90 && (a.service == *cause || a.to.as_ref() == Some(cause))
-    });
-    let outcome = insight.categories.iter().find_map(|c| match c.as_str() {
-        "FAULT" => Some("fault"),
-        "ERROR" => Some("error"),
-        "THROTTLE" => Some("throttle"),
-        _ => None,
-    });
-    let body = match (outcome, slow) {
-        (Some(o), _) => o.to_owned(),
-        (None, Some(a)) => format!("responsetime > {}", a.upper),
-        (None, None) => return Ok(Vec::new()),
-    };
-    let text = format!("service({}) {{ {body} }}", Literal::Str(cause.name.clone()));
-    let Ok(filter) = crate::filter::parse(&text) else {
-        return Ok(Vec::new());
-    };
-    let end = insight.end_time.unwrap_or(insight.last_update_time);
-    let page =
-        crate::query::trace_summaries(store, insight.start_time, end, Some(&filter), None).await?;
-    Ok(page
-        .summaries
-        .into_iter()
-        .take(TOP_TRACES)
-        .map(|s| s.id)
-        .collect())
 }
