@@ -237,7 +237,7 @@ fn bench(c: &mut Criterion) {
     );
     let mut tracker = roentgen_web::insights::tracker::Tracker::default();
     group.bench_function("insights_one_minute_1k_services", |b| {
-        b.iter(|| tracker.step(&window, round - 1))
+        b.iter(|| tracker.step(&window, &[], round - 1))
     });
     let reread = roentgen_web::alarms::series::REREAD_MINUTES;
     group.bench_function("store_reads_the_rounds_minutes", |b| {

@@ -136,6 +136,11 @@ impl RollupWindow {
         self.series.iter()
     }
 
+    /// One node's or edge's statistics by minute.
+    pub fn series_of(&self, key: &Key) -> Option<&BTreeMap<i64, Stats>> {
+        self.series.get(key)
+    }
+
     /// Nodes and edges held.
     pub fn len(&self) -> usize {
         self.series.len()

@@ -2,11 +2,9 @@
 //! its p90 response time against the band learned from its own previous two hours (the alarm's
 //! median ± MAD band). Only rises count: a service getting better is not an incident.
 
-use std::collections::BTreeMap;
-
 use crate::alarms::band::Band;
 use crate::alarms::metric::Metric;
-use crate::alarms::series::Key;
+use crate::alarms::series::{Key, RollupWindow};
 use crate::graph::Stats;
 
 /// Minutes of history a minute is judged against.
@@ -41,13 +39,23 @@ pub struct Anomaly {
     pub excess: f64,
 }
 
-/// The anomalies of minute `minute` among `series` (statistics by minute of each key).
-pub fn anomalies_at<'a>(
-    series: impl Iterator<Item = (&'a Key, &'a BTreeMap<i64, Stats>)>,
+/// Earlier times a minute is also compared with, in minutes back: the same time yesterday and
+/// a week ago (daily and weekly seasons).
+pub const SEASONS: [i64; 2] = [1_440, 10_080];
+/// Minutes either side of the same earlier time that a seasonal band learns from.
+pub const SEASON_SPREAD: i64 = 15;
+
+/// The anomalies of minute `minute` in `window`. A minute is anomalous when it is above the
+/// band of its previous two hours, beyond chance, and, where earlier days or weeks are known
+/// (`seasons`: each window with how many minutes back it lies), above the band of the same time
+/// then too: a rise that happens every day at this hour is not an incident.
+pub fn anomalies_at(
+    window: &RollupWindow,
+    seasons: &[(i64, &RollupWindow)],
     minute: i64,
 ) -> Vec<Anomaly> {
     let mut out = Vec::new();
-    for (key, minutes) in series {
+    for (key, minutes) in window.series() {
         let Some(now) = minutes.get(&minute).filter(|s| s.total() >= MIN_REQUESTS) else {
             continue;
         };
@@ -56,16 +64,26 @@ pub fn anomalies_at<'a>(
             .map(|(_, s)| s)
             .filter(|s| s.total() >= MIN_REQUESTS)
             .collect();
+        let seasonal: Vec<&Stats> = seasons
+            .iter()
+            .filter_map(|(back, w)| w.series_of(key).map(|m| (*back, m)))
+            .flat_map(|(back, m)| {
+                let at = minute - back;
+                m.range(at - SEASON_SPREAD..=at + SEASON_SPREAD)
+                    .map(|(_, s)| s)
+            })
+            .filter(|s| s.total() >= MIN_REQUESTS)
+            .collect();
         for metric in METRICS {
             let Some(value) = metric.value(now, 60, 0) else {
                 continue;
             };
-            let past: Vec<f64> = history
-                .iter()
-                .filter_map(|s| metric.value(s, 60, 0))
-                .collect();
-            let Some(band) = Band::learn(&past, WIDTH, |median| metric.noise_floor(median, 60))
-            else {
+            let floor = |median: f64| metric.noise_floor(median, 60);
+            let values = |list: &[&Stats]| -> Vec<f64> {
+                list.iter().filter_map(|s| metric.value(s, 60, 0)).collect()
+            };
+            let past = values(&history);
+            let Some(band) = Band::learn(&past, WIDTH, floor) else {
                 continue;
             };
             // The usual rate: the mean of the ordinary minutes (for rare events the median is
@@ -76,16 +94,22 @@ pub fn anomalies_at<'a>(
             } else {
                 ordinary.iter().sum::<f64>() / ordinary.len() as f64
             };
-            if value > band.upper && significant(metric, now, &band, usual) {
-                out.push(Anomaly {
-                    key: key.clone(),
-                    metric,
-                    value,
-                    band,
-                    requests: now.total(),
-                    excess: excess(metric, now, &band),
-                });
+            if value <= band.upper || !significant(metric, now, &band, usual) {
+                continue;
             }
+            if let Some(then) = Band::learn(&values(&seasonal), WIDTH, floor)
+                && value <= then.upper
+            {
+                continue;
+            }
+            out.push(Anomaly {
+                key: key.clone(),
+                metric,
+                value,
+                band,
+                requests: now.total(),
+                excess: excess(metric, now, &band),
+            });
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key).then(a.metric.cmp(&b.metric)));

@@ -164,7 +164,7 @@ fn insights_find_the_labelled_incidents_of_the_generated_shop() {
     // Insight id -> (root cause, start minute, the minute it was first reported).
     let mut found: HashMap<String, (String, i64, i64)> = HashMap::new();
     for m in super::detect::HISTORY_MINUTES..spec.minutes {
-        tracker.step(&window, m);
+        tracker.step(&window, &[], m);
         for i in tracker.take_changed() {
             found.entry(i.insight_id.clone()).or_insert((
                 i.root_cause.name.clone(),

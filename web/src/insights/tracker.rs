@@ -86,10 +86,11 @@ impl Tracker {
         std::mem::take(&mut self.changed).into_values().collect()
     }
 
-    /// Judges minute `minute` of `window` and moves the insights along.
-    pub fn step(&mut self, window: &RollupWindow, minute: i64) {
+    /// Judges minute `minute` of `window` (and of `seasons`, the same time on earlier days,
+    /// each with how many minutes back it lies) and moves the insights along.
+    pub fn step(&mut self, window: &RollupWindow, seasons: &[(i64, &RollupWindow)], minute: i64) {
         self.last_minute = Some(minute);
-        let anomalies = anomalies_at(window.series(), minute);
+        let anomalies = anomalies_at(window, seasons, minute);
         let seen: BTreeSet<(Key, Metric)> = anomalies
             .iter()
             .map(|a| (a.key.clone(), a.metric))
@@ -122,53 +123,20 @@ impl Tracker {
             .iter()
             .map(|a| ((a.key.clone(), a.metric), a))
             .collect();
-        // Group services by the counting anomalies (union-find over service names).
-        let mut parent: BTreeMap<NodeKey, NodeKey> = BTreeMap::new();
-        fn root(parent: &mut BTreeMap<NodeKey, NodeKey>, k: &NodeKey) -> NodeKey {
-            let mut at = k.clone();
-            while let Some(p) = parent.get(&at).filter(|p| **p != at).cloned() {
-                at = p;
-            }
-            at
-        }
-        for ((key, _), _) in &counting {
-            let services = services_of(key);
-            for s in &services {
-                parent.entry((*s).clone()).or_insert_with(|| (*s).clone());
-            }
-            if let [a, b] = services[..] {
-                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
-                if ra != rb {
-                    parent.insert(ra, rb);
-                }
-            }
-        }
-        let mut groups: BTreeMap<NodeKey, Vec<(Key, Metric, Run)>> = BTreeMap::new();
-        for ((key, metric), run) in &counting {
-            if let Some(s) = services_of(key).first() {
-                let r = root(&mut parent, s);
-                groups
-                    .entry(r)
-                    .or_default()
-                    .push((key.clone(), *metric, **run));
-            }
-        }
+        let groups = by_root_cause(&counting);
         let minute_start = minute as f64 * 60.0;
         let mut matched = vec![false; self.open.len()];
-        for (_, members) in groups {
+        for (cause, members) in groups {
             let services: BTreeSet<NodeKey> = members
                 .iter()
                 .flat_map(|(k, _, _)| services_of(k).into_iter().cloned())
+                .chain([cause.clone()])
                 .collect();
             let edges: BTreeSet<(NodeKey, NodeKey)> = members
                 .iter()
                 .filter_map(|(k, _, _)| k.1.clone().map(|d| (k.0.clone(), d)))
                 .collect();
-            let cause = root_cause(&services, &edges, &members, &now);
-            let found = self
-                .open
-                .iter()
-                .position(|i| i.impacted_services.iter().any(|s| services.contains(s)));
+            let found = self.open.iter().position(|i| i.root_cause == cause);
             let index = match found {
                 Some(i) => i,
                 None => {
@@ -317,41 +285,74 @@ impl Tracker {
     }
 }
 
-/// The deepest service of a group: none of its own calls (counting edges to others of the
-/// group) is anomalous; among several, the one with its own anomaly and the most excess.
-fn root_cause(
-    services: &BTreeSet<NodeKey>,
-    edges: &BTreeSet<(NodeKey, NodeKey)>,
-    members: &[(Key, Metric, Run)],
-    now: &HashMap<(Key, Metric), &Anomaly>,
-) -> NodeKey {
-    let calls_anomalous = |s: &NodeKey| {
-        edges
-            .iter()
-            .any(|(a, b)| a == s && b != s && services.contains(b))
-    };
-    let weight = |s: &NodeKey| -> (bool, f64) {
-        let own = members.iter().any(|(k, _, _)| k.0 == *s && k.1.is_none());
-        let excess: f64 = members
-            .iter()
-            .filter(|(k, _, _)| services_of(k).last() == Some(&s))
-            .filter_map(|(k, m, _)| now.get(&(k.clone(), *m)).map(|a| a.excess))
-            .sum();
-        (own, excess)
-    };
-    let mut deepest: Vec<&NodeKey> = services.iter().filter(|s| !calls_anomalous(s)).collect();
-    if deepest.is_empty() {
-        // A cycle of anomalous calls: every service calls another; take them all.
-        deepest = services.iter().collect();
+/// The counting anomalies grouped by root cause. Following anomalous calls downstream from
+/// each anomalous service leads to the deepest ones, whose own calls are all normal: those are
+/// root causes, and each anomaly belongs to the root causes below all the services it is
+/// about. A caller failing because of two independent callees is in both their insights.
+fn by_root_cause(
+    counting: &[(&(Key, Metric), &Run)],
+) -> BTreeMap<NodeKey, Vec<(Key, Metric, Run)>> {
+    let mut calls: BTreeMap<&NodeKey, BTreeSet<&NodeKey>> = BTreeMap::new();
+    let mut services: BTreeSet<&NodeKey> = BTreeSet::new();
+    for ((key, _), _) in counting {
+        services.extend(services_of(key));
+        if let Some(dst) = &key.1
+            && !is_client(&key.0)
+            && key.0 != *dst
+        {
+            calls.entry(&key.0).or_default().insert(dst);
+        }
     }
-    deepest
-        .into_iter()
-        .max_by(|a, b| {
-            let (wa, wb) = (weight(a), weight(b));
-            wa.0.cmp(&wb.0).then(wa.1.total_cmp(&wb.1)).then(b.cmp(a))
+    fn deepest<'k>(
+        s: &'k NodeKey,
+        calls: &BTreeMap<&'k NodeKey, BTreeSet<&'k NodeKey>>,
+        path: &mut Vec<&'k NodeKey>,
+        out: &mut BTreeSet<&'k NodeKey>,
+    ) {
+        path.push(s);
+        let below: Vec<&NodeKey> = calls
+            .get(s)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|c| !path.contains(c))
+            .collect();
+        if below.is_empty() {
+            out.insert(s);
+        }
+        for c in below {
+            deepest(c, calls, path, out);
+        }
+        path.pop();
+    }
+    let roots: BTreeMap<&NodeKey, BTreeSet<&NodeKey>> = services
+        .iter()
+        .map(|s| {
+            let mut out = BTreeSet::new();
+            deepest(s, &calls, &mut Vec::new(), &mut out);
+            (*s, out)
         })
-        .cloned()
-        .unwrap_or_else(NodeKey::client)
+        .collect();
+    let mut groups: BTreeMap<NodeKey, Vec<(Key, Metric, Run)>> = BTreeMap::new();
+    for ((key, metric), run) in counting {
+        let about = services_of(key);
+        // The root causes below every service the anomaly is about.
+        let mut common: Option<BTreeSet<&NodeKey>> = None;
+        for s in &about {
+            let r = roots.get(s).cloned().unwrap_or_default();
+            common = Some(match common {
+                None => r,
+                Some(c) => c.intersection(&r).copied().collect(),
+            });
+        }
+        for cause in common.unwrap_or_default() {
+            groups
+                .entry(cause.clone())
+                .or_default()
+                .push((key.clone(), *metric, **run));
+        }
+    }
+    groups
 }
 
 /// The clients' and the root cause's requests in one minute.

@@ -4,6 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use super::{CATCH_UP_MINUTES, Evaluator, TOP_TRACES};
+use crate::alarms::series::RollupWindow;
+use crate::insights::detect::SEASON_SPREAD;
 use crate::insights::tracker::Tracker;
 use crate::insights::{Insight, InsightState};
 use crate::store::{Store, StoreError};
@@ -35,11 +37,23 @@ impl Evaluator {
                 .collect();
             self.tracker = Some(Tracker::with_open(open));
         }
+        // The same minutes yesterday and a week ago, kept like the recent window.
+        for (back, window) in &mut self.seasons {
+            window
+                .refresh(
+                    self.store.as_ref(),
+                    from - *back - SEASON_SPREAD,
+                    round - 1 - *back + SEASON_SPREAD,
+                )
+                .await?;
+        }
+        let seasons: Vec<(i64, &RollupWindow)> =
+            self.seasons.iter().map(|(back, w)| (*back, w)).collect();
         let Some(tracker) = self.tracker.as_mut() else {
             return Ok(Vec::new());
         };
         for minute in from..round {
-            tracker.step(&self.window, minute);
+            tracker.step(&self.window, &seasons, minute);
         }
         let mut changed = tracker.take_changed();
         for insight in &mut changed {

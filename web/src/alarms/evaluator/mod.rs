@@ -96,6 +96,8 @@ pub struct Evaluator {
     last_round: Option<i64>,
     retries: HashMap<(String, u64), Retry>,
     tracker: Option<Tracker>,
+    /// Insight detection's windows of earlier days (minutes back, window).
+    seasons: Vec<(i64, RollupWindow)>,
     /// Per rule: its `modified_at` and its values of periods no round reads again.
     memos: HashMap<String, (f64, BTreeMap<i64, Option<f64>>)>,
 }
@@ -128,6 +130,10 @@ impl Evaluator {
             last_round: None,
             retries: HashMap::new(),
             tracker: None,
+            seasons: crate::insights::detect::SEASONS
+                .iter()
+                .map(|back| (*back, RollupWindow::default()))
+                .collect(),
             memos: HashMap::new(),
         }
     }
