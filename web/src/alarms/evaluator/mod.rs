@@ -251,7 +251,15 @@ impl Evaluator {
                 None => Ok(&self.window),
                 Some(group) => {
                     if !groups.contains_key(group) {
-                        let read = self.group_rollups(group, first, round - 1).await;
+                        // A group's traces are read over what its own rules need.
+                        let (span, period) = rules
+                            .iter()
+                            .filter(|r| r.group_name.as_ref() == Some(group))
+                            .map(|r| (r.span_minutes(), i64::from(r.period / 60)))
+                            .fold((0, 1), |(s, p), (rs, rp)| (s.max(rs), p.max(rp)));
+                        let read = self
+                            .group_rollups(group, round - span - period, round - 1)
+                            .await;
                         groups.insert(group.clone(), read);
                     }
                     match &groups[group] {
@@ -262,9 +270,10 @@ impl Evaluator {
             };
             let (decision, window_start, window_end) = match window {
                 Ok(window) => {
+                    let changed_at = modified.get(&rule.name).copied().unwrap_or_default();
                     let memo = memos.entry(rule.name.clone()).or_default();
-                    if memo.0 != modified[rule.name.as_str()] {
-                        *memo = (modified[rule.name.as_str()], BTreeMap::new());
+                    if memo.0 != changed_at {
+                        *memo = (changed_at, BTreeMap::new());
                     }
                     judge(rule, window, round, current.state, &mut memo.1)
                 }
@@ -312,6 +321,7 @@ impl Evaluator {
         {
             // Not recorded: the states stay as they were, so the next round decides again.
             self.states = Some(states);
+            self.memos = memos;
             return Err(e);
         }
         self.memos = memos;
