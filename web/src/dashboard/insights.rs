@@ -88,7 +88,7 @@ fn row(i: &Insight) -> InsightRow {
                 summary: e.summary.clone(),
             })
             .collect(),
-        map_link: format!("/?{window}&filter={filter}"),
+        map_link: format!("/?{window}&insight={}", url_encode(&i.insight_id)),
         analytics_link: format!("/analytics?{window}&filter={filter}"),
     }
 }

@@ -173,6 +173,26 @@ fn ring(svg: &mut String, x: f64, y: f64, parts: [(i64, &str); 4], total: i64) {
 
 /// Renders services (X-Ray's `Services` list) over a window of `minutes` minutes.
 pub fn render(services: &[Service], minutes: f64) -> MapView {
+    render_highlighted(services, minutes, None)
+}
+
+/// The part of the map an insight impacted, drawn outlined (`impacted`, `root-cause`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Highlight {
+    /// Impacted services, by name.
+    pub services: std::collections::BTreeSet<String>,
+    /// Impacted calls, `(from, to)` by name.
+    pub edges: std::collections::BTreeSet<(String, String)>,
+    /// The root cause, by name.
+    pub root: String,
+}
+
+/// [`render`], with `highlight`'s services and calls outlined.
+pub fn render_highlighted(
+    services: &[Service],
+    minutes: f64,
+    highlight: Option<&Highlight>,
+) -> MapView {
     let index_of = |reference: usize| services.iter().position(|s| s.reference_id == reference);
     let mut edges: Vec<(usize, usize, SummaryStatistics, Vec<HistogramEntry>)> = Vec::new();
     for (i, s) in services.iter().enumerate() {
@@ -243,6 +263,15 @@ pub fn render(services: &[Service], minutes: f64) -> MapView {
             "ok"
         };
         let id = format!("edge-{a}-{b}");
+        let marked = highlight.is_some_and(|h| {
+            h.edges
+                .contains(&(services[*a].name.clone(), services[*b].name.clone()))
+        });
+        let class = if marked {
+            format!("{class} impacted")
+        } else {
+            class.to_owned()
+        };
         let avg = if total > 0 {
             stats.total_response_time / total as f64
         } else {
@@ -292,8 +321,13 @@ pub fn render(services: &[Service], minutes: f64) -> MapView {
         let near: Vec<String> = neighbours[i].iter().map(|n| n.to_string()).collect();
         let _ = write!(
             svg,
-            r#"<g class="node {kc}" id="{id}" data-panel="{id}" data-index="{i}" data-name="{name}" data-neighbours="{near}" tabindex="0" role="button" aria-label="{name}">"#,
+            r#"<g class="node {kc}{mark}" id="{id}" data-panel="{id}" data-index="{i}" data-name="{name}" data-neighbours="{near}" tabindex="0" role="button" aria-label="{name}">"#,
             kc = kind.replace(' ', "-"),
+            mark = match highlight {
+                Some(h) if h.root == s.name => " impacted root-cause",
+                Some(h) if h.services.contains(&s.name) => " impacted",
+                _ => "",
+            },
             name = esc(&s.name),
             near = near.join(" ")
         );

@@ -506,12 +506,48 @@ pub fn render_map_page(services: &[crate::graph::Service], minutes: f64) -> Stri
     .unwrap_or_default()
 }
 
+/// The map page's own query parameter besides the scope.
+#[derive(Debug, Default, Deserialize)]
+pub struct MapQuery {
+    /// An insight whose impacted services and calls are outlined.
+    #[serde(default)]
+    pub insight: Option<String>,
+}
+
 async fn map_page(
     State(state): State<AppState>,
     caller: Option<Extension<Caller>>,
     Query(mut scope): Query<Scope>,
+    Query(extra): Query<MapQuery>,
 ) -> Result<Html<String>, PageError> {
     let (w, nav) = page_frame(&state, caller, &mut scope, "map", "5m").await?;
+    let highlight = match extra.insight.filter(|id| !id.is_empty()) {
+        None => None,
+        Some(id) => {
+            let found = state
+                .store
+                .insights(f64::MIN, f64::MAX, Some(id.clone()), 1)
+                .await
+                .map_err(query_err)?;
+            let insight = found
+                .into_iter()
+                .next()
+                .ok_or_else(|| PageError::NotFound(format!("insight {id}")))?;
+            Some(map::Highlight {
+                services: insight
+                    .impacted_services
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+                edges: insight
+                    .impacted_edges
+                    .iter()
+                    .map(|(a, b)| (a.name.clone(), b.name.clone()))
+                    .collect(),
+                root: insight.root_cause.name,
+            })
+        }
+    };
     let (services, problem) = match scope_filter(&state, &scope).await {
         Ok(expr) => (
             query::service_graph(state.store.as_ref(), w.start, w.end, expr.as_ref())
@@ -521,7 +557,7 @@ async fn map_page(
         ),
         Err(p) => (Vec::new(), Some(p)),
     };
-    let view = map::render(&services, (w.end - w.start) / 60.0);
+    let view = map::render_highlighted(&services, (w.end - w.start) / 60.0, highlight.as_ref());
     let page = MapPage {
         traces_base: format!("/traces?{}", nav.window_query),
         nav,

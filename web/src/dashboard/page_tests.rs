@@ -273,3 +273,68 @@ async fn the_insights_page_shows_root_causes_events_and_evidence() {
     assert!(html.contains("42 requests beyond the usual"), "{html}");
     assert!(html.contains("calls front → pay"), "{html}");
 }
+
+/// The map outlines an insight's impacted services and calls, its root cause most.
+#[tokio::test]
+async fn the_map_outlines_what_an_insight_impacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let t = 1_800_000_000.0;
+    let docs: Vec<String> = (0..20)
+        .flat_map(|n| crate::synth::shop_trace(n, t + n as f64))
+        .collect();
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let node = |n: &str| crate::assembly::NodeKey {
+        name: n.to_owned(),
+        kind: String::new(),
+    };
+    let insight = crate::insights::Insight {
+        insight_id: "i-1".to_owned(),
+        state: crate::insights::InsightState::Closed,
+        start_time: t,
+        end_time: Some(t + 60.0),
+        last_update_time: t + 60.0,
+        root_cause: node("orders"),
+        categories: vec!["FAULT".to_owned()],
+        summary: String::new(),
+        impacted_services: vec![node("frontend"), node("orders")],
+        impacted_edges: vec![(node("frontend"), node("orders"))],
+        anomalies: Vec::new(),
+        requests_affected: 0.0,
+        client_request_impact_statistics: Default::default(),
+        root_cause_service_request_impact_statistics: Default::default(),
+        top_traces: Vec::new(),
+        events: Vec::new(),
+    };
+    store.put_insights(vec![insight]).await.unwrap();
+    let state = AppState::new(store, None);
+    let uri = format!(
+        "/?window=custom&start={}&end={}&insight=i-1",
+        t - 60.0,
+        t + 120.0
+    );
+    let html = page(state.clone(), &uri).await;
+    let node_of = |name: &str| {
+        let at = html.find(&format!("data-name=\"{name}\"")).unwrap();
+        html[..at].rsplit("<g class=\"").next().unwrap().to_owned()
+    };
+    assert!(
+        node_of("orders").contains("impacted root-cause"),
+        "{}",
+        node_of("orders")
+    );
+    assert!(
+        node_of("frontend").contains("impacted") && !node_of("frontend").contains("root-cause")
+    );
+    assert!(!node_of("DynamoDB").contains("impacted"));
+    assert_eq!(
+        html.matches("impacted\" id=\"edge-").count(),
+        1,
+        "one call outlined"
+    );
+    let missing = super::router(state)
+        .oneshot(Request::get("/?insight=nope").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
