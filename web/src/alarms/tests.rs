@@ -459,3 +459,32 @@ async fn a_group_rule_counts_only_the_groups_traces() {
         events[0].decision.reason
     );
 }
+
+#[tokio::test]
+async fn the_lease_holder_finds_an_insight_with_its_evidence_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    for m in 0..36 {
+        let faults = if (30..33).contains(&m) { 6 } else { 0 };
+        minute(store.as_ref(), M0 + m, faults, 0.02).await;
+    }
+    let (mut ev, counters) = evaluator(&store);
+    ev.evaluate(M0 + 36, at(36)).await.unwrap();
+    let found = ev.detect(M0 + 36, at(36)).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let insight = &found[0];
+    assert_eq!(insight.root_cause.name, "pay");
+    assert_eq!(insight.state, crate::insights::InsightState::Closed);
+    assert!(!insight.top_traces.is_empty());
+    for id in &insight.top_traces {
+        // Trace ids carry their start: every piece of evidence is from the burst.
+        let epoch = i64::from_str_radix(&id[2..10], 16).unwrap();
+        assert!(((M0 + 30) * 60..(M0 + 33) * 60).contains(&epoch), "{id}");
+    }
+    let stored = store.insights(0.0, f64::MAX, None, 10).await.unwrap();
+    assert_eq!(stored, found);
+    assert_eq!(counters.insights_opened.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.insights_closed.load(Ordering::Relaxed), 1);
+    // A later round finds nothing new, and does not find it again.
+    assert!(ev.detect(M0 + 37, at(37)).await.unwrap().is_empty());
+}

@@ -68,20 +68,19 @@ impl Evaluator {
             if let Some(t) = self.tracker.as_mut() {
                 t.set_top_traces(&insight.insight_id, &insight.top_traces);
             }
-            match insight.state {
-                InsightState::Active if insight.events.len() == 1 => {
-                    tracing::warn!(insight = %insight.insight_id, summary = %insight.summary, "insight opened");
-                    self.counters
-                        .insights_opened
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                InsightState::Closed => {
-                    tracing::info!(insight = %insight.insight_id, summary = %insight.summary, "insight closed");
-                    self.counters
-                        .insights_closed
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                InsightState::Active => {}
+            // An insight may open and close between two rounds (found while catching up).
+            if self.reported.insert(insight.insight_id.clone()) {
+                tracing::warn!(insight = %insight.insight_id, summary = %insight.summary, "insight opened");
+                self.counters
+                    .insights_opened
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            if insight.state == InsightState::Closed {
+                self.reported.remove(&insight.insight_id);
+                tracing::info!(insight = %insight.insight_id, summary = %insight.summary, "insight closed");
+                self.counters
+                    .insights_closed
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         if !changed.is_empty() {
@@ -91,40 +90,55 @@ impl Evaluator {
     }
 }
 
-/// The root cause's traces that show an insight: its faults (errors, throttles), or its
-/// requests slower than usual, over the insight's window.
+/// The traces that show an insight: first those whose root cause, as computed when they were
+/// stored, is the insight's root cause (`rootcause.fault.service { name = … }`, `error`, or
+/// `responsetime` for latency), then the root cause's own faulty (erroneous, throttled, slow)
+/// requests, over the insight's window.
 async fn top_traces(
     store: &dyn Store,
     insight: &Insight,
 ) -> Result<Vec<String>, crate::query::QueryError> {
     use crate::filter::Literal;
     let cause = &insight.root_cause;
+    let name = Literal::Str(cause.name.clone());
     let slow = insight.anomalies.iter().find(|a| {
         a.metric == crate::alarms::Metric::P90
             && (a.service == *cause || a.to.as_ref() == Some(cause))
     });
     let outcome = insight.categories.iter().find_map(|c| match c.as_str() {
-        "FAULT" => Some("fault"),
-        "ERROR" => Some("error"),
-        "THROTTLE" => Some("throttle"),
+        "FAULT" => Some(("fault", "fault")),
+        "ERROR" => Some(("error", "error")),
+        "THROTTLE" => Some(("error", "throttle")),
         _ => None,
     });
-    let body = match (outcome, slow) {
-        (Some(o), _) => o.to_owned(),
-        (None, Some(a)) => format!("responsetime > {}", a.upper),
+    let filters = match (outcome, slow) {
+        (Some((kind, flag)), _) => [
+            format!("rootcause.{kind}.service {{ name = {name} }}"),
+            format!("service({name}) {{ {flag} }}"),
+        ],
+        (None, Some(a)) => [
+            format!("rootcause.responsetime.service {{ name = {name} }}"),
+            format!("service({name}) {{ responsetime > {} }}", a.upper),
+        ],
         (None, None) => return Ok(Vec::new()),
     };
-    let text = format!("service({}) {{ {body} }}", Literal::Str(cause.name.clone()));
-    let Ok(filter) = crate::filter::parse(&text) else {
-        return Ok(Vec::new());
-    };
     let end = insight.end_time.unwrap_or(insight.last_update_time);
-    let page =
-        crate::query::trace_summaries(store, insight.start_time, end, Some(&filter), None).await?;
-    Ok(page
-        .summaries
-        .into_iter()
-        .take(TOP_TRACES)
-        .map(|s| s.id)
-        .collect())
+    let mut ids: Vec<String> = Vec::new();
+    for text in filters {
+        let Ok(filter) = crate::filter::parse(&text) else {
+            continue;
+        };
+        let page =
+            crate::query::trace_summaries(store, insight.start_time, end, Some(&filter), None)
+                .await?;
+        for s in page.summaries {
+            if ids.len() < TOP_TRACES && !ids.contains(&s.id) {
+                ids.push(s.id);
+            }
+        }
+        if ids.len() >= TOP_TRACES {
+            break;
+        }
+    }
+    Ok(ids)
 }

@@ -96,6 +96,8 @@ pub struct Evaluator {
     last_round: Option<i64>,
     retries: HashMap<(String, u64), Retry>,
     tracker: Option<Tracker>,
+    /// Open insights already counted and logged as opened.
+    reported: std::collections::HashSet<String>,
     /// Insight detection's windows of earlier days (minutes back, window).
     seasons: Vec<(i64, RollupWindow)>,
     /// Per rule: its `modified_at` and its values of periods no round reads again.
@@ -130,6 +132,7 @@ impl Evaluator {
             last_round: None,
             retries: HashMap::new(),
             tracker: None,
+            reported: std::collections::HashSet::new(),
             seasons: crate::insights::detect::SEASONS
                 .iter()
                 .map(|back| (*back, RollupWindow::default()))
