@@ -488,3 +488,45 @@ async fn the_lease_holder_finds_an_insight_with_its_evidence_traces() {
     // A later round finds nothing new, and does not find it again.
     assert!(ev.detect(M0 + 37, at(37)).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_band_rule_knows_what_is_usual_at_this_hour_from_yesterday() {
+    let rule_json = json!({
+        "Name": "pay-latency", "Metric": "P90", "Comparison": "GreaterThanUpperBand",
+        "EntitySelectorExpression": "service(\"pay\")"
+    });
+    let day = 1_440;
+    let mut decided = Vec::new();
+    for with_yesterday in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        super::save(store.as_ref(), rule(rule_json.clone()), SaveMode::Create)
+            .await
+            .unwrap();
+        if with_yesterday {
+            // Yesterday `pay` was slow from minute 60 to 160: a daily batch.
+            for m in 40..180 {
+                let slow = (60..160).contains(&m);
+                minute(
+                    store.as_ref(),
+                    M0 - day + m,
+                    0,
+                    if slow { 0.4 } else { 0.02 },
+                )
+                .await;
+            }
+        }
+        for m in 0..104 {
+            minute(store.as_ref(), M0 + m, 0, if m >= 100 { 0.4 } else { 0.02 }).await;
+        }
+        let (mut ev, _) = evaluator(&store);
+        let events = ev.evaluate(M0 + 103, at(103)).await.unwrap();
+        decided.push(events.iter().map(|e| e.new_state).collect::<Vec<_>>());
+    }
+    use AlarmState::*;
+    assert_eq!(
+        decided,
+        [vec![Alarm], vec![Ok]],
+        "slow at this hour yesterday too: usual"
+    );
+}

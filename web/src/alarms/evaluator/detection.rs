@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 
 use super::{CATCH_UP_MINUTES, Evaluator, TOP_TRACES};
 use crate::alarms::series::RollupWindow;
-use crate::insights::detect::SEASON_SPREAD;
 use crate::insights::tracker::Tracker;
 use crate::insights::{Insight, InsightState};
 use crate::store::{Store, StoreError};
@@ -37,16 +36,7 @@ impl Evaluator {
                 .collect();
             self.tracker = Some(Tracker::with_open(open));
         }
-        // The same minutes yesterday and a week ago, kept like the recent window.
-        for (back, window) in &mut self.seasons {
-            window
-                .refresh(
-                    self.store.as_ref(),
-                    from - *back - SEASON_SPREAD,
-                    round - 1 - *back + SEASON_SPREAD,
-                )
-                .await?;
-        }
+        // The same minutes yesterday and a week ago: `evaluate` read them with the window.
         let seasons: Vec<(i64, &RollupWindow)> =
             self.seasons.iter().map(|(back, w)| (*back, w)).collect();
         let Some(tracker) = self.tracker.as_mut() else {

@@ -16,8 +16,10 @@ use super::evaluate::{AlarmState, decide};
 use super::event::{AlarmEvent, EventQuery};
 use super::notify;
 use super::rule::{AlarmRule, BAND_HISTORY_MINUTES};
-use super::series::{RollupWindow, group_window};
+use super::series::{Key, RollupWindow, group_window};
+use crate::graph::Side;
 use crate::insights::detect::HISTORY_MINUTES;
+use crate::insights::detect::SEASON_SPREAD;
 use crate::insights::tracker::Tracker;
 use crate::metrics::Counters;
 use crate::store::{Store, StoreError};
@@ -242,6 +244,18 @@ impl Evaluator {
         self.window
             .refresh(self.store.as_ref(), first, round - 1)
             .await?;
+        // The same minutes yesterday and a week ago (band rules, insights).
+        if self.config.insights || rules.iter().any(|r| r.comparison.uses_band()) {
+            for (back, window) in &mut self.seasons {
+                window
+                    .refresh(
+                        self.store.as_ref(),
+                        first - *back - SEASON_SPREAD,
+                        round - 1 - *back + SEASON_SPREAD,
+                    )
+                    .await?;
+            }
+        }
         let mut groups: HashMap<String, Result<RollupWindow, String>> = HashMap::new();
         let mut events = Vec::new();
         let mut next_states = HashMap::with_capacity(rules.len());
@@ -278,7 +292,12 @@ impl Evaluator {
                     if memo.0 != changed_at {
                         *memo = (changed_at, BTreeMap::new());
                     }
-                    judge(rule, window, round, current.state, &mut memo.1)
+                    let seasons: Vec<(i64, &RollupWindow)> = match &rule.group_name {
+                        None => self.seasons.iter().map(|(back, w)| (*back, w)).collect(),
+                        // A group's earlier days are not read: its rollups come from traces.
+                        Some(_) => Vec::new(),
+                    };
+                    judge(rule, window, round, current.state, &seasons, &mut memo.1)
                 }
                 Err(problem) => (
                     super::Decision {
@@ -403,6 +422,7 @@ pub fn judge(
     window: &RollupWindow,
     round: i64,
     current: AlarmState,
+    seasons: &[(i64, &RollupWindow)],
     memo: &mut BTreeMap<i64, Option<f64>>,
 ) -> (super::Decision, f64, f64) {
     let stable_before = round - super::series::REREAD_MINUTES;
@@ -428,12 +448,12 @@ pub fn judge(
     };
     let keys = window.keys_of(&entity);
     let histogram = rule.metric.needs_histogram();
-    let mut value = |from: i64| {
+    let mut value = |w: &RollupWindow, keys: &[(&Key, Side)], from: i64| {
         let stable = from + per <= stable_before;
         if stable && let Some(v) = memo.get(&from) {
             return *v;
         }
-        let stats = window.sum(&keys, from, from + per, histogram);
+        let stats = w.sum(keys, from, from + per, histogram);
         let v = rule
             .metric
             .value(stats.requests(), rule.period, rule.min_requests);
@@ -445,26 +465,47 @@ pub fn judge(
     let values: Vec<(f64, Option<f64>)> = (0..n)
         .map(|k| {
             let from = start + k * per;
-            (from as f64 * 60.0, value(from))
+            (from as f64 * 60.0, value(window, &keys, from))
         })
         .collect();
-    let history_periods = if rule.comparison.uses_band() {
-        i64::from(BAND_HISTORY_MINUTES) / per
-    } else {
-        0
-    };
+    let mut kept: Vec<std::ops::Range<i64>> = vec![start..end];
     let band = if rule.comparison.uses_band() {
+        let floor = |median: f64| rule.metric.noise_floor(median, rule.period);
+        let history_periods = i64::from(BAND_HISTORY_MINUTES) / per;
         let history: Vec<f64> = (1..=history_periods)
-            .filter_map(|k| value(start - k * per))
+            .filter_map(|k| value(window, &keys, start - k * per))
             .collect();
-        Band::learn(&history, rule.band_width, |median| {
-            rule.metric.noise_floor(median, rule.period)
-        })
+        kept.push(start - history_periods * per..start);
+        let recent = Band::learn(&history, rule.band_width, floor);
+        // The same periods yesterday and a week ago (± the season's spread), where known.
+        let spread = SEASON_SPREAD.div_euclid(per);
+        let mut then = Vec::new();
+        for (back, w) in seasons {
+            let keys = w.keys_of(&entity);
+            let first = start - back - spread * per;
+            let last = end - back + spread * per;
+            kept.push(first..last);
+            let mut from = first;
+            while from < last {
+                then.extend(value(w, &keys, from));
+                from += per;
+            }
+        }
+        let seasonal = Band::learn(&then, rule.band_width, floor);
+        // Outside the band means outside both: a level usual at this hour on earlier days is
+        // not an anomaly.
+        match (recent, seasonal) {
+            (Some(r), Some(s)) => Some(Band {
+                lower: r.lower.min(s.lower),
+                median: r.median,
+                upper: r.upper.max(s.upper),
+            }),
+            (r, s) => r.or(s),
+        }
     } else {
         None
     };
-    let oldest = start - history_periods * per;
-    memo.retain(|from, _| *from >= oldest);
+    memo.retain(|from, _| kept.iter().any(|r| r.contains(from)));
     (
         decide(rule, current, &values, band),
         start as f64 * 60.0,
