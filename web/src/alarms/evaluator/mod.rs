@@ -468,7 +468,9 @@ pub fn judge(
             (from as f64 * 60.0, value(window, &keys, from))
         })
         .collect();
-    let mut kept: Vec<std::ops::Range<i64>> = vec![start..end];
+    // The periods whose values are kept for later rounds: these, the history, the seasons.
+    let mut kept: Vec<std::ops::Range<i64>> = Vec::with_capacity(4);
+    kept.push(start..end);
     let band = if rule.comparison.uses_band() {
         let floor = |median: f64| rule.metric.noise_floor(median, rule.period);
         let history_periods = i64::from(BAND_HISTORY_MINUTES) / per;
