@@ -41,10 +41,17 @@ pub enum SaveError {
     /// The rule breaks a check; the text says which.
     #[error("invalid alarm rule: {0}")]
     Invalid(String),
+    /// The store holds [`MAX_RULES`] rules already.
+    #[error("at most {0} alarm rules: delete one first")]
+    Limit(usize),
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+/// Most alarm rules a store holds: every round decides them all (BENCHMARKS.md measures
+/// 10,000).
+pub const MAX_RULES: usize = 20_000;
 
 /// How [`save`] treats an existing rule of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +69,26 @@ pub enum SaveMode {
 /// same URL, since secrets are never shown back to be sent again.
 pub async fn save(
     store: &dyn crate::store::Store,
-    mut rule: AlarmRule,
+    rule: AlarmRule,
     mode: SaveMode,
 ) -> Result<StoredAlarm, SaveError> {
+    save_within(store, rule, mode, MAX_RULES).await
+}
+
+/// [`save`] with a limit of `max` rules.
+async fn save_within(
+    store: &dyn crate::store::Store,
+    mut rule: AlarmRule,
+    mode: SaveMode,
+    max: usize,
+) -> Result<StoredAlarm, SaveError> {
     rule.check().map_err(SaveError::Invalid)?;
-    let existing = store
-        .alarm_rules()
-        .await?
-        .into_iter()
-        .find(|a| a.rule.name == rule.name);
+    let all = store.alarm_rules().await?;
+    let count = all.len();
+    let existing = all.into_iter().find(|a| a.rule.name == rule.name);
+    if existing.is_none() && mode != SaveMode::Update && count >= max {
+        return Err(SaveError::Limit(max));
+    }
     for hook in rule.webhooks.iter_mut().filter(|h| h.secret.is_none()) {
         hook.secret = existing.as_ref().and_then(|e| {
             e.rule

@@ -530,3 +530,31 @@ async fn a_band_rule_knows_what_is_usual_at_this_hour_from_yesterday() {
         "slow at this hour yesterday too: usual"
     );
 }
+
+#[tokio::test]
+async fn the_number_of_rules_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let named = |name: &str| {
+        rule(
+            json!({"Name": name, "Metric": "P99", "Comparison": "GreaterThanThreshold", "Threshold": 1}),
+        )
+    };
+    for name in ["a", "b"] {
+        super::save_within(&store, named(name), SaveMode::Create, 2)
+            .await
+            .unwrap();
+    }
+    let refused = super::save_within(&store, named("c"), SaveMode::Upsert, 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, super::SaveError::Limit(2)), "{refused}");
+    assert!(refused.to_string().contains("at most 2 alarm rules"));
+    // Replacing one of them is still allowed.
+    super::save_within(&store, named("a"), SaveMode::Update, 2)
+        .await
+        .unwrap();
+    super::save_within(&store, named("b"), SaveMode::Upsert, 2)
+        .await
+        .unwrap();
+}

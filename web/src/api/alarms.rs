@@ -17,6 +17,7 @@ impl From<SaveError> for ApiError {
     fn from(e: SaveError) -> Self {
         match e {
             SaveError::Invalid(m) => ApiError::InvalidRequest(format!("invalid alarm rule: {m}")),
+            SaveError::Limit(_) => ApiError::RuleLimitExceeded(e.to_string()),
             SaveError::Store(s) => s.into(),
         }
     }

@@ -438,7 +438,7 @@ pub async fn create_rule(
                     return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
                 }
                 Err(SaveError::Invalid(p)) => p,
-                Err(SaveError::Store(e)) => e.to_string(),
+                Err(e) => e.to_string(),
             }
         }
     };

@@ -164,6 +164,69 @@ async fn alarm_rules_events_and_leases_keep_what_was_written(backend: Backend) {
             .await
             .unwrap()
     );
+    let insight = |id: &str, start: f64, end: Option<f64>| crate::insights::Insight {
+        insight_id: id.to_owned(),
+        state: if end.is_some() {
+            crate::insights::InsightState::Closed
+        } else {
+            crate::insights::InsightState::Active
+        },
+        start_time: start,
+        end_time: end,
+        last_update_time: start + 60.0,
+        root_cause: crate::assembly::NodeKey::client(),
+        categories: vec!["FAULT".to_owned()],
+        summary: id.to_owned(),
+        impacted_services: Vec::new(),
+        impacted_edges: Vec::new(),
+        anomalies: Vec::new(),
+        requests_affected: 1.0,
+        client_request_impact_statistics: Default::default(),
+        root_cause_service_request_impact_statistics: Default::default(),
+        top_traces: Vec::new(),
+        events: Vec::new(),
+    };
+    store
+        .put_insights(vec![
+            insight("old", 100.0, Some(200.0)),
+            insight("open", 500.0, None),
+        ])
+        .await
+        .unwrap();
+    let ids = |list: Vec<crate::insights::Insight>| {
+        list.into_iter().map(|i| i.insight_id).collect::<Vec<_>>()
+    };
+    let between = |start: f64, end: f64, id: Option<&str>| {
+        store.insights(start, end, id.map(str::to_owned), 10)
+    };
+    assert_eq!(
+        ids(between(0.0, 1000.0, None).await.unwrap()),
+        ["open", "old"]
+    );
+    assert_eq!(ids(between(150.0, 160.0, None).await.unwrap()), ["old"]);
+    assert_eq!(
+        ids(between(5000.0, 6000.0, None).await.unwrap()),
+        ["open"],
+        "open goes on"
+    );
+    // By id over all time, as GetInsight and the map ask.
+    assert_eq!(
+        ids(between(f64::MIN, f64::MAX, Some("old")).await.unwrap()),
+        ["old"]
+    );
+    assert!(
+        between(f64::MIN, f64::MAX, Some("nope"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Closed later: replaced.
+    store
+        .put_insights(vec![insight("open", 500.0, Some(800.0))])
+        .await
+        .unwrap();
+    assert!(between(5000.0, 6000.0, None).await.unwrap().is_empty());
+    assert_eq!(between(0.0, 1000.0, None).await.unwrap().len(), 2);
 }
 
 /// The filter's table of expressions (`filter::cases`), answered by the store: its pushdown
