@@ -7,6 +7,7 @@
 //! - [`assembly`]: per-document facts and the trace fold (summaries and graph samples).
 //! - [`filter`]: the filter-expression language.
 //! - [`alarms`]: alarm rules over the rollups, their evaluation and webhook notifications.
+//! - [`insights`]: incidents found without rules, with their root causes.
 //! - [`graph`]: statistics, histograms and the service graph.
 //! - [`query`]: queries shared by the API and the dashboard.
 //! - [`sampling`]: centralized sampling rules and targets.
