@@ -1,8 +1,10 @@
-//! Alarms end to end: a steady three-service workload sent to the real collector's API, a
-//! fault burst in one downstream and a latency regression on one edge at once, and a webhook
-//! receiver on loopback. Each alarm's ALARM and its OK after recovery arrive once, with valid
-//! signatures; an ALARM the receiver refused survives a SIGKILL and restart of the collector
-//! and is delivered by the restarted one, once.
+//! Alarms end to end: a steady three-service workload sent to the real collector's API (after
+//! half an hour of history), a fault burst in one downstream and a latency regression on one
+//! edge at once, and a webhook receiver on loopback. Each alarm's ALARM and its OK after
+//! recovery arrive once, with valid signatures; an ALARM the receiver refused survives a
+//! SIGKILL and restart of the collector and is delivered by the restarted one, once. Each
+//! injection is also an insight naming its own root cause, opened and closed, that the AWS CLI
+//! lists.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -139,6 +141,23 @@ fn alarms_notify_a_fault_burst_and_a_latency_regression_once_each_across_a_resta
         "3",
     ];
     let collector = Collector::start(&data, &args);
+    // Half an hour of ordinary traffic already happened: insight detection learns from it.
+    let this_minute = (now() / 60.0).floor() * 60.0;
+    for m in 1..=30u32 {
+        let minute = this_minute - f64::from(m) * 60.0;
+        let docs: Vec<String> = (0..15u32)
+            .flat_map(|k| {
+                request_at(
+                    1_000_000 + u64::from(m * 100 + k),
+                    minute + f64::from(k) * 4.0,
+                    false,
+                    false,
+                )
+            })
+            .collect();
+        let (status, body) = collector.post("/TraceSegments", &Collector::put_body(&docs));
+        assert_eq!(status, 200, "{body}");
+    }
     let target = Arc::new(Mutex::new(collector.address.clone()));
     let incident = Arc::new(AtomicU8::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -147,12 +166,18 @@ fn alarms_notify_a_fault_burst_and_a_latency_regression_once_each_across_a_resta
         std::thread::spawn(move || workload(t, i, s))
     };
 
-    // The incident fills one whole minute, B.
+    // The incident fills two whole minutes, B and B + 1 (an insight needs two).
     let b = ((now() + 5.0) / 60.0).ceil() * 60.0;
     sleep_until(b);
     incident.store(1, Ordering::SeqCst);
+    let ends = {
+        let incident = incident.clone();
+        std::thread::spawn(move || {
+            sleep_until(b + 120.0);
+            incident.store(0, Ordering::SeqCst);
+        })
+    };
     sleep_until(b + 60.0);
-    incident.store(0, Ordering::SeqCst);
     // The ALARMs (decided about 15 s after B ends) are refused for now.
     hook.answer(503);
     let alarmed = roentgen_tests::eventually(Duration::from_secs(90), || {
@@ -255,4 +280,52 @@ fn alarms_notify_a_fault_burst_and_a_latency_regression_once_each_across_a_resta
     );
     let (_, rules) = collector.post("/GetAlarmRules", "{}");
     assert!(rules.contains("\"State\":\"OK\""), "{rules}");
+    ends.join().expect("incident timer");
+
+    // Each injection is an insight naming its own root cause, opened and closed; the AWS CLI
+    // lists them.
+    let (start, end) = (
+        format!("{}", b as i64 - 600),
+        format!("{}", now() as i64 + 600),
+    );
+    let insights = roentgen_tests::eventually(Duration::from_secs(150), || {
+        let (ok, out, err) = roentgen_tests::web::aws_xray(
+            &collector,
+            None,
+            "us-east-1",
+            &[
+                "get-insight-summaries",
+                "--start-time",
+                &start,
+                "--end-time",
+                &end,
+            ],
+        );
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(&out).expect("CLI JSON");
+        let mut list: Vec<(String, String, f64)> = v["InsightSummaries"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|i| {
+                (
+                    i["RootCauseServiceId"]["Name"]
+                        .as_str()
+                        .expect("root")
+                        .to_owned(),
+                    i["State"].as_str().expect("state").to_owned(),
+                    i["StartTime"].as_f64().expect("start"),
+                )
+            })
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        (list.len() == 2 && list.iter().all(|i| i.1 == "CLOSED")).then_some(list)
+    })
+    .expect("two closed insights");
+    assert_eq!(insights[0].0, "inventory", "{insights:?}");
+    assert_eq!(insights[1].0, "pay", "{insights:?}");
+    assert!(
+        insights.iter().all(|i| i.2 == b),
+        "both began with the incident: {insights:?}"
+    );
 }
