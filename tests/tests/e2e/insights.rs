@@ -52,29 +52,8 @@ fn insights_name_the_root_cause_of_a_burst_and_a_regression_and_the_cli_reads_th
         format!("{}", first as i64),
         format!("{}", now() as i64 + 60),
     );
-    let summaries = roentgen_tests::eventually(std::time::Duration::from_secs(60), || {
-        let v = cli(
-            &collector,
-            &[
-                "get-insight-summaries",
-                "--start-time",
-                &start,
-                "--end-time",
-                &end,
-            ],
-        );
-        let list = v["InsightSummaries"].as_array().expect("list").clone();
-        (list.len() >= 2).then_some(list)
-    })
-    .expect("two insights found");
-    assert_eq!(summaries.len(), 2, "{summaries:#?}");
-    let mut by_start = summaries.clone();
-    by_start.sort_by(|a, b| {
-        a["StartTime"]
-            .as_f64()
-            .partial_cmp(&b["StartTime"].as_f64())
-            .expect("times")
-    });
+    let by_start = summaries(&collector, first);
+    assert_eq!(by_start.len(), 2, "{by_start:#?}");
     let (burst, slow) = (&by_start[0], &by_start[1]);
     assert_eq!(burst["RootCauseServiceId"]["Name"], "pay", "{burst:#}");
     assert_eq!(burst["State"], "CLOSED");
@@ -139,11 +118,28 @@ fn insights_name_the_root_cause_of_a_burst_and_a_regression_and_the_cli_reads_th
 /// The insights of the backfilled hour as the CLI lists them through `collector`, once both
 /// are found: `(root cause, state)` in start order.
 fn found(collector: &Collector, first: f64) -> Vec<(String, String)> {
+    summaries(collector, first)
+        .iter()
+        .map(|i| {
+            (
+                i["RootCauseServiceId"]["Name"]
+                    .as_str()
+                    .expect("root")
+                    .to_owned(),
+                i["State"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The insight summaries of the backfilled hour through `collector`, once at least two are
+/// found, in start order.
+fn summaries(collector: &Collector, first: f64) -> Vec<Value> {
     let (start, end) = (
         format!("{}", first as i64),
         format!("{}", now() as i64 + 60),
     );
-    let list = roentgen_tests::eventually(std::time::Duration::from_secs(60), || {
+    let mut list = roentgen_tests::eventually(std::time::Duration::from_secs(60), || {
         let v = cli(
             collector,
             &[
@@ -158,21 +154,11 @@ fn found(collector: &Collector, first: f64) -> Vec<(String, String)> {
         (list.len() >= 2).then_some(list)
     })
     .expect("two insights found");
-    let mut list: Vec<(f64, String, String)> = list
-        .iter()
-        .map(|i| {
-            (
-                i["StartTime"].as_f64().expect("start"),
-                i["RootCauseServiceId"]["Name"]
-                    .as_str()
-                    .expect("root")
-                    .to_owned(),
-                i["State"].as_str().expect("state").to_owned(),
-            )
-        })
-        .collect();
-    list.sort_by(|a, b| a.0.total_cmp(&b.0));
-    list.into_iter().map(|(_, r, s)| (r, s)).collect()
+    list.sort_by(|a, b| {
+        let time = |v: &Value| v["StartTime"].as_f64().expect("start");
+        time(a).total_cmp(&time(b))
+    });
+    list
 }
 
 fn rounds(collector: &Collector) -> u64 {

@@ -17,31 +17,12 @@ const CLAIM_SETTLE: Duration = Duration::from_millis(500);
 
 impl ClickhouseStore {
     pub(super) async fn read_alarm_rules(&self) -> Result<Vec<StoredAlarm>, StoreError> {
-        #[derive(Deserialize)]
-        struct Row {
-            body: String,
-            deleted: u8,
-        }
-        let rows: Vec<Row> = self
-            .conn
-            .select(
-                "SELECT name, argMax(body, version) AS body, argMax(deleted, version) AS deleted
-                 FROM alarm_rules GROUP BY name ORDER BY name",
-            )
-            .await?;
-        rows.into_iter()
-            .filter(|r| r.deleted == 0)
-            .map(|r| Ok(serde_json::from_str(&r.body)?))
-            .collect()
+        self.read_named("alarm_rules").await
     }
 
     async fn write_alarm_rule(&self, alarm: &StoredAlarm, deleted: bool) -> Result<(), StoreError> {
-        let mut w = RowBinary::default();
-        w.string(&alarm.rule.name)
-            .string(&serde_json::to_string(alarm)?)
-            .u8(u8::from(deleted))
-            .u64(now_nanos());
-        self.conn.insert("alarm_rules", w).await
+        self.write_named("alarm_rules", &alarm.rule.name, alarm, deleted)
+            .await
     }
 
     pub(super) async fn save_alarm_rule(

@@ -98,7 +98,12 @@ impl ClickhouseStore {
         self.conn.insert("sampling_rules", w).await
     }
 
-    pub(super) async fn read_groups(&self) -> Result<Vec<StoredGroup>, StoreError> {
+    /// The newest body of each name in a `(name, body, deleted, version)` table, deleted ones
+    /// left out (groups, alarm rules).
+    pub(super) async fn read_named<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+    ) -> Result<Vec<T>, StoreError> {
         #[derive(Deserialize)]
         struct Row {
             body: String,
@@ -106,10 +111,10 @@ impl ClickhouseStore {
         }
         let rows: Vec<Row> = self
             .conn
-            .select(
+            .select(&format!(
                 "SELECT name, argMax(body, version) AS body, argMax(deleted, version) AS deleted
-                 FROM groups GROUP BY name ORDER BY name",
-            )
+                 FROM {table} GROUP BY name ORDER BY name"
+            ))
             .await?;
         rows.into_iter()
             .filter(|r| r.deleted == 0)
@@ -117,17 +122,33 @@ impl ClickhouseStore {
             .collect()
     }
 
+    /// Appends a newer version of `name`'s body (or its deletion) to a named table.
+    pub(super) async fn write_named<T: serde::Serialize>(
+        &self,
+        table: &str,
+        name: &str,
+        body: &T,
+        deleted: bool,
+    ) -> Result<(), StoreError> {
+        let mut w = RowBinary::default();
+        w.string(name)
+            .string(&serde_json::to_string(body)?)
+            .u8(u8::from(deleted))
+            .u64(now_nanos());
+        self.conn.insert(table, w).await
+    }
+
+    pub(super) async fn read_groups(&self) -> Result<Vec<StoredGroup>, StoreError> {
+        self.read_named("groups").await
+    }
+
     pub(super) async fn write_group(
         &self,
         group: &StoredGroup,
         deleted: bool,
     ) -> Result<(), StoreError> {
-        let mut w = RowBinary::default();
-        w.string(&group.name)
-            .string(&serde_json::to_string(group)?)
-            .u8(u8::from(deleted))
-            .u64(now_nanos());
-        self.conn.insert("groups", w).await
+        self.write_named("groups", &group.name, group, deleted)
+            .await
     }
 
     /// Creates (`create`) or replaces a rule, keeping its creation time.
