@@ -280,42 +280,41 @@ pub fn analytics_group<'s>(
     };
     let once = fold();
     let read = engine_read(start, end);
-    // Where the time goes, once: the store's scan (reading and decoding summaries, in rounds
-    // of 10,000 as `collect` asks), then evaluating the filter and folding.
+    // Where the time goes, once: the store's read of the set's facets (both parts, one after
+    // the other), then decoding and folding them.
+    let pushdown = set.exact_pushdown().expect("the set's filter is answered exactly");
     let t = Instant::now();
-    let mut summaries = Vec::new();
-    let mut after = None;
-    loop {
-        let batch = rt
-            .block_on(store().scan_traces(roentgen_web::store::ScanQuery {
+    let mut rows = Vec::new();
+    for part in 0..2 {
+        rows.extend(
+            rt.block_on(store().scan_facets(roentgen_web::store::FacetQuery {
                 start,
                 end,
-                pushdown: set.pushdown(),
-                after: after.clone(),
-                limit: 10_000,
-                with_samples: false,
+                pushdown: pushdown.clone(),
+                limit: roentgen_web::analytics::MAX_TRACES + 1,
+                newest: false,
+                part,
+                parts: 2,
             }))
-            .expect("scan");
-        let done = batch.len() < 10_000;
-        after = batch
-            .last()
-            .map(|r| (r.summary.start_time, r.summary.id.clone()));
-        summaries.extend(batch.into_iter().map(|r| r.summary));
-        if done {
-            break;
-        }
+            .expect("facets"),
+        );
     }
-    let scanned = t.elapsed();
+    let read_time = t.elapsed();
     let t = Instant::now();
     let mut tally = roentgen_web::analytics::Tally::new(start, end);
-    for s in summaries.iter().filter(|s| filter::matches(&set, s)) {
-        tally.add(s);
+    let mut bytes = 0;
+    for row in &rows {
+        let text = row.facets.as_deref().expect("facets stored");
+        bytes += text.len();
+        tally.add_facets(&roentgen_web::analytics::Facets::decode(text).expect("facets"));
     }
     let _ = tally.finish();
     eprintln!(
-        "{group_name} stages: store scan of {} summaries {:.2} s, filter and fold {:.2} s",
-        summaries.len(),
-        scanned.as_secs_f64(),
+        "{group_name} stages: store read of {} traces' facets ({:.0} bytes each) {:.3} s, \
+         decode and fold {:.3} s",
+        rows.len(),
+        bytes as f64 / rows.len().max(1) as f64,
+        read_time.as_secs_f64(),
         t.elapsed().as_secs_f64()
     );
     eprintln!(

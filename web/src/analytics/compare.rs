@@ -58,11 +58,10 @@ pub fn compare(a: &Tally, b: &Tally) -> Compared {
     let mut breakdowns: Vec<ComparedBreakdown> = dims
         .into_iter()
         .filter_map(|d| {
-            let mut candidates: Vec<&Value> = a
+            let mut candidates: Vec<Value> = a
                 .ranked(d)
                 .into_iter()
-                .take(TOP_VALUES)
-                .chain(b.ranked(d).into_iter().take(TOP_VALUES))
+                .chain(b.ranked(d))
                 .map(|(v, _)| v)
                 .collect();
             candidates.sort_by_key(|v| v.key());
@@ -70,16 +69,16 @@ pub fn compare(a: &Tally, b: &Tally) -> Compared {
             let mut values: Vec<ComparedEntry> = candidates
                 .into_iter()
                 .map(|v| {
-                    let (count_a, count_b) = (a.count_of(d, v), b.count_of(d, v));
+                    let (count_a, count_b) = (a.count_of(d, &v), b.count_of(d, &v));
                     let (share_a, share_b) = (a.share(count_a), b.share(count_b));
                     ComparedEntry {
-                        value: v.clone(),
+                        filter: d.filter(&v).to_string(),
+                        value: v,
                         count_a,
                         share_a,
                         count_b,
                         share_b,
                         difference: share_b - share_a,
-                        filter: d.filter(v).to_string(),
                     }
                 })
                 .collect();

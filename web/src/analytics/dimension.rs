@@ -71,6 +71,27 @@ impl Dimension {
         }
     }
 
+    /// A short code naming the dimension in stored facets: the position in [`Self::FIXED`],
+    /// or `@` and the key of an annotation.
+    pub fn code(&self) -> String {
+        match self {
+            Dimension::Annotation(k) => format!("@{k}"),
+            fixed => Self::FIXED
+                .iter()
+                .position(|d| d == fixed)
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    /// The dimension a [`Self::code`] names.
+    pub fn from_code(code: &str) -> Option<Dimension> {
+        match code.strip_prefix('@') {
+            Some(key) => Some(Dimension::Annotation(key.to_owned())),
+            None => Self::FIXED.get(code.parse::<usize>().ok()?).cloned(),
+        }
+    }
+
     /// Every value trace `t` has in this dimension, each once, with its [`Value::key`].
     pub fn values_of(&self, t: &TraceSummary) -> Vec<(String, Value)> {
         let text = |s: &str| Value(Literal::Str(s.to_owned()));
@@ -165,6 +186,17 @@ impl Value {
             AnnotationValue::Number(n) => Literal::Num(*n),
             AnnotationValue::Bool(b) => Literal::Bool(*b),
         })
+    }
+
+    /// The value a [`Self::key`] was made from.
+    pub fn from_key(key: &str) -> Option<Value> {
+        let rest = key.get(1..)?;
+        Some(Value(match key.as_bytes().first()? {
+            b's' => Literal::Str(rest.to_owned()),
+            b'n' => Literal::Num(rest.parse().ok()?),
+            b'b' => Literal::Bool(rest.parse().ok()?),
+            _ => return None,
+        }))
     }
 
     /// A key that tells values apart (the string `"1"` from the number `1`).

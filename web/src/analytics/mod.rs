@@ -4,22 +4,27 @@
 //! instances, zones) whose every value carries the filter that narrows the set to it — and the
 //! comparison of two sets ([`compare`]).
 //!
-//! A [`Tally`] folds summaries one at a time in bounded memory; [`collect`] feeds it the
-//! set's traces from a store.
+//! A [`Tally`] folds traces one at a time in bounded memory, by their [`Facets`]; [`collect`]
+//! feeds it the set's traces from a store.
 
+mod collect;
 mod compare;
 mod dimension;
+mod facets;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+pub use collect::collect;
+#[cfg(test)]
+pub(crate) use collect::{collect_facets, collect_newest};
 pub use compare::{Compared, ComparedBreakdown, ComparedEntry, compare};
 pub use dimension::{Dimension, Value};
+pub use facets::{Facets, Text};
 
 use crate::assembly::TraceSummary;
 use crate::filter::{Expr, Key, Literal, NumberKey, Op};
-use crate::store::{ScanQuery, Store, StoreError};
 
 /// Most traces one analysis folds (the newest of the set).
 pub const MAX_TRACES: usize = 100_000;
@@ -123,12 +128,30 @@ impl Serialize for Value {
     }
 }
 
-/// The counts of one dimension's values.
+/// The counts of one dimension's values, by [`Value::key`].
 #[derive(Debug, Default, Clone)]
 struct Counts {
-    by_value: HashMap<String, (Value, u64)>,
+    by_value: HashMap<String, u64>,
     /// Values not counted past [`MAX_VALUES`].
     overflow: u64,
+}
+
+impl Counts {
+    /// Counts `n` traces with the value of key `key`.
+    fn add(&mut self, key: &str, n: u64) {
+        if let Some(m) = self.by_value.get_mut(key) {
+            *m += n;
+        } else if self.by_value.len() >= MAX_VALUES {
+            self.overflow += n;
+        } else {
+            self.by_value.insert(key.to_owned(), n);
+        }
+    }
+
+    /// Counts one trace with the value of key `key`.
+    fn count(&mut self, key: &str) {
+        self.add(key, 1);
+    }
 }
 
 /// A set of traces being folded.
@@ -174,52 +197,48 @@ impl Tally {
 
     /// Folds one trace of the set.
     pub fn add(&mut self, t: &TraceSummary) {
+        self.add_facets(&Facets::of(t));
+    }
+
+    /// Folds one trace of the set, by its facets.
+    pub fn add_facets(&mut self, f: &Facets<'_>) {
         self.traces += 1;
-        if let Some(rt) = t.response_time.filter(|r| r.is_finite()) {
+        if let Some(rt) = f.response_time.filter(|r| r.is_finite()) {
             self.histogram[bucket_of(rt)] += 1;
         }
         let last = self.points.len() - 1;
-        let i = ((t.start_time - self.start) / self.step).floor().max(0.0) as usize;
+        let i = ((f.start_time - self.start) / self.step).floor().max(0.0) as usize;
         if let Some(p) = self.points.get_mut(i.min(last)) {
             p.requests += 1;
-            p.error += u64::from(t.has_error);
-            p.throttle += u64::from(t.has_throttle);
-            p.fault += u64::from(t.has_fault);
+            p.error += u64::from(f.has_error());
+            p.throttle += u64::from(f.has_throttle());
+            p.fault += u64::from(f.has_fault());
         }
-        for d in Dimension::FIXED {
-            self.count(d, t);
-        }
-        let mut keys: Vec<&str> = t.annotations.iter().map(|a| a.key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for k in keys {
-            let d = Dimension::Annotation(k.to_owned());
-            if !self.counts.contains_key(&d) {
-                if self.annotation_keys >= MAX_ANNOTATION_KEYS {
-                    continue;
-                }
-                self.annotation_keys += 1;
+        // Values come grouped by dimension: each group's counts are looked up once.
+        let mut values = f.values.iter().peekable();
+        while let Some((code, _)) = values.peek() {
+            let code = code.0.clone();
+            let group = std::iter::from_fn(|| values.next_if(|(c, _)| c.0 == code));
+            let Some(counts) = Dimension::from_code(&code).and_then(|d| self.counts_of(d)) else {
+                group.for_each(drop);
+                continue;
+            };
+            for (_, key) in group {
+                counts.count(&key.0);
             }
-            self.count(d, t);
         }
     }
 
-    fn count(&mut self, d: Dimension, t: &TraceSummary) {
-        let values = d.values_of(t);
-        if values.is_empty() {
-            return;
-        }
-        let counts = self.counts.entry(d).or_default();
-        for (key, v) in values {
-            let full = counts.by_value.len() >= MAX_VALUES;
-            match counts.by_value.get_mut(&key) {
-                Some((_, n)) => *n += 1,
-                None if full => counts.overflow += 1,
-                None => {
-                    counts.by_value.insert(key, (v, 1));
-                }
+    /// The counts of `d`, made on first use (`None` for an annotation key past
+    /// [`MAX_ANNOTATION_KEYS`]).
+    fn counts_of(&mut self, d: Dimension) -> Option<&mut Counts> {
+        if !self.counts.contains_key(&d) && matches!(d, Dimension::Annotation(_)) {
+            if self.annotation_keys >= MAX_ANNOTATION_KEYS {
+                return None;
             }
+            self.annotation_keys += 1;
         }
+        Some(self.counts.entry(d).or_default())
     }
 
     /// Marks the set as larger than what was folded.
@@ -241,22 +260,10 @@ impl Tally {
             mine.fault += theirs.fault;
         }
         for (d, theirs) in other.counts {
-            if !self.counts.contains_key(&d) && matches!(d, Dimension::Annotation(_)) {
-                if self.annotation_keys >= MAX_ANNOTATION_KEYS {
-                    continue;
-                }
-                self.annotation_keys += 1;
-            }
-            let mine = self.counts.entry(d).or_default();
-            mine.overflow += theirs.overflow;
-            for (key, (v, n)) in theirs.by_value {
-                let full = mine.by_value.len() >= MAX_VALUES;
-                match mine.by_value.get_mut(&key) {
-                    Some((_, m)) => *m += n,
-                    None if full => mine.overflow += n,
-                    None => {
-                        mine.by_value.insert(key, (v, n));
-                    }
+            if let Some(mine) = self.counts_of(d) {
+                mine.overflow += theirs.overflow;
+                for (key, n) in &theirs.by_value {
+                    mine.add(key, *n);
                 }
             }
         }
@@ -267,17 +274,21 @@ impl Tally {
         self.counts
             .get(d)
             .and_then(|c| c.by_value.get(&value.key()))
-            .map_or(0, |(_, n)| *n)
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// The values of `d`, most frequent first (ties by value).
-    fn ranked(&self, d: &Dimension) -> Vec<(&Value, u64)> {
+    /// The [`TOP_VALUES`] most frequent values of `d`, most frequent first (ties by key).
+    fn ranked(&self, d: &Dimension) -> Vec<(Value, u64)> {
         let Some(c) = self.counts.get(d) else {
             return Vec::new();
         };
-        let mut all: Vec<(&Value, u64)> = c.by_value.values().map(|(v, n)| (v, *n)).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.key().cmp(&b.0.key())));
-        all
+        let mut all: Vec<(&str, u64)> = c.by_value.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        all.into_iter()
+            .filter_map(|(k, n)| Some((Value::from_key(k)?, n)))
+            .take(TOP_VALUES)
+            .collect()
     }
 
     fn share(&self, n: u64) -> f64 {
@@ -296,13 +307,12 @@ impl Tally {
             .filter(|(_, c)| !c.by_value.is_empty())
             .map(|(d, c)| {
                 let ranked = self.ranked(d);
-                let shown = ranked.len().min(TOP_VALUES);
+                let shown = ranked.len();
                 Breakdown {
                     dimension: d.name(),
                     values: ranked
                         .into_iter()
-                        .take(TOP_VALUES)
-                        .map(|(v, n)| entry(d, v, n, self.share(n)))
+                        .map(|(v, n)| entry(d, &v, n, self.share(n)))
                         .collect(),
                     other_values: (c.by_value.len() - shown) as u64 + c.overflow,
                 }
@@ -360,115 +370,6 @@ pub fn range_filter(from: f64, to: Option<f64>) -> Expr {
     match to {
         Some(to) => Expr::And(vec![rt(Op::Ge, from), rt(Op::Lt, to)]),
         None => rt(Op::Ge, from),
-    }
-}
-
-/// Folds the traces that started in `[start, end]` and match `filter` (newest first), at most
-/// [`MAX_TRACES`] of them and [`MAX_EXAMINED`] candidates.
-pub async fn collect(
-    store: &dyn Store,
-    start: f64,
-    end: f64,
-    filter: Option<&Expr>,
-) -> Result<Tally, StoreError> {
-    collect_newest(store, start, end, filter, MAX_TRACES).await
-}
-
-/// [`collect`] with at most `limit` traces. The two halves of the window are read at once (a
-/// store decodes each on a thread of its own); when together they hold more than `limit`,
-/// the older half is read again for just the newest that fit.
-pub(crate) async fn collect_newest(
-    store: &dyn Store,
-    start: f64,
-    end: f64,
-    filter: Option<&Expr>,
-    limit: usize,
-) -> Result<Tally, StoreError> {
-    let mid = start + (end - start) / 2.0;
-    let newer = Slice {
-        start: mid,
-        end,
-        before: None,
-    };
-    // Strictly before `mid`: the cursor `(mid, "")` excludes every trace at `mid` itself.
-    let older = Slice {
-        start,
-        end: mid,
-        before: Some((mid, String::new())),
-    };
-    let window = (start, end);
-    let (a, b) = tokio::join!(
-        fold_slice(store, window, &newer, filter, limit),
-        fold_slice(store, window, &older, filter, limit)
-    );
-    let (mut tally, rest) = (a?, b?);
-    if tally.truncated {
-        return Ok(tally);
-    }
-    if tally.traces + rest.traces <= limit as u64 {
-        tally.merge(rest);
-        return Ok(tally);
-    }
-    let room = limit - tally.traces as usize;
-    let rest = fold_slice(store, window, &older, filter, room).await?;
-    tally.merge(rest);
-    tally.mark_truncated();
-    Ok(tally)
-}
-
-/// Part of a window: `[start, end]`, strictly before `before` when set.
-struct Slice {
-    start: f64,
-    end: f64,
-    before: Option<(f64, String)>,
-}
-
-/// Folds the newest `limit` matches of a slice into a tally of the whole `window`.
-async fn fold_slice(
-    store: &dyn Store,
-    window: (f64, f64),
-    slice: &Slice,
-    filter: Option<&Expr>,
-    limit: usize,
-) -> Result<Tally, StoreError> {
-    // Large rounds: each is a query (ClickHouse: three), and their cost per round dominates.
-    const BATCH: usize = 10_000;
-    let mut tally = Tally::new(window.0, window.1);
-    let pushdown = filter.map(Expr::pushdown).unwrap_or_default();
-    let mut after = slice.before.clone();
-    let mut examined = 0;
-    loop {
-        let batch = store
-            .scan_traces(ScanQuery {
-                start: slice.start,
-                end: slice.end,
-                pushdown: pushdown.clone(),
-                after: after.clone(),
-                limit: BATCH,
-                with_samples: false,
-            })
-            .await?;
-        let exhausted = batch.len() < BATCH;
-        for record in batch {
-            examined += 1;
-            let s = &record.summary;
-            if filter.is_none_or(|f| crate::filter::matches(f, s)) {
-                if tally.traces() as usize >= limit {
-                    tally.mark_truncated();
-                    return Ok(tally);
-                }
-                tally.add(s);
-            }
-            after = Some((s.start_time, s.id.clone()));
-        }
-        if exhausted {
-            return Ok(tally);
-        }
-        // Each of the two halves has half the budget.
-        if examined >= MAX_EXAMINED / 2 {
-            tally.mark_truncated();
-            return Ok(tally);
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::assembly::fold_trace;
 use crate::filter::{matches, parse};
+use crate::store::Store;
 use crate::test_support::prepared;
 
 fn fold(docs: &[String], id: &str) -> TraceSummary {
@@ -255,4 +256,66 @@ async fn a_set_past_the_limit_folds_its_newest_traces() {
         .await
         .unwrap();
     assert_eq!(got.traces(), 89, "traces 0 to 88, trace 44 at the middle");
+}
+
+/// A store of the format before facets gets the facets of every stored trace when opened,
+/// and analyses read them.
+#[tokio::test]
+async fn a_store_of_the_previous_format_gets_its_facets_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut summaries = Vec::new();
+    {
+        let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+        let mut docs = Vec::new();
+        for n in 0..40 {
+            let d = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
+            summaries.push(fold(&d, "x"));
+            docs.extend(d);
+        }
+        store.put_documents(prepared(&docs)).await.unwrap();
+    }
+    // As the previous release left it: no facets table, format 3. The writer thread may
+    // still be closing its connection: wait for its lock.
+    let conn = rusqlite::Connection::open(dir.path().join("roentgen.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch("DROP TABLE trace_facets; PRAGMA user_version = 3;")
+        .unwrap();
+    drop(conn);
+    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+    let (start, end) = (1_800_000_000.0, 1_800_000_100.0);
+    let got = collect(&store, start, end, None).await.unwrap().finish();
+    let mut want = Tally::new(start, end);
+    summaries.iter().for_each(|s| want.add(s));
+    assert_eq!(got, want.finish());
+    assert_eq!(got.traces, 40);
+}
+
+/// A filter the store answers exactly is read from facets, past its limit too: the newest
+/// traces of the set, as the summary path picks them.
+#[tokio::test]
+async fn a_set_read_from_facets_past_its_limit_folds_its_newest_traces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
+    let mut docs = Vec::new();
+    for n in 0..90 {
+        docs.extend(crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64));
+    }
+    store.put_documents(prepared(&docs)).await.unwrap();
+    let (start, end) = (1_800_000_000.0, 1_800_000_089.0);
+    for filter in ["service(\"web\")", "annotation.tier = \"gold\"", "!fault"] {
+        let expr = parse(filter).unwrap();
+        let pushdown = expr.exact_pushdown().unwrap();
+        for limit in [1, 7, 30, 89, 200] {
+            let got = collect_facets(&store, start, end, pushdown.clone(), limit)
+                .await
+                .unwrap()
+                .finish();
+            let want = collect_newest(&store, start, end, Some(&expr), limit)
+                .await
+                .unwrap()
+                .finish();
+            assert_eq!(got, want, "{filter}, limit {limit}");
+        }
+    }
 }

@@ -268,6 +268,43 @@ impl Expr {
         out
     }
 
+    /// The predicates of [`Self::pushdown`] when their conjunction is exactly this expression
+    /// (a store applying all of them selects exactly the traces the expression does), `None`
+    /// otherwise. Each term must be one of: `fault`, `error`, `throttle` and their negations;
+    /// `http.status = N`; `responsetime` or `duration` compared by `<`, `<=`, `>`, `>=`, `=`;
+    /// `annotation.KEY = V`; `service("name")` or `id(name: "name")` without a body; `id("…")`.
+    pub fn exact_pushdown(&self) -> Option<Vec<Pushdown>> {
+        self.is_exact().then(|| self.pushdown())
+    }
+
+    fn is_exact(&self) -> bool {
+        let named_only =
+            |s: &ServiceSelector| s.name.is_some() && s.kind.is_none() && s.account.is_none();
+        match self {
+            Expr::And(items) => items.iter().all(Expr::is_exact),
+            Expr::Flag(Flag::Fault | Flag::Error | Flag::Throttle) => true,
+            Expr::Not(inner) => matches!(
+                **inner,
+                Expr::Flag(Flag::Fault | Flag::Error | Flag::Throttle)
+            ),
+            Expr::Compare(Key::Number(NumberKey::HttpStatus), Op::Eq, Literal::Num(n)) => {
+                n.fract() == 0.0 && (0.0..1000.0).contains(n)
+            }
+            Expr::Compare(
+                Key::Number(NumberKey::ResponseTime | NumberKey::Duration),
+                op,
+                Literal::Num(_),
+            ) => op_symbol(*op).is_some(),
+            // The index compares texts: a number equals its text but for zero's sign.
+            Expr::Compare(Key::Annotation(_), Op::Eq, lit) => {
+                !matches!(lit, Literal::Num(n) if *n == 0.0)
+            }
+            Expr::Service(sel, None) | Expr::Id(sel) => named_only(sel),
+            Expr::TraceId(_) => true,
+            _ => false,
+        }
+    }
+
     fn collect_pushdown(&self, out: &mut Vec<Pushdown>) {
         match self {
             Expr::And(items) => items.iter().for_each(|e| e.collect_pushdown(out)),

@@ -444,3 +444,39 @@ fn a_trace_id_in_either_form_selects_that_trace_and_a_bad_one_is_named() {
     // The service form is unchanged.
     assert!(matches!(parse("id(name: \"orders\")"), Ok(Expr::Id(_))));
 }
+
+/// Exact pushdowns are offered only for terms the stores' indexes answer exactly.
+#[test]
+fn exact_pushdown_is_offered_only_for_what_indexes_answer_exactly() {
+    for (text, exact) in [
+        ("fault", true),
+        ("!throttle AND http.status = 404", true),
+        ("responsetime >= 1.5 AND duration < 3", true),
+        ("annotation.tier = \"gold\" AND service(\"web\")", true),
+        ("annotation.n = 1", true),
+        ("id(name: \"web\")", true),
+        ("id(\"1-5f84c7a5-0123456789abcdef01234567\")", true),
+        ("annotation.n = 0", false),
+        ("annotation.n > 1", false),
+        ("annotation.tier", false),
+        ("responsetime != 1", false),
+        ("http.status = 404.5", false),
+        ("service(\"web\") { fault }", false),
+        ("id(name: \"web\", type: \"AWS::EC2::Instance\")", false),
+        ("fault OR error", false),
+        ("ok", false),
+        ("partial", false),
+        ("http.url CONTAINS \"x\"", false),
+        ("edge(\"a\", \"b\")", false),
+        ("rootcause.fault.service { name = \"a\" }", false),
+    ] {
+        let expr = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        match expr.exact_pushdown() {
+            Some(p) => {
+                assert!(exact, "{text} offered as exact: {p:?}");
+                assert_eq!(p, expr.pushdown(), "{text}");
+            }
+            None => assert!(!exact, "{text} not offered as exact"),
+        }
+    }
+}

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// Opening the store failed.
     #[error("cannot open the store: {0}")]
     Open(String),
+    /// A query asked for what this store cannot answer (a caller's mistake).
+    #[error("the store cannot answer this: {0}")]
+    Unsupported(String),
     /// No connection freed up in time (the store is overloaded); try again later.
     #[error("the store is busy: {0}")]
     Busy(String),
@@ -157,6 +160,39 @@ pub struct ScanQuery {
     pub limit: usize,
     /// Also return graph samples.
     pub with_samples: bool,
+}
+
+/// A read of the analytics facets of the traces in a window that satisfy every predicate of
+/// `pushdown` (all of them applied exactly; see [`crate::filter::Expr::exact_pushdown`]),
+/// split into parts that can be read at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacetQuery {
+    /// Window start, epoch seconds (inclusive).
+    pub start: f64,
+    /// Window end (inclusive).
+    pub end: f64,
+    /// Predicates, every one applied.
+    pub pushdown: Vec<Pushdown>,
+    /// Maximum rows.
+    pub limit: usize,
+    /// Newest first (`start_time`, then trace id, descending); in any order otherwise.
+    pub newest: bool,
+    /// Which part of the traces, `part` of `parts` (each trace belongs to exactly one).
+    pub part: u32,
+    /// How many parts the traces are split into (at least 1).
+    pub parts: u32,
+}
+
+/// One trace of a [`FacetQuery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacetRow {
+    /// Trace id.
+    pub trace_id: String,
+    /// Start, epoch seconds.
+    pub start_time: f64,
+    /// Its stored facets ([`crate::analytics::Facets`]), `None` for a trace stored before the
+    /// store kept them.
+    pub facets: Option<String>,
 }
 
 /// A trace summary as stored, optionally with what it adds to the graph.
@@ -278,6 +314,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Candidate trace summaries for a window and index predicates, newest first.
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;
+
+    /// The analytics facets of one part of the traces a query selects.
+    fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>>;
 
     /// Summaries and samples of the given traces (missing ids are left out).
     fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;

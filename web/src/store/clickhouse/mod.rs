@@ -15,7 +15,7 @@
 //!
 //! One concern per file, named like the SQLite store's where the concern is the same:
 //! `connection` (HTTP, SQL literals), `writer` (the writer task, folding, [`BulkRows`]),
-//! `reads` (summaries, scans, documents), `rollups` (the graph's per-minute rollups and the
+//! `reads` (summaries, scans, documents), `facets` (analytics facets), `rollups` (the graph's per-minute rollups and the
 //! task that settles them), `retention`, `settings` (sampling rules and
 //! groups), `sampling` (the shared sampling reports); `schema`, `rowbinary`, `credentials`,
 //! `server`. This file holds the configuration, [`ClickhouseStore::open`] and the [`Store`]
@@ -24,6 +24,7 @@
 mod alarms;
 mod connection;
 pub mod credentials;
+mod facets;
 mod reads;
 mod retention;
 mod rollups;
@@ -44,9 +45,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::{LiveCounters, LiveTraces, TraceLimits};
 use super::{
-    AlarmEvent, BoxFuture, EventQuery, IngestDocument, RollupRow, SamplingClient, ScanQuery, Store,
-    StoreError, StoredAlarm, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
-    Written,
+    AlarmEvent, BoxFuture, EventQuery, FacetQuery, FacetRow, IngestDocument, RollupRow,
+    SamplingClient, ScanQuery, Store, StoreError, StoredAlarm, StoredGroup, StoredRule,
+    StoredTrace, TelemetryRow, TraceRecord, Written,
 };
 pub use connection::is_identifier;
 use connection::{Connection, quote};
@@ -320,6 +321,10 @@ impl Store for ClickhouseStore {
         Box::pin(async move { self.scan(&query).await })
     }
 
+    fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>> {
+        Box::pin(async move { self.facets(&query).await })
+    }
+
     fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
         Box::pin(self.traces_by_id(ids))
     }
@@ -476,9 +481,10 @@ mod tests {
             .collect()
     }
 
-    /// A store made before `rollup_writes` and `ann_pairs` existed: opening it stamps the
-    /// minutes stored and adds the column (its default computed for the rows stored), so
-    /// minutes read (and settle) and annotations are found as before.
+    /// A store made before `rollup_writes`, `ann_pairs` and `facets` existed: opening it
+    /// stamps the minutes stored and adds the columns in their order (`ann_pairs`' default
+    /// computed for the rows stored), so minutes read (and settle), annotations are found as
+    /// before, and new folds are written.
     #[tokio::test]
     async fn a_store_from_an_older_release_is_brought_up_to_date_when_opened() {
         let place = Place::new(Backend::Clickhouse26);
@@ -495,10 +501,11 @@ mod tests {
             crate::test_support::scan_all(start - 60.0, start + 600.0, vec![by_order], 10, false)
         };
         assert_eq!(store.scan_traces(search()).await.unwrap().len(), 1);
-        // As a release before the rollup stamps and `ann_pairs` left it.
+        // As a release before the rollup stamps, `ann_pairs` and `facets` left it.
         for ddl in [
             "DROP TABLE rollup_writes",
             "ALTER TABLE traces DROP INDEX by_annotation",
+            "ALTER TABLE traces DROP COLUMN facets",
             "ALTER TABLE traces DROP COLUMN ann_pairs",
             "ALTER TABLE segments ADD COLUMN facts String",
         ] {

@@ -62,46 +62,8 @@ impl ClickhouseStore {
     pub(super) async fn scan(&self, q: &ScanQuery) -> Result<Vec<TraceRecord>, StoreError> {
         let mut filters = String::new();
         for p in &q.pushdown {
-            let clause = match p {
-                Pushdown::HasFault(b) => format!("has_fault = {}", u8::from(*b)),
-                Pushdown::HasError(b) => format!("has_error = {}", u8::from(*b)),
-                Pushdown::HasThrottle(b) => format!("has_throttle = {}", u8::from(*b)),
-                Pushdown::HttpStatus(s) => format!("http_status = {s}"),
-                Pushdown::ResponseTime(op, v) => {
-                    format!("response_time {} {}", crate::store::op_sql(op), number(*v))
-                }
-                Pushdown::Duration(op, v) => {
-                    format!("duration {} {}", crate::store::op_sql(op), number(*v))
-                }
-                // `has` on `ann_pairs` lets the bloom filter index skip granules (where the
-                // server has one; elsewhere it would only read one more column).
-                Pushdown::AnnotationEquals(k, v) => {
-                    let exact = format!(
-                        "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
-                        quote(k),
-                        quote(v)
-                    );
-                    if self.features.skip_indexes {
-                        format!(
-                            "has(ann_pairs, {}) AND {exact}",
-                            quote(&annotation_pair(k, v))
-                        )
-                    } else {
-                        exact
-                    }
-                }
-                Pushdown::AnnotationNumber(k, op, v) => format!(
-                    "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
-                    quote(k),
-                    crate::store::op_sql(op),
-                    number(*v)
-                ),
-                Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
-                Pushdown::Service(name) => format!("has(services, {})", quote(name)),
-                Pushdown::TraceId(id) => format!("trace_id = {}", quote(id)),
-            };
             filters.push_str(" AND ");
-            filters.push_str(&clause);
+            filters.push_str(&self.predicate_sql(p));
         }
         #[derive(Deserialize)]
         struct Row {
@@ -217,6 +179,48 @@ impl ClickhouseStore {
             }
         }
         Ok(out)
+    }
+
+    /// The SQL of one pushed-down predicate over a `traces` row.
+    pub(super) fn predicate_sql(&self, p: &Pushdown) -> String {
+        match p {
+            Pushdown::HasFault(b) => format!("has_fault = {}", u8::from(*b)),
+            Pushdown::HasError(b) => format!("has_error = {}", u8::from(*b)),
+            Pushdown::HasThrottle(b) => format!("has_throttle = {}", u8::from(*b)),
+            Pushdown::HttpStatus(s) => format!("http_status = {s}"),
+            Pushdown::ResponseTime(op, v) => {
+                format!("response_time {} {}", crate::store::op_sql(op), number(*v))
+            }
+            Pushdown::Duration(op, v) => {
+                format!("duration {} {}", crate::store::op_sql(op), number(*v))
+            }
+            // `has` on `ann_pairs` lets the bloom filter index skip granules (where the
+            // server has one; elsewhere it would only read one more column).
+            Pushdown::AnnotationEquals(k, v) => {
+                let exact = format!(
+                    "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
+                    quote(k),
+                    quote(v)
+                );
+                if self.features.skip_indexes {
+                    format!(
+                        "has(ann_pairs, {}) AND {exact}",
+                        quote(&annotation_pair(k, v))
+                    )
+                } else {
+                    exact
+                }
+            }
+            Pushdown::AnnotationNumber(k, op, v) => format!(
+                "arrayExists((k, n) -> k = {} AND n {} {}, ann_keys, ann_number)",
+                quote(k),
+                crate::store::op_sql(op),
+                number(*v)
+            ),
+            Pushdown::AnnotationExists(k) => format!("has(ann_keys, {})", quote(k)),
+            Pushdown::Service(name) => format!("has(services, {})", quote(name)),
+            Pushdown::TraceId(id) => format!("trace_id = {}", quote(id)),
+        }
     }
 
     pub(super) async fn documents(&self, ids: Vec<String>) -> Result<Vec<StoredTrace>, StoreError> {

@@ -5,9 +5,9 @@
 //!
 //! - `segments`: one row per document arrival, `ReplacingMergeTree(version)` ordered by
 //!   `(trace_id, id)`: a complete document (version 1) replaces an in-progress one (version 0).
-//! - `traces`: one row per fold of a trace (its summary with indexed columns), a
-//!   `ReplacingMergeTree(version)` ordered by `trace_id`; the fold that saw the most documents
-//!   has the highest version and wins.
+//! - `traces`: one row per fold of a trace (its summary with indexed columns and its
+//!   analytics facets), a `ReplacingMergeTree(version)` ordered by `trace_id`; the fold that
+//!   saw the most documents has the highest version and wins.
 //! - `samples`: node and edge samples of each fold, ordered by `(minute, src, dst)`; a
 //!   minute's rollup adds up the samples of each trace's newest fold.
 //!   `ann_pairs` holds its annotations as `key=value` under a bloom filter index, so a
@@ -99,7 +99,8 @@ fn tables(f: Features) -> Vec<Table> {
                  has_throttle UInt8, is_partial UInt8, http_status Nullable(UInt16), \
                  services Array(String), ann_keys Array(String), ann_text Array(String), \
                  ann_number Array(Float64), summary String, samples String, \
-                 ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}{trace_index}"
+                 ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}, \
+                 facets String DEFAULT ''{trace_index}"
             ),
             engine: "ReplacingMergeTree(version) PARTITION BY day ORDER BY trace_id",
             shard_by: "sipHash64(trace_id)",
@@ -266,6 +267,13 @@ pub fn migrations(f: Features) -> Vec<Migration> {
             wanted: true,
             clause: format!("ADD COLUMN ann_pairs Array(String) DEFAULT {ANN_PAIRS_DEFAULT}"),
         },
+        // Rows written before get `''`: their traces are analysed from their summaries.
+        Migration {
+            table: "traces",
+            name: "facets",
+            wanted: true,
+            clause: "ADD COLUMN facets String DEFAULT ''".into(),
+        },
         // Facts are extracted again from the documents when a trace is read back.
         Migration {
             table: "segments",
@@ -379,8 +387,11 @@ mod tests {
                 .map(|m| m.name)
                 .collect()
         };
-        assert_eq!(added(Features::of((18, 16))), ["ann_pairs"]);
-        assert_eq!(added(Features::of((24, 3))), ["ann_pairs", "by_annotation"]);
+        assert_eq!(added(Features::of((18, 16))), ["ann_pairs", "facets"]);
+        assert_eq!(
+            added(Features::of((24, 3))),
+            ["ann_pairs", "facets", "by_annotation"]
+        );
         assert!(!segments(&new).contains("facts"));
         // Apart from the gated features, every version creates the same tables.
         let plain = |s: &[String]| {

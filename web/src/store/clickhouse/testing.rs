@@ -115,3 +115,11 @@ macro_rules! for_each_store {
     };
 }
 pub(crate) use for_each_store;
+
+impl ClickhouseStore {
+    /// Runs a statement on the store's database (for tests that shape stored rows as an
+    /// older release left them).
+    pub(crate) async fn run_for_test(&self, sql: &str) {
+        self.conn.execute(sql).await.unwrap();
+    }
+}

@@ -179,7 +179,8 @@ fn encode_fold(
                 .collect::<Vec<_>>()
                 .iter()
                 .map(String::as_str),
-        );
+        )
+        .string(&crate::analytics::Facets::encode(s));
     for sample in &view.samples {
         minutes.insert(sample.minute);
         samples

@@ -18,6 +18,7 @@
 //! ([`super::live`]), and only a late one (below the live horizon) is read back.
 
 mod alarms;
+mod facets;
 mod read_pool;
 mod reads;
 mod retention;
@@ -36,13 +37,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::live::{LiveCounters, LiveTraces, MAX_SUSPECTS, TraceLimits, id_epoch};
 use super::{
-    AlarmEvent, BoxFuture, EventQuery, IngestDocument, RollupRow, ScanQuery, Store, StoreError,
-    StoredAlarm, StoredDocument, StoredGroup, StoredRule, StoredTrace, TelemetryRow, TraceRecord,
-    Written,
+    AlarmEvent, BoxFuture, EventQuery, FacetQuery, FacetRow, IngestDocument, RollupRow, ScanQuery,
+    Store, StoreError, StoredAlarm, StoredDocument, StoredGroup, StoredRule, StoredTrace,
+    TelemetryRow, TraceRecord, Written,
 };
 use crate::sampling::DEFAULT_RULE;
 use reads::{row_stats, scan};
-use schema::{SCHEMA, STORE_FORMAT};
+use schema::{FACETS_FORMAT, SCHEMA, STORE_FORMAT};
 use settings::read_rules;
 use writer::{
     Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, prefold, split_by_trace,
@@ -108,7 +109,8 @@ impl SqliteStore {
             |r| r.get(0),
         )?;
         let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if existing > 0 && format != STORE_FORMAT {
+        let upgrade = existing > 0 && format == FACETS_FORMAT - 1;
+        if existing > 0 && format != STORE_FORMAT && !upgrade {
             return Err(StoreError::Open(format!(
                 "{} holds store format {format}, this build writes format {STORE_FORMAT}; \
                  start with a fresh --data-dir",
@@ -116,6 +118,9 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        if upgrade {
+            facets::backfill(&conn, &path)?;
+        }
         conn.pragma_update(None, "user_version", STORE_FORMAT)?;
         let exists: Option<String> = conn
             .query_row(
@@ -255,6 +260,10 @@ impl Store for SqliteStore {
 
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
         self.read(move |conn| scan(conn, &query))
+    }
+
+    fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>> {
+        self.read(move |conn| facets::scan(conn, &query))
     }
 
     fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {

@@ -72,56 +72,19 @@ pub(super) fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>,
         args.push((*t).into());
         args.push(id.clone().into());
     }
-    for (i, p) in q.pushdown.iter().enumerate() {
-        if Some(i) == driver {
-            continue;
-        }
-        match p {
-            Pushdown::HasFault(b) => {
-                sql.push_str(" AND t.has_fault = ?");
-                args.push((*b as i64).into());
-            }
-            Pushdown::HasError(b) => {
-                sql.push_str(" AND t.has_error = ?");
-                args.push((*b as i64).into());
-            }
-            Pushdown::HasThrottle(b) => {
-                sql.push_str(" AND t.has_throttle = ?");
-                args.push((*b as i64).into());
-            }
-            Pushdown::HttpStatus(s) => {
-                sql.push_str(" AND t.http_status = ?");
-                args.push(i64::from(*s).into());
-            }
-            Pushdown::ResponseTime(op, v) => {
-                sql.push_str(&format!(
-                    " AND t.response_time {} ?",
-                    super::super::op_sql(op)
-                ));
-                args.push((*v).into());
-            }
-            Pushdown::Duration(op, v) => {
-                sql.push_str(&format!(" AND t.duration {} ?", super::super::op_sql(op)));
-                args.push((*v).into());
-            }
-            Pushdown::AnnotationEquals(k, v) => {
-                sql.push_str(" AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.key = ? AND a.value_text = ? AND a.trace_rowid = t.rowid)");
-                args.push(k.clone().into());
-                args.push(v.clone().into());
-            }
-            // No index by trace answers these (the annotation index is keyed by value): the
-            // caller evaluates them on the summaries, which it does for every predicate anyway.
-            Pushdown::AnnotationNumber(..) | Pushdown::AnnotationExists(..) => {}
-            Pushdown::Service(name) => {
-                sql.push_str(
-                    " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_rowid = t.rowid)",
-                );
-                args.push(name.clone().into());
-            }
-            Pushdown::TraceId(id) => {
-                sql.push_str(" AND t.trace_id = ?");
-                args.push(id.clone().into());
-            }
+    for (_, p) in q
+        .pushdown
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != driver)
+    {
+        // No index by trace answers these (the annotation index is keyed by value): the
+        // caller evaluates them on the summaries, which it does for every predicate anyway.
+        if !matches!(
+            p,
+            Pushdown::AnnotationNumber(..) | Pushdown::AnnotationExists(..)
+        ) {
+            push_predicate(p, &mut sql, &mut args);
         }
     }
     sql.push_str(" ORDER BY t.start_time DESC, t.trace_id DESC LIMIT ?");
@@ -142,4 +105,55 @@ pub(super) fn scan(conn: &Connection, q: &ScanQuery) -> Result<Vec<TraceRecord>,
         });
     }
     Ok(out)
+}
+
+/// Appends ` AND` and the SQL of predicate `p` over the row `t` (`traces` or `trace_facets`,
+/// which share these columns and the `rid`). `AnnotationNumber` and `AnnotationExists` have
+/// no index by trace here and must not be asked for.
+pub(super) fn push_predicate(p: &Pushdown, sql: &mut String, args: &mut Vec<SqlValue>) {
+    match p {
+        Pushdown::HasFault(b) => {
+            sql.push_str(" AND t.has_fault = ?");
+            args.push((*b as i64).into());
+        }
+        Pushdown::HasError(b) => {
+            sql.push_str(" AND t.has_error = ?");
+            args.push((*b as i64).into());
+        }
+        Pushdown::HasThrottle(b) => {
+            sql.push_str(" AND t.has_throttle = ?");
+            args.push((*b as i64).into());
+        }
+        Pushdown::HttpStatus(s) => {
+            sql.push_str(" AND t.http_status = ?");
+            args.push(i64::from(*s).into());
+        }
+        Pushdown::ResponseTime(op, v) => {
+            sql.push_str(&format!(
+                " AND t.response_time {} ?",
+                super::super::op_sql(op)
+            ));
+            args.push((*v).into());
+        }
+        Pushdown::Duration(op, v) => {
+            sql.push_str(&format!(" AND t.duration {} ?", super::super::op_sql(op)));
+            args.push((*v).into());
+        }
+        Pushdown::AnnotationEquals(k, v) => {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM trace_annotations a WHERE a.key = ? AND a.value_text = ? AND a.trace_rowid = t.rowid)");
+            args.push(k.clone().into());
+            args.push(v.clone().into());
+        }
+        Pushdown::Service(name) => {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM trace_services s WHERE s.name = ? AND s.trace_rowid = t.rowid)",
+            );
+            args.push(name.clone().into());
+        }
+        Pushdown::TraceId(id) => {
+            sql.push_str(" AND t.trace_id = ?");
+            args.push(id.clone().into());
+        }
+        Pushdown::AnnotationNumber(..) | Pushdown::AnnotationExists(..) => {}
+    }
 }

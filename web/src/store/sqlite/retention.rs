@@ -1,4 +1,4 @@
-//! Retention in the SQLite store: old traces with their documents and index rows, old
+//! Retention in the SQLite store: old traces with their documents, facets and index rows, old
 //! rollups and telemetry, deleted in bounded steps.
 
 use rusqlite::{Transaction, params};
@@ -27,6 +27,7 @@ pub(super) fn delete_before(
         index.delete(*rowid, &serde_json::from_str(summary)?)?;
         tx.execute("DELETE FROM segments WHERE trace_id = ?1", [id])?;
         tx.execute("DELETE FROM traces WHERE rowid = ?1", [rowid])?;
+        tx.execute("DELETE FROM trace_facets WHERE rid = ?1", [rowid])?;
     }
     tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
     tx.execute("DELETE FROM telemetry WHERE received_at < ?1", [cutoff])?;

@@ -35,6 +35,7 @@ pub(super) struct Folded {
     fold: TraceFold,
     summary: String,
     rollup: String,
+    facets: String,
 }
 
 /// Per trace id: its fold from one call's pieces, or `None` when pieces of that trace came in
@@ -51,6 +52,7 @@ impl Folded {
         Ok(Self {
             summary: serde_json::to_string(&fold.summary)?,
             rollup: serde_json::to_string(&fold.rollup)?,
+            facets: crate::analytics::Facets::encode(&fold.summary),
             fold,
         })
     }
@@ -492,6 +494,7 @@ fn write_documents(
             summary = ?10, samples = ?11
          WHERE rid = ?12",
     )?;
+    let mut put_facets = tx.prepare_cached(super::facets::PUT)?;
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
@@ -571,6 +574,7 @@ fn write_documents(
                 (tx.last_insert_rowid(), keys.minus(&IndexKeys::default()))
             }
         };
+        super::facets::put(&mut put_facets, rowid, s, &folded.facets)?;
         for ((key, text), number) in added.annotations {
             annotation_rows.extend([key.into(), text.into(), number.into(), rowid.into()]);
         }

@@ -1,0 +1,208 @@
+//! Reading a set of traces from a store into a [`Tally`]. When the set's filter is exactly
+//! what the store's indexes answer ([`Expr::exact_pushdown`]: annotations, services, outcomes,
+//! status, times, ids — what most analyses ask), the store returns each trace's stored
+//! [`Facets`] and nothing is evaluated here; any other filter is evaluated on the summaries of
+//! the candidates the store finds.
+
+use super::{Facets, MAX_EXAMINED, MAX_TRACES, Tally};
+use crate::filter::Expr;
+use crate::store::{FacetQuery, FacetRow, ScanQuery, Store, StoreError};
+
+/// Parts of a facets read: read at once (SQLite on two pool threads, ClickHouse as two
+/// queries) and decoded on two threads.
+const PARTS: u32 = 2;
+
+/// Traces whose summaries are read at once when their facets are missing.
+const SUMMARIES_PER_READ: usize = 1_000;
+
+/// Folds the traces that started in `[start, end]` and match `filter` (newest first), at most
+/// [`MAX_TRACES`] of them and [`MAX_EXAMINED`] candidates.
+pub async fn collect(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    filter: Option<&Expr>,
+) -> Result<Tally, StoreError> {
+    match filter.map_or(Some(Vec::new()), Expr::exact_pushdown) {
+        Some(pushdown) => collect_facets(store, start, end, pushdown, MAX_TRACES).await,
+        None => collect_newest(store, start, end, filter, MAX_TRACES).await,
+    }
+}
+
+/// [`collect`] for a filter the store answers exactly (`pushdown`), with at most `limit`
+/// traces: every part read at once in any order; when together they hold more than `limit`,
+/// each part's newest `limit` again, and the newest `limit` of those.
+pub(crate) async fn collect_facets(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    pushdown: Vec<crate::store::Pushdown>,
+    limit: usize,
+) -> Result<Tally, StoreError> {
+    let read = |limit: usize, newest: bool| {
+        let query = |part| FacetQuery {
+            start,
+            end,
+            pushdown: pushdown.clone(),
+            limit,
+            newest,
+            part,
+            parts: PARTS,
+        };
+        let (a, b) = (query(0), query(1));
+        async move { tokio::try_join!(store.scan_facets(a), store.scan_facets(b)) }
+    };
+    let (mut a, mut b) = read(limit.saturating_add(1), false).await?;
+    let truncated = a.len() + b.len() > limit;
+    if truncated {
+        (a, b) = read(limit, true).await?;
+        let mut all = a;
+        all.append(&mut b);
+        all.sort_unstable_by(|x, y| {
+            y.start_time
+                .total_cmp(&x.start_time)
+                .then_with(|| y.trace_id.cmp(&x.trace_id))
+        });
+        all.truncate(limit);
+        b = all.split_off(all.len() / 2);
+        a = all;
+    }
+    let fold =
+        |rows: Vec<FacetRow>| tokio::task::spawn_blocking(move || fold_facets(start, end, &rows));
+    let (ta, tb) = tokio::join!(fold(a), fold(b));
+    // A fold that panicked panics here (nothing cancels a blocking task).
+    let joined = |r: Result<_, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    };
+    let ((mut tally, missing_a), (other, missing_b)) = (joined(ta)?, joined(tb)?);
+    tally.merge(other);
+    // Traces stored before their store kept facets: folded from their summaries.
+    for ids in missing_a
+        .chunks(SUMMARIES_PER_READ)
+        .chain(missing_b.chunks(SUMMARIES_PER_READ))
+    {
+        for record in store.get_traces(ids.to_vec()).await? {
+            tally.add(&record.summary);
+        }
+    }
+    if truncated {
+        tally.mark_truncated();
+    }
+    Ok(tally)
+}
+
+/// Folds rows' facets into a tally of the window; returns it with the ids of the rows that
+/// have none.
+fn fold_facets(
+    start: f64,
+    end: f64,
+    rows: &[FacetRow],
+) -> Result<(Tally, Vec<String>), StoreError> {
+    let mut tally = Tally::new(start, end);
+    let mut missing = Vec::new();
+    for row in rows {
+        match &row.facets {
+            Some(text) => tally.add_facets(&Facets::decode(text)?),
+            None => missing.push(row.trace_id.clone()),
+        }
+    }
+    Ok((tally, missing))
+}
+
+/// [`collect`] with at most `limit` traces. The two halves of the window are read at once (a
+/// store decodes each on a thread of its own); when together they hold more than `limit`,
+/// the older half is read again for just the newest that fit.
+pub(crate) async fn collect_newest(
+    store: &dyn Store,
+    start: f64,
+    end: f64,
+    filter: Option<&Expr>,
+    limit: usize,
+) -> Result<Tally, StoreError> {
+    let mid = start + (end - start) / 2.0;
+    let newer = Slice {
+        start: mid,
+        end,
+        before: None,
+    };
+    // Strictly before `mid`: the cursor `(mid, "")` excludes every trace at `mid` itself.
+    let older = Slice {
+        start,
+        end: mid,
+        before: Some((mid, String::new())),
+    };
+    let window = (start, end);
+    let (a, b) = tokio::join!(
+        fold_slice(store, window, &newer, filter, limit),
+        fold_slice(store, window, &older, filter, limit)
+    );
+    let (mut tally, rest) = (a?, b?);
+    if tally.truncated {
+        return Ok(tally);
+    }
+    if tally.traces + rest.traces <= limit as u64 {
+        tally.merge(rest);
+        return Ok(tally);
+    }
+    let room = limit - tally.traces as usize;
+    let rest = fold_slice(store, window, &older, filter, room).await?;
+    tally.merge(rest);
+    tally.mark_truncated();
+    Ok(tally)
+}
+
+/// Part of a window: `[start, end]`, strictly before `before` when set.
+struct Slice {
+    start: f64,
+    end: f64,
+    before: Option<(f64, String)>,
+}
+
+/// Folds the newest `limit` matches of a slice into a tally of the whole `window`.
+async fn fold_slice(
+    store: &dyn Store,
+    window: (f64, f64),
+    slice: &Slice,
+    filter: Option<&Expr>,
+    limit: usize,
+) -> Result<Tally, StoreError> {
+    // Large rounds: each is a query (ClickHouse: three), and their cost per round dominates.
+    const BATCH: usize = 10_000;
+    let mut tally = Tally::new(window.0, window.1);
+    let pushdown = filter.map(Expr::pushdown).unwrap_or_default();
+    let mut after = slice.before.clone();
+    let mut examined = 0;
+    loop {
+        let batch = store
+            .scan_traces(ScanQuery {
+                start: slice.start,
+                end: slice.end,
+                pushdown: pushdown.clone(),
+                after: after.clone(),
+                limit: BATCH,
+                with_samples: false,
+            })
+            .await?;
+        let exhausted = batch.len() < BATCH;
+        for record in batch {
+            examined += 1;
+            let s = &record.summary;
+            if filter.is_none_or(|f| crate::filter::matches(f, s)) {
+                if tally.traces() as usize >= limit {
+                    tally.mark_truncated();
+                    return Ok(tally);
+                }
+                tally.add(s);
+            }
+            after = Some((s.start_time, s.id.clone()));
+        }
+        if exhausted {
+            return Ok(tally);
+        }
+        // Each of the two halves has half the budget.
+        if examined >= MAX_EXAMINED / 2 {
+            tally.mark_truncated();
+            return Ok(tally);
+        }
+    }
+}
