@@ -282,7 +282,9 @@ pub fn analytics_group<'s>(
     let read = engine_read(start, end);
     // Where the time goes, once: the store's read of the set's facets (both parts, one after
     // the other), then decoding and folding them.
-    let pushdown = set.exact_pushdown().expect("the set's filter is answered exactly");
+    let pushdown = set
+        .exact_pushdown()
+        .expect("the set's filter is answered exactly");
     let t = Instant::now();
     let mut rows = Vec::new();
     for part in 0..2 {

@@ -8,9 +8,10 @@ use super::{Facets, MAX_EXAMINED, MAX_TRACES, Tally};
 use crate::filter::Expr;
 use crate::store::{FacetQuery, FacetRow, ScanQuery, Store, StoreError};
 
-/// Parts of a facets read: read at once (SQLite on two pool threads, ClickHouse as two
-/// queries) and decoded on two threads.
-const PARTS: u32 = 2;
+/// Parts of a facets read. They are read one after another and each is decoded and folded
+/// on a blocking thread while the next is read: the store's read and the fold overlap, and
+/// reads do not compete with each other for the store's caches.
+const PARTS: u32 = 4;
 
 /// Traces whose summaries are read at once when their facets are missing.
 const SUMMARIES_PER_READ: usize = 1_000;
@@ -30,8 +31,9 @@ pub async fn collect(
 }
 
 /// [`collect`] for a filter the store answers exactly (`pushdown`), with at most `limit`
-/// traces: every part read at once in any order; when together they hold more than `limit`,
-/// each part's newest `limit` again, and the newest `limit` of those.
+/// traces: the parts read in any order, each folded as soon as it is read; when together
+/// they hold more than `limit`, each part's newest `limit` again, and the newest `limit` of
+/// those.
 pub(crate) async fn collect_facets(
     store: &dyn Store,
     start: f64,
@@ -39,48 +41,58 @@ pub(crate) async fn collect_facets(
     pushdown: Vec<crate::store::Pushdown>,
     limit: usize,
 ) -> Result<Tally, StoreError> {
-    let read = |limit: usize, newest: bool| {
-        let query = |part| FacetQuery {
-            start,
-            end,
-            pushdown: pushdown.clone(),
-            limit,
-            newest,
-            part,
-            parts: PARTS,
-        };
-        let (a, b) = (query(0), query(1));
-        async move { tokio::try_join!(store.scan_facets(a), store.scan_facets(b)) }
+    let query = |part, limit, newest| FacetQuery {
+        start,
+        end,
+        pushdown: pushdown.clone(),
+        limit,
+        newest,
+        part,
+        parts: PARTS,
     };
-    let (mut a, mut b) = read(limit.saturating_add(1), false).await?;
-    let truncated = a.len() + b.len() > limit;
+    let fold =
+        |rows: Vec<FacetRow>| tokio::task::spawn_blocking(move || fold_facets(start, end, &rows));
+    let mut folds = Vec::new();
+    let mut read = 0;
+    for part in 0..PARTS {
+        let rows = store
+            .scan_facets(query(part, limit.saturating_add(1), false))
+            .await?;
+        read += rows.len();
+        if read > limit {
+            break;
+        }
+        folds.push(fold(rows));
+    }
+    let truncated = read > limit;
     if truncated {
-        (a, b) = read(limit, true).await?;
-        let mut all = a;
-        all.append(&mut b);
+        // Past the limit: the newest `limit` of the set, folded in two halves.
+        folds.clear();
+        let mut all = Vec::new();
+        for part in 0..PARTS {
+            all.extend(store.scan_facets(query(part, limit, true)).await?);
+        }
         all.sort_unstable_by(|x, y| {
             y.start_time
                 .total_cmp(&x.start_time)
                 .then_with(|| y.trace_id.cmp(&x.trace_id))
         });
         all.truncate(limit);
-        b = all.split_off(all.len() / 2);
-        a = all;
+        let older = all.split_off(all.len() / 2);
+        folds = vec![fold(all), fold(older)];
     }
-    let fold =
-        |rows: Vec<FacetRow>| tokio::task::spawn_blocking(move || fold_facets(start, end, &rows));
-    let (ta, tb) = tokio::join!(fold(a), fold(b));
-    // A fold that panicked panics here (nothing cancels a blocking task).
-    let joined = |r: Result<_, tokio::task::JoinError>| {
-        r.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    };
-    let ((mut tally, missing_a), (other, missing_b)) = (joined(ta)?, joined(tb)?);
-    tally.merge(other);
+    let mut tally = Tally::new(start, end);
+    let mut missing = Vec::new();
+    for f in folds {
+        // A fold that panicked panics here (nothing cancels a blocking task).
+        let (part, ids) = f
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        tally.merge(part);
+        missing.extend(ids);
+    }
     // Traces stored before their store kept facets: folded from their summaries.
-    for ids in missing_a
-        .chunks(SUMMARIES_PER_READ)
-        .chain(missing_b.chunks(SUMMARIES_PER_READ))
-    {
+    for ids in missing.chunks(SUMMARIES_PER_READ) {
         for record in store.get_traces(ids.to_vec()).await? {
             tally.add(&record.summary);
         }

@@ -52,7 +52,7 @@ pub struct ComparedEntry {
 /// of either set (at most [`TOP_VALUES`] from each); of those, the [`TOP_VALUES`] with the
 /// largest absolute difference of shares are kept.
 pub fn compare(a: &Tally, b: &Tally) -> Compared {
-    let mut dims: Vec<&Dimension> = a.counts.keys().chain(b.counts.keys()).collect();
+    let mut dims: Vec<&Dimension> = a.dimensions().into_iter().chain(b.dimensions()).collect();
     dims.sort();
     dims.dedup();
     let mut breakdowns: Vec<ComparedBreakdown> = dims

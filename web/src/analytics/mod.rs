@@ -12,7 +12,7 @@ mod compare;
 mod dimension;
 mod facets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -128,10 +128,15 @@ impl Serialize for Value {
     }
 }
 
+/// A map hashed with a fast, randomly seeded hasher (analytics hashes every value of every
+/// trace).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The counts of one dimension's values, by [`Value::key`].
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Counts {
-    by_value: HashMap<String, u64>,
+    dimension: Dimension,
+    by_value: FastMap<String, u64>,
     /// Values not counted past [`MAX_VALUES`].
     overflow: u64,
 }
@@ -163,7 +168,8 @@ pub struct Tally {
     truncated: bool,
     histogram: [u64; BUCKET_BOUNDS.len() + 1],
     points: Vec<Point>,
-    counts: BTreeMap<Dimension, Counts>,
+    /// By [`Dimension::code`].
+    counts: FastMap<String, Counts>,
     annotation_keys: usize,
 }
 
@@ -185,7 +191,7 @@ impl Tally {
                     ..Point::default()
                 })
                 .collect(),
-            counts: BTreeMap::new(),
+            counts: FastMap::default(),
             annotation_keys: 0,
         }
     }
@@ -215,30 +221,34 @@ impl Tally {
             p.fault += u64::from(f.has_fault());
         }
         // Values come grouped by dimension: each group's counts are looked up once.
-        let mut values = f.values.iter().peekable();
-        while let Some((code, _)) = values.peek() {
-            let code = code.0.clone();
-            let group = std::iter::from_fn(|| values.next_if(|(c, _)| c.0 == code));
-            let Some(counts) = Dimension::from_code(&code).and_then(|d| self.counts_of(d)) else {
-                group.for_each(drop);
-                continue;
-            };
-            for (_, key) in group {
-                counts.count(&key.0);
+        for group in f.values.chunk_by(|a, b| a.0 == b.0) {
+            if let Some(counts) = self.counts_of(&group[0].0.0) {
+                for (_, key) in group {
+                    counts.count(&key.0);
+                }
             }
         }
     }
 
-    /// The counts of `d`, made on first use (`None` for an annotation key past
-    /// [`MAX_ANNOTATION_KEYS`]).
-    fn counts_of(&mut self, d: Dimension) -> Option<&mut Counts> {
-        if !self.counts.contains_key(&d) && matches!(d, Dimension::Annotation(_)) {
-            if self.annotation_keys >= MAX_ANNOTATION_KEYS {
-                return None;
+    /// The counts of the dimension of code `code`, made on first use (`None` for an unknown
+    /// code or an annotation key past [`MAX_ANNOTATION_KEYS`]).
+    fn counts_of(&mut self, code: &str) -> Option<&mut Counts> {
+        if !self.counts.contains_key(code) {
+            let dimension = Dimension::from_code(code)?;
+            if matches!(dimension, Dimension::Annotation(_)) {
+                if self.annotation_keys >= MAX_ANNOTATION_KEYS {
+                    return None;
+                }
+                self.annotation_keys += 1;
             }
-            self.annotation_keys += 1;
+            let counts = Counts {
+                dimension,
+                by_value: FastMap::default(),
+                overflow: 0,
+            };
+            self.counts.insert(code.to_owned(), counts);
         }
-        Some(self.counts.entry(d).or_default())
+        self.counts.get_mut(code)
     }
 
     /// Marks the set as larger than what was folded.
@@ -259,8 +269,8 @@ impl Tally {
             mine.throttle += theirs.throttle;
             mine.fault += theirs.fault;
         }
-        for (d, theirs) in other.counts {
-            if let Some(mine) = self.counts_of(d) {
+        for (code, theirs) in other.counts {
+            if let Some(mine) = self.counts_of(&code) {
                 mine.overflow += theirs.overflow;
                 for (key, n) in &theirs.by_value {
                     mine.add(key, *n);
@@ -272,7 +282,7 @@ impl Tally {
     /// Traces with `value` in dimension `d`.
     fn count_of(&self, d: &Dimension, value: &Value) -> u64 {
         self.counts
-            .get(d)
+            .get(&d.code())
             .and_then(|c| c.by_value.get(&value.key()))
             .copied()
             .unwrap_or(0)
@@ -280,7 +290,7 @@ impl Tally {
 
     /// The [`TOP_VALUES`] most frequent values of `d`, most frequent first (ties by key).
     fn ranked(&self, d: &Dimension) -> Vec<(Value, u64)> {
-        let Some(c) = self.counts.get(d) else {
+        let Some(c) = self.counts.get(&d.code()) else {
             return Vec::new();
         };
         let mut all: Vec<(&str, u64)> = c.by_value.iter().map(|(k, n)| (k.as_str(), *n)).collect();
@@ -299,11 +309,19 @@ impl Tally {
         }
     }
 
+    /// The dimensions counted, in the order a page shows them.
+    fn dimensions(&self) -> Vec<&Dimension> {
+        let mut dims: Vec<&Dimension> = self.counts.values().map(|c| &c.dimension).collect();
+        dims.sort();
+        dims
+    }
+
     /// The analysis of what was folded.
     pub fn finish(&self) -> Analysis {
         let breakdowns = self
-            .counts
-            .iter()
+            .dimensions()
+            .into_iter()
+            .filter_map(|d| Some((d, self.counts.get(&d.code())?)))
             .filter(|(_, c)| !c.by_value.is_empty())
             .map(|(d, c)| {
                 let ranked = self.ranked(d);

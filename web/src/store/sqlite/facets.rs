@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{CachedStatement, Connection, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
 
 use super::super::{FacetQuery, FacetRow, Pushdown, StoreError};
 use super::reads::push_predicate;
@@ -81,7 +81,8 @@ pub(super) fn backfill(conn: &Connection, path: &Path) -> Result<(), StoreError>
 
 /// The facets of part `q.part` of the traces `q` selects. A selective index drives: the
 /// first annotation or service predicate (its index rows, then each trace's facets row by
-/// `rid`); else the time index. A trace's part is its `rid` modulo `q.parts`.
+/// `rid`); else the time index. Parts are ranges of `rid` (see [`part_bounds`]), so each
+/// part reads its own pages.
 pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, StoreError> {
     if let Some(p) = q.pushdown.iter().find(|p| {
         matches!(
@@ -93,7 +94,7 @@ pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, S
             "{p:?} is not answered by an index of this store"
         )));
     }
-    let parts = i64::from(q.parts.max(1));
+    let (low, high) = part_bounds(conn, q)?;
     let mut args: Vec<SqlValue> = Vec::new();
     let mut sql = String::from("SELECT t.trace_id, t.start_time, t.facets FROM ");
     // The time index gives the time-driven scan its order.
@@ -106,7 +107,7 @@ pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, S
         Some(Pushdown::AnnotationEquals(k, v)) => {
             sql.push_str(
                 "trace_annotations d CROSS JOIN trace_facets t ON t.rid = d.trace_rowid
-                 WHERE d.key = ? AND d.value_text = ? AND d.trace_rowid % ? = ?
+                 WHERE d.key = ? AND d.value_text = ? AND d.trace_rowid >= ? AND d.trace_rowid < ?
                  AND t.start_time >= ? AND t.start_time <= ?",
             );
             args.extend([k.clone().into(), v.clone().into()]);
@@ -114,7 +115,7 @@ pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, S
         Some(Pushdown::Service(name)) => {
             sql.push_str(
                 "trace_services d CROSS JOIN trace_facets t ON t.rid = d.trace_rowid
-                 WHERE d.name = ? AND d.trace_rowid % ? = ?
+                 WHERE d.name = ? AND d.trace_rowid >= ? AND d.trace_rowid < ?
                  AND t.start_time >= ? AND t.start_time <= ?",
             );
             args.push(name.clone().into());
@@ -122,17 +123,12 @@ pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, S
         _ => {
             sql.push_str(
                 "traces w INDEXED BY traces_by_start CROSS JOIN trace_facets t ON t.rid = w.rid
-                 WHERE w.rid % ? = ? AND w.start_time >= ? AND w.start_time <= ?",
+                 WHERE w.rid >= ? AND w.rid < ? AND w.start_time >= ? AND w.start_time <= ?",
             );
             order = "w";
         }
     }
-    args.extend([
-        parts.into(),
-        i64::from(q.part).into(),
-        q.start.into(),
-        q.end.into(),
-    ]);
+    args.extend([low.into(), high.into(), q.start.into(), q.end.into()]);
     for (_, p) in q
         .pushdown
         .iter()
@@ -157,4 +153,42 @@ pub(super) fn scan(conn: &Connection, q: &FacetQuery) -> Result<Vec<FacetRow>, S
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The `rid` range `[low, high)` of part `q.part`: the window's `rid`s (which grow with
+/// arrival, so roughly with time) cut into `q.parts` equal ranges, the first and last open
+/// ended. Every trace is in exactly one part whatever the estimate; only the balance depends
+/// on it.
+fn part_bounds(conn: &Connection, q: &FacetQuery) -> Result<(i64, i64), StoreError> {
+    let parts = i64::from(q.parts.max(1));
+    let part = i64::from(q.part).min(parts - 1);
+    if parts == 1 {
+        return Ok((i64::MIN, i64::MAX));
+    }
+    let edge = |sql: &str, at: f64| -> Result<Option<i64>, StoreError> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([at], |r| r.get(0))
+            .optional()?)
+    };
+    let first = edge(
+        "SELECT rid FROM traces WHERE start_time >= ?1 ORDER BY start_time, trace_id LIMIT 1",
+        q.start,
+    )?;
+    let last = edge(
+        "SELECT rid FROM traces WHERE start_time <= ?1 ORDER BY start_time DESC, trace_id DESC LIMIT 1",
+        q.end,
+    )?;
+    let (lo, hi) = match (first, last) {
+        (Some(a), Some(b)) => (a.min(b), a.max(b).saturating_add(1)),
+        _ => (0, 1),
+    };
+    let cut = |k: i64| lo + ((hi - lo) as i128 * k as i128 / parts as i128) as i64;
+    let low = if part == 0 { i64::MIN } else { cut(part) };
+    let high = if part == parts - 1 {
+        i64::MAX
+    } else {
+        cut(part + 1)
+    };
+    Ok((low, high))
 }
