@@ -280,14 +280,15 @@ pub fn analytics_group<'s>(
     };
     let once = fold();
     let read = engine_read(start, end);
-    // Where the time goes, once: the store's read of the set's facets (both parts, one after
-    // the other), then decoding and folding them.
+    // Where the time goes, once: the store's read of the set's facets (its parts one after
+    // the other), then decoding and folding them on one thread.
     let pushdown = set
         .exact_pushdown()
         .expect("the set's filter is answered exactly");
+    let parts = store().facet_parts();
     let t = Instant::now();
     let mut rows = Vec::new();
-    for part in 0..2 {
+    for part in 0..parts {
         rows.extend(
             rt.block_on(store().scan_facets(roentgen_web::store::FacetQuery {
                 start,
@@ -296,7 +297,7 @@ pub fn analytics_group<'s>(
                 limit: roentgen_web::analytics::MAX_TRACES + 1,
                 newest: false,
                 part,
-                parts: 2,
+                parts,
             }))
             .expect("facets"),
         );

@@ -8,11 +8,6 @@ use super::{Facets, MAX_EXAMINED, MAX_TRACES, Tally};
 use crate::filter::Expr;
 use crate::store::{FacetQuery, FacetRow, ScanQuery, Store, StoreError};
 
-/// Parts of a facets read. They are read one after another and each is decoded and folded
-/// on a blocking thread while the next is read: the store's read and the fold overlap, and
-/// reads do not compete with each other for the store's caches.
-const PARTS: u32 = 4;
-
 /// Traces whose summaries are read at once when their facets are missing.
 const SUMMARIES_PER_READ: usize = 1_000;
 
@@ -31,9 +26,10 @@ pub async fn collect(
 }
 
 /// [`collect`] for a filter the store answers exactly (`pushdown`), with at most `limit`
-/// traces: the parts read in any order, each folded as soon as it is read; when together
-/// they hold more than `limit`, each part's newest `limit` again, and the newest `limit` of
-/// those.
+/// traces: the store's parts ([`Store::facet_parts`]) read one after another, each folded in
+/// two halves on blocking threads while the next is read (the store's read and the fold
+/// overlap, and reads do not compete for the store's caches); when together they hold more
+/// than `limit`, each part's newest `limit` again, and the newest `limit` of those.
 pub(crate) async fn collect_facets(
     store: &dyn Store,
     start: f64,
@@ -41,6 +37,7 @@ pub(crate) async fn collect_facets(
     pushdown: Vec<crate::store::Pushdown>,
     limit: usize,
 ) -> Result<Tally, StoreError> {
+    let parts = store.facet_parts().max(1);
     let query = |part, limit, newest| FacetQuery {
         start,
         end,
@@ -48,13 +45,17 @@ pub(crate) async fn collect_facets(
         limit,
         newest,
         part,
-        parts: PARTS,
+        parts,
     };
     let fold =
         |rows: Vec<FacetRow>| tokio::task::spawn_blocking(move || fold_facets(start, end, &rows));
+    let fold_halves = |mut rows: Vec<FacetRow>| {
+        let older = rows.split_off(rows.len() / 2);
+        [fold(rows), fold(older)]
+    };
     let mut folds = Vec::new();
     let mut read = 0;
-    for part in 0..PARTS {
+    for part in 0..parts {
         let rows = store
             .scan_facets(query(part, limit.saturating_add(1), false))
             .await?;
@@ -62,14 +63,14 @@ pub(crate) async fn collect_facets(
         if read > limit {
             break;
         }
-        folds.push(fold(rows));
+        folds.extend(fold_halves(rows));
     }
     let truncated = read > limit;
     if truncated {
         // Past the limit: the newest `limit` of the set, folded in two halves.
         folds.clear();
         let mut all = Vec::new();
-        for part in 0..PARTS {
+        for part in 0..parts {
             all.extend(store.scan_facets(query(part, limit, true)).await?);
         }
         all.sort_unstable_by(|x, y| {
@@ -78,8 +79,7 @@ pub(crate) async fn collect_facets(
                 .then_with(|| y.trace_id.cmp(&x.trace_id))
         });
         all.truncate(limit);
-        let older = all.split_off(all.len() / 2);
-        folds = vec![fold(all), fold(older)];
+        folds = fold_halves(all).into();
     }
     let mut tally = Tally::new(start, end);
     let mut missing = Vec::new();

@@ -315,6 +315,12 @@ pub trait Store: Send + Sync + 'static {
     /// Candidate trace summaries for a window and index predicates, newest first.
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>>;
 
+    /// Into how many parts a facets read is best split, the parts read one after another
+    /// ([`FacetQuery::parts`]).
+    fn facet_parts(&self) -> u32 {
+        1
+    }
+
     /// The analytics facets of one part of the traces a query selects.
     fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>>;
 

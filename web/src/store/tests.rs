@@ -270,6 +270,20 @@ async fn put_analytics_traces(store: &dyn Store) {
     }
     store.put_documents(prepared(&first)).await.unwrap();
     store.put_documents(prepared(&second)).await.unwrap();
+    // Two annotations whose `key=value` texts are the same (`a=b=c`).
+    let ambiguous: Vec<String> = [("a=b", "c", 1), ("a", "b=c", 2)]
+        .into_iter()
+        .map(|(key, value, n)| {
+            serde_json::json!({
+                "name": "eq", "id": format!("{n:016x}"),
+                "trace_id": format!("1-6b49d200-{n:024x}"),
+                "start_time": 1_800_000_000.0 + n as f64, "end_time": 1_800_000_001.0 + n as f64,
+                "annotations": { key: value },
+            })
+            .to_string()
+        })
+        .collect();
+    store.put_documents(prepared(&ambiguous)).await.unwrap();
 }
 
 /// Analyses of sets whose filter the store answers exactly, read from the stored facets,
@@ -292,6 +306,7 @@ async fn assert_analyses_agree(store: &dyn Store) {
         "!fault AND http.status = 200",
         "responsetime > 0 AND error",
         "annotation.tier = \"gold\" AND service(\"checkout\") AND !throttle",
+        "annotation.a = \"b=c\"",
     ];
     let mut exact = 0;
     for text in EXPRESSIONS.iter().map(|(t, _)| *t).chain(own) {
@@ -300,7 +315,7 @@ async fn assert_analyses_agree(store: &dyn Store) {
             continue;
         };
         exact += 1;
-        for limit in [10_000, 5] {
+        for limit in [10_000, 60, 5] {
             let window = (0.0, 2e9);
             let from_facets = collect_facets(store, window.0, window.1, pushdown.clone(), limit)
                 .await

@@ -88,6 +88,18 @@ impl Connection {
         query: Option<&str>,
         body: Vec<u8>,
     ) -> Result<String, StoreError> {
+        let bytes = self.send_bytes(database, query, body).await?;
+        String::from_utf8(bytes)
+            .map_err(|_| StoreError::Write("ClickHouse answered text that is not UTF-8".into()))
+    }
+
+    /// [`Self::send`], the answer as bytes.
+    async fn send_bytes(
+        &self,
+        database: Option<&str>,
+        query: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         let mut params: Vec<(&str, &str)> = SETTINGS.to_vec();
         if let Some(db) = database {
             params.push(("database", db));
@@ -102,15 +114,16 @@ impl Connection {
             .await
             .map_err(|e| self.error(e))?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| self.error(e))?;
+        let bytes = response.bytes().await.map_err(|e| self.error(e))?;
         if !status.is_success() {
             // ClickHouse quotes the row it could not parse: scrubbed before it is logged or
             // passed on.
+            let text = String::from_utf8_lossy(&bytes);
             let detail = log_safe(&text.trim().chars().take(1000).collect::<String>());
             tracing::warn!(%status, detail, "ClickHouse refused a request");
             return Err(StoreError::Write(format!("ClickHouse: {detail}")));
         }
-        Ok(text)
+        Ok(bytes.to_vec())
     }
 
     /// A POST with `params` in the query string and the credentials in headers, never in the URL.
@@ -162,6 +175,14 @@ impl Connection {
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).map_err(StoreError::from))
             .collect()
+    }
+
+    /// The answer to `sql` in `RowBinary` (read with [`super::rowbinary::RowReader`]): no
+    /// text to escape and parse, for large answers.
+    pub(super) async fn select_binary(&self, sql: &str) -> Result<Vec<u8>, StoreError> {
+        let body = format!("{sql} FORMAT RowBinary");
+        self.send_bytes(Some(&self.config.database), None, body.into_bytes())
+            .await
     }
 
     /// Whether the store's database holds `table` (its `_local` table in a cluster), asked

@@ -321,6 +321,11 @@ impl Store for ClickhouseStore {
         Box::pin(async move { self.scan(&query).await })
     }
 
+    /// One query: each part would scan the window's rows again.
+    fn facet_parts(&self) -> u32 {
+        1
+    }
+
     fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>> {
         Box::pin(async move { self.facets(&query).await })
     }

@@ -195,20 +195,19 @@ impl ClickhouseStore {
                 format!("duration {} {}", crate::store::op_sql(op), number(*v))
             }
             // `has` on `ann_pairs` lets the bloom filter index skip granules (where the
-            // server has one; elsewhere it would only read one more column).
+            // server has one; elsewhere it would only read one more column). A pair with one
+            // `=` can only be this key and value; with more, the keys and texts decide.
             Pushdown::AnnotationEquals(k, v) => {
                 let exact = format!(
                     "arrayExists((k, v) -> k = {} AND v = {}, ann_keys, ann_text)",
                     quote(k),
                     quote(v)
                 );
-                if self.features.skip_indexes {
-                    format!(
-                        "has(ann_pairs, {}) AND {exact}",
-                        quote(&annotation_pair(k, v))
-                    )
-                } else {
-                    exact
+                let pair = annotation_pair(k, v);
+                match (self.features.skip_indexes, pair.matches('=').count()) {
+                    (true, 1) => format!("has(ann_pairs, {})", quote(&pair)),
+                    (true, _) => format!("has(ann_pairs, {}) AND {exact}", quote(&pair)),
+                    (false, _) => exact,
                 }
             }
             Pushdown::AnnotationNumber(k, op, v) => format!(

@@ -1,5 +1,6 @@
 //! A minimal writer for ClickHouse's `RowBinary` input format, so bulk inserts send compact
-//! little-endian columns instead of text the server has to parse.
+//! little-endian columns instead of text the server has to parse, and a reader of the same
+//! format for large answers.
 
 /// Bytes of `RowBinary` rows being built.
 #[derive(Debug, Default)]
@@ -122,9 +123,81 @@ impl RowBinary {
     }
 }
 
+/// Reads `RowBinary` values in order; every read checks the bytes left.
+#[derive(Debug)]
+pub struct RowReader<'a> {
+    bytes: &'a [u8],
+}
+
+/// The answer ended inside a value or held text that is not UTF-8.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("malformed RowBinary answer at {left} bytes from its end")]
+pub struct Malformed {
+    left: usize,
+}
+
+impl<'a> RowReader<'a> {
+    /// A reader of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if n > self.bytes.len() {
+            return Err(self.malformed());
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn malformed(&self) -> Malformed {
+        Malformed {
+            left: self.bytes.len(),
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, Malformed> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            n |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(n);
+            }
+        }
+        Err(self.malformed())
+    }
+
+    /// `String` (UTF-8 text).
+    pub fn string(&mut self) -> Result<&'a str, Malformed> {
+        let len = usize::try_from(self.varint()?).map_err(|_| self.malformed())?;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes).map_err(|_| self.malformed())
+    }
+
+    /// `UInt64`.
+    pub fn u64(&mut self) -> Result<u64, Malformed> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| self.malformed())?,
+        ))
+    }
+
+    /// `Float64`.
+    pub fn f64(&mut self) -> Result<f64, Malformed> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::RowBinary;
+    use super::{RowBinary, RowReader};
 
     #[test]
     fn strings_are_length_prefixed_with_leb128() {
@@ -137,5 +210,37 @@ mod tests {
         assert_eq!(w.0[0], 1);
         assert_eq!(w.0[1], 0);
         assert_eq!(&w.0[10..], &[1, 0]);
+    }
+
+    #[test]
+    fn what_is_written_reads_back_and_a_cut_answer_is_an_error() {
+        let mut w = RowBinary::default();
+        let long = "é".repeat(100);
+        w.string("trace")
+            .u64(u64::MAX - 3)
+            .f64(-1.5)
+            .string(&long)
+            .string("");
+        let mut r = RowReader::new(&w.0);
+        assert_eq!(r.string(), Ok("trace"));
+        assert_eq!(r.u64(), Ok(u64::MAX - 3));
+        assert_eq!(r.f64(), Ok(-1.5));
+        assert_eq!(r.string(), Ok(long.as_str()));
+        assert_eq!(r.string(), Ok(""));
+        assert!(r.is_empty());
+        for cut in 0..w.0.len() - 1 {
+            let mut r = RowReader::new(&w.0[..cut]);
+            let all = (|| {
+                r.string()?;
+                r.u64()?;
+                r.f64()?;
+                r.string()?;
+                r.string()
+            })();
+            assert!(all.is_err(), "cut at {cut}");
+        }
+        // A length past the end, and text that is not UTF-8.
+        assert!(RowReader::new(&[0xff, 0xff, 0x01]).string().is_err());
+        assert!(RowReader::new(&[2, 0xc3, 0x28]).string().is_err());
     }
 }

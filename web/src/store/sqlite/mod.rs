@@ -262,6 +262,12 @@ impl Store for SqliteStore {
         self.read(move |conn| scan(conn, &query))
     }
 
+    /// Parts are `rid` ranges read one after another: each reads its own pages while the
+    /// previous one is folded.
+    fn facet_parts(&self) -> u32 {
+        4
+    }
+
     fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>> {
         self.read(move |conn| facets::scan(conn, &query))
     }
