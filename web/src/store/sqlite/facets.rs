@@ -18,7 +18,13 @@ pub(super) const PUT: &str = "INSERT OR REPLACE INTO trace_facets (rid, trace_id
     duration, response_time, has_fault, has_error, has_throttle, http_status, facets)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// Writes the facets row of the trace `rid` with summary `s` and facets text `facets`.
+/// Rewrites a stored trace's facets row in place (its `rid` is `?1`, the rest as in [`PUT`]).
+pub(super) const UPDATE: &str = "UPDATE trace_facets SET trace_id = ?2, start_time = ?3,
+    duration = ?4, response_time = ?5, has_fault = ?6, has_error = ?7, has_throttle = ?8,
+    http_status = ?9, facets = ?10 WHERE rid = ?1";
+
+/// Writes the facets row of the trace `rid` with [`PUT`] or [`UPDATE`]: summary `s`, facets
+/// text `facets`.
 pub(super) fn put(
     stmt: &mut CachedStatement<'_>,
     rid: i64,

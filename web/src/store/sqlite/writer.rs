@@ -495,6 +495,7 @@ fn write_documents(
          WHERE rid = ?12",
     )?;
     let mut put_facets = tx.prepare_cached(super::facets::PUT)?;
+    let mut update_facets = tx.prepare_cached(super::facets::UPDATE)?;
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
@@ -574,7 +575,11 @@ fn write_documents(
                 (tx.last_insert_rowid(), keys.minus(&IndexKeys::default()))
             }
         };
-        super::facets::put(&mut put_facets, rowid, s, &folded.facets)?;
+        let facets_row = match trace.written {
+            Some(_) => &mut update_facets,
+            None => &mut put_facets,
+        };
+        super::facets::put(facets_row, rowid, s, &folded.facets)?;
         for ((key, text), number) in added.annotations {
             annotation_rows.extend([key.into(), text.into(), number.into(), rowid.into()]);
         }
