@@ -87,7 +87,7 @@ pub(crate) async fn collect_facets(
         // A fold that panicked panics here (nothing cancels a blocking task).
         let (part, ids) = f
             .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         tally.merge(part);
         missing.extend(ids);
     }
@@ -104,21 +104,28 @@ pub(crate) async fn collect_facets(
 }
 
 /// Folds rows' facets into a tally of the window; returns it with the ids of the rows that
-/// have none.
-fn fold_facets(
-    start: f64,
-    end: f64,
-    rows: &[FacetRow],
-) -> Result<(Tally, Vec<String>), StoreError> {
+/// have none, or none this release can read (their summaries decide).
+fn fold_facets(start: f64, end: f64, rows: &[FacetRow]) -> (Tally, Vec<String>) {
     let mut tally = Tally::new(start, end);
     let mut missing = Vec::new();
+    let mut unreadable = 0;
     for row in rows {
-        match &row.facets {
-            Some(text) => tally.add_facets(&Facets::decode(text)?),
+        match row.facets.as_deref().map(Facets::decode) {
+            Some(Ok(facets)) => tally.add_facets(&facets),
+            Some(Err(_)) => {
+                unreadable += 1;
+                missing.push(row.trace_id.clone());
+            }
             None => missing.push(row.trace_id.clone()),
         }
     }
-    Ok((tally, missing))
+    if unreadable > 0 {
+        tracing::warn!(
+            traces = unreadable,
+            "stored analytics facets could not be read; those traces were analysed from their summaries"
+        );
+    }
+    (tally, missing)
 }
 
 /// [`collect`] with at most `limit` traces. The two halves of the window are read at once (a
