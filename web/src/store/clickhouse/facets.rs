@@ -2,8 +2,8 @@
 //! (`facets`, empty for rows written before the column existed). A [`FacetQuery`] is two
 //! queries sent at once: the fold rows that satisfy it (window and predicates), and, for
 //! every trace with a fold in the window and more than one fold, its newest; a row is kept
-//! when it is its trace's newest fold. (A later fold of a trace never starts later than an
-//! earlier one, so a trace whose newest fold left the window still has a fold in it.)
+//! when it is its trace's newest fold. Every row of the first is a fold in the window, so
+//! the second knows the newest fold of each of their traces, wherever that one starts.
 
 use std::collections::HashMap;
 
