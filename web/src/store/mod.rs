@@ -164,7 +164,7 @@ pub struct ScanQuery {
 
 /// A read of the analytics facets of the traces in a window that satisfy every predicate of
 /// `pushdown` (all of them applied exactly; see [`crate::filter::Expr::exact_pushdown`]),
-/// split into parts that can be read at once.
+/// one part of them ([`Store::facet_parts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FacetQuery {
     /// Window start, epoch seconds (inclusive).
