@@ -308,14 +308,8 @@ fn alarms_notify_a_fault_burst_and_a_latency_regression_once_each_across_a_resta
             .expect("list")
             .iter()
             .map(|i| {
-                (
-                    i["RootCauseServiceId"]["Name"]
-                        .as_str()
-                        .expect("root")
-                        .to_owned(),
-                    i["State"].as_str().expect("state").to_owned(),
-                    i["StartTime"].as_f64().expect("start"),
-                )
+                let (root, state) = crate::insights::root_and_state(i);
+                (root, state, i["StartTime"].as_f64().expect("start"))
             })
             .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));

@@ -120,16 +120,19 @@ fn insights_name_the_root_cause_of_a_burst_and_a_regression_and_the_cli_reads_th
 fn found(collector: &Collector, first: f64) -> Vec<(String, String)> {
     summaries(collector, first)
         .iter()
-        .map(|i| {
-            (
-                i["RootCauseServiceId"]["Name"]
-                    .as_str()
-                    .expect("root")
-                    .to_owned(),
-                i["State"].as_str().expect("state").to_owned(),
-            )
-        })
+        .map(root_and_state)
         .collect()
+}
+
+/// An insight summary's root-cause service and state.
+pub(crate) fn root_and_state(summary: &Value) -> (String, String) {
+    (
+        summary["RootCauseServiceId"]["Name"]
+            .as_str()
+            .expect("root")
+            .to_owned(),
+        summary["State"].as_str().expect("state").to_owned(),
+    )
 }
 
 /// The insight summaries of the backfilled hour through `collector`, once at least two are

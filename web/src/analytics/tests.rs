@@ -12,6 +12,33 @@ fn fold(docs: &[String], id: &str) -> TraceSummary {
     fold_trace(id, &facts).summary
 }
 
+/// A SQLite store in `dir` holding fleet traces `0..count`, one a second from 1_800_000_000,
+/// and their summaries folded in memory.
+async fn fleet_store(
+    dir: &std::path::Path,
+    count: u64,
+) -> (crate::store::sqlite::SqliteStore, Vec<TraceSummary>) {
+    let store = crate::store::sqlite::SqliteStore::open(dir).unwrap();
+    let mut summaries = Vec::new();
+    let mut docs = Vec::new();
+    for n in 0..count {
+        let d = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
+        summaries.push(fold(&d, "x"));
+        docs.extend(d);
+    }
+    store.put_documents(prepared(&docs)).await.unwrap();
+    (store, summaries)
+}
+
+/// Opens the SQLite file of a store in `dir` beside it (its writer may still be closing its
+/// connection: this one waits for the lock) and runs `sql`.
+fn alter_sqlite(dir: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(dir.join("roentgen.db")).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
 /// The filter's labelled traces and 300 fleet traces (five services, varied outcomes,
 /// annotations, users, instances and zones) over ten minutes.
 fn traces() -> Vec<TraceSummary> {
@@ -196,25 +223,13 @@ fn buckets_cover_every_response_time_once() {
 #[tokio::test]
 async fn collect_reads_the_set_from_a_store() {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
-    let mut docs = Vec::new();
-    for n in 0..120 {
-        docs.extend(crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64));
-    }
-    store.put_documents(prepared(&docs)).await.unwrap();
+    let (store, summaries) = fleet_store(dir.path(), 120).await;
     let filter =
         parse("service(\"payments\") { fault OR error } OR annotation.tier = \"gold\"").unwrap();
     let tally = collect(&store, 1_799_999_000.0, 1_800_001_000.0, Some(&filter))
         .await
         .unwrap();
-    let mut expected = Vec::new();
-    for n in 0..120 {
-        let docs = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
-        let s = fold(&docs, "x");
-        if matches(&filter, &s) {
-            expected.push(s);
-        }
-    }
+    let expected: Vec<&TraceSummary> = summaries.iter().filter(|s| matches(&filter, s)).collect();
     assert!(expected.len() > 10);
     let mut want = Tally::new(1_799_999_000.0, 1_800_001_000.0);
     expected.iter().for_each(|s| want.add(s));
@@ -226,15 +241,7 @@ async fn collect_reads_the_set_from_a_store() {
 #[tokio::test]
 async fn a_set_past_the_limit_folds_its_newest_traces() {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
-    let mut summaries = Vec::new();
-    let mut docs = Vec::new();
-    for n in 0..90 {
-        let d = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
-        summaries.push(fold(&d, "x"));
-        docs.extend(d);
-    }
-    store.put_documents(prepared(&docs)).await.unwrap();
+    let (store, summaries) = fleet_store(dir.path(), 90).await;
     let (start, end) = (1_800_000_000.0, 1_800_000_089.0);
     let newest = |k: usize| {
         let mut t = Tally::new(start, end);
@@ -264,25 +271,12 @@ async fn a_set_past_the_limit_folds_its_newest_traces() {
 #[tokio::test]
 async fn a_store_of_the_previous_format_gets_its_facets_when_opened() {
     let dir = tempfile::tempdir().unwrap();
-    let mut summaries = Vec::new();
-    {
-        let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
-        let mut docs = Vec::new();
-        for n in 0..40 {
-            let d = crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64);
-            summaries.push(fold(&d, "x"));
-            docs.extend(d);
-        }
-        store.put_documents(prepared(&docs)).await.unwrap();
-    }
-    // As the previous release left it: no facets table, format 3. The writer thread may
-    // still be closing its connection: wait for its lock.
-    let conn = rusqlite::Connection::open(dir.path().join("roentgen.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    conn.execute_batch("DROP TABLE trace_facets; PRAGMA user_version = 3;")
-        .unwrap();
-    drop(conn);
+    let summaries = fleet_store(dir.path(), 40).await.1;
+    // As the previous release left it: no facets table, format 3.
+    alter_sqlite(
+        dir.path(),
+        "DROP TABLE trace_facets; PRAGMA user_version = 3;",
+    );
     let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
     let (start, end) = (1_800_000_000.0, 1_800_000_100.0);
     let got = collect(&store, start, end, None).await.unwrap().finish();
@@ -292,12 +286,10 @@ async fn a_store_of_the_previous_format_gets_its_facets_when_opened() {
     assert_eq!(got, want);
     assert_eq!(got.traces, 40);
     // Facets this release cannot read: those traces are analysed from their summaries.
-    let conn = rusqlite::Connection::open(dir.path().join("roentgen.db")).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    conn.execute_batch("UPDATE trace_facets SET facets = '{\"t\":' WHERE rid % 3 = 0")
-        .unwrap();
-    drop(conn);
+    alter_sqlite(
+        dir.path(),
+        "UPDATE trace_facets SET facets = '{\"t\":' WHERE rid % 3 = 0",
+    );
     let got = collect(&store, start, end, None).await.unwrap().finish();
     assert_eq!(got, want);
 }
@@ -307,12 +299,7 @@ async fn a_store_of_the_previous_format_gets_its_facets_when_opened() {
 #[tokio::test]
 async fn a_set_read_from_facets_past_its_limit_folds_its_newest_traces() {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(dir.path()).unwrap();
-    let mut docs = Vec::new();
-    for n in 0..90 {
-        docs.extend(crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64));
-    }
-    store.put_documents(prepared(&docs)).await.unwrap();
+    let (store, _) = fleet_store(dir.path(), 90).await;
     let (start, end) = (1_800_000_000.0, 1_800_000_089.0);
     for filter in ["service(\"web\")", "annotation.tier = \"gold\"", "!fault"] {
         let expr = parse(filter).unwrap();

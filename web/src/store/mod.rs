@@ -455,6 +455,8 @@ fn op_sql(op: &str) -> &'static str {
 }
 
 #[cfg(test)]
+mod facets_tests;
+#[cfg(test)]
 mod ready_tests;
 #[cfg(test)]
 mod tests;
