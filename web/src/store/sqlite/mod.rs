@@ -12,13 +12,15 @@
 //! `rid`, so a batch's index rows land at the end of each key's range (a few pages) instead of
 //! at random places (a page per row). A trace written again keeps its row (updated in place)
 //! and only the index rows whose keys changed are deleted (by exact key, from the previous
-//! summary held in memory) or added, so no index by trace id is kept for them. A new trace whose
-//! pieces arrive in one call is folded on the caller's thread (`prefold`); a trace that gets
-//! more pieces later is folded on the writer from the facts it holds in memory
-//! ([`super::live`]), and only a late one (below the live horizon) is read back.
+//! summary held in memory) or added, so no index by trace id is kept for them. A new trace with
+//! several pieces in one call is folded on the caller's thread (`fold::prefold`); the others
+//! are folded by the writer and a helper thread beside the batch's inserts, from the facts the
+//! writer holds in memory ([`super::live`]); only a late one (below the live horizon) is read
+//! back.
 
 mod alarms;
 mod facets;
+mod fold;
 mod read_pool;
 mod reads;
 mod retention;
@@ -42,12 +44,12 @@ use super::{
     TelemetryRow, TraceRecord, Written,
 };
 use crate::sampling::DEFAULT_RULE;
+use fold::prefold;
 use reads::{row_stats, scan};
 use schema::{FACETS_FORMAT, SCHEMA, STORE_FORMAT};
 use settings::read_rules;
 use writer::{
-    Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, prefold, split_by_trace,
-    writer_loop,
+    Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, split_by_trace, writer_loop,
 };
 
 /// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the

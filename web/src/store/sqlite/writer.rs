@@ -1,8 +1,8 @@
 //! The SQLite store's one writer thread: the commands the store queues, group commit of
-//! document batches (a new trace folded on the caller's thread when its pieces came together,
-//! a live one here from the facts it holds in memory, a late one from what is stored), index
-//! rows and rollup differences in the same transaction, and the helper threads that checkpoint
-//! and free memory off the writer.
+//! document batches (a new trace folded on the caller's thread when several of its pieces came
+//! together, the others here, beside the batch's inserts, from the facts held in memory or, for
+//! a late trace, from what is stored), index rows and rollup differences in the same
+//! transaction, and the helper threads that checkpoint and free memory off the writer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -16,12 +16,11 @@ use super::super::{
     BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
     answer_batch,
 };
-use crate::assembly::{
-    DocFacts, TraceFold, TraceRollup, TraceSummary, TraceView, fold_refs, replaces,
-};
+use crate::assembly::{DocFacts, TraceRollup, TraceSummary};
 use crate::graph::Stats;
 
-use super::{now_seconds, reads::row_stats, retention::delete_before, settings};
+use super::fold::{Folded, PreFolds, fold_beside};
+use super::{reads::row_stats, retention::delete_before, settings};
 
 /// Most documents grouped into one write transaction.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
@@ -29,34 +28,6 @@ const MAX_BATCH_DOCUMENTS: usize = 20_000;
 pub(super) const WRITER_QUEUE: usize = 256;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// A trace folded, with its summary and rollup serialized as stored.
-pub(super) struct Folded {
-    fold: TraceFold,
-    summary: String,
-    rollup: String,
-    facets: String,
-}
-
-/// Per trace id: its fold from one call's pieces, or `None` when pieces of that trace came in
-/// several calls merged into one transaction (the writer folds those itself).
-pub(super) type PreFolds = HashMap<String, Option<Folded>>;
-
-/// Folds the traces of one call from its own pieces (with the writer's replacement rule), so
-/// the common case, a trace whose pieces all arrive together, costs the writer no CPU beyond
-/// its inserts. Runs on the caller's thread.
-impl Folded {
-    fn new(view: TraceView) -> Result<Self, StoreError> {
-        let mut fold = TraceFold::from(view);
-        fold.summary.updated_at = Some(now_seconds());
-        Ok(Self {
-            summary: serde_json::to_string(&fold.summary)?,
-            rollup: serde_json::to_string(&fold.rollup)?,
-            facets: crate::analytics::Facets::encode(&fold.summary),
-            fold,
-        })
-    }
-}
 
 /// Documents per part of a large `put_documents` call.
 pub(super) const PART_DOCUMENTS: usize = 500;
@@ -79,28 +50,6 @@ pub(super) fn split_by_trace(
     }
     parts.push(docs);
     parts
-}
-
-pub(super) fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
-    let mut pieces: HashMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = HashMap::new();
-    for d in docs {
-        let entry = pieces.entry(&d.trace_id).or_default();
-        match entry.get(d.id.as_str()) {
-            Some((_, stored)) if !replaces(*stored, d.in_progress) => {}
-            _ => {
-                entry.insert(&d.id, (&d.facts, d.in_progress));
-            }
-        }
-    }
-    let mut out = HashMap::with_capacity(pieces.len());
-    for (trace_id, pieces) in pieces {
-        let facts: Vec<&DocFacts> = pieces.values().map(|(f, _)| *f).collect();
-        out.insert(
-            trace_id.to_owned(),
-            Some(Folded::new(fold_refs(trace_id, &facts))?),
-        );
-    }
-    Ok(out)
 }
 
 pub(super) enum WriteCommand {
@@ -457,8 +406,12 @@ fn read_back(
     Ok(Some(Box::new(trace)))
 }
 
-/// Writes a batch: each document the replacement rule and its trace's cap let in, then per
-/// touched trace its new fold (summary, index rows, rollup difference). The traces it
+/// A trace a batch changed, and its fold when the caller made it.
+type Touched<'d> = (&'d str, Box<LiveTrace<LastWrite>>, Option<Folded>);
+
+/// Writes a batch: each document the replacement rule and its trace's cap let in (the traces
+/// the caller did not fold are folded meanwhile, see [`fold_beside`]), then per touched trace
+/// its new fold (summary, index rows, rollup difference). The traces it
 /// touched go to `taken`, to be put back among the live ones once the transaction commits.
 /// Returns the indexes of the documents refused for their trace's cap.
 fn write_documents(
@@ -499,6 +452,10 @@ fn write_documents(
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
+    // Each trace's documents through the replacement rule and its cap, in memory: which
+    // documents to store, and which traces changed.
+    let mut store: Vec<usize> = Vec::new();
+    let mut touched: Vec<Touched<'_>> = Vec::new();
     for (trace_id, idxs) in by_trace {
         let (mut trace, new) = match live.take(trace_id) {
             Found::Live(t) => (t, false),
@@ -508,26 +465,16 @@ fn write_documents(
                 None => (Box::default(), true),
             },
         };
-        let mut changed = 0;
+        let before = store.len();
         for i in &idxs {
             let d = &docs[*i];
             match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
-                Admit::Changed => {
-                    upsert.execute(params![
-                        d.trace_id,
-                        d.id,
-                        d.parent_id,
-                        d.subsegment,
-                        d.start_time,
-                        d.in_progress,
-                        d.document,
-                    ])?;
-                    changed += 1;
-                }
+                Admit::Changed => store.push(*i),
                 Admit::Unchanged => {}
                 Admit::OverCap => refused.push(*i),
             }
         }
+        let changed = store.len() - before;
         if changed == 0 {
             if !trace.is_empty() {
                 taken.push((trace_id.to_owned(), trace));
@@ -535,10 +482,43 @@ fn write_documents(
             continue;
         }
         // A new trace whose every piece came in one call was folded by the caller.
-        let prefolded = folds.remove(trace_id).flatten();
-        let folded = match prefolded {
-            Some(f) if new && changed == idxs.len() => f,
-            _ => Folded::new(fold_refs(trace_id, &trace.facts()))?,
+        let prefolded = folds
+            .remove(trace_id)
+            .flatten()
+            .filter(|_| new && changed == idxs.len());
+        touched.push((trace_id, trace, prefolded));
+    }
+    // The other changed traces are folded beside the documents' inserts.
+    let to_fold: Vec<(&str, &LiveTrace<LastWrite>)> = touched
+        .iter()
+        .filter(|(_, _, f)| f.is_none())
+        .map(|(trace_id, trace, _)| (*trace_id, trace.as_ref()))
+        .collect();
+    let (stored, folded) = fold_beside(&to_fold, || -> Result<(), StoreError> {
+        for i in &store {
+            let d = &docs[*i];
+            upsert.execute(params![
+                d.trace_id,
+                d.id,
+                d.parent_id,
+                d.subsegment,
+                d.start_time,
+                d.in_progress,
+                d.document,
+            ])?;
+        }
+        Ok(())
+    });
+    stored?;
+    let mut folded = folded.into_iter();
+    for (trace_id, mut trace, prefolded) in touched {
+        let folded = match prefolded.map(Ok).or_else(|| folded.next()) {
+            Some(f) => f?,
+            None => {
+                return Err(StoreError::Write(format!(
+                    "trace {trace_id} was not folded"
+                )));
+            }
         };
         delta.add(&folded.fold.rollup, 1);
         let s = &folded.fold.summary;
