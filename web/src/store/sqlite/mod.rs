@@ -14,9 +14,8 @@
 //! and only the index rows whose keys changed are deleted (by exact key, from the previous
 //! summary held in memory) or added, so no index by trace id is kept for them. A new trace with
 //! several pieces in one call is folded on the caller's thread (`fold::prefold`); the others
-//! are folded by the writer and a helper thread beside the batch's inserts, from the facts the
-//! writer holds in memory ([`super::live`]); only a late one (below the live horizon) is read
-//! back.
+//! are folded on the writer from the facts it holds in memory ([`super::live`]); only a late
+//! one (below the live horizon) is read back.
 
 mod alarms;
 mod facets;

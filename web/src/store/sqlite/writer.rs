@@ -1,8 +1,8 @@
 //! The SQLite store's one writer thread: the commands the store queues, group commit of
 //! document batches (a new trace folded on the caller's thread when several of its pieces came
-//! together, the others here, beside the batch's inserts, from the facts held in memory or, for
-//! a late trace, from what is stored), index rows and rollup differences in the same
-//! transaction, and the helper threads that checkpoint and free memory off the writer.
+//! together, the others here from the facts held in memory or, for a late trace, from what is
+//! stored), index rows and rollup differences in the same transaction, and the helper threads
+//! that checkpoint and free memory off the writer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -19,7 +19,7 @@ use super::super::{
 use crate::assembly::{DocFacts, TraceRollup, TraceSummary};
 use crate::graph::Stats;
 
-use super::fold::{Folded, PreFolds, fold_beside};
+use super::fold::{Folded, PreFolds};
 use super::{reads::row_stats, retention::delete_before, settings};
 
 /// Most documents grouped into one write transaction.
@@ -406,12 +406,8 @@ fn read_back(
     Ok(Some(Box::new(trace)))
 }
 
-/// A trace a batch changed, and its fold when the caller made it.
-type Touched<'d> = (&'d str, Box<LiveTrace<LastWrite>>, Option<Folded>);
-
-/// Writes a batch: each document the replacement rule and its trace's cap let in (the traces
-/// the caller did not fold are folded meanwhile, see [`fold_beside`]), then per touched trace
-/// its new fold (summary, index rows, rollup difference). The traces it
+/// Writes a batch: each document the replacement rule and its trace's cap let in, then per
+/// touched trace its new fold (summary, index rows, rollup difference). The traces it
 /// touched go to `taken`, to be put back among the live ones once the transaction commits.
 /// Returns the indexes of the documents refused for their trace's cap.
 fn write_documents(
@@ -452,10 +448,6 @@ fn write_documents(
     let mut index = IndexRows::new(tx)?;
     let mut annotation_rows: Vec<SqlValue> = Vec::new();
     let mut service_rows: Vec<SqlValue> = Vec::new();
-    // Each trace's documents through the replacement rule and its cap, in memory: which
-    // documents to store, and which traces changed.
-    let mut store: Vec<usize> = Vec::new();
-    let mut touched: Vec<Touched<'_>> = Vec::new();
     for (trace_id, idxs) in by_trace {
         let (mut trace, new) = match live.take(trace_id) {
             Found::Live(t) => (t, false),
@@ -465,16 +457,26 @@ fn write_documents(
                 None => (Box::default(), true),
             },
         };
-        let before = store.len();
+        let mut changed = 0;
         for i in &idxs {
             let d = &docs[*i];
             match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
-                Admit::Changed => store.push(*i),
+                Admit::Changed => {
+                    upsert.execute(params![
+                        d.trace_id,
+                        d.id,
+                        d.parent_id,
+                        d.subsegment,
+                        d.start_time,
+                        d.in_progress,
+                        d.document,
+                    ])?;
+                    changed += 1;
+                }
                 Admit::Unchanged => {}
                 Admit::OverCap => refused.push(*i),
             }
         }
-        let changed = store.len() - before;
         if changed == 0 {
             if !trace.is_empty() {
                 taken.push((trace_id.to_owned(), trace));
@@ -482,43 +484,10 @@ fn write_documents(
             continue;
         }
         // A new trace whose every piece came in one call was folded by the caller.
-        let prefolded = folds
-            .remove(trace_id)
-            .flatten()
-            .filter(|_| new && changed == idxs.len());
-        touched.push((trace_id, trace, prefolded));
-    }
-    // The other changed traces are folded beside the documents' inserts.
-    let to_fold: Vec<(&str, &LiveTrace<LastWrite>)> = touched
-        .iter()
-        .filter(|(_, _, f)| f.is_none())
-        .map(|(trace_id, trace, _)| (*trace_id, trace.as_ref()))
-        .collect();
-    let (stored, folded) = fold_beside(&to_fold, || -> Result<(), StoreError> {
-        for i in &store {
-            let d = &docs[*i];
-            upsert.execute(params![
-                d.trace_id,
-                d.id,
-                d.parent_id,
-                d.subsegment,
-                d.start_time,
-                d.in_progress,
-                d.document,
-            ])?;
-        }
-        Ok(())
-    });
-    stored?;
-    let mut folded = folded.into_iter();
-    for (trace_id, mut trace, prefolded) in touched {
-        let folded = match prefolded.map(Ok).or_else(|| folded.next()) {
-            Some(f) => f?,
-            None => {
-                return Err(StoreError::Write(format!(
-                    "trace {trace_id} was not folded"
-                )));
-            }
+        let prefolded = folds.remove(trace_id).flatten();
+        let folded = match prefolded {
+            Some(f) if new && changed == idxs.len() => f,
+            _ => Folded::of(trace_id, &trace)?,
         };
         delta.add(&folded.fold.rollup, 1);
         let s = &folded.fold.summary;
