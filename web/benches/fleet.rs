@@ -35,7 +35,7 @@ mod common;
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{HOUR_START, cpu_seconds, http_post, runtime, serve};
+use common::{HOUR_START, cpu_seconds, http_post, runtime, serve, thread_cpu_seconds};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roentgen_web::api::{self, AppState};
 use roentgen_web::store::Store;
@@ -131,14 +131,14 @@ fn send_all(addresses: &[String], bodies: &[Vec<Vec<u8>>]) -> (Duration, f64) {
                 // Connection i goes to collector i mod n (a load balancer's round robin).
                 let address = addresses[i % addresses.len()].as_str();
                 s.spawn(move || {
-                    let before = cpu_seconds("thread-self");
+                    let before = thread_cpu_seconds();
                     let mut stream = TcpStream::connect(address).expect("connect");
                     stream.set_nodelay(true).expect("nodelay");
                     let mut scratch = Vec::new();
                     for body in requests {
                         exchange(&mut stream, body, &mut scratch);
                     }
-                    cpu_seconds("thread-self") - before
+                    thread_cpu_seconds() - before
                 })
             })
             .collect();
@@ -189,6 +189,10 @@ struct Tally {
 
 impl Tally {
     fn print(&self, name: &str, extra: &str) {
+        // A target the command line filtered out.
+        if self.docs == 0 {
+            return;
+        }
         let per = |s: f64| s / self.docs as f64 * 1e6;
         let server = self
             .server_cpu
@@ -220,7 +224,10 @@ fn http_target(
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
+                // Making the bodies is the client's work too (untimed, but in the process).
+                let made = thread_cpu_seconds();
                 let batch = bodies(&fleet_documents(next, shape));
+                client_cpu += thread_cpu_seconds() - made;
                 let (wall, cpu) = send_all(addresses, &batch);
                 spent += wall;
                 client_cpu += cpu;
@@ -426,7 +433,7 @@ fn fleet_ingest(c: &mut Criterion) {
             spent
         })
     });
-    if let (Some(before), Some((after, _))) = (server_before, server.usage()) {
+    if let (Some(before), Some((after, _)), true) = (server_before, server.usage(), inserted > 0) {
         eprintln!(
             "fleet baseline_clickhouse_rowbinary: {inserted} documents; clickhouse-server {:.1} µs CPU per document",
             (after - before) / inserted as f64 * 1e6

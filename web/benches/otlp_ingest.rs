@@ -36,7 +36,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{cpu_seconds, http_post, runtime, serve};
+use common::{cpu_seconds, http_post, runtime, serve, thread_cpu_seconds};
 use roentgen_daemon::loadgen::collector::{CollectorOptions, MiniCollector};
 use roentgen_sdk::otlp::wire;
 use roentgen_sdk::otlp::workload::workload;
@@ -95,7 +95,7 @@ fn send_all(address: &str, bodies: &[Vec<Vec<u8>>]) -> Sent {
             .iter()
             .map(|requests| {
                 s.spawn(move || {
-                    let before = cpu_seconds("thread-self");
+                    let before = thread_cpu_seconds();
                     let mut stream = TcpStream::connect(address).expect("connect");
                     stream.set_nodelay(true).expect("nodelay");
                     let mut scratch = Vec::new();
@@ -123,7 +123,7 @@ fn send_all(address: &str, bodies: &[Vec<Vec<u8>>]) -> Sent {
                             }
                         }
                     }
-                    (cpu_seconds("thread-self") - before, retries)
+                    (thread_cpu_seconds() - before, retries)
                 })
             })
             .collect();
@@ -211,7 +211,10 @@ fn http_target(
         retries: 0,
     };
     for _ in 0..iterations {
+        // Making the bodies is the client's work too (untimed, but in the process).
+        let made = thread_cpu_seconds();
         let b = batch(seed);
+        tally.client_cpu += thread_cpu_seconds() - made;
         let sent = send_all(address, &b.bodies);
         tally.spans += b.spans;
         tally.seconds += sent.wall.as_secs_f64();

@@ -208,6 +208,17 @@ pub fn cpu_seconds(path: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// CPU seconds the calling thread has run, to the nanosecond (`/proc/thread-self/schedstat`;
+/// `/proc`'s `stat` counts 10 ms ticks, which a short-lived thread never reaches). Falls back
+/// to the ticks where the kernel keeps no schedstat.
+pub fn thread_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|ns| ns as f64 / 1e9)
+        .unwrap_or_else(|| cpu_seconds("thread-self"))
+}
+
 /// Serves `app` on a loopback port from the runtime, as the collector does; returns its address.
 pub fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> String {
     let listener = rt
