@@ -554,7 +554,7 @@ async fn a_trace_folded_again_is_found_once_by_its_indexes(backend: Backend) {
 }
 
 /// What a store says of a trace, without when its pieces arrived.
-async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
+pub(super) async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
     let mut records = store.get_traces(vec![id.to_owned()]).await.unwrap();
     assert_eq!(records.len(), 1, "{id} not found");
     let mut record = records.remove(0);
@@ -636,49 +636,6 @@ async fn live_traces_take_later_pieces_without_reading_back() {
     let live = pieces.live_counters().unwrap();
     assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(live.hits.load(std::sync::atomic::Ordering::Relaxed) > 0);
-}
-
-/// Calls queued together are written by the SQLite writer in one transaction. A trace with
-/// pieces in three such calls, three in one (folded by the caller) and one in each of the
-/// others (left to the writer), is folded again from all of them and sums up as when sent
-/// whole. A large call ahead of them keeps the writer busy so that they queue up.
-#[tokio::test]
-async fn calls_written_in_one_transaction_sum_up_as_when_sent_whole() {
-    let (_whole_place, whole) = store(Backend::Sqlite).await;
-    let (_place, pieces) = store(Backend::Sqlite).await;
-    for seed in 0..8u64 {
-        let docs = prepared(&crate::synth::fleet_trace(
-            seed,
-            1_800_000_000.0 + seed as f64,
-        ));
-        assert_eq!(docs.len(), 5);
-        let id = docs[0].trace_id.clone();
-        whole.put_documents(docs.clone()).await.unwrap();
-        let order = shuffled(docs.len(), seed);
-        let call = |range: std::ops::Range<usize>| -> Vec<IngestDocument> {
-            order[range].iter().map(|i| docs[*i].clone()).collect()
-        };
-        let busy: Vec<IngestDocument> = (0..400)
-            .flat_map(|n| {
-                let n = 10_000 + seed * 1_000 + n;
-                prepared(&crate::synth::shop_trace(n, 1_800_000_000.0 + n as f64))
-            })
-            .collect();
-        let (a, b, c, d) = tokio::join!(
-            pieces.put_documents(busy),
-            pieces.put_documents(call(0..3)),
-            pieces.put_documents(call(3..4)),
-            pieces.put_documents(call(4..5)),
-        );
-        for written in [a, b, c, d] {
-            written.unwrap();
-        }
-        assert_eq!(
-            settled(pieces.as_ref(), &id).await,
-            settled(whole.as_ref(), &id).await,
-            "seed {seed}"
-        );
-    }
 }
 
 /// Two collectors on one ClickHouse, a trace's pieces alternating between them: each writer
