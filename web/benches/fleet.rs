@@ -433,7 +433,10 @@ fn fleet_ingest(c: &mut Criterion) {
             spent
         })
     });
-    if let (Some(before), Some((after, _)), true) = (server_before, server.usage(), inserted > 0) {
+    // Nothing inserted: the command line filtered this target out.
+    if inserted > 0
+        && let (Some(before), Some((after, _))) = (server_before, server.usage())
+    {
         eprintln!(
             "fleet baseline_clickhouse_rowbinary: {inserted} documents; clickhouse-server {:.1} µs CPU per document",
             (after - before) / inserted as f64 * 1e6
