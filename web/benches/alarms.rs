@@ -6,7 +6,8 @@
 //!
 //! The rollups come from real ingest: every minute of 3 hours, each service receives about
 //! two requests, calls three others (varied latency, errors, throttles and faults in a few
-//! services). Built once into `target/alarms-bench` and reused.
+//! services); the same hours yesterday and a week ago (± the seasons' spread) too, which band
+//! rules and insights read every round. Built once into `target/alarms-bench` and reused.
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
@@ -19,6 +20,7 @@ use common::{prepare, runtime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use roentgen_web::alarms::evaluator::{AlarmConfig, Evaluator};
 use roentgen_web::alarms::{AlarmRule, StoredAlarm};
+use roentgen_web::insights::detect::{SEASON_SPREAD, SEASONS};
 use roentgen_web::metrics::Counters;
 use roentgen_web::store::Store;
 use roentgen_web::store::sqlite::SqliteStore;
@@ -71,25 +73,36 @@ fn request(s: u64, n: u64, start: f64) -> String {
 
 fn store(rt: &tokio::runtime::Runtime) -> SqliteStore {
     let dir = dataset_dir();
-    let marker = dir.join("built");
+    // Named after what it holds: a data set built before the seasons were added is rebuilt.
+    let marker = dir.join("built-with-seasons");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir).expect("store");
         let t = Instant::now();
         let mut n = 0;
-        for m in 0..MINUTES {
-            let docs: Vec<String> = (0..SERVICES * 2)
-                .map(|k| {
-                    n += 1;
-                    let s = k % SERVICES;
-                    request(s, n, (FIRST + m) as f64 * 60.0 + (k as f64 * 0.029) % 60.0)
-                })
-                .collect();
-            rt.block_on(store.put_documents(prepare(&docs)))
-                .expect("put");
+        let mut minutes = 0;
+        let spans = std::iter::once((FIRST, FIRST + MINUTES)).chain(SEASONS.iter().map(|back| {
+            (
+                FIRST - back - SEASON_SPREAD,
+                FIRST + MINUTES - back + SEASON_SPREAD,
+            )
+        }));
+        for (from, to) in spans {
+            for m in from..to {
+                minutes += 1;
+                let docs: Vec<String> = (0..SERVICES * 2)
+                    .map(|k| {
+                        n += 1;
+                        let s = k % SERVICES;
+                        request(s, n, m as f64 * 60.0 + (k as f64 * 0.029) % 60.0)
+                    })
+                    .collect();
+                rt.block_on(store.put_documents(prepare(&docs)))
+                    .expect("put");
+            }
         }
         eprintln!(
-            "built {n} requests over {MINUTES} minutes in {:.0} s",
+            "built {n} requests over {minutes} minutes in {:.0} s",
             t.elapsed().as_secs_f64()
         );
         drop(store);
@@ -235,9 +248,24 @@ fn bench(c: &mut Criterion) {
         round - 1,
         busy_rows(round - 125, round - 1),
     );
+    // The same minutes yesterday and a week ago, as the evaluator holds them.
+    let seasons: Vec<(i64, roentgen_web::alarms::series::RollupWindow)> = SEASONS
+        .iter()
+        .map(|back| {
+            let (first, last) = (
+                round - 125 - back - SEASON_SPREAD,
+                round - 1 - back + SEASON_SPREAD,
+            );
+            let mut w = roentgen_web::alarms::series::RollupWindow::default();
+            w.replace(first, first, last, busy_rows(first, last));
+            (*back, w)
+        })
+        .collect();
+    let seasons: Vec<(i64, &roentgen_web::alarms::series::RollupWindow)> =
+        seasons.iter().map(|(back, w)| (*back, w)).collect();
     let mut tracker = roentgen_web::insights::tracker::Tracker::default();
     group.bench_function("insights_one_minute_1k_services", |b| {
-        b.iter(|| tracker.step(&window, &[], round - 1))
+        b.iter(|| tracker.step(&window, &seasons, round - 1))
     });
     let reread = roentgen_web::alarms::series::REREAD_MINUTES;
     group.bench_function("store_reads_the_rounds_minutes", |b| {

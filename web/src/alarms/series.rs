@@ -2,10 +2,11 @@
 //! kept between rounds (each round reads again only the minutes that may still change and the
 //! ones it has not seen), and each rule's periods summed from it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use super::metric::Metric;
 use crate::assembly::NodeKey;
-use crate::graph::{Entity, EntityStats, Side, Stats};
+use crate::graph::{Entity, EntityStats, FastMap, Side, Stats};
 use crate::store::{RollupRow, Store, StoreError};
 
 /// Minutes before the newest that every round reads again: pieces of a trace arrive after
@@ -18,10 +19,14 @@ pub type Key = (NodeKey, Option<NodeKey>);
 /// Per-minute statistics of every node and edge over a window of minutes.
 #[derive(Debug, Default)]
 pub struct RollupWindow {
-    series: HashMap<Key, BTreeMap<i64, Stats>>,
+    series: FastMap<Key, BTreeMap<i64, Stats>>,
+    /// Each held minute's request count and p90 response time (as [`Metric::value`] gives
+    /// it), computed once when the minute is read: insight detection judges every minute
+    /// against two hours of them, and a percentile walks the minute's whole histogram.
+    p90: FastMap<Key, BTreeMap<i64, (i64, Option<f64>)>>,
     /// Minutes read, `first..=last`; `None` before the first read.
     span: Option<(i64, i64)>,
-    by_name: HashMap<String, Vec<Key>>,
+    by_name: FastMap<String, Vec<Key>>,
 }
 
 impl RollupWindow {
@@ -33,9 +38,32 @@ impl RollupWindow {
         first: i64,
         last: i64,
     ) -> Result<(), StoreError> {
+        self.refresh_rereading(store, first, last, REREAD_MINUTES)
+            .await
+    }
+
+    /// Brings a window of settled minutes (yesterday's, last week's) to `first..=last`:
+    /// forgets older minutes and reads only the new ones, since no piece of a trace arrives
+    /// that late.
+    pub async fn extend(
+        &mut self,
+        store: &dyn Store,
+        first: i64,
+        last: i64,
+    ) -> Result<(), StoreError> {
+        self.refresh_rereading(store, first, last, 0).await
+    }
+
+    async fn refresh_rereading(
+        &mut self,
+        store: &dyn Store,
+        first: i64,
+        last: i64,
+        reread: i64,
+    ) -> Result<(), StoreError> {
         let read_from = match self.span {
             Some((have_first, have_last)) if have_first <= first && have_last >= first => {
-                (have_last - REREAD_MINUTES + 1).max(first)
+                (have_last - reread + 1).max(first)
             }
             _ => first,
         };
@@ -50,31 +78,57 @@ impl RollupWindow {
 
     /// Keeps minutes `first..read_from` as held, replaces `read_from..=last` by `rows`.
     pub fn replace(&mut self, first: i64, read_from: i64, last: i64, rows: Vec<RollupRow>) {
-        self.series.retain(|_, minutes| {
-            minutes.retain(|m, _| *m >= first && *m < read_from);
-            !minutes.is_empty()
-        });
+        // Cut each series at both ends (a round drops a minute or so and replaces a few):
+        // walking every held minute instead cost most of a round.
+        for minutes in self.series.values_mut() {
+            cut(minutes, first, read_from);
+        }
+        for minutes in self.p90.values_mut() {
+            cut(minutes, first, read_from);
+        }
+        let mut keys_changed = false;
         for row in rows {
             if !(read_from..=last).contains(&row.minute) {
                 continue;
             }
             let src = NodeKey::decode(&row.src);
             let dst = (!row.dst.is_empty()).then(|| NodeKey::decode(&row.dst));
-            self.series
-                .entry((src, dst))
-                .or_default()
-                .entry(row.minute)
-                .or_default()
-                .merge(&row.stats);
+            let minutes = match self.series.entry((src, dst)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    keys_changed = true;
+                    e.insert(BTreeMap::new())
+                }
+            };
+            minutes.entry(row.minute).or_default().merge(&row.stats);
+        }
+        let held = self.series.len();
+        self.series.retain(|_, minutes| !minutes.is_empty());
+        keys_changed |= self.series.len() != held;
+        for (key, minutes) in &self.series {
+            let read = minutes.range(read_from..);
+            let memo = match self.p90.get_mut(key) {
+                Some(memo) => memo,
+                None => self.p90.entry(key.clone()).or_default(),
+            };
+            for (minute, stats) in read {
+                memo.insert(*minute, (stats.total(), Metric::P90.value(stats, 60, 0)));
+            }
         }
         self.span = Some((first, last));
+        if !keys_changed {
+            return;
+        }
+        let series = &self.series;
+        self.p90.retain(|key, _| series.contains_key(key));
         self.by_name.clear();
         for key in self.series.keys() {
             self.by_name
                 .entry(key.0.name.clone())
                 .or_default()
                 .push(key.clone());
-            if let Some(dst) = &key.1 {
+            // Listed once under each name it holds (a call to itself once).
+            if let Some(dst) = key.1.as_ref().filter(|dst| dst.name != key.0.name) {
                 self.by_name
                     .entry(dst.name.clone())
                     .or_default()
@@ -96,18 +150,7 @@ impl RollupWindow {
             Some(name) => self
                 .by_name
                 .get(name)
-                .map(|keys| {
-                    let mut out: Vec<(&Key, Side)> = Vec::new();
-                    for key in keys {
-                        if let Some((k, s)) =
-                            self.series.get_key_value(key).and_then(|(k, _)| side(k))
-                            && !out.iter().any(|(seen, _)| *seen == k)
-                        {
-                            out.push((k, s));
-                        }
-                    }
-                    out
-                })
+                .map(|keys| keys.iter().filter_map(side).collect())
                 .unwrap_or_default(),
             None => self.series.keys().filter_map(side).collect(),
         }
@@ -131,6 +174,22 @@ impl RollupWindow {
         out
     }
 
+    /// The p90 response times of `key`'s minutes in `minutes` that had at least
+    /// `min_requests` requests (minutes without a value left out).
+    pub fn p90s(
+        &self,
+        key: &Key,
+        minutes: std::ops::Range<i64>,
+        min_requests: i64,
+    ) -> impl Iterator<Item = f64> + '_ {
+        self.p90
+            .get(key)
+            .into_iter()
+            .flat_map(move |memo| memo.range(minutes.clone()))
+            .filter(move |(_, (total, _))| *total >= min_requests)
+            .filter_map(|(_, (_, p90))| *p90)
+    }
+
     /// Every node's and edge's statistics by minute.
     pub fn series(&self) -> impl Iterator<Item = (&Key, &BTreeMap<i64, Stats>)> {
         self.series.iter()
@@ -149,6 +208,19 @@ impl RollupWindow {
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
+    }
+}
+
+/// Keeps the minutes of `minutes` from `first` up to (not including) `read_from`.
+fn cut<V>(minutes: &mut BTreeMap<i64, V>, first: i64, read_from: i64) {
+    if minutes.first_key_value().is_some_and(|(m, _)| *m < first) {
+        *minutes = minutes.split_off(&first);
+    }
+    if minutes
+        .last_key_value()
+        .is_some_and(|(m, _)| *m >= read_from)
+    {
+        drop(minutes.split_off(&read_from));
     }
 }
 
@@ -224,6 +296,43 @@ mod tests {
         let keys = w.keys_of(&pay);
         assert_eq!(w.sum(&keys, 0, 200, false).service.fault, 5 + 7 * 3);
         assert_eq!(w.sum(&keys, 106, 107, true).service.fault, 3);
+    }
+
+    #[test]
+    fn the_p90_memo_follows_rereads_and_forgets_old_minutes() {
+        let slow = |minute: i64, seconds: f64| {
+            let mut r = row(minute, "pay", "", 0);
+            r.stats.add(Outcome::Ok, seconds, 20);
+            r
+        };
+        let mut w = RollupWindow::default();
+        w.replace(
+            100,
+            100,
+            110,
+            (100..=110)
+                .map(|m| slow(m, 0.01 * (m - 99) as f64))
+                .collect(),
+        );
+        let key = w.series().next().unwrap().0.clone();
+        let computed = |w: &RollupWindow| -> Vec<f64> {
+            w.series_of(&key)
+                .unwrap()
+                .values()
+                .filter_map(|s| Metric::P90.value(s, 60, 0))
+                .collect()
+        };
+        let memo: Vec<f64> = w.p90s(&key, 0..200, 10).collect();
+        assert_eq!(memo.len(), 11);
+        assert_eq!(memo, computed(&w));
+        // Minutes 106..=112 read again, slower now; 100 is forgotten.
+        w.replace(101, 106, 112, (106..=112).map(|m| slow(m, 2.0)).collect());
+        let memo: Vec<f64> = w.p90s(&key, 0..200, 10).collect();
+        assert_eq!(memo.len(), 12);
+        assert_eq!(memo, computed(&w));
+        let two_seconds = Metric::P90.value(&slow(0, 2.0).stats, 60, 0).unwrap();
+        assert_eq!(memo[5..], [two_seconds; 7]);
+        assert_eq!(w.p90s(&key, 0..200, 1_000).count(), 0, "too few requests");
     }
 
     #[test]

@@ -12,8 +12,6 @@ mod compare;
 mod dimension;
 mod facets;
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 pub use collect::collect;
@@ -25,6 +23,7 @@ pub use facets::{Facets, Text};
 
 use crate::assembly::TraceSummary;
 use crate::filter::{Expr, Key, Literal, NumberKey, Op};
+use crate::graph::FastMap;
 
 /// Most traces one analysis folds (the newest of the set).
 pub const MAX_TRACES: usize = 100_000;
@@ -127,10 +126,6 @@ impl Serialize for Value {
         }
     }
 }
-
-/// A map hashed with a fast, randomly seeded hasher (analytics hashes every value of every
-/// trace).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The counts of one dimension's values, by [`Value::key`].
 #[derive(Debug, Clone)]

@@ -205,7 +205,7 @@ async fn alarm_rules_are_created_listed_and_deleted_from_the_alarms_page() {
 /// evidence links.
 #[tokio::test]
 async fn the_insights_page_shows_root_causes_events_and_evidence() {
-    use crate::insights::{Insight, InsightEvent, InsightState};
+    use crate::insights::{Insight, InsightEvent};
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(SqliteStore::open(dir.path()).unwrap());
     let node = |n: &str| crate::assembly::NodeKey {
@@ -213,24 +213,12 @@ async fn the_insights_page_shows_root_causes_events_and_evidence() {
         kind: String::new(),
     };
     let insight = |id: &str, root: &str, start: f64, end: Option<f64>| Insight {
-        insight_id: id.to_owned(),
-        state: if end.is_some() {
-            InsightState::Closed
-        } else {
-            InsightState::Active
-        },
-        start_time: start,
-        end_time: end,
         last_update_time: start + 120.0,
         root_cause: node(root),
-        categories: vec!["FAULT".to_owned()],
         summary: format!("{root} FaultRate 60.0% (usual 0.1%), impacting front"),
         impacted_services: vec![node(root), node("front")],
         impacted_edges: vec![(node("front"), node(root))],
-        anomalies: Vec::new(),
         requests_affected: 42.0,
-        client_request_impact_statistics: Default::default(),
-        root_cause_service_request_impact_statistics: Default::default(),
         top_traces: vec!["1-6a5f0000-000000000000000000000001".to_owned()],
         events: vec![InsightEvent {
             summary: "Opened: it broke".to_owned(),
@@ -239,6 +227,7 @@ async fn the_insights_page_shows_root_causes_events_and_evidence() {
             root_cause_service_request_impact_statistics: Default::default(),
             top_anomalous_services: vec![node(root)],
         }],
+        ..Insight::for_test(id, start, end)
     };
     let t = 1_800_000_000.0;
     store

@@ -13,6 +13,10 @@ pub mod entity;
 
 pub use entity::{Entity, EntityStats, Side};
 
+/// A map hashed with a fast, randomly seeded hasher, for maps on hot paths (analytics hashes
+/// every value of every trace; alarm rounds look up every rule's nodes and edges).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Response-time histogram: logarithmic buckets (20 per decade) to counts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Histogram(pub BTreeMap<i32, i64>);

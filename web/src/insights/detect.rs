@@ -82,7 +82,14 @@ pub fn anomalies_at(
             let values = |list: &[&Stats]| -> Vec<f64> {
                 list.iter().filter_map(|s| metric.value(s, 60, 0)).collect()
             };
-            let past = values(&history);
+            // p90s come from the window's memo (a percentile walks a whole histogram).
+            let past = if metric == Metric::P90 {
+                window
+                    .p90s(key, minute - HISTORY_MINUTES..minute, MIN_REQUESTS)
+                    .collect()
+            } else {
+                values(&history)
+            };
             let Some(band) = Band::learn(&past, WIDTH, floor) else {
                 continue;
             };
@@ -97,7 +104,22 @@ pub fn anomalies_at(
             if value <= band.upper || !significant(metric, now, &band, usual) {
                 continue;
             }
-            if let Some(then) = Band::learn(&values(&seasonal), WIDTH, floor)
+            let then = if metric == Metric::P90 {
+                seasons
+                    .iter()
+                    .flat_map(|(back, w)| {
+                        let at = minute - back;
+                        w.p90s(
+                            key,
+                            at - SEASON_SPREAD..at + SEASON_SPREAD + 1,
+                            MIN_REQUESTS,
+                        )
+                    })
+                    .collect()
+            } else {
+                values(&seasonal)
+            };
+            if let Some(then) = Band::learn(&then, WIDTH, floor)
                 && value <= then.upper
             {
                 continue;

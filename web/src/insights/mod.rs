@@ -124,6 +124,35 @@ pub struct Insight {
     pub events: Vec<InsightEvent>,
 }
 
+#[cfg(test)]
+impl Insight {
+    /// A fault insight of the client for tests, closed when it has an end.
+    pub(crate) fn for_test(id: &str, start: f64, end: Option<f64>) -> Self {
+        Self {
+            insight_id: id.to_owned(),
+            state: if end.is_some() {
+                InsightState::Closed
+            } else {
+                InsightState::Active
+            },
+            start_time: start,
+            end_time: end,
+            last_update_time: start + 60.0,
+            root_cause: NodeKey::client(),
+            categories: vec!["FAULT".to_owned()],
+            summary: id.to_owned(),
+            impacted_services: Vec::new(),
+            impacted_edges: Vec::new(),
+            anomalies: Vec::new(),
+            requests_affected: 1.0,
+            client_request_impact_statistics: Impact::default(),
+            root_cause_service_request_impact_statistics: Impact::default(),
+            top_traces: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
 /// Most events kept per insight (the first and the newest are kept).
 pub const MAX_EVENTS: usize = 200;
 

@@ -426,6 +426,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes up to `max_traces` traces that started before `cutoff` (and rollups and
     /// telemetry older than it); returns how many traces went. Called repeatedly by retention.
+    ///
+    /// The alarm history and insights older than `cutoff` go too: an alarm event once no
+    /// webhook waits for it, except each alarm's newest (its state, and the sequence number
+    /// that keeps delivery ids unique even after its rule is deleted and made again); an
+    /// insight once it has closed.
     fn delete_before(
         &self,
         cutoff: f64,
@@ -454,6 +459,8 @@ fn op_sql(op: &str) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod alarm_tests;
 #[cfg(test)]
 mod facets_tests;
 #[cfg(test)]

@@ -244,11 +244,12 @@ impl Evaluator {
         self.window
             .refresh(self.store.as_ref(), first, round - 1)
             .await?;
-        // The same minutes yesterday and a week ago (band rules, insights).
+        // The same minutes yesterday and a week ago (band rules, insights): settled, so only
+        // new minutes are read.
         if self.config.insights || rules.iter().any(|r| r.comparison.uses_band()) {
             for (back, window) in &mut self.seasons {
                 window
-                    .refresh(
+                    .extend(
                         self.store.as_ref(),
                         first - *back - SEASON_SPREAD,
                         round - 1 - *back + SEASON_SPREAD,

@@ -1,13 +1,19 @@
-//! Retention: whole days dropped by partition, and the samples of superseded folds deleted
-//! from settled days.
+//! Retention: whole days dropped by partition, the samples of superseded folds deleted from
+//! settled days, and the old alarm history and insights deleted by key.
 
 use serde::Deserialize;
 
 use super::ClickhouseStore;
-use super::connection::quote;
+use super::connection::{number, quote};
 use super::schema;
 use super::writer::day_text;
 use crate::store::StoreError;
+
+/// Keys of old alarm events (and of closed insights) deleted per sweep at most; the next
+/// sweep takes the rest.
+const MAX_KEYS: usize = 20_000;
+/// The length of the key list in one mutation's text, at most.
+const MUTATION_TEXT: usize = 100_000;
 
 impl ClickhouseStore {
     /// Drops whole days older than the cutoff's day from the daily tables on the server this
@@ -75,7 +81,106 @@ impl ClickhouseStore {
         for day in sample_days {
             self.clean_stale_samples(suffix, &day).await?;
         }
+        self.forget_alarm_history(suffix, cutoff).await?;
         Ok(gone as usize)
+    }
+
+    /// Deletes the alarm events and insights that [`crate::store::Store::delete_before`]
+    /// lets go. Their rows are versions of a key, so the keys are read first and the
+    /// mutation names them: every version of a key goes at once, whatever part it is in (a
+    /// condition on the newest version alone would leave older ones, an event still pending
+    /// among them, to take its place). Skipped while an earlier such mutation is running.
+    async fn forget_alarm_history(&self, suffix: &str, cutoff: f64) -> Result<(), StoreError> {
+        let (events, insights) = (format!("alarm_events{suffix}"), format!("insights{suffix}"));
+        let running = self
+            .count(&format!(
+                "SELECT count() AS n FROM system.mutations
+                 WHERE database = {} AND table IN ({}, {}) AND NOT is_done",
+                quote(&self.conn.config.database),
+                quote(&events),
+                quote(&insights)
+            ))
+            .await?;
+        if running > 0 {
+            return Ok(());
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            alarm: String,
+            seq: u64,
+        }
+        let old: Vec<Event> = self
+            .conn
+            .select(&format!(
+                "SELECT alarm, seq FROM (
+                     SELECT alarm, seq, argMax(pending, version) AS p, argMax(time, version) AS t
+                     FROM {events} GROUP BY alarm, seq)
+                 WHERE p = 0 AND t < {c}
+                   AND (alarm, seq) NOT IN (SELECT alarm, max(seq) FROM {events} GROUP BY alarm)
+                 LIMIT {MAX_KEYS}",
+                c = number(cutoff)
+            ))
+            .await?;
+        let keys: Vec<String> = old
+            .iter()
+            .map(|e| format!("({}, {})", quote(&e.alarm), e.seq))
+            .collect();
+        self.delete_keys(&events, "(alarm, seq)", keys).await?;
+        #[derive(Deserialize)]
+        struct Closed {
+            id: String,
+        }
+        let closed: Vec<Closed> = self
+            .conn
+            .select(&format!(
+                "SELECT id FROM (SELECT id, argMax(end_time, version) AS e FROM {insights} GROUP BY id)
+                 WHERE e >= 0 AND e < {c} LIMIT {MAX_KEYS}",
+                c = number(cutoff)
+            ))
+            .await?;
+        let ids = closed.iter().map(|i| quote(&i.id)).collect();
+        self.delete_keys(&insights, "id", ids).await
+    }
+
+    /// `ALTER TABLE table DELETE WHERE key IN (...)` over `keys` (SQL literals), in
+    /// mutations of bounded text (servers refuse queries over 256 KiB by default).
+    async fn delete_keys(
+        &self,
+        table: &str,
+        key: &str,
+        mut keys: Vec<String>,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            table,
+            keys = keys.len(),
+            "retention: deleting old rows by key"
+        );
+        while !keys.is_empty() {
+            let mut len = 0;
+            let take = keys
+                .iter()
+                .take_while(|k| {
+                    len += k.len() + 1;
+                    len < MUTATION_TEXT
+                })
+                .count()
+                .max(1);
+            let mut chunk: Vec<String> = keys.drain(..take).collect();
+            // `IN ((a, 1))` would read as `IN (a, 1)`: a list of one tuple is given twice.
+            if chunk.len() == 1 {
+                chunk.push(chunk[0].clone());
+            }
+            self.conn
+                .execute(&format!(
+                    "ALTER TABLE {table} DELETE WHERE {key} IN ({})",
+                    chunk.join(",")
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Deletes the samples of superseded folds of one settled `day` (before yesterday, so no

@@ -87,6 +87,17 @@ pub(super) fn read_events(
     Ok(out)
 }
 
+/// Retention of the alarm history and insights (the rule is [`crate::store::Store::delete_before`]'s).
+pub(super) fn delete_before(tx: &Transaction<'_>, cutoff: f64) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM alarm_events WHERE pending = 0 AND json_extract(body, '$.Time') < ?1
+         AND seq < (SELECT max(l.seq) FROM alarm_events l WHERE l.alarm = alarm_events.alarm)",
+        [cutoff],
+    )?;
+    tx.execute("DELETE FROM insights WHERE end_time < ?1", [cutoff])?;
+    Ok(())
+}
+
 pub(super) fn take_lease(
     tx: &Transaction<'_>,
     name: &str,

@@ -1,5 +1,5 @@
 //! Retention in the SQLite store: old traces with their documents, facets and index rows, old
-//! rollups and telemetry, deleted in bounded steps.
+//! rollups, telemetry, alarm history and insights, deleted in bounded steps.
 
 use rusqlite::{Transaction, params};
 
@@ -31,5 +31,6 @@ pub(super) fn delete_before(
     }
     tx.execute("DELETE FROM rollups WHERE minute < ?1", [minute_of(cutoff)])?;
     tx.execute("DELETE FROM telemetry WHERE received_at < ?1", [cutoff])?;
+    super::alarms::delete_before(tx, cutoff)?;
     Ok(old.len())
 }
