@@ -144,8 +144,23 @@ impl Sampler {
         if reservoir.try_take(second) {
             return true;
         }
-        rule.rate > 0.0 && rand::rng().random::<f64>() < rule.rate
+        rule.rate > 0.0 && draw() < rule.rate
     }
+}
+
+/// A uniform number in `[0, 1)` for a rate decision, from a fast per-thread generator
+/// (xoshiro) seeded from the OS-seeded thread generator: a sampling draw needs no
+/// cryptographic strength, and ChaCha's was a fifth of a centralized decision.
+fn draw() -> f64 {
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+    thread_local! {
+        static RNG: std::cell::RefCell<SmallRng> =
+            std::cell::RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+    }
+    RNG.try_with(|rng| rng.borrow_mut().random())
+        // The thread is ending: its generator is gone.
+        .unwrap_or_else(|_| rand::rng().random())
 }
 
 #[cfg(test)]

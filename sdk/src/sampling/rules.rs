@@ -217,10 +217,17 @@ impl Pattern {
         }
     }
 
-    /// Whether `text` matches. An ASCII pattern character only ever matches the same ASCII
-    /// character in either case, so comparing bytes is exact.
-    #[inline]
+    /// Whether `text` matches. `*` (what rules leave most fields at) is decided inline; the
+    /// rest out of line, so a rule's six checks stay small enough to inline.
+    #[inline(always)]
     pub(crate) fn matches(&self, text: &str) -> bool {
+        matches!(self, Self::Any) || self.matches_text(text)
+    }
+
+    /// An ASCII pattern character only ever matches the same ASCII character in either case,
+    /// so comparing bytes is exact.
+    #[inline(never)]
+    fn matches_text(&self, text: &str) -> bool {
         match self {
             Self::Any => true,
             Self::Exact(p) => text.as_bytes().eq_ignore_ascii_case(p.as_bytes()),

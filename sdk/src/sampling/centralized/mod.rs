@@ -166,11 +166,7 @@ impl Centralized {
             return None;
         }
         let (_, state) = manifest.rules.iter().find(|(d, _)| d.matches(request))?;
-        Some(
-            state
-                .decide(second, || rand::rng().random::<f64>())
-                .sampled(),
-        )
+        Some(state.decide(second, super::draw).sampled())
     }
 
     /// The rules in use with their live state, in the order they are tried.
