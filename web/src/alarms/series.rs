@@ -179,13 +179,14 @@ impl RollupWindow {
     pub fn p90s(
         &self,
         key: &Key,
-        minutes: std::ops::Range<i64>,
+        minutes: impl std::ops::RangeBounds<i64>,
         min_requests: i64,
     ) -> impl Iterator<Item = f64> + '_ {
         self.p90
             .get(key)
+            .map(move |memo| memo.range(minutes))
             .into_iter()
-            .flat_map(move |memo| memo.range(minutes.clone()))
+            .flatten()
             .filter(move |(_, (total, _))| *total >= min_requests)
             .filter_map(|(_, (_, p90))| *p90)
     }

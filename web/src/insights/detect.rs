@@ -45,6 +45,13 @@ pub const SEASONS: [i64; 2] = [1_440, 10_080];
 /// Minutes either side of the same earlier time that a seasonal band learns from.
 pub const SEASON_SPREAD: i64 = 15;
 
+/// The minutes of an earlier season (`back` minutes before) that minute `minute` is compared
+/// with.
+fn season(minute: i64, back: i64) -> std::ops::RangeInclusive<i64> {
+    let at = minute - back;
+    at - SEASON_SPREAD..=at + SEASON_SPREAD
+}
+
 /// The anomalies of minute `minute` in `window`. A minute is anomalous when it is above the
 /// band of its previous two hours, beyond chance, and, where earlier days or weeks are known
 /// (`seasons`: each window with how many minutes back it lies), above the band of the same time
@@ -67,11 +74,7 @@ pub fn anomalies_at(
         let seasonal: Vec<&Stats> = seasons
             .iter()
             .filter_map(|(back, w)| w.series_of(key).map(|m| (*back, m)))
-            .flat_map(|(back, m)| {
-                let at = minute - back;
-                m.range(at - SEASON_SPREAD..=at + SEASON_SPREAD)
-                    .map(|(_, s)| s)
-            })
+            .flat_map(|(back, m)| m.range(season(minute, back)).map(|(_, s)| s))
             .filter(|s| s.total() >= MIN_REQUESTS)
             .collect();
         for metric in METRICS {
@@ -107,14 +110,7 @@ pub fn anomalies_at(
             let then = if metric == Metric::P90 {
                 seasons
                     .iter()
-                    .flat_map(|(back, w)| {
-                        let at = minute - back;
-                        w.p90s(
-                            key,
-                            at - SEASON_SPREAD..at + SEASON_SPREAD + 1,
-                            MIN_REQUESTS,
-                        )
-                    })
+                    .flat_map(|(back, w)| w.p90s(key, season(minute, *back), MIN_REQUESTS))
                     .collect()
             } else {
                 values(&seasonal)
