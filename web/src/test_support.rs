@@ -22,6 +22,25 @@ pub fn prepared(docs: &[String]) -> Vec<crate::store::IngestDocument> {
         .collect()
 }
 
+/// A summary with its lists sorted, so folds of different arrival orders compare equal.
+pub fn normalized(view: &crate::assembly::TraceView) -> (String, Vec<String>) {
+    let mut s = view.summary.clone();
+    s.users.sort_by(|a, b| a.0.cmp(&b.0));
+    for u in &mut s.users {
+        u.1.sort();
+    }
+    s.annotations
+        .sort_by(|a, b| (&a.key, a.value.index_text()).cmp(&(&b.key, b.value.index_text())));
+    s.resources.messages.sort();
+    let mut samples: Vec<String> = view
+        .samples
+        .iter()
+        .map(|x| serde_json::to_string(x).unwrap())
+        .collect();
+    samples.sort();
+    (serde_json::to_string(&s).unwrap(), samples)
+}
+
 /// A deterministic permutation of `0..n` from a seed.
 pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     let mut v: Vec<usize> = (0..n).collect();

@@ -7,6 +7,7 @@ pub mod calendar;
 mod document;
 mod header;
 mod ids;
+pub mod nest;
 pub mod sampling;
 mod validate;
 mod wire;

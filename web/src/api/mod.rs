@@ -232,6 +232,8 @@ mod alarms_tests;
 #[cfg(test)]
 mod analytics_tests;
 #[cfg(test)]
+mod otlp_nest_tests;
+#[cfg(test)]
 mod otlp_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use roentgen_sdk::model::nest::{nest, unnest};
 use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::wire::{self, Encoding, WireError};
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
@@ -16,7 +17,7 @@ use roentgen_sdk::scrub::Scrubber;
 use serde_json::Value;
 
 use super::AppState;
-use super::traces::{prepare_segment, store_prepared, unprocessed};
+use super::traces::{finish, scrub, store_prepared, unprocessed, validate};
 use crate::store::IngestDocument;
 
 /// How OTLP spans are turned into documents here.
@@ -39,7 +40,9 @@ fn error(encoding: Encoding, status: u16, code: i32, message: &str) -> Response 
 }
 
 /// Maps and prepares a decoded request (blocking work): the documents to store, the refusals
-/// so far, and the number of spans.
+/// so far, and the number of spans. Each span is validated on its own; the pieces whose parent
+/// came in the same request are then stored inside it (one document per tree, as an X-Ray SDK
+/// sends a segment), unless that tree outgrows a document.
 pub fn prepare(
     request: &ExportTraceServiceRequest,
     ingest: &OtlpIngest,
@@ -51,11 +54,28 @@ pub fn prepare(
         .into_iter()
         .map(|r| unprocessed(Some(r.span_id), "InvalidSegment", r.error.to_string()))
         .collect();
-    let mut docs = Vec::with_capacity(mapped.segments.len());
+    let mut valid = Vec::with_capacity(mapped.segments.len());
     for segment in mapped.segments {
-        // Typed all the way: validated, scrubbed and written once (no text round trip).
-        match prepare_segment(segment, None, ingest.scrubber.as_ref()) {
+        match validate(&segment) {
+            Ok(()) => valid.push(segment),
+            Err(refusal) => refused.push(refusal),
+        }
+    }
+    let mut docs = Vec::with_capacity(valid.len());
+    // Typed all the way: scrubbed and written once (no text round trip).
+    for tree in nest(valid) {
+        let mut segment = tree.segment;
+        scrub(&mut segment, ingest.scrubber.as_ref());
+        match finish(&segment, None, true) {
             Ok(doc) => docs.push(doc),
+            Err(_) if tree.grew => {
+                for piece in unnest(segment) {
+                    match finish(&piece, None, true) {
+                        Ok(doc) => docs.push(doc),
+                        Err(refusal) => refused.push(refusal),
+                    }
+                }
+            }
             Err(refusal) => refused.push(refusal),
         }
     }

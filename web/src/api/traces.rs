@@ -64,24 +64,42 @@ pub fn prepare_segment(
     raw: Option<&str>,
     scrubber: Option<&Scrubber>,
 ) -> PreparedDocument {
-    let refuse = |segment: &Segment, code: &str, message: String| {
-        unprocessed(Some(segment.id.to_string()), code, message)
-    };
-    if let Err(e) = segment.validate_for_ingest() {
-        return Err(refuse(&segment, "InvalidSegment", e.to_string()));
-    }
-    let changed = scrubber.is_some_and(|s| s.scrub_segment(&mut segment).total() > 0);
+    validate(&segment)?;
+    let changed = scrub(&mut segment, scrubber);
+    finish(&segment, raw, changed)
+}
+
+/// [`Segment::validate_for_ingest`], refused as `InvalidSegment`.
+pub(crate) fn validate(segment: &Segment) -> Result<(), Value> {
+    segment
+        .validate_for_ingest()
+        .map_err(|e| refusal(segment, "InvalidSegment", e.to_string()))
+}
+
+/// Scrubs `segment` when a scrubber is given; whether anything was rewritten.
+pub(crate) fn scrub(segment: &mut Segment, scrubber: Option<&Scrubber>) -> bool {
+    scrubber.is_some_and(|s| s.scrub_segment(segment).total() > 0)
+}
+
+fn refusal(segment: &Segment, code: &str, message: String) -> Value {
+    unprocessed(Some(segment.id.to_string()), code, message)
+}
+
+/// A validated (and scrubbed) document as the store takes it: its text is `raw` when it came
+/// as text and was not `changed`, else written here; one written here is held to the size
+/// bound.
+pub(crate) fn finish(segment: &Segment, raw: Option<&str>, changed: bool) -> PreparedDocument {
     let document = match raw {
         Some(raw) if !changed => raw.to_owned(),
-        _ => serde_json::to_string(&segment)
-            .map_err(|e| refuse(&segment, "InternalFailure", e.to_string()))?,
+        _ => serde_json::to_string(segment)
+            .map_err(|e| refusal(segment, "InternalFailure", e.to_string()))?,
     };
     if raw.is_none() && document.len() > MAX_DOCUMENT_BYTES {
         return Err(too_large(Some(segment.id.to_string()), document.len()));
     }
     let Some(trace_id) = segment.trace_id else {
-        return Err(refuse(
-            &segment,
+        return Err(refusal(
+            segment,
             "InvalidSegment",
             "trace_id: is required".to_owned(),
         ));
@@ -94,7 +112,7 @@ pub fn prepare_segment(
         in_progress: segment.in_progress == Some(true),
         subsegment: segment.is_subsegment(),
         document,
-        facts: std::sync::Arc::new(DocFacts::extract(&segment)),
+        facts: std::sync::Arc::new(DocFacts::extract(segment)),
     })
 }
 

@@ -1,30 +1,11 @@
 use super::*;
-use crate::test_support::{capture_documents, prepared, shuffled};
+use crate::test_support::{capture_documents, normalized, prepared, shuffled};
 
 fn facts(docs: &[String]) -> Vec<DocFacts> {
     prepared(docs)
         .into_iter()
         .map(|d| (*d.facts).clone())
         .collect()
-}
-
-/// A summary with its lists sorted, so folds of different arrival orders compare equal.
-fn normalized(view: &TraceView) -> (String, Vec<String>) {
-    let mut s = view.summary.clone();
-    s.users.sort_by(|a, b| a.0.cmp(&b.0));
-    for u in &mut s.users {
-        u.1.sort();
-    }
-    s.annotations
-        .sort_by(|a, b| (&a.key, a.value.index_text()).cmp(&(&b.key, b.value.index_text())));
-    s.resources.messages.sort();
-    let mut samples: Vec<String> = view
-        .samples
-        .iter()
-        .map(|x| serde_json::to_string(x).unwrap())
-        .collect();
-    samples.sort();
-    (serde_json::to_string(&s).unwrap(), samples)
 }
 
 fn fold_in_order(docs: &[DocFacts], order: &[usize]) -> TraceView {
