@@ -102,3 +102,59 @@ fn spans_stored_as_trees_read_as_spans_stored_one_by_one() {
         "{trees} documents for {spans} spans"
     );
 }
+
+/// A tree past a document's size bound is stored span by span again: nothing refused, every
+/// document within the bound.
+#[test]
+fn a_tree_too_large_for_one_document_is_stored_span_by_span() {
+    use roentgen_sdk::model::MAX_DOCUMENT_BYTES;
+    use roentgen_sdk::otlp::opentelemetry_proto::tonic::common::v1::{
+        AnyValue, KeyValue, any_value,
+    };
+    use roentgen_sdk::otlp::opentelemetry_proto::tonic::resource::v1::Resource;
+    use roentgen_sdk::otlp::opentelemetry_proto::tonic::trace::v1::{
+        ResourceSpans, ScopeSpans, Span,
+    };
+    let text = |key: &str, value: String| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..KeyValue::default()
+    };
+    let trace_id: Vec<u8> = (1..=16).collect();
+    let start = 1_800_000_000_000_000_000u64;
+    let span = |id: u8, parent: Option<u8>, kind: i32| Span {
+        trace_id: trace_id.clone(),
+        span_id: vec![0, 0, 0, 0, 0, 0, 0, id],
+        parent_span_id: parent
+            .map(|p| vec![0, 0, 0, 0, 0, 0, 0, p])
+            .unwrap_or_default(),
+        name: format!("step {id}"),
+        kind,
+        start_time_unix_nano: start + u64::from(id) * 1_000_000,
+        end_time_unix_nano: start + 500_000_000,
+        attributes: vec![text("note", "lorem ipsum dolor ".repeat(150))],
+        ..Span::default()
+    };
+    let mut spans = vec![span(1, None, 2)];
+    spans.extend((2..=41).map(|id| span(id, Some(1), 1)));
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", "batch".to_owned())],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let (docs, refused, spans) = prepare(&request, &OtlpIngest::default());
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!((spans, docs.len()), (41, 41));
+    assert!(docs.iter().all(|d| d.document.len() <= MAX_DOCUMENT_BYTES));
+    assert_eq!(docs.iter().filter(|d| d.subsegment).count(), 40);
+}
