@@ -4,16 +4,20 @@ OTLP/gRPC exporter (gzip; argv[2] "grpc", endpoint host:port for plain HTTP/2 or
 https://host:port for TLS); prints
 TRACE <32 hex>.
 
+E2E_BATCH=1 exports each service's spans together at the end (a batch processor, as apps
+usually run it) instead of each span as it ends.
+
 Credentials come the way users give them: gRPC metadata from OTEL_EXPORTER_OTLP_HEADERS (read
 by the exporter itself); for HTTP, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY sign each request
 with SigV4 (service xray) through botocore, as AWS's own OTLP endpoint asks."""
 
+import os
 import sys
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 endpoint = sys.argv[1]
@@ -59,7 +63,12 @@ def session():
 
 def tracer(service):
     provider = TracerProvider(resource=Resource.create({"service.name": service, "service.version": "2.1.0"}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter()))
+    if os.environ.get("E2E_BATCH") == "1":
+        # Exported at shutdown only: one request per service, whatever the machine's speed.
+        processor = BatchSpanProcessor(exporter(), schedule_delay_millis=600_000)
+    else:
+        processor = SimpleSpanProcessor(exporter())
+    provider.add_span_processor(processor)
     return provider, provider.get_tracer("e2e")
 
 

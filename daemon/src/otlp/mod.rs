@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
-use roentgen_sdk::model::encode_datagram;
+use roentgen_sdk::model::nest::{nest, unnest};
+use roentgen_sdk::model::{Segment, encode_datagram};
 use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
 
@@ -66,7 +67,7 @@ impl OtlpState {
 
 /// A request's spans as framed datagrams.
 struct Framed {
-    /// One datagram per span that became a document.
+    /// One datagram per document: a tree of the request's spans ([`nest`]), or a span alone.
     datagrams: Vec<Vec<u8>>,
     /// Spans in the request.
     spans: usize,
@@ -74,7 +75,19 @@ struct Framed {
     refused: Vec<String>,
 }
 
+/// A document framed as the UDP listener receives it.
+fn frame(segment: &Segment) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(segment).map_err(|e| e.to_string())?;
+    let mut datagram = Vec::new();
+    encode_datagram(&json, &mut datagram).map_err(|e| e.to_string())?;
+    Ok(datagram)
+}
+
 /// Maps a decoded request's spans and frames them (blocking work: run it off the runtime).
+/// Spans whose parent came in the same request travel inside it, one document per tree as an
+/// X-Ray SDK sends a segment (the collector stores what it gets); a span that would be refused
+/// alone is framed alone, so the workers refuse only it, and a tree past a datagram is framed
+/// span by span.
 fn datagrams(request: &ExportTraceServiceRequest, mapping: &MappingConfig) -> Framed {
     let mapped = map_resource_spans(&request.resource_spans, mapping);
     let spans = mapped.segments.len() + mapped.rejected.len();
@@ -83,19 +96,30 @@ fn datagrams(request: &ExportTraceServiceRequest, mapping: &MappingConfig) -> Fr
         .iter()
         .map(|r| format!("span {}: {}", r.span_id, r.error))
         .collect();
-    let mut out = Vec::with_capacity(mapped.segments.len());
-    for segment in &mapped.segments {
-        let framed = serde_json::to_vec(segment)
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                let mut datagram = Vec::new();
-                encode_datagram(&json, &mut datagram).map_err(|e| e.to_string())?;
-                Ok(datagram)
-            });
-        match framed {
+    let (valid, invalid): (Vec<Segment>, Vec<Segment>) = mapped
+        .segments
+        .into_iter()
+        .partition(|s| s.validate_for_ingest().is_ok());
+    let mut out = Vec::with_capacity(valid.len() + invalid.len());
+    let push =
+        |segment: &Segment, out: &mut Vec<Vec<u8>>, refused: &mut Vec<String>| match frame(segment)
+        {
             Ok(d) => out.push(d),
             Err(e) => refused.push(format!("span {}: {e}", segment.id)),
+        };
+    for tree in nest(valid) {
+        match frame(&tree.segment) {
+            Ok(d) => out.push(d),
+            Err(_) if tree.grew => {
+                for piece in unnest(tree.segment) {
+                    push(&piece, &mut out, &mut refused);
+                }
+            }
+            Err(e) => refused.push(format!("span {}: {e}", tree.segment.id)),
         }
+    }
+    for segment in &invalid {
+        push(segment, &mut out, &mut refused);
     }
     Framed {
         datagrams: out,

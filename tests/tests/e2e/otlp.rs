@@ -121,97 +121,115 @@ pub(crate) fn segments_of(collector: &Collector, w3c: &str, count: usize) -> Vec
     .unwrap_or_else(|| panic!("{count} segments of trace {w3c}"))
 }
 
+/// Exported one span per request, and each service's spans in one request (stored one tree
+/// per document): the same trace either way.
 #[test]
 fn the_python_sdks_otlp_http_exporter_lands_three_services_on_one_map() {
-    let dir = tempfile::tempdir().unwrap();
-    let collector = Collector::start(dir.path(), &[]);
-    let w3c = python_client(&format!("{}/v1/traces", collector.endpoint_url()));
-    let docs = segments_of(&collector, &w3c, 3);
-    let text = serde_json::to_string(&docs).unwrap();
-    assert!(
-        !text.contains("jane.doe@example.com"),
-        "scrubbed by default: {text}"
-    );
-    assert!(
-        !text.contains("4111111111111111"),
-        "query sanitized: {text}"
-    );
-    let payments = docs
-        .iter()
-        .find(|d| d["name"] == "py-payments")
-        .expect("py-payments");
-    assert_eq!(payments["fault"], true);
-    let exception = &payments["cause"]["exceptions"][0];
-    assert_eq!(exception["type"], "ValueError", "{payments}");
-    assert!(
-        exception["stack"][0]["path"]
-            .as_str()
-            .unwrap()
-            .ends_with("otlp_three_services.py")
-    );
-    let db = payments["subsegments"]
-        .as_array()
-        .and_then(|subs| subs.iter().find(|s| s["name"] == "ledger@ledger-db"))
-        .expect("the database call");
-    assert_eq!(
-        db["sql"]["sanitized_query"],
-        "SELECT * FROM cards WHERE number = ?"
-    );
+    for batch in ["0", "1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let collector = Collector::start(dir.path(), &[]);
+        let w3c = python_client_with(
+            &format!("{}/v1/traces", collector.endpoint_url()),
+            "http",
+            &[("E2E_BATCH", batch)],
+        );
+        let docs = segments_of(&collector, &w3c, 3);
+        let metrics =
+            roentgen_tests::http::request(&collector.address, "GET", "/metrics", &[], "").body;
+        // Six spans: alone, six documents; a service's spans together, one document each.
+        let stored = if batch == "1" { 3 } else { 6 };
+        assert_eq!(
+            roentgen_tests::daemon::metric(&metrics, "roentgen_web_documents_accepted_total"),
+            stored,
+            "{metrics}"
+        );
+        let text = serde_json::to_string(&docs).unwrap();
+        assert!(
+            !text.contains("jane.doe@example.com"),
+            "scrubbed by default: {text}"
+        );
+        assert!(
+            !text.contains("4111111111111111"),
+            "query sanitized: {text}"
+        );
+        let payments = docs
+            .iter()
+            .find(|d| d["name"] == "py-payments")
+            .expect("py-payments");
+        assert_eq!(payments["fault"], true);
+        let exception = &payments["cause"]["exceptions"][0];
+        assert_eq!(exception["type"], "ValueError", "{payments}");
+        assert!(
+            exception["stack"][0]["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("otlp_three_services.py")
+        );
+        let db = payments["subsegments"]
+            .as_array()
+            .and_then(|subs| subs.iter().find(|s| s["name"] == "ledger@ledger-db"))
+            .expect("the database call");
+        assert_eq!(
+            db["sql"]["sanitized_query"],
+            "SELECT * FROM cards WHERE number = ?"
+        );
 
-    // The map: frontend -> checkout -> payments -> the database.
-    let now = now_seconds();
-    let text = map_text(&collector, now);
-    assert!(calls(&text, "py-frontend", "py-checkout"), "{text}");
-    assert!(calls(&text, "py-checkout", "py-payments"), "{text}");
-    assert!(calls(&text, "py-payments", "ledger@ledger-db"), "{text}");
+        // The map: frontend -> checkout -> payments -> the database.
+        let now = now_seconds();
+        let text = map_text(&collector, now);
+        assert!(calls(&text, "py-frontend", "py-checkout"), "{text}");
+        assert!(calls(&text, "py-checkout", "py-payments"), "{text}");
+        assert!(calls(&text, "py-payments", "ledger@ledger-db"), "{text}");
 
-    // The AWS CLI reads the same trace, its edges with their fault counts, and finds it.
-    let aws = |args: &[&str]| {
-        let (ok, out, err) = roentgen_tests::web::aws_xray(&collector, None, "us-east-1", args);
-        assert!(ok, "aws xray {args:?}: {err}");
-        json(&out)
-    };
-    let x_ray = format!("1-{}-{}", &w3c[..8], &w3c[8..]);
-    let traces = aws(&["batch-get-traces", "--trace-ids", &x_ray]);
-    assert_eq!(
-        traces["Traces"][0]["Segments"].as_array().map(Vec::len),
-        Some(3)
-    );
-    let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
-    let graph = aws(&[
-        "get-service-graph",
-        "--start-time",
-        &start,
-        "--end-time",
-        &end,
-    ]);
-    let checkout = graph["Services"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["Name"] == "py-checkout"))
-        .expect("py-checkout");
-    let faults = checkout["Edges"][0]["SummaryStatistics"]["FaultStatistics"]["TotalCount"].clone();
-    assert_eq!(faults, 1, "the call to payments faulted: {checkout}");
-    // Found by a filter, and by its own id in the W3C form the OpenTelemetry SDK made it in.
-    for filter in [
-        "service(\"py-payments\") { fault }".to_owned(),
-        format!("id(\"{w3c}\")"),
-    ] {
-        let found = aws(&[
-            "get-trace-summaries",
+        // The AWS CLI reads the same trace, its edges with their fault counts, and finds it.
+        let aws = |args: &[&str]| {
+            let (ok, out, err) = roentgen_tests::web::aws_xray(&collector, None, "us-east-1", args);
+            assert!(ok, "aws xray {args:?}: {err}");
+            json(&out)
+        };
+        let x_ray = format!("1-{}-{}", &w3c[..8], &w3c[8..]);
+        let traces = aws(&["batch-get-traces", "--trace-ids", &x_ray]);
+        assert_eq!(
+            traces["Traces"][0]["Segments"].as_array().map(Vec::len),
+            Some(3)
+        );
+        let (start, end) = ((now - 600).to_string(), (now + 60).to_string());
+        let graph = aws(&[
+            "get-service-graph",
             "--start-time",
             &start,
             "--end-time",
             &end,
-            "--filter-expression",
-            &filter,
         ]);
-        let ids: Vec<&str> = found["TraceSummaries"]
+        let checkout = graph["Services"]
             .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["Id"].as_str())
-            .collect();
-        assert_eq!(ids, [x_ray.as_str()], "{filter}");
+            .and_then(|s| s.iter().find(|s| s["Name"] == "py-checkout"))
+            .expect("py-checkout");
+        let faults =
+            checkout["Edges"][0]["SummaryStatistics"]["FaultStatistics"]["TotalCount"].clone();
+        assert_eq!(faults, 1, "the call to payments faulted: {checkout}");
+        // Found by a filter, and by its own id in the W3C form the OpenTelemetry SDK made it in.
+        for filter in [
+            "service(\"py-payments\") { fault }".to_owned(),
+            format!("id(\"{w3c}\")"),
+        ] {
+            let found = aws(&[
+                "get-trace-summaries",
+                "--start-time",
+                &start,
+                "--end-time",
+                &end,
+                "--filter-expression",
+                &filter,
+            ]);
+            let ids: Vec<&str> = found["TraceSummaries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["Id"].as_str())
+                .collect();
+            assert_eq!(ids, [x_ray.as_str()], "{filter}");
+        }
     }
 }
 
@@ -384,7 +402,12 @@ fn opentelemetry_sdks_export_to_the_local_daemon_which_scrubs_and_forwards() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(dir.path(), &[]);
     let daemon = Daemon::start(&collector.endpoint_url(), &["--flush-interval-ms", "100"]);
-    let w3c = python_client(&format!("http://{}/v1/traces", daemon.otlp_http));
+    // Each service's spans in one request: the daemon forwards them one tree per service.
+    let w3c = python_client_with(
+        &format!("http://{}/v1/traces", daemon.otlp_http),
+        "http",
+        &[("E2E_BATCH", "1")],
+    );
     let docs = segments_of(&collector, &w3c, 3);
     let text = serde_json::to_string(&docs).unwrap();
     assert!(
@@ -393,7 +416,11 @@ fn opentelemetry_sdks_export_to_the_local_daemon_which_scrubs_and_forwards() {
     );
     let metrics = daemon.metrics();
     assert_eq!(metric(&metrics, "roentgen_daemon_otlp_spans_total"), 6);
-    assert_eq!(metric(&metrics, "roentgen_daemon_accepted_total"), 6);
+    assert_eq!(
+        metric(&metrics, "roentgen_daemon_accepted_total"),
+        3,
+        "{metrics}"
+    );
 }
 
 /// A collector outage: the daemon spools the OTLP spans with everything else and delivers
