@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::Instant;
 
-use roentgen_sdk::model::nest::{nest, unnest};
+use roentgen_sdk::model::nest::write_nested;
 use roentgen_sdk::model::{Segment, encode_datagram};
 use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
@@ -100,26 +100,15 @@ fn datagrams(request: &ExportTraceServiceRequest, mapping: &MappingConfig) -> Fr
         .segments
         .into_iter()
         .partition(|s| s.validate_for_ingest().is_ok());
-    let mut out = Vec::with_capacity(valid.len() + invalid.len());
-    let push =
-        |segment: &Segment, out: &mut Vec<Vec<u8>>, refused: &mut Vec<String>| match frame(segment)
-        {
+    let framed =
+        |segment: &Segment| frame(segment).map_err(|e| format!("span {}: {e}", segment.id));
+    let trees = write_nested(valid, |segment| framed(segment));
+    let mut out = Vec::with_capacity(trees.len() + invalid.len());
+    for result in trees.into_iter().chain(invalid.iter().map(framed)) {
+        match result {
             Ok(d) => out.push(d),
-            Err(e) => refused.push(format!("span {}: {e}", segment.id)),
-        };
-    for tree in nest(valid) {
-        match frame(&tree.segment) {
-            Ok(d) => out.push(d),
-            Err(_) if tree.grew => {
-                for piece in unnest(tree.segment) {
-                    push(&piece, &mut out, &mut refused);
-                }
-            }
-            Err(e) => refused.push(format!("span {}: {e}", tree.segment.id)),
+            Err(e) => refused.push(e),
         }
-    }
-    for segment in &invalid {
-        push(segment, &mut out, &mut refused);
     }
     Framed {
         datagrams: out,

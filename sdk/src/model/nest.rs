@@ -94,6 +94,30 @@ pub fn nest(docs: Vec<Segment>) -> Vec<Nested> {
         .collect()
 }
 
+/// Writes each document of [`nest`]`(docs)` with `write`, in order; a tree that took pieces
+/// and cannot be written (past a size bound) is taken apart again ([`unnest`]) and each piece
+/// written on its own. The one rule for storing a batch's spans as trees.
+pub fn write_nested<T, E>(
+    docs: Vec<Segment>,
+    mut write: impl FnMut(&mut Segment) -> Result<T, E>,
+) -> Vec<Result<T, E>> {
+    let mut out = Vec::with_capacity(docs.len());
+    for tree in nest(docs) {
+        let mut segment = tree.segment;
+        match write(&mut segment) {
+            Err(_) if tree.grew => {
+                out.extend(
+                    unnest(segment)
+                        .into_iter()
+                        .map(|mut piece| write(&mut piece)),
+                );
+            }
+            result => out.push(result),
+        }
+    }
+    out
+}
+
 /// Cuts the links that close a cycle or pass [`MAX_NESTING`]; returns each node's depth
 /// below its root.
 fn cut_cycles_and_depth(parent: &mut [Option<usize>]) -> Vec<usize> {

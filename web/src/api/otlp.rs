@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use roentgen_sdk::model::nest::{nest, unnest};
+use roentgen_sdk::model::nest::write_nested;
 use roentgen_sdk::otlp::opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use roentgen_sdk::otlp::wire::{self, Encoding, WireError};
 use roentgen_sdk::otlp::{MappingConfig, map_resource_spans};
@@ -62,20 +62,15 @@ pub fn prepare(
         }
     }
     let mut docs = Vec::with_capacity(valid.len());
-    // Typed all the way: scrubbed and written once (no text round trip).
-    for tree in nest(valid) {
-        let mut segment = tree.segment;
-        scrub(&mut segment, ingest.scrubber.as_ref());
-        match finish(&segment, None, true) {
+    // Typed all the way: scrubbed and written once (no text round trip); a piece taken back
+    // out of a tree too large is scrubbed again, which changes nothing.
+    let written = write_nested(valid, |segment| {
+        scrub(segment, ingest.scrubber.as_ref());
+        finish(segment, None, true)
+    });
+    for result in written {
+        match result {
             Ok(doc) => docs.push(doc),
-            Err(_) if tree.grew => {
-                for piece in unnest(segment) {
-                    match finish(&piece, None, true) {
-                        Ok(doc) => docs.push(doc),
-                        Err(refusal) => refused.push(refusal),
-                    }
-                }
-            }
             Err(refusal) => refused.push(refusal),
         }
     }

@@ -135,6 +135,38 @@ fn a_long_chain_is_nested_no_deeper_than_the_bound() {
     assert_eq!(trees.len(), 4);
 }
 
+#[test]
+fn a_tree_that_cannot_be_written_is_written_piece_by_piece() {
+    let docs = vec![
+        doc(1, None, 10.0),
+        doc(2, Some(1), 11.0),
+        doc(3, Some(2), 12.0),
+        doc(7, None, 20.0),
+    ];
+    // Only documents holding no subsegment can be written.
+    let written = write_nested(docs, |s: &mut Segment| {
+        if s.subsegment_count() > 0 {
+            Err(s.id.as_u64())
+        } else {
+            Ok(s.id.as_u64())
+        }
+    });
+    let mut ids: Vec<u64> = written.into_iter().map(|r| r.unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3, 7]);
+    // A tree that took no piece keeps its failure.
+    let mut own = doc(5, None, 1.0);
+    own.subsegments = Some(vec![doc(6, None, 1.5)]);
+    let written = write_nested(vec![own], |s: &mut Segment| {
+        if s.subsegment_count() > 0 {
+            Err(s.id.as_u64())
+        } else {
+            Ok(s.id.as_u64())
+        }
+    });
+    assert_eq!(written, [Err(5)]);
+}
+
 proptest! {
     /// Whatever the links (forests, cycles, self-links, missing parents, repeated ids), nesting
     /// loses and repeats nothing, stays within the bound, and unnesting gives back every
