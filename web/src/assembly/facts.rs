@@ -227,10 +227,34 @@ pub struct CausePath {
     pub entities: Vec<PathEntity>,
     /// Id of the last entity.
     pub last_id: SegmentId,
+    /// One per entity of a response-time path (empty on fault and error paths, and in facts
+    /// stored before steps were kept): the fold follows subsegments sent on their own with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<PathStep>,
+}
+
+/// An entity's id and duration on a response-time path.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PathStep {
+    /// Its id (the `parent_id` of subsegments sent on their own under it).
+    pub id: SegmentId,
+    /// Its duration in seconds.
+    #[serde(rename = "d")]
+    pub duration: f64,
+}
+
+/// An entity's share of its path's top entity's duration, to four decimals: a share, not a
+/// measurement; keeps summaries short.
+pub fn coverage(duration: f64, total: f64) -> f64 {
+    if total > 0.0 {
+        ((duration / total).min(1.0) * 10_000.0).round() / 10_000.0
+    } else {
+        0.0
+    }
 }
 
 /// Deepest nesting a cause path follows.
-const MAX_PATH_DEPTH: usize = 32;
+pub(super) const MAX_PATH_DEPTH: usize = 32;
 
 fn is_remote(s: &Segment) -> bool {
     matches!(s.namespace.as_deref(), Some("remote" | "aws"))
@@ -291,6 +315,7 @@ fn flag_path(top: &Segment, flag: &dyn Fn(&Segment) -> bool) -> Option<CausePath
     Some(CausePath {
         entities,
         last_id: at.id,
+        steps: Vec::new(),
     })
 }
 
@@ -301,6 +326,10 @@ fn slow_path(top: &Segment) -> Option<CausePath> {
     let total = duration(top)?;
     let mut at = top;
     let mut entities = vec![path_entity(top, Some(1.0))];
+    let mut steps = vec![PathStep {
+        id: top.id,
+        duration: total,
+    }];
     while entities.len() < MAX_PATH_DEPTH {
         let Some((next, d)) = at
             .subsegments
@@ -311,18 +340,17 @@ fn slow_path(top: &Segment) -> Option<CausePath> {
         else {
             break;
         };
-        // Four decimals: a share, not a measurement; keeps summaries short.
-        let coverage = if total > 0.0 {
-            ((d / total).min(1.0) * 10_000.0).round() / 10_000.0
-        } else {
-            0.0
-        };
-        entities.push(path_entity(next, Some(coverage)));
+        entities.push(path_entity(next, Some(coverage(d, total))));
+        steps.push(PathStep {
+            id: next.id,
+            duration: d,
+        });
         at = next;
     }
     Some(CausePath {
         entities,
         last_id: at.id,
+        steps,
     })
 }
 

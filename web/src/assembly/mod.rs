@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use documents::{StoredDocument, assemble_documents};
 pub use facts::{
     AnnotationValue, CallFacts, CausePath, DocFacts, ExceptionFacts, HttpFacts, PathEntity,
-    ResourceFacts,
+    PathStep, ResourceFacts,
 };
 pub use rollup::{RollupCount, RollupKey, TraceRollup};
 
@@ -571,11 +571,42 @@ pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
             downstream.entry(p.as_u64()).or_insert(i);
         }
     }
+    // The slowest subsegment sent on its own under each parent id (ties: the later start,
+    // then the larger id, as the assembled document's last longest child).
+    let mut pieces: HashMap<u64, usize> = HashMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        let (Some(p), Some(step)) = (&d.parent_id, slow_top(d)) else {
+            continue;
+        };
+        if !d.subsegment || d.in_progress {
+            continue;
+        }
+        let rank = |j: usize| {
+            let dj = docs[j];
+            (slow_top(dj).map(|s| s.duration), dj.start, dj.id.as_u64())
+        };
+        let better = |j: usize| {
+            let (dj, sj, ij) = rank(j);
+            let dj = dj.unwrap_or(f64::NEG_INFINITY);
+            step.duration
+                .total_cmp(&dj)
+                .then(d.start.total_cmp(&sj))
+                .then(d.id.as_u64().cmp(&ij))
+                .is_gt()
+        };
+        match pieces.get(&p.as_u64()) {
+            Some(&j) if !better(j) => {}
+            _ => {
+                pieces.insert(p.as_u64(), i);
+            }
+        }
+    }
     let causes = Causes {
         docs,
         owner: &owner,
         node_of: &node_of,
         downstream: &downstream,
+        pieces: &pieces,
     };
     let entry = entry.map(|(_, i)| i);
     summary.fault_root_causes = causes.flagged(
@@ -596,6 +627,12 @@ struct Causes<'a> {
     owner: &'a [Option<usize>],
     node_of: &'a dyn Fn(usize) -> NodeKey,
     downstream: &'a HashMap<u64, usize>,
+    pieces: &'a HashMap<u64, usize>,
+}
+
+/// The first step of a document's response-time path: its own id and duration.
+fn slow_top(d: &DocFacts) -> Option<PathStep> {
+    d.slow_path.as_ref()?.steps.first().copied()
 }
 
 impl Causes<'_> {
@@ -604,7 +641,7 @@ impl Causes<'_> {
         self.downstream.get(&call).copied()
     }
 
-    /// The inferred node a remote call ending a path stands for.
+    /// The inferred node a remote call ending a path stands for (`doc` holds the call).
     fn inferred(&self, doc: usize, path: &CausePath) -> Option<RootCauseService> {
         let last = path.entities.last().filter(|e| e.remote)?;
         let call = self.docs[doc]
@@ -661,11 +698,6 @@ impl Causes<'_> {
             if d.in_progress {
                 continue;
             }
-            if let Some(down) = self.downstream(path.last_id.as_u64())
-                && path_of(self.docs[down]).is_some()
-            {
-                continue;
-            }
             let rank = (
                 std::cmp::Reverse(path.entities.len() + usize::from(owner != i)),
                 path.last_id.as_u64(),
@@ -683,6 +715,11 @@ impl Causes<'_> {
             let Some(path) = path_of(self.docs[i]) else {
                 continue;
             };
+            if let Some(down) = self.downstream(path.last_id.as_u64())
+                && path_of(self.docs[down]).is_some()
+            {
+                continue;
+            }
             let mut services: Vec<RootCauseService> = self.service(i, path).into_iter().collect();
             services.extend(self.inferred(i, path));
             if !services.is_empty() && out.len() < MAX_ROOT_CAUSES {
@@ -701,22 +738,66 @@ impl Causes<'_> {
         let mut services = Vec::new();
         let mut at = Some(entry);
         while let Some(i) = at.take() {
-            let Some(path) = &self.docs[i].slow_path else {
+            let Some((last_doc, path)) = self.slow_walk(i) else {
                 break;
             };
-            if let Some(s) = self.service(i, path) {
+            if let Some(s) = self.service(i, &path) {
                 services.push(s);
             }
             match self.downstream(path.last_id.as_u64()) {
                 Some(down) if services.len() < MAX_ROOT_CAUSES && down != i => at = Some(down),
                 Some(_) => {}
-                None => services.extend(self.inferred(i, path)),
+                None => services.extend(self.inferred(last_doc, &path)),
             }
         }
         RootCause {
             services,
             client_impacting: true,
         }
+    }
+
+    /// Document `i`'s slowest path, continued into subsegments sent on their own: at each
+    /// entity, a piece whose `parent_id` is that entity and that ran at least as long as the
+    /// nested child takes the path over, as it would in the document sent whole. Returns the
+    /// document holding the path's last entity, and the path.
+    fn slow_walk(&self, i: usize) -> Option<(usize, CausePath)> {
+        let first = self.docs[i].slow_path.as_ref()?;
+        let Some(total) = first.steps.first().map(|s| s.duration) else {
+            // Facts stored before steps were kept: the path inside the document.
+            return Some((i, first.clone()));
+        };
+        let mut entities = Vec::new();
+        let (mut doc, mut path, mut k) = (i, first, 0);
+        while let (Some(entity), Some(step)) = (path.entities.get(k), path.steps.get(k)) {
+            let mut entity = entity.clone();
+            if doc != i {
+                entity.coverage = Some(facts::coverage(step.duration, total));
+            }
+            entities.push(entity);
+            if entities.len() >= facts::MAX_PATH_DEPTH {
+                break;
+            }
+            let nested = path.steps.get(k + 1).map(|s| s.duration);
+            let piece = self.pieces.get(&step.id.as_u64()).and_then(|&p| {
+                let piece_path = self.docs[p].slow_path.as_ref()?;
+                let d = piece_path.steps.first()?.duration;
+                nested.is_none_or(|n| d >= n).then_some((p, piece_path))
+            });
+            match piece {
+                Some((p, piece_path)) => (doc, path, k) = (p, piece_path, 0),
+                None if nested.is_some() => k += 1,
+                None => break,
+            }
+        }
+        let last_id = path.steps.get(k).map_or(path.last_id, |s| s.id);
+        Some((
+            doc,
+            CausePath {
+                entities,
+                last_id,
+                steps: Vec::new(),
+            },
+        ))
     }
 }
 

@@ -243,3 +243,83 @@ fn annotation_values_read_back_by_their_json_type() {
         );
     }
 }
+
+/// Marks subsegments of `s` (below `s` itself) as sent on their own, as an SDK streams them,
+/// where the seeded coin says so.
+fn mark_streamed(s: &mut roentgen_sdk::model::Segment, trace: TraceIdOf, coin: &mut u64) {
+    let parent = s.id;
+    for sub in s.subsegments.iter_mut().flatten() {
+        *coin ^= *coin << 13;
+        *coin ^= *coin >> 7;
+        *coin ^= *coin << 17;
+        if coin.is_multiple_of(2) {
+            sub.kind = Some("subsegment".to_owned());
+            sub.trace_id = Some(trace);
+            sub.parent_id = Some(parent);
+        }
+        mark_streamed(sub, trace, coin);
+    }
+}
+
+type TraceIdOf = roentgen_sdk::model::TraceId;
+
+/// `view` with each fault and error root cause's entity path cut to its first and last
+/// entity: a subsegment streamed on its own names its segment, not the entities of other
+/// documents between them.
+fn flag_path_ends(view: &TraceView) -> TraceView {
+    let mut view = view.clone();
+    let s = &mut view.summary;
+    for cause in s
+        .fault_root_causes
+        .iter_mut()
+        .chain(&mut s.error_root_causes)
+    {
+        for service in &mut cause.services {
+            let path = &mut service.entity_path;
+            if path.len() > 2 {
+                path.drain(1..path.len() - 1);
+            }
+        }
+    }
+    view
+}
+
+/// Property, over seeded cases: a trace whose subsegments (at any depth) were streamed on
+/// their own folds to the summary and rollup of the same trace sent whole. The response-time
+/// root cause is the same entity by entity; fault and error root causes are the same
+/// services, ending at the same entity (see [`flag_path_ends`]).
+#[test]
+fn streamed_subsegments_fold_as_when_sent_whole() {
+    let mut traces: Vec<Vec<String>> = (0..24)
+        .map(|n| crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64))
+        .collect();
+    traces.extend((0..8).map(|n| crate::synth::shop_trace(n, 1_800_000_000.0)));
+    traces.push(capture_documents("python-sdk-2.15-checkout.txt"));
+    let mut streamed_any = 0;
+    for (case, whole) in traces.iter().enumerate() {
+        let expected = fold_trace("t", &facts(whole));
+        for seed in 1..4u64 {
+            let mut coin = (case as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+            let mut pieces = Vec::new();
+            for doc in whole {
+                let mut s: roentgen_sdk::model::Segment = serde_json::from_str(doc).unwrap();
+                let trace = s.trace_id.unwrap();
+                mark_streamed(&mut s, trace, &mut coin);
+                pieces.extend(roentgen_sdk::model::nest::unnest(s));
+            }
+            streamed_any += pieces.len() - whole.len();
+            let pieces: Vec<String> = pieces
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap())
+                .collect();
+            let mut got = fold_trace("t", &facts(&pieces));
+            got.summary.document_count = expected.summary.document_count;
+            assert_eq!(
+                normalized(&flag_path_ends(&got)),
+                normalized(&flag_path_ends(&expected)),
+                "case {case}, seed {seed}"
+            );
+        }
+    }
+    assert!(streamed_any > 100, "{streamed_any} subsegments streamed");
+}
