@@ -134,6 +134,11 @@ pub(super) struct LastWrite {
     rollup: TraceRollup,
 }
 
+/// Document bytes committed before the WAL is copied back: a page written by many commits in
+/// between (index, summary and rollup pages) is copied once, and the database file is fsynced
+/// once, instead of after every commit.
+const CHECKPOINT_AFTER_BYTES: usize = 16 << 20;
+
 /// The writer's live traces.
 pub(super) type Live = LiveTraces<LastWrite>;
 
@@ -143,6 +148,7 @@ pub(super) fn writer_loop(
     helpers: &Helpers,
     mut live: Live,
 ) {
+    let mut since_checkpoint = 0;
     while let Some(first) = rx.blocking_recv() {
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
@@ -176,7 +182,10 @@ pub(super) fn writer_loop(
             answer(&mut conn, &docs, &mut folds, &mut live, replies);
         }
         if let Some(c) = &helpers.checkpoint {
-            let _ = c.try_send(());
+            since_checkpoint += docs.iter().map(|d| d.document.len()).sum::<usize>();
+            if since_checkpoint >= CHECKPOINT_AFTER_BYTES && c.try_send(()).is_ok() {
+                since_checkpoint = 0;
+            }
         }
         if let Some(g) = &helpers.garbage {
             // A closed channel hands the batch back; it is then freed here.
