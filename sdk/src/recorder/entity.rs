@@ -384,6 +384,9 @@ impl Entity {
 
     /// Records a SQL call: the query is sanitized (literals become `?`) before it is stored.
     pub fn set_sql(&self, database_type: &str, url: &str, query: &str) {
+        if !self.is_sampled() {
+            return;
+        }
         let sql = Sql {
             database_type: Some(database_type.to_owned()),
             url: Some(url.to_owned()),
@@ -550,11 +553,12 @@ impl EntityInner {
             .finished
             .extract_if(.., |piece| piece.parent_id == Some(self.id))
         {
-            let mut child = std::mem::take(&mut *boxed);
+            boxed.parent_id = None;
+            taken += 1 + boxed.subsegment_count();
+            children
+                .get_or_insert_with(|| spares.list())
+                .push(std::mem::take(&mut *boxed));
             spares.give_empty(boxed);
-            taken += 1 + child.subsegment_count();
-            child.parent_id = None;
-            children.get_or_insert_with(|| spares.list()).push(child);
         }
         pieces.held = pieces.held.saturating_sub(taken);
         if let Some(mut children) = children {

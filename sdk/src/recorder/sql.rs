@@ -23,8 +23,13 @@ pub enum SqlDialect {
 impl SqlDialect {
     /// The dialect of an X-Ray `sql.database_type` (or OpenTelemetry `db.system`) value.
     pub fn from_database_type(database_type: &str) -> Self {
-        let name = database_type.to_ascii_lowercase();
-        if name.contains("mysql") || name.contains("maria") {
+        // Case-insensitive, without a lowercased copy: this runs on every recorded query.
+        let name = database_type.as_bytes();
+        let has = |n: &str| {
+            name.windows(n.len())
+                .any(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+        };
+        if has("mysql") || has("maria") {
             Self::Backslash
         } else if [
             "postgres",
@@ -35,8 +40,8 @@ impl SqlDialect {
             "oracle",
             "redshift",
         ]
-        .iter()
-        .any(|n| name.contains(n))
+        .into_iter()
+        .any(has)
         {
             Self::Standard
         } else {
@@ -271,6 +276,14 @@ mod tests {
         assert_eq!(SqlDialect::from_database_type("MySQL"), Backslash);
         assert_eq!(SqlDialect::from_database_type("PostgreSQL"), Standard);
         assert_eq!(SqlDialect::from_database_type("cassandra"), Unknown);
+        assert_eq!(SqlDialect::from_database_type("MariaDB 10"), Backslash);
+        assert_eq!(
+            SqlDialect::from_database_type("Microsoft SQL Server"),
+            Standard
+        );
+        assert_eq!(SqlDialect::from_database_type("AMAZON REDSHIFT"), Standard);
+        assert_eq!(SqlDialect::from_database_type(""), Unknown);
+        assert_eq!(SqlDialect::from_database_type("my"), Unknown);
     }
 
     /// A literal holding `content`, written as `dialect` writes it, in one of its forms.
