@@ -227,8 +227,8 @@ pub struct CausePath {
     pub entities: Vec<PathEntity>,
     /// Id of the last entity.
     pub last_id: SegmentId,
-    /// One per entity of a response-time path (empty on fault and error paths, and in facts
-    /// stored before steps were kept): the fold follows subsegments sent on their own with them.
+    /// One per entity of a response-time path (empty on fault and error paths): the fold
+    /// follows subsegments sent on their own with them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<PathStep>,
 }

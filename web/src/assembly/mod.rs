@@ -763,7 +763,7 @@ impl Causes<'_> {
     fn slow_walk(&self, i: usize) -> Option<(usize, CausePath)> {
         let first = self.docs[i].slow_path.as_ref()?;
         let Some(total) = first.steps.first().map(|s| s.duration) else {
-            // Facts stored before steps were kept: the path inside the document.
+            // A path without steps (fault and error paths have none): as it is.
             return Some((i, first.clone()));
         };
         let mut entities = Vec::new();
