@@ -41,10 +41,10 @@ pub(super) type PreFolds = HashMap<String, Option<Folded>>;
 
 /// Folds the traces of which one call holds several documents from those documents (with
 /// the writer's replacement rule), so a trace whose pieces all arrive together costs the
-/// writer no CPU beyond its inserts. Runs on the caller's thread. A trace with one document
-/// in the call is left to the writer: it is usually one piece of a trace whose other pieces
-/// come from other hosts' daemons, and its fold here would be thrown away (measured in
-/// BENCHMARKS.md, "Fleet-shaped ingest").
+/// writer no CPU beyond its inserts. Runs before the writer, on the blocking pool. A trace
+/// with one document in the call is left to the writer: it is usually one piece of a trace
+/// whose other pieces come from other hosts' daemons, and its fold here would be thrown away
+/// (measured in BENCHMARKS.md, "Fleet-shaped ingest").
 pub(super) fn prefold(docs: &[IngestDocument]) -> Result<PreFolds, StoreError> {
     let mut pieces: HashMap<&str, BTreeMap<&str, (&DocFacts, bool)>> = HashMap::new();
     for d in docs {

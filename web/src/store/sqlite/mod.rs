@@ -240,10 +240,16 @@ impl Store for SqliteStore {
         Box::pin(async move {
             // A large call goes to the writer in parts, each sent as soon as it is folded, so
             // the writer starts on the first while the next are folded; the call is answered
-            // once every part is durable (queued parts share one transaction).
+            // once every part is durable (queued parts share one transaction). Folding is CPU
+            // work: it runs on the blocking pool, not on the runtime's workers.
             let mut pending = Vec::new();
             for part in split_by_trace(docs, PART_DOCUMENTS) {
-                let folds = prefold(&part)?;
+                let (part, folds) =
+                    tokio::task::spawn_blocking(move || prefold(&part).map(|f| (part, f)))
+                        .await
+                        .map_err(|e| {
+                            StoreError::Write(format!("folding the call's traces: {e}"))
+                        })??;
                 let (tx, rx) = oneshot::channel();
                 self.writer
                     .send(WriteCommand::Documents(part, folds, tx))
