@@ -125,12 +125,10 @@ impl ClickhouseStore {
                 "ClickHouse cluster name {c:?} must be letters, digits and _"
             )));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| StoreError::Open(format!("HTTP client: {e}")))?;
-        let conn = Connection { http, config };
+        let conn = Connection {
+            http: http_client()?,
+            config,
+        };
         let version = conn
             .send(None, None, b"SELECT version()".to_vec())
             .await
@@ -175,7 +173,12 @@ impl ClickhouseStore {
                 .await
                 .map_err(|e| StoreError::Open(format!("stamping stored minutes: {e}")))?;
         }
-        let store_conn = conn.clone();
+        // The writer encodes and folds (CPU work): it runs on a thread of its own, with its
+        // own runtime and HTTP client, off the runtime that serves requests.
+        let store_conn = Connection {
+            http: http_client()?,
+            config: conn.config.clone(),
+        };
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let live = Arc::new(LiveCounters::default());
         let (stop_settling, stop) = oneshot::channel();
@@ -183,7 +186,19 @@ impl ClickhouseStore {
         // Horizon 0: every trace not held counts as new to this writer, and the count of its
         // stored documents (checked after each insert) says whether that is the whole trace.
         let traces = LiveTraces::new(0, store_conn.config.trace_limits, live.clone());
-        tokio::spawn(writer_loop(store_conn, rx, traces));
+        std::thread::Builder::new()
+            .name("roentgen-ch-writer".to_owned())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(writer_loop(store_conn, rx, traces)),
+                    // Its queue closes with it: every write is refused as `WriterGone`.
+                    Err(e) => tracing::error!(error = %e, "cannot start the ClickHouse writer"),
+                }
+            })
+            .map_err(|e| StoreError::Open(format!("starting the writer thread: {e}")))?;
         let store = Self {
             conn,
             writer: tx,
@@ -246,6 +261,15 @@ impl ClickhouseStore {
 
 /// Brings tables made by an older release to what [`schema::migrations`] lists; in a
 /// cluster, the local table and, for a column, the `Distributed` one.
+/// The HTTP client a connection to ClickHouse uses.
+fn http_client() -> Result<reqwest::Client, StoreError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| StoreError::Open(format!("HTTP client: {e}")))
+}
+
 async fn migrate(conn: &Connection, features: Features) -> Result<(), StoreError> {
     #[derive(Deserialize)]
     struct Created {

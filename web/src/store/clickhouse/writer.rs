@@ -1,4 +1,4 @@
-//! The writer task: queued document batches grouped into one `RowBinary` insert, then each
+//! The writer (a thread of its own, off the request runtime): queued document batches grouped into one `RowBinary` insert, then each
 //! touched trace folded and the fold appended. A trace is folded from the facts this writer
 //! holds in memory ([`LiveTraces`]) when the store holds exactly those documents (one query of
 //! key columns per batch: another collector may have written pieces of it), else from its
