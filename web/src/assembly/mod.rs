@@ -6,6 +6,7 @@
 //! documents arrives, so pieces may come in any order, in-progress documents may be replaced,
 //! and duplicates change nothing.
 
+mod causes;
 mod documents;
 mod facts;
 mod rollup;
@@ -15,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use causes::Causes;
 pub use documents::{StoredDocument, assemble_documents};
 pub use facts::{
     AnnotationValue, CallFacts, CausePath, DocFacts, ExceptionFacts, HttpFacts, PathEntity,
@@ -564,50 +566,7 @@ pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
     }
     summary.services = services.into_values().collect();
     summary.edges = edges.into_values().collect();
-    // The first segment document under each parent id (the downstream a call reached).
-    let mut downstream: HashMap<u64, usize> = HashMap::new();
-    for (i, d) in docs.iter().enumerate() {
-        if let (false, Some(p)) = (d.subsegment, &d.parent_id) {
-            downstream.entry(p.as_u64()).or_insert(i);
-        }
-    }
-    // The slowest subsegment sent on its own under each parent id (ties: the later start,
-    // then the larger id, as the assembled document's last longest child).
-    let mut pieces: HashMap<u64, usize> = HashMap::new();
-    for (i, d) in docs.iter().enumerate() {
-        let (Some(p), Some(step)) = (&d.parent_id, slow_top(d)) else {
-            continue;
-        };
-        if !d.subsegment || d.in_progress {
-            continue;
-        }
-        let rank = |j: usize| {
-            let dj = docs[j];
-            (slow_top(dj).map(|s| s.duration), dj.start, dj.id.as_u64())
-        };
-        let better = |j: usize| {
-            let (dj, sj, ij) = rank(j);
-            let dj = dj.unwrap_or(f64::NEG_INFINITY);
-            step.duration
-                .total_cmp(&dj)
-                .then(d.start.total_cmp(&sj))
-                .then(d.id.as_u64().cmp(&ij))
-                .is_gt()
-        };
-        match pieces.get(&p.as_u64()) {
-            Some(&j) if !better(j) => {}
-            _ => {
-                pieces.insert(p.as_u64(), i);
-            }
-        }
-    }
-    let causes = Causes {
-        docs,
-        owner: &owner,
-        node_of: &node_of,
-        downstream: &downstream,
-        pieces: &pieces,
-    };
+    let causes = Causes::new(docs, &owner, &node_of);
     let entry = entry.map(|(_, i)| i);
     summary.fault_root_causes = causes.flagged(
         |d| d.fault_path.as_ref(),
@@ -620,189 +579,6 @@ pub fn fold_refs(trace_id: &str, docs: &[&DocFacts]) -> TraceView {
     summary.response_time_root_causes = entry.map(|i| causes.slowest(i)).into_iter().collect();
     TraceView { summary, samples }
 }
-
-/// Root-cause analysis over a trace's documents.
-struct Causes<'a> {
-    docs: &'a [&'a DocFacts],
-    owner: &'a [Option<usize>],
-    node_of: &'a dyn Fn(usize) -> NodeKey,
-    downstream: &'a HashMap<u64, usize>,
-    pieces: &'a HashMap<u64, usize>,
-}
-
-/// The first step of a document's response-time path: its own id and duration.
-fn slow_top(d: &DocFacts) -> Option<PathStep> {
-    d.slow_path.as_ref()?.steps.first().copied()
-}
-
-impl Causes<'_> {
-    /// The segment document whose `parent_id` is `call` (the downstream that call reached).
-    fn downstream(&self, call: SegmentIdKey) -> Option<usize> {
-        self.downstream.get(&call).copied()
-    }
-
-    /// The inferred node a remote call ending a path stands for (`doc` holds the call).
-    fn inferred(&self, doc: usize, path: &CausePath) -> Option<RootCauseService> {
-        let last = path.entities.last().filter(|e| e.remote)?;
-        let call = self.docs[doc]
-            .calls
-            .iter()
-            .find(|c| c.id.as_u64() == path.last_id.as_u64())?;
-        Some(RootCauseService {
-            key: NodeKey {
-                name: call.name.clone(),
-                kind: call.kind.clone(),
-            },
-            inferred: true,
-            entity_path: vec![last.clone()],
-        })
-    }
-
-    /// The service holding document `doc`, with `path` prefixed by its segment's name when
-    /// `doc` is a subsegment sent on its own.
-    fn service(&self, doc: usize, path: &CausePath) -> Option<RootCauseService> {
-        let owner = self.owner[doc]?;
-        let mut entity_path = Vec::new();
-        if owner != doc {
-            entity_path.push(PathEntity {
-                name: self.docs[owner].name.clone(),
-                exceptions: Vec::new(),
-                remote: false,
-                coverage: None,
-            });
-        }
-        entity_path.extend(path.entities.iter().cloned());
-        Some(RootCauseService {
-            key: (self.node_of)(owner),
-            inferred: false,
-            entity_path,
-        })
-    }
-
-    /// Fault or error root causes: per service, its deepest flagged path, unless that path
-    /// ends in a call to a downstream that reported the same kind of problem itself (the
-    /// cause is further down); a call to a downstream that did not report adds its inferred
-    /// node.
-    fn flagged(
-        &self,
-        path_of: impl Fn(&DocFacts) -> Option<&CausePath>,
-        client_impacting: bool,
-    ) -> Vec<RootCause> {
-        // Per service: the document with the deepest path (then the smallest last id, so
-        // the choice does not depend on arrival order).
-        let mut best: BTreeMap<NodeKey, (usize, (std::cmp::Reverse<usize>, u64))> = BTreeMap::new();
-        for (i, d) in self.docs.iter().enumerate() {
-            let (Some(path), Some(owner)) = (path_of(d), self.owner[i]) else {
-                continue;
-            };
-            if d.in_progress {
-                continue;
-            }
-            let rank = (
-                std::cmp::Reverse(path.entities.len() + usize::from(owner != i)),
-                path.last_id.as_u64(),
-            );
-            let key = (self.node_of)(owner);
-            match best.get(&key) {
-                Some((_, better)) if *better <= rank => {}
-                _ => {
-                    best.insert(key, (i, rank));
-                }
-            }
-        }
-        let mut out: Vec<RootCause> = Vec::new();
-        for (i, _) in best.into_values() {
-            let Some(path) = path_of(self.docs[i]) else {
-                continue;
-            };
-            if let Some(down) = self.downstream(path.last_id.as_u64())
-                && path_of(self.docs[down]).is_some()
-            {
-                continue;
-            }
-            let mut services: Vec<RootCauseService> = self.service(i, path).into_iter().collect();
-            services.extend(self.inferred(i, path));
-            if !services.is_empty() && out.len() < MAX_ROOT_CAUSES {
-                out.push(RootCause {
-                    services,
-                    client_impacting,
-                });
-            }
-        }
-        out
-    }
-
-    /// The response-time root cause: from the entry point down its slowest path, into the
-    /// downstream segment a slowest call reached, to where the time was spent.
-    fn slowest(&self, entry: usize) -> RootCause {
-        let mut services = Vec::new();
-        let mut at = Some(entry);
-        while let Some(i) = at.take() {
-            let Some((last_doc, path)) = self.slow_walk(i) else {
-                break;
-            };
-            if let Some(s) = self.service(i, &path) {
-                services.push(s);
-            }
-            match self.downstream(path.last_id.as_u64()) {
-                Some(down) if services.len() < MAX_ROOT_CAUSES && down != i => at = Some(down),
-                Some(_) => {}
-                None => services.extend(self.inferred(last_doc, &path)),
-            }
-        }
-        RootCause {
-            services,
-            client_impacting: true,
-        }
-    }
-
-    /// Document `i`'s slowest path, continued into subsegments sent on their own: at each
-    /// entity, a piece whose `parent_id` is that entity and that ran at least as long as the
-    /// nested child takes the path over, as it would in the document sent whole. Returns the
-    /// document holding the path's last entity, and the path.
-    fn slow_walk(&self, i: usize) -> Option<(usize, CausePath)> {
-        let first = self.docs[i].slow_path.as_ref()?;
-        let Some(total) = first.steps.first().map(|s| s.duration) else {
-            // A path without steps (fault and error paths have none): as it is.
-            return Some((i, first.clone()));
-        };
-        let mut entities = Vec::new();
-        let (mut doc, mut path, mut k) = (i, first, 0);
-        while let (Some(entity), Some(step)) = (path.entities.get(k), path.steps.get(k)) {
-            let mut entity = entity.clone();
-            if doc != i {
-                entity.coverage = Some(facts::coverage(step.duration, total));
-            }
-            entities.push(entity);
-            if entities.len() >= facts::MAX_PATH_DEPTH {
-                break;
-            }
-            let nested = path.steps.get(k + 1).map(|s| s.duration);
-            let piece = self.pieces.get(&step.id.as_u64()).and_then(|&p| {
-                let piece_path = self.docs[p].slow_path.as_ref()?;
-                let d = piece_path.steps.first()?.duration;
-                nested.is_none_or(|n| d >= n).then_some((p, piece_path))
-            });
-            match piece {
-                Some((p, piece_path)) => (doc, path, k) = (p, piece_path, 0),
-                None if nested.is_some() => k += 1,
-                None => break,
-            }
-        }
-        let last_id = path.steps.get(k).map_or(path.last_id, |s| s.id);
-        Some((
-            doc,
-            CausePath {
-                entities,
-                last_id,
-                steps: Vec::new(),
-            },
-        ))
-    }
-}
-
-/// A segment id as the fold compares them.
-type SegmentIdKey = u64;
 
 fn outcome_flags(o: Outcome) -> (bool, bool, bool) {
     match o {

@@ -259,8 +259,6 @@ impl ClickhouseStore {
     }
 }
 
-/// Brings tables made by an older release to what [`schema::migrations`] lists; in a
-/// cluster, the local table and, for a column, the `Distributed` one.
 /// The HTTP client a connection to ClickHouse uses.
 fn http_client() -> Result<reqwest::Client, StoreError> {
     reqwest::Client::builder()
@@ -270,6 +268,8 @@ fn http_client() -> Result<reqwest::Client, StoreError> {
         .map_err(|e| StoreError::Open(format!("HTTP client: {e}")))
 }
 
+/// Brings tables made by an older release to what [`schema::migrations`] lists; in a
+/// cluster, the local table and, for a column, the `Distributed` one.
 async fn migrate(conn: &Connection, features: Features) -> Result<(), StoreError> {
     #[derive(Deserialize)]
     struct Created {

@@ -1,9 +1,9 @@
-//! The writer (a thread of its own, off the request runtime): queued document batches grouped into one `RowBinary` insert, then each
-//! touched trace folded and the fold appended. A trace is folded from the facts this writer
-//! holds in memory ([`LiveTraces`]) when the store holds exactly those documents (one query of
-//! key columns per batch: another collector may have written pieces of it), else from its
-//! facts read back. Also [`BulkRows`] (the same rows encoded for a bulk load) and the day and
-//! fold-id helpers the rows carry.
+//! The writer (a thread of its own, off the request runtime): queued document batches grouped
+//! into one `RowBinary` insert, then each touched trace folded and the fold appended. A trace
+//! is folded from the facts this writer holds in memory ([`LiveTraces`]) when the store holds
+//! exactly those documents (one query of key columns per batch: another collector may have
+//! written pieces of it), else from its facts read back. Also [`BulkRows`] (the same rows
+//! encoded for a bulk load) and the day and fold-id helpers the rows carry.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
