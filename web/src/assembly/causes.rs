@@ -20,6 +20,18 @@ pub(super) struct Causes<'a> {
     pieces: HashMap<u64, usize>,
 }
 
+/// How a piece ranks among the pieces under one parent: duration, then start, then id.
+type PieceRank = (f64, f64, u64);
+
+/// Whether `a` outranks `b`: the longer piece; on a tie the later start, then the larger id
+/// (the assembled document's last longest child, which the whole trace's path follows).
+fn ranks_above(a: PieceRank, b: PieceRank) -> bool {
+    a.0.total_cmp(&b.0)
+        .then(a.1.total_cmp(&b.1))
+        .then(a.2.cmp(&b.2))
+        .is_gt()
+}
+
 /// The first step of a document's response-time path: its own id and duration.
 fn slow_top(d: &DocFacts) -> Option<PathStep> {
     d.slow_path.as_ref()?.steps.first().copied()
@@ -39,36 +51,23 @@ impl<'a> Causes<'a> {
                 downstream.entry(p.as_u64()).or_insert(i);
             }
         }
-        // The slowest subsegment sent on its own under each parent id (ties: the later start,
-        // then the larger id, as the assembled document's last longest child).
-        let mut pieces: HashMap<u64, usize> = HashMap::new();
+        // The slowest subsegment sent on its own under each parent id.
+        let mut slowest: HashMap<u64, (usize, PieceRank)> = HashMap::new();
         for (i, d) in docs.iter().enumerate() {
-            let (Some(p), Some(step)) = (&d.parent_id, slow_top(d)) else {
+            let (Some(p), Some(step), true, false) =
+                (&d.parent_id, slow_top(d), d.subsegment, d.in_progress)
+            else {
                 continue;
             };
-            if !d.subsegment || d.in_progress {
-                continue;
-            }
-            let rank = |j: usize| {
-                let dj = docs[j];
-                (slow_top(dj).map(|s| s.duration), dj.start, dj.id.as_u64())
-            };
-            let better = |j: usize| {
-                let (dj, sj, ij) = rank(j);
-                let dj = dj.unwrap_or(f64::NEG_INFINITY);
-                step.duration
-                    .total_cmp(&dj)
-                    .then(d.start.total_cmp(&sj))
-                    .then(d.id.as_u64().cmp(&ij))
-                    .is_gt()
-            };
-            match pieces.get(&p.as_u64()) {
-                Some(&j) if !better(j) => {}
+            let rank = (step.duration, d.start, d.id.as_u64());
+            match slowest.get(&p.as_u64()) {
+                Some((_, best)) if !ranks_above(rank, *best) => {}
                 _ => {
-                    pieces.insert(p.as_u64(), i);
+                    slowest.insert(p.as_u64(), (i, rank));
                 }
             }
         }
+        let pieces = slowest.into_iter().map(|(p, (i, _))| (p, i)).collect();
         Self {
             docs,
             owner,
