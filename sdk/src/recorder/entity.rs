@@ -172,7 +172,7 @@ impl Entity {
         let id = SegmentId::generate();
         let doc = sampled.then(|| {
             let mut doc = recorder.inner.emitter.spares().document();
-            doc.name = clean_name(name);
+            clean_name_into(name, &mut doc.name);
             doc.id = id;
             doc.trace_id = Some(trace_id);
             doc.parent_id = parent_id;
@@ -236,7 +236,7 @@ impl Entity {
         let id = SegmentId::generate();
         let doc = self.inner.trace.sampled.then(|| {
             let mut doc = self.inner.trace.recorder.inner.emitter.spares().document();
-            doc.name = clean_name(name);
+            clean_name_into(name, &mut doc.name);
             doc.id = id;
             doc.start_time = now();
             doc
@@ -309,6 +309,11 @@ impl Entity {
         }
     }
 
+    /// An empty map for annotations or metadata, from the emitter's spares when it has one.
+    fn spare_map(&self) -> Map<String, Value> {
+        self.inner.trace.recorder.inner.emitter.spares().map()
+    }
+
     /// Edits the open document directly; does nothing when unsampled or ended.
     pub fn with_document(&self, edit: impl FnOnce(&mut Segment)) {
         if let Some(doc) = lock(&self.inner.doc).as_mut() {
@@ -334,7 +339,7 @@ impl Entity {
         }
         self.with_document(|doc| {
             doc.annotations
-                .get_or_insert_with(Map::new)
+                .get_or_insert_with(|| self.spare_map())
                 .insert(key.to_owned(), value);
         });
         Ok(())
@@ -348,10 +353,10 @@ impl Entity {
     /// Adds metadata under `namespace` (`AWS.` is reserved and refused silently by X-Ray; avoid).
     pub fn put_metadata_in(&self, namespace: &str, key: &str, value: Value) {
         self.with_document(|doc| {
-            let namespaces = doc.metadata.get_or_insert_with(Map::new);
+            let namespaces = doc.metadata.get_or_insert_with(|| self.spare_map());
             let entry = namespaces
                 .entry(namespace.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
+                .or_insert_with(|| Value::Object(self.spare_map()));
             if let Value::Object(map) = entry {
                 map.insert(key.to_owned(), value);
             }
@@ -489,48 +494,28 @@ fn short_type_name(e: &dyn std::error::Error) -> String {
 }
 
 /// The ASCII bytes allowed in names: alphanumerics, whitespace and `_.:/%&#=+\-@`.
-const ASCII_NAME: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0u8;
-    while b < 128 {
-        table[b as usize] = b.is_ascii_alphanumeric();
-        b += 1;
-    }
-    let extra = b" _.:/%&#=+\\-@\t\n\r\x0b\x0c";
-    let mut i = 0;
-    while i < extra.len() {
-        table[extra[i] as usize] = true;
-        i += 1;
-    }
-    table
-};
+const ASCII_NAME: [bool; 256] = super::byte_set(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/%&#=+\\-@\t\n\r\x0b\x0c",
+);
 
-/// Replaces characters X-Ray refuses in names with `_` and truncates to 200 characters, so an
-/// entity never fails validation because of its name.
-fn clean_name(name: &str) -> String {
+/// Writes `name` into `out` (emptied first; its buffer is reused) with the characters X-Ray
+/// refuses in names replaced by `_`, truncated to 200 characters, so an entity never fails
+/// validation because of its name.
+fn clean_name_into(name: &str, out: &mut String) {
+    out.clear();
     // Fast path for the usual ASCII names: a table lookup per byte, no char decoding.
     if !name.is_empty() && name.len() <= 200 && name.bytes().all(|b| ASCII_NAME[usize::from(b)]) {
-        return name.to_owned();
+        out.push_str(name);
+        return;
     }
     let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c);
-    if !name.is_empty() && name.len() <= 200 && name.chars().all(allowed) {
-        return name.to_owned();
-    }
-    let cleaned: String = name
-        .chars()
-        .take(200)
-        .map(|c| {
-            if c.is_alphanumeric() || c.is_whitespace() || "_.:/%&#=+\\-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() {
-        "unnamed".to_owned()
-    } else {
-        cleaned
+    out.extend(
+        name.chars()
+            .take(200)
+            .map(|c| if allowed(c) { c } else { '_' }),
+    );
+    if out.is_empty() {
+        out.push_str("unnamed");
     }
 }
 
@@ -630,6 +615,11 @@ mod tests {
 
     #[test]
     fn names_are_kept_or_cleaned() {
+        let clean_name = |name: &str| {
+            let mut out = String::from("left over");
+            clean_name_into(name, &mut out);
+            out
+        };
         assert_eq!(clean_name("orders@db.example.com"), "orders@db.example.com");
         assert_eq!(clean_name("café"), "café");
         assert_eq!(clean_name("a<b>"), "a_b_");

@@ -353,3 +353,14 @@ impl Recorder {
         self.inner.emitter.flush(timeout)
     }
 }
+
+/// A lookup table of the bytes in `bytes` (for byte-at-a-time scans on hot paths).
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+}

@@ -65,6 +65,11 @@ pub fn sanitize_sql_as(query: &str, dialect: SqlDialect) -> String {
     let mut copied = 0; // bytes of `query` already in `out`
     let mut i = 0;
     while i < bytes.len() {
+        // Most of a query is words, spaces and punctuation that start nothing: skip them.
+        match bytes[i..].iter().position(|&b| MAY_START[usize::from(b)]) {
+            Some(skip) => i += skip,
+            None => break,
+        }
         let after_word = i > 0 && is_word(bytes[i - 1]);
         let literal = match bytes[i] {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
@@ -129,6 +134,10 @@ pub fn sanitize_sql_as(query: &str, dialect: SqlDialect) -> String {
     out.push_str(&query[copied..]);
     out
 }
+
+/// Bytes that may start a literal, a comment or a quoted identifier (the arms of
+/// [`sanitize_sql_as`]'s match); every other byte is copied as it is.
+static MAY_START: [bool; 256] = super::byte_set(b"-/'\"`$0123456789");
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
