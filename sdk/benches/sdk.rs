@@ -1,8 +1,10 @@
 //! Criterion benchmarks for the SDK's hot paths, with OpenTelemetry baselines in the same run.
 //!
-//! The "request" is the same in every variant: a segment with HTTP request/response, an
-//! annotation and metadata, and three subsegments (a local step, a SQL call, an outgoing HTTP
-//! call), ended, scrubbed, serialized and sent as a UDP datagram to a socket nobody reads.
+//! A "request" is a segment with HTTP request/response, an annotation and metadata, and three
+//! subsegments (a local step, a SQL call, an outgoing HTTP call), ended, scrubbed, serialized
+//! and sent as a UDP datagram to a socket nobody reads. What the requests hold varies as a
+//! shop's API traffic does, personal data included (`workload/requests.rs`); each bench cycles
+//! through the same requests.
 //!
 //! - `app_thread`: CPU time of the app's thread up to the hand-off to the emitter;
 //! - `total_cpu`: CPU time of the whole process (app thread + emitter thread) per request,
@@ -32,6 +34,10 @@ use serde_json::json;
 
 #[path = "../tests/proxy/mod.rs"]
 mod proxy;
+#[path = "workload/requests.rs"]
+mod requests;
+
+use requests::Request;
 
 fn process_cpu() -> Duration {
     clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID)
@@ -66,80 +72,96 @@ fn recorder(sink: &UdpSocket, rate: f64) -> Recorder {
     recorder
 }
 
-fn traced_request(recorder: &Recorder) {
+fn traced_request(recorder: &Recorder, r: &Request) {
     let segment = recorder.begin_segment("checkout-api", None);
     segment.set_http_request(HttpRequest {
-        method: Some("POST".into()),
-        url: Some("http://shop.example.com/api/checkout".into()),
-        user_agent: Some("bench/1.0".into()),
-        client_ip: Some("203.0.113.7".into()),
+        method: Some(r.method.into()),
+        url: Some(r.url.clone()),
+        user_agent: Some(r.user_agent.into()),
+        client_ip: Some(r.client_ip.clone()),
         ..HttpRequest::default()
     });
-    let _ = segment.put_annotation("order_id", "ord-9f8e7d");
-    segment.put_metadata("cart", json!({"items": 3, "total": 129.99}));
+    let _ = segment.put_annotation("order_id", r.order_id.as_str());
+    let _ = segment.put_annotation("route", r.route);
+    segment.put_metadata("cart", json!({"items": r.items, "total": r.total}));
+    if let Some(customer) = &r.customer {
+        segment.put_metadata("customer", json!(customer));
+    }
     segment.begin_subsegment("validate-cart").end();
-    let db = segment.begin_subsegment("orders@db.example.com");
-    db.set_sql(
-        "PostgreSQL",
-        "postgresql://db.example.com:5432/orders",
-        "INSERT INTO orders (id, amount) VALUES ($1, $2)",
-    );
+    let db = segment.begin_subsegment(r.db_name);
+    db.set_sql(r.db_type, r.db_url, &r.query);
     db.end();
-    let (call, header) = segment.begin_remote_call(
-        "payments",
-        "POST",
-        "https://payments.example.com/v1/charges",
-    );
+    let (call, header) = segment.begin_remote_call(r.remote, r.remote_method, &r.remote_url);
     black_box(header.encode());
-    call.set_http_response(200, Some(38));
+    call.set_http_response(r.remote_status, Some(38));
     call.end();
-    segment.set_http_response(200, Some(11));
+    if r.status >= 500 {
+        // Without a stack, whatever `RUST_BACKTRACE` says: one resolved stack costs more than
+        // thousands of requests (`errors/` below measures it on its own).
+        segment.add_error_with_backtrace(
+            &std::io::Error::other("upstream failed"),
+            &std::backtrace::Backtrace::disabled(),
+        );
+    }
+    segment.set_http_response(r.status, Some(11));
     segment.end();
 }
 
-fn otel_request<T: Tracer>(tracer: &T)
+fn otel_request<T: Tracer>(tracer: &T, r: &Request)
 where
     T::Span: Send + Sync + 'static,
 {
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", r.method),
+        KeyValue::new("url.full", r.url.clone()),
+        KeyValue::new("http.route", r.route),
+        KeyValue::new("user_agent.original", r.user_agent),
+        KeyValue::new("client.address", r.client_ip.clone()),
+        KeyValue::new("order_id", r.order_id.clone()),
+        KeyValue::new(
+            "cart",
+            format!(r#"{{"items":{},"total":{}}}"#, r.items, r.total),
+        ),
+    ];
+    if let Some(customer) = &r.customer {
+        attributes.push(KeyValue::new("customer", customer.clone()));
+    }
     let server = tracer
-        .span_builder("POST /api/checkout")
+        .span_builder(format!("{} {}", r.method, r.route))
         .with_kind(SpanKind::Server)
-        .with_attributes([
-            KeyValue::new("http.request.method", "POST"),
-            KeyValue::new("url.full", "http://shop.example.com/api/checkout"),
-            KeyValue::new("user_agent.original", "bench/1.0"),
-            KeyValue::new("client.address", "203.0.113.7"),
-            KeyValue::new("order_id", "ord-9f8e7d"),
-            KeyValue::new("cart", r#"{"items":3,"total":129.99}"#),
-        ])
+        .with_attributes(attributes)
         .start(tracer);
     let cx = opentelemetry::Context::current_with_span(server);
     tracer.start_with_context("validate-cart", &cx).end();
     let mut db = tracer
-        .span_builder("orders@db.example.com")
+        .span_builder(r.db_name)
         .with_kind(SpanKind::Client)
         .with_attributes([
-            KeyValue::new("db.system.name", "postgresql"),
-            KeyValue::new(
-                "db.query.text",
-                "INSERT INTO orders (id, amount) VALUES ($1, $2)",
-            ),
+            KeyValue::new("db.system.name", r.db_system),
+            KeyValue::new("server.address", r.db_url),
+            KeyValue::new("db.query.text", r.query.clone()),
         ])
         .start_with_context(tracer, &cx);
     db.end();
     let mut call = tracer
-        .span_builder("payments")
+        .span_builder(r.remote)
         .with_kind(SpanKind::Client)
         .with_attributes([
-            KeyValue::new("http.request.method", "POST"),
-            KeyValue::new("url.full", "https://payments.example.com/v1/charges"),
-            KeyValue::new("http.response.status_code", 200),
+            KeyValue::new("http.request.method", r.remote_method),
+            KeyValue::new("url.full", r.remote_url.clone()),
+            KeyValue::new("http.response.status_code", i64::from(r.remote_status)),
         ])
         .start_with_context(tracer, &cx);
     call.end();
-    cx.span()
-        .set_attribute(KeyValue::new("http.response.status_code", 200));
-    cx.span().end();
+    let span = cx.span();
+    if r.status >= 500 {
+        span.record_error(&std::io::Error::other("upstream failed"));
+    }
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(r.status),
+    ));
+    span.end();
 }
 
 #[derive(Debug)]
@@ -155,11 +177,19 @@ impl SpanExporter for NoopExporter {
 /// Requests between waits for the emitter in the paced figures.
 const PACE: u64 = 256;
 
-/// Runs `request` and, every [`PACE`] calls, waits until the recorder has sent everything.
-fn paced(recorder: &Recorder) -> impl FnMut() + '_ {
+/// Each call records the next of `requests`, round and round.
+fn cycling<'a>(requests: &'a [Request]) -> impl FnMut() -> &'a Request {
+    let mut next = requests.iter().cycle();
+    move || next.next().expect("requests")
+}
+
+/// Records the next request and, every [`PACE`] calls, waits until the recorder has sent
+/// everything.
+fn paced<'a>(recorder: &'a Recorder, requests: &'a [Request]) -> impl FnMut() + 'a {
     let mut n = 0u64;
+    let mut next = cycling(requests);
     move || {
-        traced_request(recorder);
+        traced_request(recorder, next());
         n += 1;
         if n.is_multiple_of(PACE) {
             recorder.flush(Duration::from_secs(60));
@@ -178,13 +208,14 @@ fn cpu_of(iters: u64, mut request: impl FnMut(), flush: impl Fn()) -> Duration {
 }
 
 fn bench_request(c: &mut Criterion) {
+    let requests = requests::requests();
     let sink = sink();
     let mut group = c.benchmark_group("request");
 
     let sampled = recorder(&sink, 1.0);
     group.bench_function("roentgen/app_thread", |b| {
         b.iter_custom(|iters| {
-            let mut request = paced(&sampled);
+            let mut request = paced(&sampled, &requests);
             let start = thread_cpu();
             for _ in 0..iters {
                 request();
@@ -196,16 +227,17 @@ fn bench_request(c: &mut Criterion) {
     });
     group.bench_function("roentgen/total_cpu", |b| {
         b.iter_custom(|iters| {
-            cpu_of(iters, paced(&sampled), || {
+            cpu_of(iters, paced(&sampled, &requests), || {
                 sampled.flush(Duration::from_secs(60));
             })
         })
     });
     group.bench_function("roentgen/total_cpu_burst", |b| {
         b.iter_custom(|iters| {
+            let mut next = cycling(&requests);
             cpu_of(
                 iters,
-                || traced_request(&sampled),
+                || traced_request(&sampled, next()),
                 || {
                     sampled.flush(Duration::from_secs(60));
                 },
@@ -220,7 +252,8 @@ fn bench_request(c: &mut Criterion) {
 
     let unsampled = recorder(&sink, 0.0);
     group.bench_function("roentgen/unsampled", |b| {
-        b.iter(|| traced_request(&unsampled))
+        let mut next = cycling(&requests);
+        b.iter(|| traced_request(&unsampled, next()))
     });
 
     let noop = SdkTracerProvider::builder()
@@ -228,7 +261,8 @@ fn bench_request(c: &mut Criterion) {
         .build();
     let noop_tracer = noop.tracer("bench");
     group.bench_function("baseline/otel_sdk_noop_exporter", |b| {
-        b.iter(|| otel_request(&noop_tracer))
+        let mut next = cycling(&requests);
+        b.iter(|| otel_request(&noop_tracer, next()))
     });
 
     let address = sink.local_addr().expect("sink address");
@@ -240,7 +274,10 @@ fn bench_request(c: &mut Criterion) {
         .build();
     let aws_tracer = aws.tracer("bench");
     group.bench_function("baseline/otel_aws_xray_udp/total_cpu", |b| {
-        b.iter_custom(|iters| cpu_of(iters, || otel_request(&aws_tracer), || {}))
+        b.iter_custom(|iters| {
+            let mut next = cycling(&requests);
+            cpu_of(iters, || otel_request(&aws_tracer, next()), || {})
+        })
     });
     group.finish();
 }
@@ -294,6 +331,32 @@ fn bench_sampling_and_ids(c: &mut Criterion) {
     });
 }
 
+/// The cost of recording an error with the stack it was raised at (captured and resolved to
+/// names, files and lines, as `RUST_BACKTRACE=1` makes `Entity::add_error` do).
+fn bench_errors(c: &mut Criterion) {
+    let sink = sink();
+    let recorder = recorder(&sink, 1.0);
+    let segment = recorder.begin_segment("checkout-api", None);
+    let error = std::io::Error::other("upstream failed");
+    let mut group = c.benchmark_group("errors");
+    group.sample_size(10);
+    group.bench_function("add_error_with_captured_backtrace", |b| {
+        b.iter(|| {
+            let call = segment.begin_subsegment("payments");
+            call.add_error_with_backtrace(&error, &std::backtrace::Backtrace::force_capture());
+            call.end();
+        })
+    });
+    group.bench_function("add_error_without_backtrace", |b| {
+        b.iter(|| {
+            let call = segment.begin_subsegment("payments");
+            call.add_error_with_backtrace(&error, &std::backtrace::Backtrace::disabled());
+            call.end();
+        })
+    });
+    group.finish();
+}
+
 /// Where the emitter's time goes for one request's document: scrubbing, serializing, sending.
 fn bench_breakdown(c: &mut Criterion) {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
@@ -301,7 +364,9 @@ fn bench_breakdown(c: &mut Criterion) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let recorder = recorder(&socket, 1.0);
-    traced_request(&recorder);
+    // The first of the workload's requests.
+    let requests = requests::requests();
+    traced_request(&recorder, &requests[0]);
     recorder.flush(Duration::from_secs(10));
     let mut buf = vec![0u8; 65536];
     let n = socket.recv(&mut buf).expect("the request's datagram");
@@ -353,6 +418,7 @@ criterion_group!(
     benches,
     bench_request,
     bench_sampling_and_ids,
+    bench_errors,
     bench_breakdown
 );
 criterion_main!(benches);

@@ -63,6 +63,7 @@ impl Inner {
                 group: regex.capture_names().position(|n| n == Some("v")),
                 regex,
                 validate: b.validate,
+                needs: b.needs,
                 action,
             });
         }
@@ -118,6 +119,7 @@ impl Inner {
                 group: regex.capture_names().position(|n| n == Some("v")),
                 regex,
                 validate: None,
+                needs: super::needs::Needs::default(),
                 action,
             });
         }

@@ -8,6 +8,8 @@
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
+use super::needs::Needs;
+
 /// Checks a candidate `hay[start..end]`; returns the span to rewrite (possibly narrowed) or
 /// `None` to reject it.
 pub(crate) type Validator = fn(&str, usize, usize) -> Option<(usize, usize)>;
@@ -22,6 +24,8 @@ pub(crate) struct BuiltIn {
     /// its cache thrashes on digit-heavy text.
     pub prefilter: Option<&'static str>,
     pub validate: Option<Validator>,
+    /// What a text must hold for `pattern` to match in it (see `needs.rs`).
+    pub needs: Needs,
 }
 
 /// Names of the built-in detectors, in priority order.
@@ -76,6 +80,12 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: Some(r"://[^/ \t\r\n]*@"),
             validate: None,
+            // `://` before `@`.
+            needs: Needs {
+                colons: 1,
+                at: true,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "jwt",
@@ -84,6 +94,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: Some(r"eyJ[A-Za-z0-9_-]{4}"),
             validate: None,
+            // `eyJ…` then two dots.
+            needs: Needs {
+                dots: 2,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "aws_access_key",
@@ -94,6 +109,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
                 r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA|APKA)[A-Z0-9]{16}",
             ),
             validate: None,
+            // A four-letter prefix and 16 more `[A-Z0-9]`.
+            needs: Needs {
+                upper_run: 20,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "secret",
@@ -102,12 +122,19 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
                 r#"(?i-u:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|secret[_-]?key|client[_-]?secret|authorization|credentials?|session[_-]?id|sessionid|cookie|passwort|kennwort|senha|contrasena|mot[_ -]de[_ -]passe)["']?[ \t]*[:=]"#,
             ),
             validate: Some(secret_value),
+            // A `:` or `=` (or `=>`) after the key.
+            needs: Needs {
+                assign: true,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "secret",
             pattern: Cow::Owned(secret_words),
             prefilter: Some(SECRET_WORDS),
             validate: Some(secret_word_value),
+            // Words in other scripts: the separate non-ASCII set decides.
+            needs: Needs::default(),
         },
         BuiltIn {
             name: "bearer",
@@ -116,12 +143,23 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: Some(r"(?i-u:bearer|basic|digest)[ \t]+[A-Za-z0-9._~+/=-]{8}"),
             validate: Some(token_value),
+            // A space or tab after the scheme.
+            needs: Needs {
+                blank: true,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "email",
             pattern: Cow::Borrowed(r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}(?-u:\b)"),
             prefilter: Some(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\."),
             validate: None,
+            // `@`, then a dot before the top-level domain.
+            needs: Needs {
+                at: true,
+                dots: 1,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "kr_rrn",
@@ -130,6 +168,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: None,
             validate: Some(kr_rrn),
+            // 6 digits of a date and 7 more.
+            needs: Needs {
+                digits: 13,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "card",
@@ -137,6 +180,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             pattern: Cow::Borrowed(r"(?-u:\b)[2-6](?:[ -]?[0-9]){12,18}(?-u:\b)"),
             prefilter: None,
             validate: Some(card),
+            // 13 to 19 digits.
+            needs: Needs {
+                digits: 13,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "ssn",
@@ -145,6 +193,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: None,
             validate: Some(ssn),
+            // 3, 2 and 4 digits.
+            needs: Needs {
+                digits: 9,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "phone",
@@ -162,6 +215,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             )),
             prefilter: None,
             validate: Some(phone),
+            // The shortest form, E.164: `+`, then 8 digits or more (the others take 9 or 10).
+            needs: Needs {
+                digits: 8,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "ipv6",
@@ -174,6 +232,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
                 r"::|(?:[0-9A-Fa-f]{1,4}:){6}(?:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]|[0-9]{1,3}\.)",
             ),
             validate: Some(ipv6),
+            // At least two groups after the first: two colons.
+            needs: Needs {
+                colons: 2,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "ipv4",
@@ -182,6 +245,12 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: None,
             validate: Some(ipv4),
+            // Four numbers and three dots.
+            needs: Needs {
+                digits: 4,
+                dots: 3,
+                ..Needs::default()
+            },
         },
         BuiltIn {
             name: "aws_secret_key",
@@ -189,6 +258,11 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             // The validator wants the run to end there; longer base64 runs never get here.
             prefilter: Some(r"(?:^|[^A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)"),
             validate: Some(aws_secret_key),
+            // 40 `[A-Za-z0-9/+]` in a row.
+            needs: Needs {
+                base64_run: 40,
+                ..Needs::default()
+            },
         },
     ]
 }

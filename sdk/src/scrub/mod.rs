@@ -29,6 +29,7 @@ mod decode;
 mod detectors;
 mod keys;
 mod log;
+mod needs;
 mod placeholder;
 mod report;
 mod scalar;
@@ -212,6 +213,8 @@ struct Detector {
     regex: Regex,
     group: Option<usize>,
     validate: Option<Validator>,
+    /// What a text must hold for `regex` to match in it (nothing, for custom detectors).
+    needs: needs::Needs,
     action: Action,
 }
 
