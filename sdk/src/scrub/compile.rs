@@ -8,6 +8,7 @@ use regex::{Regex, RegexSet};
 use sha2::Sha256;
 
 use super::detectors::{self, BUILT_IN_NAMES};
+use super::walk::Field;
 use super::{
     Action, ConfigError, Detector, FIELD_DETECTOR, Inner, PathNode, Rule, ScrubConfig, is_name,
 };
@@ -239,7 +240,7 @@ impl Inner {
             }
         }
         let only_built_ins = detectors.iter().all(|d| d.slot < BUILT_IN_NAMES.len());
-        Ok(Self {
+        let mut inner = Self {
             detectors,
             set,
             non_ascii_set,
@@ -255,6 +256,9 @@ impl Inner {
             hash_hex: config.hash_length,
             ipv4_slot: BUILT_IN_NAMES.iter().position(|n| *n == "ipv4"),
             only_built_ins,
-        })
+            typed_hints: [None; Field::ALL.len()],
+        };
+        inner.typed_hints = Field::ALL.map(|f| inner.key_hint(Some(f.name())));
+        Ok(inner)
     }
 }

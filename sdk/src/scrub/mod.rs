@@ -113,6 +113,8 @@ impl Scrubber {
                 hash_hex: 16,
                 ipv4_slot: None,
                 only_built_ins: true,
+                // `key_names` is off: no key gives a hint.
+                typed_hints: [None; walk::Field::ALL.len()],
             }),
         }
     }
@@ -294,6 +296,8 @@ struct Inner {
     hash_hex: usize,
     /// Report slot of `ipv4`, which key names about versions silence.
     ipv4_slot: Option<usize>,
+    /// [`Inner::key_hint`] of each typed field's name, in [`walk::Field::ALL`] order.
+    typed_hints: [Option<(usize, Action)>; walk::Field::ALL.len()],
 }
 
 impl std::fmt::Debug for Inner {

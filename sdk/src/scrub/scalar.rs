@@ -189,7 +189,7 @@ impl Inner {
 
     /// The hint from a key name, as `(slot, detector action)`, if key names are honoured and
     /// the detector is enabled.
-    fn key_hint(&self, key: Option<&str>) -> Option<(usize, Action)> {
+    pub(super) fn key_hint(&self, key: Option<&str>) -> Option<(usize, Action)> {
         if !self.key_names {
             return None;
         }
@@ -236,6 +236,18 @@ impl Inner {
         ctx: Ctx<'_>,
         report: &mut ScrubReport,
     ) -> (Fate, Option<String>) {
+        self.scrub_hinted(text, key, self.key_hint(key), ctx, report)
+    }
+
+    /// [`Inner::scrub_ref`] with `key`'s hint ([`Inner::key_hint`]) already worked out.
+    pub(super) fn scrub_hinted(
+        &self,
+        text: &str,
+        key: Option<&str>,
+        hint: Option<(usize, Action)>,
+        ctx: Ctx<'_>,
+        report: &mut ScrubReport,
+    ) -> (Fate, Option<String>) {
         if text.is_empty() {
             return (Fate::Keep, None);
         }
@@ -250,7 +262,7 @@ impl Inner {
                 }
             }
         }
-        if let Some((slot, base)) = self.key_hint(key) {
+        if let Some((slot, base)) = hint {
             let action = self.action(slot, base, ctx.rule);
             if action != Action::Keep {
                 return self.whole(text, slot, action, report);

@@ -11,14 +11,98 @@ use super::{Ctx, Fate, Inner};
 use crate::model::{Cause, CauseDetails, Exception, Http, Segment, Sql, StackFrame};
 use crate::scrub::ScrubReport;
 
+/// The typed documents' string fields, by name: the hint each name gives (`keys.rs`) is worked
+/// out once per scrubber instead of for every value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Field {
+    Origin,
+    User,
+    ResourceArn,
+    Method,
+    Url,
+    UserAgent,
+    ClientIp,
+    ConnectionString,
+    SanitizedQuery,
+    DatabaseType,
+    DatabaseVersion,
+    DriverVersion,
+    Preparation,
+    WorkingDirectory,
+    Id,
+    Message,
+    Type,
+    Cause,
+    Path,
+    Label,
+}
+
+impl Field {
+    /// Every field, in the order of [`Inner`]'s table of their hints.
+    pub(super) const ALL: [Self; 20] = [
+        Self::Origin,
+        Self::User,
+        Self::ResourceArn,
+        Self::Method,
+        Self::Url,
+        Self::UserAgent,
+        Self::ClientIp,
+        Self::ConnectionString,
+        Self::SanitizedQuery,
+        Self::DatabaseType,
+        Self::DatabaseVersion,
+        Self::DriverVersion,
+        Self::Preparation,
+        Self::WorkingDirectory,
+        Self::Id,
+        Self::Message,
+        Self::Type,
+        Self::Cause,
+        Self::Path,
+        Self::Label,
+    ];
+
+    /// The field's name in the document.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::User => "user",
+            Self::ResourceArn => "resource_arn",
+            Self::Method => "method",
+            Self::Url => "url",
+            Self::UserAgent => "user_agent",
+            Self::ClientIp => "client_ip",
+            Self::ConnectionString => "connection_string",
+            Self::SanitizedQuery => "sanitized_query",
+            Self::DatabaseType => "database_type",
+            Self::DatabaseVersion => "database_version",
+            Self::DriverVersion => "driver_version",
+            Self::Preparation => "preparation",
+            Self::WorkingDirectory => "working_directory",
+            Self::Id => "id",
+            Self::Message => "message",
+            Self::Type => "type",
+            Self::Cause => "cause",
+            Self::Path => "path",
+            Self::Label => "label",
+        }
+    }
+}
+
 impl Inner {
     /// Walks a typed (sub)segment, as `walk_map` walks its JSON form.
     pub(super) fn walk_segment(&self, segment: &mut Segment, report: &mut ScrubReport) {
         let root = self.root();
         let doc = Shape::Document;
-        self.field(&mut segment.origin, doc, root, "origin", report);
-        self.field(&mut segment.user, doc, root, "user", report);
-        self.field(&mut segment.resource_arn, doc, root, "resource_arn", report);
+        self.field(&mut segment.origin, doc, root, Field::Origin, report);
+        self.field(&mut segment.user, doc, root, Field::User, report);
+        self.field(
+            &mut segment.resource_arn,
+            doc,
+            root,
+            Field::ResourceArn,
+            report,
+        );
         self.map_field(&mut segment.service, doc, root, "service", report);
         self.map_field(&mut segment.aws, doc, root, "aws", report);
         self.map_field(&mut segment.annotations, doc, root, "annotations", report);
@@ -67,14 +151,24 @@ impl Inner {
         value: &mut Option<String>,
         shape: Shape,
         parent: Ctx<'_>,
-        key: &str,
+        field: Field,
         report: &mut ScrubReport,
     ) {
         if let Some(text) = value
-            && let Some(ctx) = self.member(shape, parent, key).value_ctx()
-            && self.scrub_str(text, Some(key), ctx, report) == Fate::Drop
+            && let Some(ctx) = self.member(shape, parent, field.name()).value_ctx()
         {
-            *value = None;
+            let (fate, rewritten) = self.scrub_hinted(
+                text,
+                Some(field.name()),
+                self.typed_hints[field as usize],
+                ctx,
+                report,
+            );
+            match (fate, rewritten) {
+                (Fate::Drop, _) => *value = None,
+                (Fate::Keep, Some(new)) => *text = new,
+                (Fate::Keep, None) => {}
+            }
         }
     }
 
@@ -98,10 +192,10 @@ impl Inner {
         if let Some(request) = &mut http.request
             && let Some(ctx) = self.free(free, ctx, "request")
         {
-            self.field(&mut request.method, free, ctx, "method", report);
-            self.field(&mut request.url, free, ctx, "url", report);
-            self.field(&mut request.user_agent, free, ctx, "user_agent", report);
-            self.field(&mut request.client_ip, free, ctx, "client_ip", report);
+            self.field(&mut request.method, free, ctx, Field::Method, report);
+            self.field(&mut request.url, free, ctx, Field::Url, report);
+            self.field(&mut request.user_agent, free, ctx, Field::UserAgent, report);
+            self.field(&mut request.client_ip, free, ctx, Field::ClientIp, report);
             self.walk_map(&mut request.extra, free, ctx, report);
         }
         if let Some(response) = &mut http.response
@@ -118,28 +212,40 @@ impl Inner {
             &mut sql.connection_string,
             free,
             ctx,
-            "connection_string",
+            Field::ConnectionString,
             report,
         );
-        self.field(&mut sql.url, free, ctx, "url", report);
+        self.field(&mut sql.url, free, ctx, Field::Url, report);
         self.field(
             &mut sql.sanitized_query,
             free,
             ctx,
-            "sanitized_query",
+            Field::SanitizedQuery,
             report,
         );
-        self.field(&mut sql.database_type, free, ctx, "database_type", report);
+        self.field(
+            &mut sql.database_type,
+            free,
+            ctx,
+            Field::DatabaseType,
+            report,
+        );
         self.field(
             &mut sql.database_version,
             free,
             ctx,
-            "database_version",
+            Field::DatabaseVersion,
             report,
         );
-        self.field(&mut sql.driver_version, free, ctx, "driver_version", report);
-        self.field(&mut sql.user, free, ctx, "user", report);
-        self.field(&mut sql.preparation, free, ctx, "preparation", report);
+        self.field(
+            &mut sql.driver_version,
+            free,
+            ctx,
+            Field::DriverVersion,
+            report,
+        );
+        self.field(&mut sql.user, free, ctx, Field::User, report);
+        self.field(&mut sql.preparation, free, ctx, Field::Preparation, report);
         self.walk_map(&mut sql.extra, free, ctx, report);
     }
 
@@ -154,7 +260,7 @@ impl Inner {
             &mut cause.working_directory,
             shape,
             ctx,
-            "working_directory",
+            Field::WorkingDirectory,
             report,
         );
         if let Some(paths) = &mut cause.paths
@@ -179,10 +285,10 @@ impl Inner {
         ctx: Ctx<'_>,
         report: &mut ScrubReport,
     ) {
-        self.field(&mut exception.id, shape, ctx, "id", report);
-        self.field(&mut exception.message, shape, ctx, "message", report);
-        self.field(&mut exception.kind, shape, ctx, "type", report);
-        self.field(&mut exception.cause, shape, ctx, "cause", report);
+        self.field(&mut exception.id, shape, ctx, Field::Id, report);
+        self.field(&mut exception.message, shape, ctx, Field::Message, report);
+        self.field(&mut exception.kind, shape, ctx, Field::Type, report);
+        self.field(&mut exception.cause, shape, ctx, Field::Cause, report);
         if let Some(stack) = &mut exception.stack
             && let Some(sctx) = self.free(shape, ctx, "stack")
         {
@@ -195,8 +301,8 @@ impl Inner {
 
     fn walk_frame(&self, frame: &mut StackFrame, ctx: Ctx<'_>, report: &mut ScrubReport) {
         let free = Shape::Free;
-        self.field(&mut frame.path, free, ctx, "path", report);
-        self.field(&mut frame.label, free, ctx, "label", report);
+        self.field(&mut frame.path, free, ctx, Field::Path, report);
+        self.field(&mut frame.label, free, ctx, Field::Label, report);
         self.walk_map(&mut frame.extra, free, ctx, report);
     }
 }
