@@ -256,6 +256,8 @@ impl Inner {
             hash_hex: config.hash_length,
             ipv4_slot: BUILT_IN_NAMES.iter().position(|n| *n == "ipv4"),
             only_built_ins,
+            id: super::clean::next_id(),
+            remember_clean: false,
             typed_hints: [None; Field::ALL.len()],
         };
         inner.typed_hints = Field::ALL.map(|f| inner.key_hint(Some(f.name())));

@@ -23,6 +23,7 @@
 //! numbers (except under key names such as `cvv` or `card_number`) are never touched. Map keys
 //! are scrubbed by the detectors (not by key names or whole-value rules).
 
+mod clean;
 mod compile;
 mod config;
 mod decode;
@@ -113,6 +114,8 @@ impl Scrubber {
                 hash_hex: 16,
                 ipv4_slot: None,
                 only_built_ins: true,
+                id: clean::next_id(),
+                remember_clean: false,
                 // `key_names` is off: no key gives a hint.
                 typed_hints: [None; walk::Field::ALL.len()],
             }),
@@ -179,12 +182,15 @@ impl Scrubber {
 
     /// A copy with the same configuration whose regexes keep their own search caches. Clones
     /// share one cache pool per regex, which only its first thread reaches without a lock; a
-    /// thread that scrubs many documents (a daemon worker) runs faster on its own copy.
+    /// thread that scrubs many documents (a daemon worker) runs faster on its own copy. The
+    /// copy also remembers the short strings it found clean (`clean.rs`, a bounded table per
+    /// thread): meant for a thread of its own, not for a pool of many.
     pub fn with_own_caches(&self) -> Self {
         // Cloning a `Regex` or `RegexSet` gives the clone a new, empty cache pool. The names
         // are copied too: every report holds them, and a shared count bounces between cores.
         let mut inner = (*self.inner).clone();
         inner.names = Arc::from(self.inner.names.to_vec());
+        inner.remember_clean = true;
         Self {
             inner: Arc::new(inner),
         }
@@ -296,6 +302,10 @@ struct Inner {
     hash_hex: usize,
     /// Report slot of `ipv4`, which key names about versions silence.
     ipv4_slot: Option<usize>,
+    /// Identifies this configuration among the strings remembered clean (`clean.rs`).
+    id: u64,
+    /// Whether strings found clean are remembered (copies made by `with_own_caches`).
+    remember_clean: bool,
     /// [`Inner::key_hint`] of each typed field's name, in [`walk::Field::ALL`] order.
     typed_hints: [Option<(usize, Action)>; walk::Field::ALL.len()],
 }

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::clean;
 use super::decode::Decoded;
 use super::needs::Shape;
 use super::{Action, BUILT_IN_NAMES, Ctx, Fate, Hit, Inner, Rule, ScrubReport, keys};
@@ -296,6 +297,13 @@ impl Inner {
         // number), so repeat until nothing is found: the output is then a fixpoint and a second
         // pass finds nothing. Each round turns at least one character into a placeholder, which
         // is never matched again, so this ends; the bound only guards against a bug.
+        // Remembered clean strings are only asked and told under the conditions `clean.rs`
+        // states: no field rule, and (when telling) no key that silences a detector.
+        let rememberable =
+            self.remember_clean && scan.rule.is_none() && text.len() <= clean::MAX_LEN;
+        if rememberable && clean::known(self.id, text) {
+            return (Fate::Keep, None);
+        }
         let mut hits = Vec::new();
         let mut owned: Option<String> = None;
         for _round in 0..64 {
@@ -337,10 +345,15 @@ impl Inner {
             out.push_str(&current[last..]);
             owned = Some(out);
         }
-        if let Some(new) = &owned
-            && new.len() != text.len()
-        {
-            report.grow(new.len() as i64 - text.len() as i64);
+        match &owned {
+            Some(new) if new.len() != text.len() => {
+                report.grow(new.len() as i64 - text.len() as i64);
+            }
+            Some(_) => {}
+            None if rememberable && !scan.key.is_some_and(keys::is_version) => {
+                clean::note(self.id, text);
+            }
+            None => {}
         }
         (Fate::Keep, owned)
     }
