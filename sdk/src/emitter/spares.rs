@@ -27,6 +27,8 @@ const MAX_NAME_CAPACITY: usize = 256;
 const MAX_MAPS: usize = 1024;
 /// Maps that held more members than this are freed, not kept.
 const MAX_MAP_MEMBERS: usize = 16;
+/// Levels of a metadata map whose objects are kept: the map, its namespaces, their objects.
+const MAX_MAP_DEPTH: usize = 2;
 
 /// Bounded pools of empty documents, subsegment lists, name buffers and annotation and
 /// metadata maps, shared by the app's threads and the sender thread.
@@ -140,7 +142,7 @@ impl Recycled {
             .into_iter()
             .flatten()
         {
-            self.salvage_map(map);
+            self.salvage_map(map, 0);
         }
         if let Some(mut list) = doc.subsegments.take() {
             for mut child in list.drain(..) {
@@ -157,13 +159,16 @@ impl Recycled {
         }
     }
 
-    /// Keeps `map` emptied, and the objects among its values (metadata namespaces) too.
-    fn salvage_map(&mut self, mut map: Map<String, Value>) {
+    /// Keeps `map` emptied, and the objects among its values (metadata namespaces) too, down
+    /// to [`MAX_MAP_DEPTH`] (deeper ones are simply dropped).
+    fn salvage_map(&mut self, mut map: Map<String, Value>, depth: usize) {
         // `Map` does not tell its capacity: its length is the proxy (it rarely shrinks).
         let keep = map.len() <= MAX_MAP_MEMBERS;
-        for value in map.values_mut() {
-            if let Value::Object(inner) = value {
-                self.salvage_map(std::mem::take(inner));
+        if depth < MAX_MAP_DEPTH {
+            for value in map.values_mut() {
+                if let Value::Object(inner) = value {
+                    self.salvage_map(std::mem::take(inner), depth + 1);
+                }
             }
         }
         if keep {
