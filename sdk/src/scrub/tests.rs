@@ -255,6 +255,13 @@ fn a_copy_with_its_own_caches_scrubs_the_same() {
 }
 
 #[test]
+fn typed_fields_are_listed_in_the_order_of_their_hints() {
+    for (i, field) in super::walk::Field::ALL.iter().enumerate() {
+        assert_eq!(*field as usize, i, "{}", field.name());
+    }
+}
+
+#[test]
 fn strings_remembered_clean_scrub_as_a_fresh_scan_would() {
     let fresh = Scrubber::default();
     let copy = fresh.with_own_caches();
