@@ -139,15 +139,20 @@ fn service_graph(collector: &Collector, start: f64, end: f64) -> Value {
     graph["Services"].clone()
 }
 
-/// `roentgen_web_rollup_minutes_settled_total` of a collector's `/metrics`.
-fn settled_minutes(collector: &Collector) -> u64 {
+/// `roentgen_web_<name>` of a collector's `/metrics` (0 when absent).
+fn metric(collector: &Collector, name: &str) -> u64 {
     let r = http::request(&collector.address, "GET", "/metrics", &[], "");
     assert_eq!(r.status, 200, "{}", r.body);
+    let prefix = format!("roentgen_web_{name} ");
     r.body
         .lines()
-        .find_map(|l| l.strip_prefix("roentgen_web_rollup_minutes_settled_total "))
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+fn settled_minutes(collector: &Collector) -> u64 {
+    metric(collector, "rollup_minutes_settled_total")
 }
 
 /// Rows of the trace table on one shard (its local table, not the distributed one).
@@ -222,6 +227,28 @@ fn every_trace_whole_through_either(engine: &Engine) {
         whole_traces(&collector_b, &ids),
         expected,
         "collector B sees the same whole traces"
+    );
+    // Each collector folded the pieces it was sent; their reconcilers, off the write path,
+    // fold again from the store the traces whose pieces went through both. Wait until
+    // neither has a write or a trace to reconcile pending.
+    let collectors = [&collector_a, &collector_b];
+    let quiet = eventually(Duration::from_secs(60), || {
+        collectors
+            .iter()
+            .all(|c| {
+                metric(c, "store_batches_in_flight") == 0
+                    && metric(c, "reconcile_pending_traces") == 0
+            })
+            .then_some(())
+    });
+    assert!(quiet.is_some(), "traces still waiting for the reconcilers");
+    let reconciled: u64 = collectors
+        .iter()
+        .map(|c| metric(c, "reconciled_total"))
+        .sum();
+    assert!(
+        reconciled > 0,
+        "traces split over the collectors were folded again"
     );
 
     let (from, to) = (start - 60.0, start + TRACES as f64 + 60.0);

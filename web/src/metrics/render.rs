@@ -188,7 +188,7 @@ pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
 
 fn render_live(out: &mut Exposition, l: &LiveCounters) {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let metrics: [(&str, &str, Kind, &AtomicU64); 8] = [
+    let metrics: [(&str, &str, Kind, &AtomicU64); 12] = [
         (
             "live_trace_hits_total",
             "Pieces of traces the store writer held in memory (folded without reading back).",
@@ -197,7 +197,7 @@ fn render_live(out: &mut Exposition, l: &LiveCounters) {
         ),
         (
             "live_trace_late_total",
-            "Pieces of traces below the live horizon (begun before the start, or evicted), read back from the store.",
+            "Pieces of traces below the live horizon (begun before the start, or evicted), read back from the store (SQLite: by the writer; ClickHouse: by the reconciler, off the write path).",
             Kind::Counter,
             &l.late,
         ),
@@ -224,6 +224,30 @@ fn render_live(out: &mut Exposition, l: &LiveCounters) {
             "Rounds of settling service-graph rollups that failed and wait for the next round (ClickHouse).",
             Kind::Counter,
             &l.rollup_settle_failures,
+        ),
+        (
+            "reconcile_checked_total",
+            "Traces written by several collectors (or begun before this one started) compared with what the store holds, off the write path (ClickHouse).",
+            Kind::Counter,
+            &l.reconcile_checked,
+        ),
+        (
+            "reconciled_total",
+            "Traces folded again from their stored documents because the store held pieces this collector's writer did not (ClickHouse).",
+            Kind::Counter,
+            &l.reconciled,
+        ),
+        (
+            "reconcile_failures_total",
+            "Rounds of reconciling that failed and wait for the next round (ClickHouse).",
+            Kind::Counter,
+            &l.reconcile_failures,
+        ),
+        (
+            "reconcile_pending_traces",
+            "Traces waiting for the reconciler now (ClickHouse).",
+            Kind::Gauge,
+            &l.reconcile_pending,
         ),
         (
             "live_traces",

@@ -69,6 +69,14 @@ pub struct LiveCounters {
     pub rollup_minutes_settled: AtomicU64,
     /// Rounds of settling rollups that failed (ClickHouse; retried on the next round).
     pub rollup_settle_failures: AtomicU64,
+    /// Traces the reconciler compared with what the store holds (ClickHouse).
+    pub reconcile_checked: AtomicU64,
+    /// Traces the reconciler folded again from their stored documents (ClickHouse).
+    pub reconciled: AtomicU64,
+    /// Rounds of reconciling that failed (ClickHouse; retried on the next round).
+    pub reconcile_failures: AtomicU64,
+    /// Traces waiting for the reconciler now (ClickHouse).
+    pub reconcile_pending: AtomicU64,
 }
 
 /// One trace as its writer knows it: the facts of each stored document (after the

@@ -19,6 +19,10 @@ for_each_store!(
     a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole,
     w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds_them,
     every_filter_expression_selects_the_same_traces_through_the_store,
+    read_back_traces_sum_up_as_when_sent_whole,
+    a_future_trace_continued_after_a_restart_is_read_back,
+    live_traces_take_later_pieces_without_reading_back,
+    a_trace_folded_at_every_piece_is_found_by_a_scan_of_small_pages,
 );
 
 /// The filter's table of expressions (`filter::cases`), answered by the store: its pushdown
@@ -282,6 +286,34 @@ async fn scans_use_pushdown_and_pages_newest_first(backend: Backend) {
     assert!(faults.iter().all(|r| r.summary.has_fault));
 }
 
+/// A trace folded again at every piece has many fold rows with the same start: a scan that
+/// reads a few rows at a time (a page may end among them) still finds it, once, as its
+/// newest fold.
+async fn a_trace_folded_at_every_piece_is_found_by_a_scan_of_small_pages(backend: Backend) {
+    let place = Place::new(backend);
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => place.open().await,
+        _ => {
+            // Every fold row stays (merges would keep only the newest).
+            let store = place.clickhouse().await;
+            store.stop_merges("traces").await;
+            Arc::new(store)
+        }
+    };
+    let docs = prepared(&crate::synth::streamed_trace(1, 1_800_000_000.0, 60));
+    for d in &docs {
+        store.put_documents(vec![d.clone()]).await.unwrap();
+    }
+    let (whole, _) = settled(store.as_ref(), &docs[0].trace_id).await;
+    let mut found = store
+        .scan_traces(scan_all(0.0, 2e9, vec![], 1, false))
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    found[0].summary.updated_at = None;
+    assert_eq!(found[0].summary, whole);
+}
+
 async fn delete_before_removes_old_traces_and_rollups(backend: Backend) {
     let (_place, store) = store(backend).await;
     let mut docs = crate::synth::shop_trace(1, 1_000_000_000.0);
@@ -347,6 +379,7 @@ async fn a_trace_folded_again_is_found_once_by_its_indexes(backend: Backend) {
 
 /// What a store says of a trace, without when its pieces arrived.
 pub(super) async fn settled(store: &dyn Store, id: &str) -> (TraceSummary, Vec<String>) {
+    store.reconcile_now().await.unwrap();
     let mut records = store.get_traces(vec![id.to_owned()]).await.unwrap();
     assert_eq!(records.len(), 1, "{id} not found");
     let mut record = records.remove(0);
@@ -370,33 +403,33 @@ async fn a_trace_in_pieces_in_any_order_and_batches_sums_up_as_when_sent_whole(b
     sums_up_as_when_sent_whole(whole.as_ref(), pieces.as_ref()).await;
 }
 
-/// The same property on SQLite with no live traces: every later piece is late, so its trace
-/// is read back from the store.
-#[tokio::test]
-async fn read_back_traces_sum_up_as_when_sent_whole() {
-    let (_whole_place, whole) = store(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
+/// The same property with no live traces: every later piece is late, so its trace is read
+/// back from the store (SQLite: by the writer; ClickHouse: by the reconciler).
+async fn read_back_traces_sum_up_as_when_sent_whole(backend: Backend) {
+    let (_whole_place, whole) = store(backend).await;
     let limits = TraceLimits {
         live_documents: 0,
         ..TraceLimits::default()
     };
-    let pieces =
-        sqlite::SqliteStore::open_with(dir.path(), sqlite::ReadLimits::default(), limits).unwrap();
-    sums_up_as_when_sent_whole(whole.as_ref(), &pieces).await;
+    let place = Place::new(backend);
+    let pieces = place.open_with(limits).await;
+    sums_up_as_when_sent_whole(whole.as_ref(), pieces.as_ref()).await;
     let live = pieces.live_counters().unwrap();
     assert!(live.late.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert_eq!(live.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
+    if !matches!(backend, Backend::Sqlite) {
+        assert!(live.reconciled.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
 }
 
 /// A trace whose id-epoch is ahead of the clock, half stored before a restart: after it, the
 /// trace is a suspect, its next piece reads it back, and it sums up as when sent whole.
-#[tokio::test]
-async fn a_future_trace_continued_after_a_restart_is_read_back() {
-    let (_whole_place, whole) = store(Backend::Sqlite).await;
+async fn a_future_trace_continued_after_a_restart_is_read_back(backend: Backend) {
+    let (_whole_place, whole) = store(backend).await;
     let docs = prepared(&crate::synth::fleet_trace(7, 1_900_000_000.0));
     let id = docs[0].trace_id.clone();
     whole.put_documents(docs.clone()).await.unwrap();
-    let place = Place::new(Backend::Sqlite);
+    let place = Place::new(backend);
     let (first, rest) = docs.split_at(2);
     place
         .open()
@@ -420,19 +453,26 @@ async fn a_future_trace_continued_after_a_restart_is_read_back() {
 
 /// Pieces of traces are folded from memory: when nothing was evicted, the only late piece is
 /// the first one of the captured trace, which began (by its id) before the store opened.
-#[tokio::test]
-async fn live_traces_take_later_pieces_without_reading_back() {
-    let (_place, pieces) = store(Backend::Sqlite).await;
-    let (_whole_place, whole) = store(Backend::Sqlite).await;
+/// On ClickHouse the reconciler checks that trace (the writer cannot know it is whole).
+async fn live_traces_take_later_pieces_without_reading_back(backend: Backend) {
+    let (_place, pieces) = store(backend).await;
+    let (_whole_place, whole) = store(backend).await;
     sums_up_as_when_sent_whole(whole.as_ref(), pieces.as_ref()).await;
     let live = pieces.live_counters().unwrap();
     assert_eq!(live.late.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(live.hits.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    if !matches!(backend, Backend::Sqlite) {
+        assert!(
+            live.reconcile_checked
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+    }
 }
 
 /// Two collectors on one ClickHouse, a trace's pieces alternating between them: each writer
-/// sees from the count of stored documents that it does not hold the whole trace and reads it
-/// back, so the newest fold is the whole trace.
+/// folds the pieces it holds, and each reconciler, seeing the other's stamps, finds that the
+/// store holds more and folds the trace again from it, so the newest fold is the whole trace.
 async fn pieces_through_two_collectors_sum_up_as_when_sent_whole(backend: Backend) {
     let (_whole_place, whole) = store(backend).await;
     let place = Place::new(backend);
@@ -448,16 +488,19 @@ async fn pieces_through_two_collectors_sum_up_as_when_sent_whole(backend: Backen
             let to = if k % 2 == 0 { &a } else { &b };
             to.put_documents(vec![docs[i].clone()]).await.unwrap();
         }
+        b.reconcile_now().await.unwrap();
         let expected = settled(whole.as_ref(), &id).await;
         assert_eq!(settled(a.as_ref(), &id).await, expected, "seed {seed}");
     }
-    let read_back = |s: &Arc<dyn Store>| {
-        s.live_counters()
-            .unwrap()
-            .late
-            .load(std::sync::atomic::Ordering::Relaxed)
+    let count = |s: &Arc<dyn Store>, c: fn(&LiveCounters) -> &std::sync::atomic::AtomicU64| {
+        c(&s.live_counters().unwrap()).load(std::sync::atomic::Ordering::Relaxed)
     };
-    assert!(read_back(&a) > 0 && read_back(&b) > 0);
+    assert!(count(&a, |c| &c.reconciled) + count(&b, |c| &c.reconciled) > 0);
+    assert_eq!(
+        count(&whole, |c| &c.reconcile_checked),
+        0,
+        "alone: nothing checked"
+    );
 }
 
 async fn sums_up_as_when_sent_whole(whole: &dyn Store, pieces: &dyn Store) {

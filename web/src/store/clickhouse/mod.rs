@@ -3,11 +3,13 @@
 //! every answer is read back from it, so any collector answers like any other.
 //!
 //! Documents are appended (bulk `RowBinary` inserts, grouped across concurrent requests by one
-//! writer task per collector); after each insert the writer reads back all documents of the
-//! traces it touched (or, for a trace whose stored rows are exactly the ones it just wrote,
-//! counted from the key column, uses them from memory), folds them and appends the fold
-//! (summary and samples) with a version that grows with the number of complete documents seen. Whichever collector read last saw every
-//! acknowledged document, so the newest fold is the whole trace: the engine keeps it
+//! writer task per collector); the writer folds each trace it touched from the facts it holds
+//! in memory, with no query to the store first, and appends the fold (summary and samples)
+//! with a version that grows with the documents and complete documents it saw. A trace it
+//! holds only part of, or that another collector may also be writing, is checked off the write
+//! path by the reconciler (`reconcile`), which folds it again from the stored documents when
+//! the store holds more than the newest fold saw; so the newest fold becomes the whole trace
+//! within about a second of the last write. The engine keeps the newest fold
 //! (`ReplacingMergeTree`), and rollups add up the samples of each trace's newest fold only, so
 //! folds arriving in any order or twice never double count. Sampling reports go to the store
 //! too ([`Store::report_sampling`]), so reservoirs are split among every collector's clients.
@@ -15,6 +17,7 @@
 //!
 //! One concern per file, named like the SQLite store's where the concern is the same:
 //! `connection` (HTTP, SQL literals), `writer` (the writer task, folding, [`BulkRows`]),
+//! `reconcile` (folds checked against the store, off the write path),
 //! `reads` (summaries, scans, documents), `facets` (analytics facets), `rollups` (the graph's per-minute rollups and the
 //! task that settles them), `retention`, `settings` (sampling rules and
 //! groups), `sampling` (the shared sampling reports); `schema`, `rowbinary`, `credentials`,
@@ -26,6 +29,7 @@ mod connection;
 pub mod credentials;
 mod facets;
 mod reads;
+mod reconcile;
 mod retention;
 mod rollups;
 pub mod rowbinary;
@@ -43,7 +47,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::live::{LiveCounters, LiveTraces, TraceLimits};
+use super::live::{LiveCounters, LiveTraces, MAX_SUSPECTS, TraceLimits, id_epoch};
 use super::{
     AlarmEvent, BoxFuture, EventQuery, FacetQuery, FacetRow, IngestDocument, RollupRow,
     SamplingClient, ScanQuery, Store, StoreError, StoredAlarm, StoredGroup, StoredRule,
@@ -104,8 +108,11 @@ pub struct ClickhouseStore {
     /// What the server supports beyond 18.16 (some reads use it).
     features: Features,
     live: Arc<LiveCounters>,
-    /// Dropped with the store: stops the task that settles rollups.
+    /// The writer's traces waiting for the reconciler.
+    pending: Arc<reconcile::Pending>,
+    /// Dropped with the store: stops the tasks that settle rollups and reconcile traces.
     _stop_settling: oneshot::Sender<()>,
+    _stop_reconciling: oneshot::Sender<()>,
 }
 
 impl ClickhouseStore {
@@ -183,9 +190,17 @@ impl ClickhouseStore {
         let live = Arc::new(LiveCounters::default());
         let (stop_settling, stop) = oneshot::channel();
         tokio::spawn(rollups::settle_loop(conn.clone(), stop, live.clone()));
-        // Horizon 0: every trace not held counts as new to this writer, and the count of its
-        // stored documents (checked after each insert) says whether that is the whole trace.
-        let traces = LiveTraces::new(0, store_conn.config.trace_limits, live.clone());
+        let traces = live_traces(&conn, live.clone())
+            .await
+            .map_err(|e| StoreError::Open(format!("reading the newest trace ids: {e}")))?;
+        let pending = Arc::new(reconcile::Pending::new(writer::fold_id(), live.clone()));
+        let (stop_reconciling, stop) = oneshot::channel();
+        tokio::spawn(reconcile::reconcile_loop(
+            conn.clone(),
+            pending.clone(),
+            stop,
+        ));
+        let writer_pending = pending.clone();
         std::thread::Builder::new()
             .name("roentgen-ch-writer".to_owned())
             .spawn(move || {
@@ -193,7 +208,9 @@ impl ClickhouseStore {
                     .enable_all()
                     .build()
                 {
-                    Ok(runtime) => runtime.block_on(writer_loop(store_conn, rx, traces)),
+                    Ok(runtime) => {
+                        runtime.block_on(writer_loop(store_conn, rx, traces, writer_pending))
+                    }
                     // Its queue closes with it: every write is refused as `WriterGone`.
                     Err(e) => tracing::error!(error = %e, "cannot start the ClickHouse writer"),
                 }
@@ -205,11 +222,19 @@ impl ClickhouseStore {
             version,
             features,
             live,
+            pending,
             _stop_settling: stop_settling,
+            _stop_reconciling: stop_reconciling,
         };
         store.ensure_default_rule().await?;
         tracing::info!(version = %store.version, url = %store.conn.config.url, database = %store.conn.config.database, "ClickHouse store ready");
         Ok(store)
+    }
+
+    /// Runs a round of the reconciler now over the traces queued so far (as its task does
+    /// every second); returns how many were folded again. For tests and benchmarks.
+    pub async fn reconcile_now(&self) -> Result<usize, StoreError> {
+        reconcile::round(&self.conn, &self.pending).await
     }
 
     /// The server's version text.
@@ -218,7 +243,7 @@ impl ClickhouseStore {
     }
 
     /// Inserts rows made by [`BulkRows::encode`] (as the writer does: minutes stamped,
-    /// samples before summaries), bypassing the writer task and its read-back.
+    /// samples before summaries), bypassing the writer task.
     pub async fn bulk_insert(&self, rows: BulkRows) -> Result<(), StoreError> {
         rows.insert(&self.conn).await
     }
@@ -257,6 +282,45 @@ impl ClickhouseStore {
             .await
             .map(drop)
     }
+}
+
+/// The writer's live traces at start: every stored trace is below the horizon (now) or a
+/// suspect, so its next piece goes to the reconciler; a stored trace whose id-epoch is ahead
+/// of the clock is named, and past [`MAX_SUSPECTS`] of them the horizon moves past the newest
+/// instead (as the SQLite store does).
+async fn live_traces(
+    conn: &Connection,
+    counters: Arc<LiveCounters>,
+) -> Result<LiveTraces<writer::Held>, StoreError> {
+    #[derive(Deserialize)]
+    struct Id {
+        trace_id: String,
+    }
+    let now = super::now_seconds() as u32;
+    let ahead: Vec<Id> = conn
+        .select(&format!(
+            "SELECT DISTINCT trace_id FROM traces WHERE trace_id >= {} LIMIT {}",
+            quote(&format!("1-{now:08x}")),
+            MAX_SUSPECTS + 1
+        ))
+        .await?;
+    let horizon = if ahead.len() > MAX_SUSPECTS {
+        let newest: Vec<Id> = conn
+            .select("SELECT max(trace_id) AS trace_id FROM traces")
+            .await?;
+        newest
+            .first()
+            .map_or(now, |n| id_epoch(&n.trace_id).saturating_add(1).max(now))
+    } else {
+        now
+    };
+    let mut live = LiveTraces::new(horizon, conn.config.trace_limits, counters);
+    if horizon == now {
+        for id in ahead {
+            live.suspect(id.trace_id);
+        }
+    }
+    Ok(live)
 }
 
 /// The HTTP client a connection to ClickHouse uses.
@@ -339,6 +403,10 @@ impl Store for ClickhouseStore {
 
     fn live_counters(&self) -> Option<Arc<LiveCounters>> {
         Some(self.live.clone())
+    }
+
+    fn reconcile_now(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(ClickhouseStore::reconcile_now(self))
     }
 
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {

@@ -89,7 +89,10 @@ impl ClickhouseStore {
             return Ok(Vec::new());
         }
         let fetch = q.limit.saturating_mul(2).saturating_add(16);
-        let mut after = q.after.clone();
+        // Past the page token's trace, then past the last row read: its trace's other fold
+        // rows with the same start (a page may end among them) come next.
+        let mut after: Option<(f64, String, Option<u64>)> =
+            q.after.clone().map(|(t, id)| (t, id, None));
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
         // Bounded: each round moves the cursor past `fetch` rows.
@@ -101,21 +104,24 @@ impl ClickhouseStore {
                 number(q.start),
                 number(q.end)
             );
-            if let Some((t, id)) = &after {
+            if let Some((t, id, fold)) = &after {
+                let id = quote(id);
+                let same_trace = fold
+                    .map(|f| format!(" OR (trace_id = {id} AND fold < {f})"))
+                    .unwrap_or_default();
                 sql.push_str(&format!(
-                    " AND (start_time < {t} OR (start_time = {t} AND trace_id < {}))",
-                    quote(id),
+                    " AND (start_time < {t} OR (start_time = {t} AND (trace_id < {id}{same_trace})))",
                     t = number(*t)
                 ));
             }
             sql.push_str(&format!(
-                " ORDER BY start_time DESC, trace_id DESC LIMIT {fetch}"
+                " ORDER BY start_time DESC, trace_id DESC, fold DESC LIMIT {fetch}"
             ));
             let rows: Vec<Row> = self.conn.select(&sql).await?;
             let Some(last) = rows.last() else {
                 break;
             };
-            after = Some((last.start_time, last.trace_id.clone()));
+            after = Some((last.start_time, last.trace_id.clone(), Some(last.fold)));
             let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
             let mut newest: HashMap<String, (u64, u64)> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {

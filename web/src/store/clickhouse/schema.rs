@@ -15,6 +15,9 @@
 //! - `rollups`, `rollup_minutes`, `rollup_writes`: the graph's per-minute rollups, settled
 //!   once a minute is quiet, and the stamps writers leave on the minutes they write (see
 //!   `rollups.rs`).
+//! - `writers`: each collector writer's newest stamp (server clock), left at most every
+//!   few seconds while it writes; the reconciler reads them to know whether another
+//!   collector may hold pieces of the traces its writer folded (see `reconcile.rs`).
 //! - `sampling_rules`, `groups`, `alarm_rules`: `ReplacingMergeTree(version)` by name with a
 //!   deletion flag; `alarm_events` by alarm and sequence number (a newer version records a
 //!   delivery); `insights` by id (a newer version records a change); `leases`: the newest
@@ -134,6 +137,12 @@ fn tables(f: Features) -> Vec<Table> {
             columns: "day Date, minute Int64, at UInt32".into(),
             engine: "ReplacingMergeTree(at) PARTITION BY day ORDER BY minute",
             shard_by: "sipHash64(minute)",
+        },
+        Table {
+            name: "writers",
+            columns: "writer UInt64, at UInt32".into(),
+            engine: "ReplacingMergeTree(at) ORDER BY writer",
+            shard_by: "sipHash64(writer)",
         },
         Table {
             name: "sampling_rules",

@@ -83,6 +83,17 @@ impl Place {
     }
 }
 
+impl ClickhouseStore {
+    /// Stops the server's background merges of one of this store's tables (so a test sees
+    /// every row each insert made).
+    pub(crate) async fn stop_merges(&self, table: &str) {
+        self.conn
+            .execute(&format!("SYSTEM STOP MERGES {table}"))
+            .await
+            .unwrap();
+    }
+}
+
 /// A fresh place and a store open on it.
 pub(crate) async fn store(backend: Backend) -> (Place, std::sync::Arc<dyn Store>) {
     let place = Place::new(backend);

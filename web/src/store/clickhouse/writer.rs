@@ -1,17 +1,19 @@
 //! The writer (a thread of its own, off the request runtime): queued document batches grouped
-//! into one `RowBinary` insert, then each touched trace folded and the fold appended. A trace
-//! is folded from the facts this writer holds in memory ([`LiveTraces`]) when the store holds
-//! exactly those documents (one query of key columns per batch: another collector may have
-//! written pieces of it), else from its facts read back. Also [`BulkRows`] (the same rows
-//! encoded for a bulk load) and the day and fold-id helpers the rows carry.
+//! into one `RowBinary` insert, then each touched trace folded from the facts this writer
+//! holds in memory ([`LiveTraces`]) and the fold appended, with no query to the store first.
+//! A trace the writer holds only part of (late: begun before it started, or evicted) is
+//! folded from what it holds and always checked by the reconciler, as are the traces another
+//! collector may also write (see `reconcile.rs`). Also [`BulkRows`] (the same rows encoded for a bulk load) and the
+//! day and fold-id helpers the rows carry.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::ClickhouseStore;
-use super::connection::{Connection, IDS_PER_QUERY, id_list};
+use super::connection::Connection;
+use super::reconcile::{Heartbeat, Pending};
 use super::rollups::{Stamps, stamp};
 use super::rowbinary::RowBinary;
 use super::schema::annotation_pair;
@@ -73,8 +75,16 @@ pub(super) fn fold_id() -> u64 {
 
 pub(super) type Reply = oneshot::Sender<Result<crate::store::Written, StoreError>>;
 
-/// The writer's live traces (no store handle: folds are appended, never updated in place).
-pub(super) type Live = LiveTraces<()>;
+/// What the writer knows of a trace it holds: the whole of it, or only part (its folds are
+/// checked by the reconciler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    Whole,
+    Partial,
+}
+
+/// The writer's live traces (folds are appended, never updated in place).
+pub(super) type Live = LiveTraces<Held>;
 
 impl ClickhouseStore {
     /// Appends telemetry records (`PutTelemetryRecords`), partitioned by the day they arrived.
@@ -96,8 +106,10 @@ pub(super) async fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<(Vec<IngestDocument>, Reply)>,
     mut live: Live,
+    pending: Arc<Pending>,
 ) {
     let mut stamps = Stamps::default();
+    let mut heartbeat = Heartbeat::new(pending.writer());
     while let Some((first, reply)) = rx.recv().await {
         let mut docs = first;
         // Each request's reply and where its documents end in `docs`.
@@ -111,7 +123,14 @@ pub(super) async fn writer_loop(
                 Err(_) => break,
             }
         }
-        let result = write_documents(&conn, &docs, &mut live, &mut stamps).await;
+        let mut writer = Writer {
+            conn: &conn,
+            live: &mut live,
+            stamps: &mut stamps,
+            heartbeat: &mut heartbeat,
+            pending: &pending,
+        };
+        let result = writer.write(&docs).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "ClickHouse write failed");
         }
@@ -120,9 +139,15 @@ pub(super) async fn writer_loop(
     tracing::debug!("ClickHouse writer stopped");
 }
 
+/// The version of a fold that saw `counts` (documents, complete documents): more documents,
+/// then more complete ones, so the fold that saw everything wins.
+pub(super) fn fold_version(counts: (u64, u64)) -> u64 {
+    (counts.0 << 32) | counts.1.min(u64::from(u32::MAX))
+}
+
 /// Folds one trace's documents (`facts`, one per document id) and appends its `traces` row
 /// and `samples` rows; `counts` is `(documents, complete documents)`, which orders folds.
-fn encode_fold(
+pub(super) fn encode_fold(
     trace_id: &str,
     facts: &[&DocFacts],
     counts: (u64, u64),
@@ -137,8 +162,7 @@ fn encode_fold(
     // The day of the trace's first piece known (see `trace_day`): every fold of a trace
     // shares it while no earlier piece turns up.
     let day = trace_day(trace_id, view.summary.start_time);
-    // More documents, then more complete ones: the fold that saw everything wins.
-    let version = (counts.0 << 32) | counts.1.min(u64::from(u32::MAX));
+    let version = fold_version(counts);
     let fold = fold_id();
     let s = &view.summary;
     let numbers = s.annotations.iter().map(|a| match a.value {
@@ -297,7 +321,7 @@ impl FoldRows {
     /// Stamps the minutes (through the writer's `stamps` when given), then inserts samples
     /// and then summaries: a fold is visible (its `traces` row) only once its samples are
     /// stored, and its minutes carry a stamp before its samples do.
-    async fn insert(
+    pub(super) async fn insert(
         self,
         conn: &Connection,
         stamps: Option<&mut Stamps>,
@@ -317,158 +341,109 @@ impl FoldRows {
     }
 }
 
-/// Writes a batch: the documents the replacement rule and their trace's cap let in, then a
-/// fold of every trace they changed. Returns the indexes of the documents refused for their
-/// trace's cap; the traces go back among the live ones only once everything is inserted.
-async fn write_documents(
-    conn: &Connection,
-    docs: &[IngestDocument],
-    live: &mut Live,
-    stamps: &mut Stamps,
-) -> Result<Vec<usize>, StoreError> {
-    let limits = *live.limits();
-    let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, d) in docs.iter().enumerate() {
-        by_trace.entry(&d.trace_id).or_default().push(i);
-    }
-    let mut refused = Vec::new();
-    let mut admitted: Vec<&IngestDocument> = Vec::new();
-    // Traces this batch changed, as this writer knows them.
-    let mut changed: BTreeMap<&str, Box<LiveTrace<()>>> = BTreeMap::new();
-    let mut unchanged: Vec<(&str, Box<LiveTrace<()>>)> = Vec::new();
-    for (trace_id, idxs) in by_trace {
-        let mut trace = match live.take(trace_id) {
-            Found::Live(t) => t,
-            Found::New | Found::Late => Box::default(),
-        };
-        let before = admitted.len();
-        for i in idxs {
-            let d = &docs[i];
-            match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
-                Admit::Changed => admitted.push(d),
-                Admit::Unchanged => {}
-                Admit::OverCap => refused.push(i),
+/// What one batch's write works with.
+struct Writer<'a> {
+    conn: &'a Connection,
+    live: &'a mut Live,
+    stamps: &'a mut Stamps,
+    heartbeat: &'a mut Heartbeat,
+    pending: &'a Pending,
+}
+
+impl Writer<'_> {
+    /// Writes a batch: the documents the replacement rule and their trace's cap let in, then
+    /// a fold of every changed trace as held; every changed trace is then queued for the
+    /// reconciler. Returns the indexes of the documents refused for their trace's cap. The
+    /// traces go back among the live ones once everything is inserted; after a failure they
+    /// become suspects (their next piece is late) and are queued all the same.
+    async fn write(&mut self, docs: &[IngestDocument]) -> Result<Vec<usize>, StoreError> {
+        let limits = *self.live.limits();
+        let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, d) in docs.iter().enumerate() {
+            by_trace.entry(&d.trace_id).or_default().push(i);
+        }
+        let mut refused = Vec::new();
+        let mut admitted: Vec<&IngestDocument> = Vec::new();
+        // Traces this batch changed, as this writer knows them.
+        let mut changed: BTreeMap<&str, Box<LiveTrace<Held>>> = BTreeMap::new();
+        let mut unchanged: Vec<(&str, Box<LiveTrace<Held>>)> = Vec::new();
+        for (trace_id, idxs) in by_trace {
+            let mut trace = match self.live.take(trace_id) {
+                Found::Live(t) => t,
+                Found::New => Box::default(),
+                Found::Late => {
+                    let mut t = Box::<LiveTrace<Held>>::default();
+                    t.written = Some(Held::Partial);
+                    t
+                }
+            };
+            let before = admitted.len();
+            for i in idxs {
+                let d = &docs[i];
+                match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
+                    Admit::Changed => admitted.push(d),
+                    Admit::Unchanged => {}
+                    Admit::OverCap => refused.push(i),
+                }
+            }
+            if admitted.len() > before {
+                changed.insert(trace_id, trace);
+            } else if !trace.is_empty() {
+                unchanged.push((trace_id, trace));
             }
         }
-        if admitted.len() > before {
-            changed.insert(trace_id, trace);
-        } else if !trace.is_empty() {
-            unchanged.push((trace_id, trace));
-        }
-    }
-    if !admitted.is_empty() {
-        let mut w = RowBinary::default();
-        encode_documents(admitted.iter().copied(), &mut w)?;
-        conn.insert("segments", w).await?;
-        let mut rows = FoldRows::default();
-        let read_back = fold_known(conn, &mut changed, &mut rows).await?;
-        live.counters()
-            .late
-            .fetch_add(read_back.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for chunk in read_back.chunks(IDS_PER_QUERY) {
-            for (trace_id, trace) in read_traces(conn, chunk).await? {
-                let (total, complete) = (trace.len() as u64, trace.complete() as u64);
-                encode_fold(&trace_id, &trace.facts(), (total, complete), &mut rows)?;
-                if let Some(slot) = changed.get_mut(trace_id.as_str()) {
-                    *slot = trace;
+        let result = if admitted.is_empty() {
+            Ok(())
+        } else {
+            self.insert(&admitted, &mut changed).await
+        };
+        self.pending.add(
+            changed
+                .iter()
+                .map(|(id, t)| (*id, t.written != Some(Held::Whole))),
+        );
+        match &result {
+            Ok(()) => {
+                for (trace_id, trace) in changed.into_iter().chain(unchanged) {
+                    self.live.put(trace_id.to_owned(), trace);
+                }
+            }
+            Err(_) => {
+                for trace_id in changed.into_keys() {
+                    self.live.suspect(trace_id.to_owned());
+                }
+                for (trace_id, trace) in unchanged {
+                    self.live.put(trace_id.to_owned(), trace);
                 }
             }
         }
-        rows.insert(conn, Some(stamps)).await?;
+        self.live.note_over_cap(refused.len());
+        drop(self.live.take_evicted());
+        result.map(|()| refused)
     }
-    for (trace_id, trace) in changed.into_iter().chain(unchanged) {
-        live.put(trace_id.to_owned(), trace);
-    }
-    live.note_over_cap(refused.len());
-    drop(live.take_evicted());
-    Ok(refused)
-}
 
-/// Folds, from memory, each changed trace whose stored documents are exactly the ones this
-/// writer holds (the same ids, as many complete); returns the others, to be read back.
-async fn fold_known(
-    conn: &Connection,
-    changed: &mut BTreeMap<&str, Box<LiveTrace<()>>>,
-    rows: &mut FoldRows,
-) -> Result<Vec<String>, StoreError> {
-    #[derive(Deserialize)]
-    struct Stored {
-        trace_id: String,
-        n: u64,
-        complete: u64,
-    }
-    let ids: Vec<String> = changed.keys().map(|id| (*id).to_owned()).collect();
-    let mut read_back = Vec::new();
-    for chunk in ids.chunks(IDS_PER_QUERY) {
-        let stored: Vec<Stored> = conn
-            .select(&format!(
-                "SELECT trace_id, uniqExact(id) AS n, uniqExactIf(id, in_progress = 0) AS complete
-                 FROM segments WHERE trace_id IN ({}) GROUP BY trace_id",
-                id_list(chunk)
-            ))
-            .await?;
-        let stored: HashMap<String, (u64, u64)> = stored
-            .into_iter()
-            .map(|s| (s.trace_id, (s.n, s.complete)))
-            .collect();
-        for id in chunk {
-            let Some(trace) = changed.get(id.as_str()) else {
-                continue;
-            };
-            let held = (trace.len() as u64, trace.complete() as u64);
-            if stored.get(id) == Some(&held) {
-                encode_fold(id, &trace.facts(), held, rows)?;
-            } else {
-                read_back.push(id.clone());
-            }
+    /// Inserts the admitted documents, then the folds of the changed traces: whole, or (for
+    /// a trace held in part) what the writer holds, which the reconciler checks.
+    async fn insert(
+        &mut self,
+        admitted: &[&IngestDocument],
+        changed: &mut BTreeMap<&str, Box<LiveTrace<Held>>>,
+    ) -> Result<(), StoreError> {
+        self.heartbeat.beat(self.conn).await?;
+        let mut w = RowBinary::default();
+        encode_documents(admitted.iter().copied(), &mut w)?;
+        self.conn.insert("segments", w).await?;
+        let mut rows = FoldRows::default();
+        for (trace_id, trace) in changed.iter() {
+            let counts = (trace.len() as u64, trace.complete() as u64);
+            encode_fold(trace_id, &trace.facts(), counts, &mut rows)?;
         }
-    }
-    Ok(read_back)
-}
-
-/// Every stored document of these traces, rebuilt as live traces (per document id, the
-/// complete version when there is one; facts extracted again from the text, as SQLite does:
-/// storing them beside each document doubled what inserts and merges write).
-async fn read_traces(
-    conn: &Connection,
-    ids: &[String],
-) -> Result<Vec<(String, Box<LiveTrace<()>>)>, StoreError> {
-    #[derive(Deserialize)]
-    struct Row {
-        trace_id: String,
-        id: String,
-        in_progress: u8,
-        document: String,
-    }
-    let rows: Vec<Row> = conn
-        .select(&format!(
-            "SELECT trace_id, id, in_progress, document FROM segments WHERE trace_id IN ({})",
-            id_list(ids)
-        ))
-        .await?;
-    let mut by_trace: BTreeMap<String, BTreeMap<String, Row>> = BTreeMap::new();
-    for r in rows {
-        let slot = by_trace.entry(r.trace_id.clone()).or_default();
-        let keep = match slot.get(&r.id) {
-            Some(kept) => replaces(kept.in_progress == 1, r.in_progress == 1),
-            None => true,
-        };
-        if keep {
-            slot.insert(r.id.clone(), r);
+        rows.insert(self.conn, Some(self.stamps)).await?;
+        for trace in changed.values_mut() {
+            trace.written.get_or_insert(Held::Whole);
         }
+        Ok(())
     }
-    let mut out = Vec::with_capacity(by_trace.len());
-    for (trace_id, rows) in by_trace {
-        let docs = rows
-            .into_values()
-            .map(|r| {
-                let bytes = r.document.len();
-                Ok((r.id, DocFacts::of_stored(&r.document)?, bytes))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        out.push((trace_id, Box::new(LiveTrace::from_stored(docs, None))));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
