@@ -185,6 +185,21 @@ struct Tally {
     process_cpu: f64,
     client_cpu: f64,
     server_cpu: Option<f64>,
+    /// Rows the server inserted and rows its background merges read, over the target.
+    server_rows: Option<(f64, f64)>,
+}
+
+/// The server's counts so far (`system.events`) of rows inserted and rows read by merges.
+fn server_rows(server: &LocalServer) -> (f64, f64) {
+    let text = common::clickhouse_query(
+        server,
+        "SELECT sumIf(value, event = 'InsertedRows'), sumIf(value, event = 'MergedRows') FROM system.events",
+        b"",
+    );
+    let mut fields = text
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0))
 }
 
 impl Tally {
@@ -198,8 +213,18 @@ impl Tally {
             .server_cpu
             .map(|s| format!(", clickhouse-server {:.1} µs", per(s)))
             .unwrap_or_default();
+        let rows = self
+            .server_rows
+            .map(|(inserted, merged)| {
+                format!(
+                    "; rows inserted {:.2} and read by merges {:.2} per document",
+                    inserted / self.docs as f64,
+                    merged / self.docs as f64
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "fleet {name}: {} documents; CPU per document: collector {:.1} µs{server}, client {:.1} µs{extra}",
+            "fleet {name}: {} documents; CPU per document: collector {:.1} µs{server}, client {:.1} µs{rows}{extra}",
             self.docs,
             per(self.process_cpu - self.client_cpu),
             per(self.client_cpu)
@@ -218,6 +243,7 @@ fn http_target(
 ) -> Tally {
     let process_before = cpu_seconds("self");
     let server_before = server.and_then(|s| s.usage()).map(|u| u.0);
+    let rows_before = server.map(server_rows);
     let first = *next;
     let mut client_cpu = 0.0;
     c.bench_function(name, |b| {
@@ -244,6 +270,7 @@ fn http_target(
             (Some(before), Some((after, _))) => Some(after - before),
             _ => None,
         },
+        server_rows: rows_before.zip(server.map(server_rows)).map(|(b, a)| (a.0 - b.0, a.1 - b.1)),
     }
 }
 
