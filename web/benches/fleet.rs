@@ -270,7 +270,9 @@ fn http_target(
             (Some(before), Some((after, _))) => Some(after - before),
             _ => None,
         },
-        server_rows: rows_before.zip(server.map(server_rows)).map(|(b, a)| (a.0 - b.0, a.1 - b.1)),
+        server_rows: rows_before
+            .zip(server.map(server_rows))
+            .map(|(b, a)| (a.0 - b.0, a.1 - b.1)),
     }
 }
 
