@@ -447,6 +447,41 @@ pub trait Store: Send + Sync + 'static {
 
 pub use crate::alarms::{AlarmEvent, EventQuery, StoredAlarm};
 
+/// Group commit: how long a store writer waits, after a batch's first request, for the
+/// requests its recent batches took (see [`GroupCommit`]).
+pub(crate) const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Documents past which a batch does not wait for more (see [`LINGER`]).
+pub(crate) const LINGER_DOCUMENTS: usize = 2_000;
+
+/// Batches whose sizes set how many requests a batch waits for.
+const GROUP_COMMIT_WINDOW: usize = 16;
+
+/// A writer's group commit: a batch holding fewer requests than the most any of the last
+/// [`GROUP_COMMIT_WINDOW`] batches took waits up to [`LINGER`] for more (but not past
+/// [`LINGER_DOCUMENTS`]). Each insert (ClickHouse) or commit (SQLite) has a cost of its own,
+/// and the pieces of a trace that several hosts' daemons send at about the same time are
+/// folded once when they land in one batch; a lone client is never kept waiting.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    recent: std::collections::VecDeque<usize>,
+}
+
+impl GroupCommit {
+    /// Whether a batch of `requests` holding `documents` waits for more.
+    pub(crate) fn lingers(&self, requests: usize, documents: usize) -> bool {
+        documents < LINGER_DOCUMENTS && self.recent.iter().any(|&r| r > requests)
+    }
+
+    /// Records a batch of `requests` requests.
+    pub(crate) fn took(&mut self, requests: usize) {
+        if self.recent.len() == GROUP_COMMIT_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(requests);
+    }
+}
+
 /// Current time, epoch seconds.
 pub fn now_seconds() -> f64 {
     std::time::SystemTime::now()

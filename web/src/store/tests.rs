@@ -596,3 +596,27 @@ async fn w3c_ids_live_in_the_days_their_traces_happened_and_either_id_form_finds
         assert_eq!(ids, ["1-10000000-aaaabbbbccccddddeeeeffff"], "{text}");
     }
 }
+
+/// Group commit waits only for as many requests as recent batches took: a lone client never
+/// waits, eight concurrent ones wait for each other, and the wait fades once they are gone.
+#[test]
+fn group_commit_waits_for_the_requests_recent_batches_took() {
+    let mut group = GroupCommit::default();
+    assert!(!group.lingers(1, 50), "nothing seen yet");
+    for _ in 0..100 {
+        group.took(1);
+    }
+    assert!(!group.lingers(1, 50), "a lone client");
+    group.took(8);
+    assert!(group.lingers(1, 50) && group.lingers(7, 350));
+    assert!(!group.lingers(8, 400), "every recent request is in");
+    assert!(
+        !group.lingers(3, LINGER_DOCUMENTS),
+        "the batch is large enough"
+    );
+    for _ in 0..16 {
+        group.took(2);
+    }
+    assert!(!group.lingers(2, 100), "the eight are gone");
+    assert!(group.lingers(1, 50));
+}

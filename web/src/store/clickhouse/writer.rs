@@ -20,7 +20,7 @@ use super::schema::annotation_pair;
 use crate::assembly::{AnnotationValue, DocFacts, TraceRollup, fold_refs, replaces};
 use crate::graph::Histogram;
 use crate::store::live::{Admit, Found, LiveTrace, LiveTraces};
-use crate::store::{IngestDocument, StoreError, TelemetryRow, answer_batch};
+use crate::store::{GroupCommit, IngestDocument, LINGER, StoreError, TelemetryRow, answer_batch};
 
 /// Most documents grouped into one insert.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
@@ -110,19 +110,32 @@ pub(super) async fn writer_loop(
 ) {
     let mut stamps = Stamps::default();
     let mut heartbeat = Heartbeat::new(pending.writer());
+    let mut group = GroupCommit::default();
     while let Some((first, reply)) = rx.recv().await {
+        let linger_until = tokio::time::Instant::now() + LINGER;
         let mut docs = first;
         // Each request's reply and where its documents end in `docs`.
         let mut replies = vec![(reply, docs.len())];
         while docs.len() < MAX_BATCH_DOCUMENTS {
-            match rx.try_recv() {
-                Ok((more, reply)) => {
-                    docs.extend(more);
-                    replies.push((reply, docs.len()));
+            let next = match rx.try_recv() {
+                Ok(next) => Some(next),
+                Err(mpsc::error::TryRecvError::Empty)
+                    if group.lingers(replies.len(), docs.len()) =>
+                {
+                    tokio::time::timeout_at(linger_until, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
-                Err(_) => break,
-            }
+                Err(_) => None,
+            };
+            let Some((more, reply)) = next else {
+                break;
+            };
+            docs.extend(more);
+            replies.push((reply, docs.len()));
         }
+        group.took(replies.len());
         let mut writer = Writer {
             conn: &conn,
             live: &mut live,

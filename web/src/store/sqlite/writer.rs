@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::super::live::{Admit, Found, LiveTrace, LiveTraces};
 use super::super::{
-    BatchReply, IngestDocument, StoreError, StoredGroup, StoredRule, TelemetryRow, Written,
-    answer_batch,
+    BatchReply, GroupCommit, IngestDocument, LINGER, StoreError, StoredGroup, StoredRule,
+    TelemetryRow, Written, answer_batch,
 };
 use crate::assembly::{DocFacts, TraceRollup, TraceSummary};
 use crate::graph::Stats;
@@ -149,7 +149,14 @@ pub(super) fn writer_loop(
     mut live: Live,
 ) {
     let mut since_checkpoint = 0;
+    // Only to wait for more requests with a timeout (see `LINGER`).
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok();
+    let mut group = GroupCommit::default();
     while let Some(first) = rx.blocking_recv() {
+        let linger_until = tokio::time::Instant::now() + LINGER;
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
         // Each request's reply and where its documents end in `docs`.
@@ -175,10 +182,25 @@ pub(super) fn writer_loop(
                 other => others.push(other),
             }
             if docs.len() < MAX_BATCH_DOCUMENTS && others.len() < 64 {
-                next = rx.try_recv().ok();
+                next = match (rx.try_recv(), &timer) {
+                    (Ok(cmd), _) => Some(cmd),
+                    (Err(mpsc::error::TryRecvError::Empty), Some(timer))
+                        if !replies.is_empty() && group.lingers(replies.len(), docs.len()) =>
+                    {
+                        // The timeout is made inside the runtime it needs.
+                        timer
+                            .block_on(async {
+                                tokio::time::timeout_at(linger_until, rx.recv()).await
+                            })
+                            .ok()
+                            .flatten()
+                    }
+                    (Err(_), _) => None,
+                };
             }
         }
         if !replies.is_empty() {
+            group.took(replies.len());
             answer(&mut conn, &docs, &mut folds, &mut live, replies);
         }
         if let Some(c) = &helpers.checkpoint {
