@@ -40,6 +40,9 @@ const BEAT_EVERY: Duration = Duration::from_millis(2_500);
 /// slow insert after the last stamp.
 const SKEW_SECS: u32 = 3_600 + 300;
 
+/// Most traces queued for the reconciler (about 100 bytes each).
+const MAX_PENDING: usize = 1_000_000;
+
 /// A writer's identity and its stamps in `writers`.
 #[derive(Debug)]
 pub(super) struct Heartbeat {
@@ -102,18 +105,31 @@ impl Pending {
         self.writer
     }
 
-    /// Queues traces (`partial`: the writer holds only part of it).
+    /// Queues traces (`partial`: the writer holds only part of it). Past [`MAX_PENDING`]
+    /// traces (a store that has refused rounds for long) further ones are dropped and logged;
+    /// a later piece of such a trace queues it again.
     pub(super) fn add<'a>(&self, traces: impl IntoIterator<Item = (&'a str, bool)>) {
         let mut q = self.lock();
+        let mut dropped = 0usize;
         for (id, partial) in traces {
+            let full = q.queued.len() >= MAX_PENDING;
             match q.queued.get_mut(id) {
                 Some(p) => *p |= partial,
+                None if full => dropped += 1,
                 None => {
                     q.queued.insert(id.to_owned(), partial);
                 }
             }
         }
         self.publish(&q);
+        drop(q);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                max = MAX_PENDING,
+                "traces not queued for the reconciler: its queue is full"
+            );
+        }
     }
 
     fn take(&self) -> HashMap<String, bool> {
@@ -338,6 +354,31 @@ async fn read_traces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_queue_is_bounded_and_keeps_what_it_holds() {
+        let counters = std::sync::Arc::new(LiveCounters::default());
+        let pending = Pending::new(1, counters.clone());
+        let ids: Vec<String> = (0..MAX_PENDING + 10).map(|n| format!("t{n}")).collect();
+        pending.add(ids.iter().map(|id| (id.as_str(), false)));
+        // A trace already queued is still marked partial when the queue is full.
+        pending.add([("t0", true), ("new", true)]);
+        let taken = pending.take();
+        assert_eq!(taken.len(), MAX_PENDING);
+        assert_eq!(taken.get("t0"), Some(&true));
+        assert!(!taken.contains_key("new"));
+        assert_eq!(
+            counters.reconcile_pending.load(Ordering::Relaxed),
+            MAX_PENDING as u64,
+            "in the round"
+        );
+        pending.end_round(Some(taken));
+        assert_eq!(
+            pending.take().len(),
+            MAX_PENDING,
+            "a failed round gives its traces back"
+        );
+    }
 
     #[test]
     fn a_trace_is_shared_while_another_writer_stamped_within_the_skew_of_its_epoch() {

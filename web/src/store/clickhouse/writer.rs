@@ -3,8 +3,8 @@
 //! holds in memory ([`LiveTraces`]) and the fold appended, with no query to the store first.
 //! A trace the writer holds only part of (late: begun before it started, or evicted) is
 //! folded from what it holds and always checked by the reconciler, as are the traces another
-//! collector may also write (see `reconcile.rs`). Also [`BulkRows`] (the same rows encoded for a bulk load) and the
-//! day and fold-id helpers the rows carry.
+//! collector may also write (see `reconcile.rs`). Also [`BulkRows`] (the same rows encoded
+//! for a bulk load) and the day and fold-id helpers the rows carry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -410,10 +410,12 @@ impl Writer<'_> {
         } else {
             self.insert(&admitted, &mut changed).await
         };
+        // After a failure the store may hold documents no fold saw: always checked.
+        let failed = result.is_err();
         self.pending.add(
             changed
                 .iter()
-                .map(|(id, t)| (*id, t.written != Some(Held::Whole))),
+                .map(|(id, t)| (*id, failed || t.written != Some(Held::Whole))),
         );
         match &result {
             Ok(()) => {
