@@ -9,7 +9,7 @@
 //! within [`SKEW_SECS`] of the trace's id-epoch. A collector alone on its store checks nothing.
 //!
 //! A check compares the newest fold's version (documents and complete documents it saw) with
-//! the store's count of the trace's documents, in one query per 2,000 traces; a trace whose
+//! the store's count of the trace's documents, in two queries per 2,000 traces; a trace whose
 //! newest fold saw fewer is read back, folded again and its fold appended, with a version that
 //! wins. Rounds run every [`RECONCILE_EVERY`], off the writer and the request runtime; a round
 //! that fails keeps its traces for the next. Why this converges: a writer stamps before it
