@@ -11,6 +11,15 @@ use super::schema::annotation_pair;
 use crate::assembly::{TraceSummary, replaces};
 use crate::store::{Pushdown, ScanQuery, StoreError, StoredDocument, StoredTrace, TraceRecord};
 
+/// One fold's summary and samples (`''` when not asked for), as read by a scan.
+#[derive(Deserialize)]
+pub(super) struct FoldBody {
+    trace_id: String,
+    fold: u64,
+    pub(super) summary: String,
+    pub(super) samples: String,
+}
+
 impl ClickhouseStore {
     /// The newest summaries of `ids` that exist, in the order asked.
     pub(super) async fn traces_by_id(
@@ -71,13 +80,6 @@ impl ClickhouseStore {
             version: u64,
             fold: u64,
             start_time: f64,
-        }
-        #[derive(Deserialize)]
-        struct Body {
-            trace_id: String,
-            fold: u64,
-            summary: String,
-            samples: String,
         }
         #[derive(Deserialize)]
         struct Newest {
@@ -151,24 +153,9 @@ impl ClickhouseStore {
                     chosen.push((r.trace_id, r.fold));
                 }
             }
-            let mut bodies: HashMap<(String, u64), Body> = HashMap::new();
-            for chunk in chosen.chunks(IDS_PER_QUERY) {
-                let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
-                let folds: Vec<String> = chunk.iter().map(|(_, f)| f.to_string()).collect();
-                let found: Vec<Body> = self
-                    .conn
-                    .select(&format!(
-                        "SELECT trace_id, fold, summary, {} AS samples FROM traces
-                         PREWHERE trace_id IN ({}) AND fold IN ({})",
-                        if q.with_samples { "samples" } else { "''" },
-                        id_list(&ids),
-                        folds.join(",")
-                    ))
-                    .await?;
-                bodies.extend(found.into_iter().map(|b| ((b.trace_id.clone(), b.fold), b)));
-            }
-            for key in chosen {
-                let Some(b) = bodies.remove(&key) else {
+            let mut bodies = self.fold_bodies(&chosen, q.with_samples).await?;
+            for (id, _) in chosen {
+                let Some(b) = bodies.remove(&id) else {
                     continue;
                 };
                 out.push(TraceRecord {
@@ -185,6 +172,57 @@ impl ClickhouseStore {
             }
         }
         Ok(out)
+    }
+
+    /// The summaries (and samples, when asked) of the chosen `(trace, fold)` rows, by trace.
+    /// A merge may replace a chosen row after it was chosen: by a fold of the same version
+    /// (another collector's fold of the same documents) or a newer one. Such a trace gets
+    /// its newest row instead, so it is never dropped from the answer.
+    pub(super) async fn fold_bodies(
+        &self,
+        chosen: &[(String, u64)],
+        with_samples: bool,
+    ) -> Result<HashMap<String, FoldBody>, StoreError> {
+        let samples = if with_samples { "samples" } else { "''" };
+        let mut bodies: HashMap<String, FoldBody> = HashMap::new();
+        for chunk in chosen.chunks(IDS_PER_QUERY) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _)| id.clone()).collect();
+            let folds: Vec<String> = chunk.iter().map(|(_, f)| f.to_string()).collect();
+            let found: Vec<FoldBody> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, fold, summary, {samples} AS samples FROM traces
+                     PREWHERE trace_id IN ({}) AND fold IN ({})",
+                    id_list(&ids),
+                    folds.join(",")
+                ))
+                .await?;
+            let wanted: HashMap<&str, u64> =
+                chunk.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+            for b in found {
+                if wanted.get(b.trace_id.as_str()) == Some(&b.fold) {
+                    bodies.insert(b.trace_id.clone(), b);
+                }
+            }
+        }
+        let replaced: Vec<String> = chosen
+            .iter()
+            .filter(|(id, _)| !bodies.contains_key(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for chunk in replaced.chunks(IDS_PER_QUERY) {
+            let found: Vec<FoldBody> = self
+                .conn
+                .select(&format!(
+                    "SELECT trace_id, fold, summary, {samples} AS samples FROM traces
+                     PREWHERE trace_id IN ({})
+                     ORDER BY trace_id, version DESC, fold DESC LIMIT 1 BY trace_id",
+                    id_list(chunk)
+                ))
+                .await?;
+            bodies.extend(found.into_iter().map(|b| (b.trace_id.clone(), b)));
+        }
+        Ok(bodies)
     }
 
     /// The SQL of one pushed-down predicate over a `traces` row.
@@ -304,5 +342,51 @@ impl ClickhouseStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test bodies
+mod tests {
+    use super::super::testing::{Backend, Place};
+    use crate::store::Store;
+    use crate::test_support::prepared;
+
+    /// A scan chose a fold row that a merge replaced before its summary was read: the trace
+    /// is answered with its newest fold, not dropped.
+    async fn a_chosen_fold_replaced_by_a_merge_answers_the_newest(backend: Backend) {
+        let place = Place::new(backend);
+        let store = place.clickhouse().await;
+        let docs = prepared(&crate::synth::shop_trace(1, 1_800_000_000.0));
+        let id = docs[0].trace_id.clone();
+        let (first, rest) = docs.split_at(1);
+        store.put_documents(first.to_vec()).await.unwrap();
+        store.put_documents(rest.to_vec()).await.unwrap();
+        let whole = store.get_traces(vec![id.clone()]).await.unwrap().remove(0);
+        // No fold has id 0: as if the chosen row were merged away.
+        let bodies = store.fold_bodies(&[(id.clone(), 0)], false).await.unwrap();
+        let summary: crate::assembly::TraceSummary =
+            serde_json::from_str(&bodies[&id].summary).unwrap();
+        assert_eq!(summary.id, id);
+        assert_eq!(summary.document_count, docs.len());
+        assert_eq!(summary.duration, whole.summary.duration);
+        assert_eq!(bodies[&id].samples, "");
+        assert!(
+            store
+                .fold_bodies(&[("1-00000000-000000000000000000000000".into(), 0)], false)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn clickhouse_a_chosen_fold_replaced_by_a_merge_answers_the_newest() {
+        a_chosen_fold_replaced_by_a_merge_answers_the_newest(Backend::Clickhouse).await;
+    }
+
+    #[tokio::test]
+    async fn clickhouse26_a_chosen_fold_replaced_by_a_merge_answers_the_newest() {
+        a_chosen_fold_replaced_by_a_merge_answers_the_newest(Backend::Clickhouse26).await;
     }
 }

@@ -10,8 +10,8 @@
 //!
 //! A check compares the newest fold's version (documents and complete documents it saw) with
 //! the store's count of the trace's documents, in two queries per 2,000 traces; a trace whose
-//! newest fold saw fewer is read back, folded again and its fold appended, with a version that
-//! wins. Rounds run every [`RECONCILE_EVERY`], off the writer and the request runtime; a round
+//! newest fold saw fewer is read back (at most [`READ_BYTES`] of documents at a time), folded
+//! again and its fold appended, with a version that wins. Rounds run every [`RECONCILE_EVERY`], off the writer and the request runtime; a round
 //! that fails keeps its traces for the next. Why this converges: a writer stamps before it
 //! inserts and queues a trace after its fold is in, and a round reads the stamps after that,
 //! so of two writers of a trace, the one whose round comes last sees the other's stamp and
@@ -42,6 +42,9 @@ const SKEW_SECS: u32 = 3_600 + 300;
 
 /// Most traces queued for the reconciler (about 100 bytes each).
 const MAX_PENDING: usize = 1_000_000;
+/// Most stored document bytes read back at once (a trace larger than this, up to the
+/// per-trace cap, is read alone): what bounds the reconciler's memory.
+const READ_BYTES: u64 = 64 << 20;
 
 /// A writer's identity and its stamps in `writers`.
 #[derive(Debug)]
@@ -226,13 +229,16 @@ async fn reconcile(
         if stale.is_empty() {
             continue;
         }
-        let mut rows = FoldRows::default();
-        for (trace_id, trace) in read_traces(conn, &stale).await? {
-            let counts = (trace.len() as u64, trace.complete() as u64);
-            encode_fold(&trace_id, &trace.facts(), counts, &mut rows)?;
-            refolded += 1;
+        for group in by_bytes(&stale, READ_BYTES) {
+            let ids: Vec<String> = group.iter().map(|(id, _)| id.clone()).collect();
+            let mut rows = FoldRows::default();
+            for (trace_id, trace) in read_traces(conn, &ids).await? {
+                let counts = (trace.len() as u64, trace.complete() as u64);
+                encode_fold(&trace_id, &trace.facts(), counts, &mut rows)?;
+                refolded += 1;
+            }
+            rows.insert(conn, None).await?;
         }
-        rows.insert(conn, None).await?;
     }
     pending
         .counters
@@ -270,13 +276,14 @@ async fn newest_other_stamp(conn: &Connection, me: u64) -> Result<Option<u32>, S
 }
 
 /// Of `ids`, the traces whose newest fold saw fewer documents (or fewer complete ones) than
-/// the store holds.
-async fn stale(conn: &Connection, ids: &[String]) -> Result<Vec<String>, StoreError> {
+/// the store holds, with the bytes of their stored documents.
+async fn stale(conn: &Connection, ids: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
     #[derive(Deserialize)]
     struct Stored {
         trace_id: String,
         n: u64,
         complete: u64,
+        bytes: u64,
     }
     #[derive(Deserialize)]
     struct Folded {
@@ -286,7 +293,8 @@ async fn stale(conn: &Connection, ids: &[String]) -> Result<Vec<String>, StoreEr
     let list = id_list(ids);
     let stored: Vec<Stored> = conn
         .select(&format!(
-            "SELECT trace_id, uniqExact(id) AS n, uniqExactIf(id, in_progress = 0) AS complete
+            "SELECT trace_id, uniqExact(id) AS n, uniqExactIf(id, in_progress = 0) AS complete,
+                    sum(length(document)) AS bytes
              FROM segments WHERE trace_id IN ({list}) GROUP BY trace_id"
         ))
         .await?;
@@ -302,8 +310,26 @@ async fn stale(conn: &Connection, ids: &[String]) -> Result<Vec<String>, StoreEr
     Ok(stored
         .into_iter()
         .filter(|s| folded.get(&s.trace_id) != Some(&fold_version((s.n, s.complete))))
-        .map(|s| s.trace_id)
+        .map(|s| (s.trace_id, s.bytes))
         .collect())
+}
+
+/// `traces` (id and bytes) in consecutive groups of at most `budget` bytes each; a trace
+/// larger than the budget makes a group of its own.
+fn by_bytes(traces: &[(String, u64)], budget: u64) -> Vec<&[(String, u64)]> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, (_, b)) in traces.iter().enumerate() {
+        if i > start && bytes.saturating_add(*b) > budget {
+            groups.push(&traces[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(*b);
+    }
+    if start < traces.len() {
+        groups.push(&traces[start..]);
+    }
+    groups
 }
 
 /// Every stored document of these traces, rebuilt as live traces (per document id, the
@@ -354,6 +380,24 @@ async fn read_traces(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_back_is_grouped_under_the_byte_budget() {
+        let traces: Vec<(String, u64)> = [40, 30, 50, 200, 10, 10, 0]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("t{i}"), *b))
+            .collect();
+        let sizes: Vec<Vec<u64>> = by_bytes(&traces, 100)
+            .iter()
+            .map(|g| g.iter().map(|(_, b)| *b).collect())
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![vec![40, 30], vec![50], vec![200], vec![10, 10, 0]]
+        );
+        assert!(by_bytes(&[], 100).is_empty());
+    }
 
     #[test]
     fn the_queue_is_bounded_and_keeps_what_it_holds() {
