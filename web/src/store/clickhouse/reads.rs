@@ -20,6 +20,59 @@ pub(super) struct FoldBody {
     pub(super) samples: String,
 }
 
+/// A fold row as a scan reads it, in scan order.
+#[derive(Debug, Deserialize)]
+struct FoldRow {
+    trace_id: String,
+    version: u64,
+    fold: u64,
+    start_time: f64,
+}
+
+/// A trace's newest fold, read after a scan's page of rows, and whether it is in the scan's
+/// window and passes its pushed-down filters.
+#[derive(Debug, Deserialize)]
+struct Newest {
+    trace_id: String,
+    #[serde(rename = "newest_version")]
+    version: u64,
+    #[serde(rename = "newest_fold")]
+    fold: u64,
+    #[serde(rename = "newest_start")]
+    start_time: f64,
+    matches: u8,
+}
+
+/// Which `(trace, fold)` a page of scan `rows` answers, at most `room`, in scan order, each
+/// trace once (`seen` carries over the scan's pages). A row is chosen when it is its trace's
+/// newest fold. A fold written between reading the rows and reading the newest is chosen in
+/// place of the row it replaces when the scan has already passed its place (same start, a
+/// greater fold id), so a trace being written is never skipped; a newer fold ahead of the
+/// scan is met later. A trace's start only moves earlier as pieces arrive, so a newer fold is
+/// never behind the scan at another start.
+fn choose(
+    rows: &[FoldRow],
+    newest: &HashMap<String, Newest>,
+    seen: &mut std::collections::HashSet<String>,
+    room: usize,
+) -> Vec<(String, u64)> {
+    let mut chosen = Vec::new();
+    for r in rows {
+        if chosen.len() >= room {
+            break;
+        }
+        let Some(n) = newest.get(&r.trace_id) else {
+            continue;
+        };
+        let is_newest = (n.version, n.fold) == (r.version, r.fold);
+        let passed = n.matches == 1 && n.start_time == r.start_time && n.fold > r.fold;
+        if (is_newest || passed) && seen.insert(r.trace_id.clone()) {
+            chosen.push((r.trace_id.clone(), n.fold));
+        }
+    }
+    chosen
+}
+
 impl ClickhouseStore {
     /// The newest summaries of `ids` that exist, in the order asked.
     pub(super) async fn traces_by_id(
@@ -74,19 +127,6 @@ impl ClickhouseStore {
             filters.push_str(" AND ");
             filters.push_str(&self.predicate_sql(p));
         }
-        #[derive(Deserialize)]
-        struct Row {
-            trace_id: String,
-            version: u64,
-            fold: u64,
-            start_time: f64,
-        }
-        #[derive(Deserialize)]
-        struct Newest {
-            trace_id: String,
-            newest_version: u64,
-            newest_fold: u64,
-        }
         if q.limit == 0 {
             return Ok(Vec::new());
         }
@@ -119,40 +159,33 @@ impl ClickhouseStore {
             sql.push_str(&format!(
                 " ORDER BY start_time DESC, trace_id DESC, fold DESC LIMIT {fetch}"
             ));
-            let rows: Vec<Row> = self.conn.select(&sql).await?;
+            let rows: Vec<FoldRow> = self.conn.select(&sql).await?;
             let Some(last) = rows.last() else {
                 break;
             };
             after = Some((last.start_time, last.trace_id.clone(), Some(last.fold)));
             let ids: Vec<String> = rows.iter().map(|r| r.trace_id.clone()).collect();
-            let mut newest: HashMap<String, (u64, u64)> = HashMap::new();
+            let mut newest: HashMap<String, Newest> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {
                 let found: Vec<Newest> = self
                     .conn
                     .select(&format!(
-                        "SELECT trace_id, max(version) AS newest_version, argMax(fold, version) AS newest_fold
+                        "SELECT trace_id, max(version) AS newest_version,
+                                argMax(fold, version) AS newest_fold,
+                                argMax(start_time, version) AS newest_start,
+                                argMax(toUInt8(start_time >= {} AND start_time <= {}{filters}),
+                                       version) AS matches
                          FROM traces WHERE trace_id IN ({}) GROUP BY trace_id",
+                        number(q.start),
+                        number(q.end),
                         id_list(chunk)
                     ))
                     .await?;
-                newest.extend(
-                    found
-                        .into_iter()
-                        .map(|n| (n.trace_id, (n.newest_version, n.newest_fold))),
-                );
+                newest.extend(found.into_iter().map(|n| (n.trace_id.clone(), n)));
             }
             let complete_page = rows.len() == fetch;
-            let mut chosen: Vec<(String, u64)> = Vec::new();
-            for r in rows {
-                if out.len() + chosen.len() >= q.limit {
-                    break;
-                }
-                if newest.get(&r.trace_id) == Some(&(r.version, r.fold))
-                    && seen.insert(r.trace_id.clone())
-                {
-                    chosen.push((r.trace_id, r.fold));
-                }
-            }
+            let room = q.limit - out.len();
+            let chosen = choose(&rows, &newest, &mut seen, room);
             let mut bodies = self.fold_bodies(&chosen, q.with_samples).await?;
             for (id, _) in chosen {
                 let Some(b) = bodies.remove(&id) else {
@@ -349,6 +382,7 @@ impl ClickhouseStore {
 #[allow(clippy::unwrap_used)] // test bodies
 mod tests {
     use super::super::testing::{Backend, Place};
+    use super::{FoldRow, HashMap, Newest, choose};
     use crate::store::Store;
     use crate::test_support::prepared;
 
@@ -378,6 +412,64 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    fn row(trace: &str, version: u64, fold: u64, start_time: f64) -> FoldRow {
+        FoldRow {
+            trace_id: trace.into(),
+            version,
+            fold,
+            start_time,
+        }
+    }
+
+    fn newest(trace: &str, version: u64, fold: u64, start_time: f64, matches: u8) -> Newest {
+        Newest {
+            trace_id: trace.into(),
+            version,
+            fold,
+            start_time,
+            matches,
+        }
+    }
+
+    /// The folds a page answers: each trace's newest once; a fold written after the rows were
+    /// read stands in for its trace when the scan has passed its place, and not otherwise.
+    #[test]
+    fn a_page_answers_each_traces_newest_fold_once() {
+        // Scan order: start descending, then trace, then fold descending.
+        let rows = [
+            row("a", 2, 90, 10.0),
+            row("a", 1, 80, 10.0),
+            row("b", 1, 50, 9.0),
+            row("c", 1, 40, 8.0),
+            row("d", 1, 30, 7.0),
+            row("e", 1, 20, 6.0),
+            row("f", 1, 10, 5.0),
+        ];
+        let newest: HashMap<String, Newest> = [
+            // Read: the newest row.
+            newest("a", 2, 90, 10.0, 1),
+            // Written since, at a place already passed: answered in b's place.
+            newest("b", 2, 60, 9.0, 1),
+            // Written since, ahead of the scan (a smaller fold id): met later.
+            newest("c", 2, 35, 8.0, 1),
+            // Written since, at an earlier start (ahead): met later.
+            newest("d", 2, 99, 4.0, 1),
+            // Written since and no longer passing the filters: not in the answer.
+            newest("e", 2, 25, 6.0, 0),
+        ]
+        .into_iter()
+        .map(|n| (n.trace_id.clone(), n))
+        .collect();
+        let mut seen = std::collections::HashSet::new();
+        let chosen = choose(&rows, &newest, &mut seen, 10);
+        assert_eq!(chosen, vec![("a".to_owned(), 90), ("b".to_owned(), 60)]);
+        // A trace already answered by an earlier page is not answered again, and `room`
+        // bounds the page.
+        assert!(choose(&rows, &newest, &mut seen, 10).is_empty());
+        let mut fresh = std::collections::HashSet::new();
+        assert_eq!(choose(&rows, &newest, &mut fresh, 1).len(), 1);
     }
 
     #[tokio::test]
