@@ -188,7 +188,7 @@ pub fn render(c: &Counters, live: Option<&LiveCounters>) -> String {
 
 fn render_live(out: &mut Exposition, l: &LiveCounters) {
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let metrics: [(&str, &str, Kind, &AtomicU64); 12] = [
+    let metrics: [(&str, &str, Kind, &AtomicU64); 13] = [
         (
             "live_trace_hits_total",
             "Pieces of traces the store writer held in memory (folded without reading back).",
@@ -248,6 +248,12 @@ fn render_live(out: &mut Exposition, l: &LiveCounters) {
             "Traces waiting for the reconciler now (ClickHouse).",
             Kind::Gauge,
             &l.reconcile_pending,
+        ),
+        (
+            "fold_pending_traces",
+            "Traces whose documents are stored and whose fold waits now (SQLite).",
+            Kind::Gauge,
+            &l.fold_pending,
         ),
         (
             "live_traces",

@@ -77,6 +77,8 @@ pub struct LiveCounters {
     pub reconcile_failures: AtomicU64,
     /// Traces waiting for the reconciler now (ClickHouse).
     pub reconcile_pending: AtomicU64,
+    /// Traces whose documents are stored and whose fold waits now (SQLite).
+    pub fold_pending: AtomicU64,
 }
 
 /// One trace as its writer knows it: the facts of each stored document (after the

@@ -4,10 +4,14 @@
 //!
 //! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
 //! (`traces`), annotation and service index rows, and per-minute node/edge statistics
-//! (`rollups`), all updated in the same transaction as the documents.
+//! (`rollups`). A trace's documents are committed with a mark that its fold waits
+//! (`unfolded.rs`); the fold (summary, index rows, rollups) is written up to a second later,
+//! once for all the pieces that came meanwhile, and always before a read, so a read sees
+//! every acknowledged document. A new trace whose pieces all came in one call is folded at
+//! once.
 //!
 //! Ingest writes as little as it can per document: one `segments` row (the document as sent,
-//! no derived copy), one summary row per trace of the batch, and only the index rows searches
+//! no derived copy), one summary row per trace folded, and only the index rows searches
 //! start from. Index rows point at the summary's `rid`; a new trace's rows get a new, growing
 //! `rid`, so a batch's index rows land at the end of each key's range (a few pages) instead of
 //! at random places (a page per row). A trace written again keeps its row (updated in place)
@@ -20,11 +24,13 @@
 mod alarms;
 mod facets;
 mod fold;
+mod fold_rows;
 mod read_pool;
 mod reads;
 mod retention;
 mod schema;
 mod settings;
+mod unfolded;
 mod writer;
 
 pub use read_pool::ReadLimits;
@@ -47,12 +53,14 @@ use fold::prefold;
 use reads::{row_stats, scan};
 use schema::{FACETS_FORMAT, SCHEMA, STORE_FORMAT};
 use settings::read_rules;
+use unfolded::Unfolded;
 use writer::{
-    Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, split_by_trace, writer_loop,
+    Helpers, PART_DOCUMENTS, Reply, WRITER_QUEUE, WriteCommand, WriterState, split_by_trace,
+    writer_loop,
 };
 
 /// The SQLite store. Cheap to share behind an `Arc`; dropping it stops the writer after the
-/// queued work is done.
+/// queued work is done and the waiting folds are written.
 pub struct SqliteStore {
     writer: mpsc::Sender<WriteCommand>,
     readers: Arc<ReadPool>,
@@ -169,10 +177,28 @@ impl SqliteStore {
                 live.suspect(id);
             }
         }
+        // Traces whose fold was still waiting when the last run stopped: folded from what is
+        // stored before the first read.
+        let waiting: Vec<String> = conn
+            .prepare("SELECT trace_id FROM unfolded")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !waiting.is_empty() {
+            tracing::info!(
+                traces = waiting.len(),
+                "folding traces the last run left unfolded"
+            );
+        }
+        for id in &waiting {
+            live.suspect(id.clone());
+        }
+        let mut unfolded = Unfolded::new(counters.clone());
+        unfolded.add(waiting);
+        let state = WriterState { live, unfolded };
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         std::thread::Builder::new()
             .name("roentgen-store-writer".to_owned())
-            .spawn(move || writer_loop(conn, rx, &helpers, live))
+            .spawn(move || writer_loop(conn, rx, &helpers, state))
             .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
@@ -212,6 +238,25 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         Box::pin(self.readers.clone().read(f))
+    }
+
+    /// [`Self::read`] of trace data (summaries, documents, facets, rollups), once every
+    /// trace whose fold waited is folded: it sees every document acknowledged before it.
+    fn read_traces<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        Box::pin(async move {
+            if self
+                .live
+                .fold_pending
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                self.write(WriteCommand::Fold).await?;
+            }
+            self.readers.clone().read(f).await
+        })
     }
 }
 
@@ -266,7 +311,7 @@ impl Store for SqliteStore {
     }
 
     fn scan_traces(&self, query: ScanQuery) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
-        self.read(move |conn| scan(conn, &query))
+        self.read_traces(move |conn| scan(conn, &query))
     }
 
     /// Parts are `rid` ranges read one after another: each reads its own pages while the
@@ -276,11 +321,11 @@ impl Store for SqliteStore {
     }
 
     fn scan_facets(&self, query: FacetQuery) -> BoxFuture<'_, Result<Vec<FacetRow>, StoreError>> {
-        self.read(move |conn| facets::scan(conn, &query))
+        self.read_traces(move |conn| facets::scan(conn, &query))
     }
 
     fn get_traces(&self, ids: Vec<String>) -> BoxFuture<'_, Result<Vec<TraceRecord>, StoreError>> {
-        self.read(move |conn| {
+        self.read_traces(move |conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT summary, samples FROM traces WHERE trace_id = ?1")?;
             let mut out = Vec::new();
@@ -303,7 +348,7 @@ impl Store for SqliteStore {
         &self,
         ids: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<StoredTrace>, StoreError>> {
-        self.read(move |conn| {
+        self.read_traces(move |conn| {
             let mut head = conn.prepare_cached("SELECT duration FROM traces WHERE trace_id = ?1")?;
             let mut docs = conn.prepare_cached(
                 "SELECT id, parent_id, subsegment, start_time, document FROM segments WHERE trace_id = ?1",
@@ -338,7 +383,7 @@ impl Store for SqliteStore {
     }
 
     fn rollups(&self, first: i64, last: i64) -> BoxFuture<'_, Result<Vec<RollupRow>, StoreError>> {
-        self.read(move |conn| {
+        self.read_traces(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT ok, error_other, throttle, fault, total_response_time, histogram, minute, src, dst
                  FROM rollups WHERE minute >= ?1 AND minute <= ?2",
@@ -485,6 +530,65 @@ mod tests {
             );
         }
         assert_eq!(split_by_trace(Vec::new(), 3).len(), 1);
+    }
+
+    /// A trace whose pieces come in separate calls waits for its fold; the next read folds
+    /// it first and sees every piece.
+    #[tokio::test]
+    async fn a_read_sees_pieces_whose_fold_waited() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let docs = prepared(&crate::synth::fleet_trace(3, 1_800_000_000.0));
+        let id = docs[0].trace_id.clone();
+        for d in &docs {
+            store.put_documents(vec![d.clone()]).await.unwrap();
+        }
+        let pending = || {
+            store
+                .live
+                .fold_pending
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(pending(), 1, "one trace waits for its fold");
+        let found = store.get_traces(vec![id.clone()]).await.unwrap();
+        assert_eq!(pending(), 0);
+        assert_eq!(found[0].summary.document_count, docs.len());
+    }
+
+    /// After a crash between a batch's commit and its trace's fold, the store holds the
+    /// documents and the mark: the trace is folded from what is stored before the first read.
+    #[tokio::test]
+    async fn traces_left_unfolded_by_a_crash_are_folded_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let docs = prepared(&crate::synth::fleet_trace(4, 1_800_000_000.0));
+        let id = docs[0].trace_id.clone();
+        {
+            // What a crash leaves: the committed documents and their mark, no fold.
+            let mut conn = Connection::open(dir.path().join("roentgen.db")).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .unwrap();
+            let tx = conn.transaction().unwrap();
+            let mut put = tx.prepare(writer::PUT_SEGMENT).unwrap();
+            for d in &docs {
+                writer::put_segment(&mut put, d).unwrap();
+            }
+            drop(put);
+            tx.execute(unfolded::MARK, [&id]).unwrap();
+            tx.commit().unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let found = store.get_traces(vec![id.clone()]).await.unwrap();
+        assert_eq!(found.len(), 1, "the trace is folded before the read");
+        assert_eq!(found[0].summary.document_count, docs.len());
+        // Its next piece continues from what is stored.
+        let mut more = prepared(&crate::synth::fleet_trace(4, 1_800_000_000.0));
+        more.truncate(1);
+        store.put_documents(more).await.unwrap();
+        let mut again = store.get_traces(vec![id]).await.unwrap().remove(0).summary;
+        let mut first = found.into_iter().next().unwrap().summary;
+        (again.updated_at, first.updated_at) = (None, None);
+        assert_eq!(again, first);
     }
 
     #[test]

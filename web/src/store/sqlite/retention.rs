@@ -6,7 +6,7 @@ use rusqlite::{Transaction, params};
 use super::super::StoreError;
 use crate::assembly::minute_of;
 
-use super::writer::IndexRows;
+use super::fold_rows::IndexRows;
 
 pub(super) fn delete_before(
     tx: &Transaction<'_>,

@@ -38,6 +38,8 @@ CREATE TABLE IF NOT EXISTS traces (
     samples TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS traces_by_start ON traces (start_time, trace_id);
+-- Traces whose documents are committed and whose fold waits (see `unfolded.rs`).
+CREATE TABLE IF NOT EXISTS unfolded (trace_id TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Each trace's analytics facets (`analytics::Facets`) with the columns the scan filters on,
 -- under the trace's `rid`: a narrow row, so an analysis reads ~20 traces per page instead of
 -- one summary per page.

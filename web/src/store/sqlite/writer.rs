@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,11 +15,12 @@ use super::super::{
     BatchReply, GroupCommit, IngestDocument, LINGER, StoreError, StoredGroup, StoredRule,
     TelemetryRow, Written, answer_batch,
 };
-use crate::assembly::{DocFacts, TraceRollup, TraceSummary};
-use crate::graph::Stats;
+use crate::assembly::{DocFacts, TraceSummary};
 
 use super::fold::{Folded, PreFolds};
-use super::{reads::row_stats, retention::delete_before, settings};
+use super::fold_rows::{FoldSink, LastWrite};
+use super::unfolded::{self, FOLD_CHUNK, Unfolded};
+use super::{retention::delete_before, settings};
 
 /// Most documents grouped into one write transaction.
 const MAX_BATCH_DOCUMENTS: usize = 20_000;
@@ -28,6 +28,32 @@ const MAX_BATCH_DOCUMENTS: usize = 20_000;
 pub(super) const WRITER_QUEUE: usize = 256;
 
 pub(super) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// Stores a document (`trace_id, id, parent_id, subsegment, start_time, in_progress,
+/// document`), replacing the one of the same id.
+pub(super) const PUT_SEGMENT: &str =
+    "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (trace_id, id) DO UPDATE SET
+        parent_id = excluded.parent_id, subsegment = excluded.subsegment,
+        start_time = excluded.start_time, in_progress = excluded.in_progress,
+        document = excluded.document";
+
+/// Runs [`PUT_SEGMENT`] for one document.
+pub(super) fn put_segment(
+    stmt: &mut rusqlite::Statement<'_>,
+    d: &IngestDocument,
+) -> rusqlite::Result<usize> {
+    stmt.execute(params![
+        d.trace_id,
+        d.id,
+        d.parent_id,
+        d.subsegment,
+        d.start_time,
+        d.in_progress,
+        d.document,
+    ])
+}
 
 /// Documents per part of a large `put_documents` call.
 pub(super) const PART_DOCUMENTS: usize = 500;
@@ -62,6 +88,8 @@ pub(super) enum WriteCommand {
     DeleteBefore(f64, usize, Reply<usize>),
     /// Takes the write lock and lets it go (for [`Store::ready`]).
     Ready(Reply<()>),
+    /// Folds every trace whose fold waits (before a read).
+    Fold(Reply<()>),
     /// Runs in a write transaction of its own and sends its own answer (settings that need
     /// no more than that: alarm rules, alarm events, leases).
     Apply(Box<dyn FnOnce(&mut Connection) + Send>),
@@ -125,15 +153,6 @@ impl Helpers {
     }
 }
 
-/// What the writer keeps of a trace's last write: its summary's `rid`, the index keys and the
-/// rollup it wrote (the next write rewrites only the index keys that changed and applies the
-/// difference of the rollups).
-pub(super) struct LastWrite {
-    rid: i64,
-    keys: IndexKeys,
-    rollup: TraceRollup,
-}
-
 /// Document bytes committed before the WAL is copied back: a page written by many commits in
 /// between (index, summary and rollup pages) is copied once, and the database file is fsynced
 /// once, instead of after every commit.
@@ -142,20 +161,42 @@ const CHECKPOINT_AFTER_BYTES: usize = 16 << 20;
 /// The writer's live traces.
 pub(super) type Live = LiveTraces<LastWrite>;
 
+/// The writer's state beside its connection: the traces it holds and those whose fold waits.
+pub(super) struct WriterState {
+    pub(super) live: Live,
+    pub(super) unfolded: Unfolded,
+}
+
 pub(super) fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<WriteCommand>,
     helpers: &Helpers,
-    mut live: Live,
+    mut state: WriterState,
 ) {
     let mut since_checkpoint = 0;
-    // Only to wait for more requests with a timeout (see `LINGER`).
+    // Only to wait for more requests with a timeout (see `LINGER`, `FOLD_AFTER`).
     let timer = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .ok();
     let mut group = GroupCommit::default();
-    while let Some(first) = rx.blocking_recv() {
+    loop {
+        let first = match (state.unfolded.deadline(), &timer) {
+            (Some(due), Some(timer)) => {
+                let due = tokio::time::Instant::from_std(due);
+                match timer.block_on(async { tokio::time::timeout_at(due, rx.recv()).await }) {
+                    Ok(cmd) => cmd,
+                    Err(_) => {
+                        fold_waiting(&mut conn, &mut state);
+                        continue;
+                    }
+                }
+            }
+            _ => rx.blocking_recv(),
+        };
+        let Some(first) = first else {
+            break;
+        };
         let linger_until = tokio::time::Instant::now() + LINGER;
         let mut docs: Vec<IngestDocument> = Vec::new();
         let mut folds: PreFolds = HashMap::new();
@@ -201,7 +242,10 @@ pub(super) fn writer_loop(
         }
         if !replies.is_empty() {
             group.took(replies.len());
-            answer(&mut conn, &docs, &mut folds, &mut live, replies);
+            answer(&mut conn, &docs, &mut folds, &mut state, replies);
+            if state.unfolded.due(std::time::Instant::now()) {
+                fold_waiting(&mut conn, &mut state);
+            }
         }
         if let Some(c) = &helpers.checkpoint {
             since_checkpoint += docs.iter().map(|d| d.document.len()).sum::<usize>();
@@ -211,13 +255,71 @@ pub(super) fn writer_loop(
         }
         if let Some(g) = &helpers.garbage {
             // A closed channel hands the batch back; it is then freed here.
-            let _ = g.send((docs, folds, live.take_evicted()));
+            let _ = g.send((docs, folds, state.live.take_evicted()));
         }
         for cmd in others {
-            run_other(&mut conn, cmd, &mut live);
+            match cmd {
+                WriteCommand::Fold(reply) => {
+                    let _ = reply.send(fold_all(&mut conn, &mut state));
+                }
+                cmd @ WriteCommand::DeleteBefore(..) => {
+                    // Retention sees every committed document's trace folded.
+                    let _ = fold_all(&mut conn, &mut state);
+                    run_other(&mut conn, cmd, &mut state.live);
+                }
+                cmd => run_other(&mut conn, cmd, &mut state.live),
+            }
         }
     }
+    if let Err(e) = fold_all(&mut conn, &mut state) {
+        tracing::error!(error = %e, "folding the waiting traces at stop failed; they are folded at the next start");
+    }
     tracing::debug!("store writer stopped");
+}
+
+/// Folds every waiting trace, [`FOLD_CHUNK`] per transaction.
+fn fold_all(conn: &mut Connection, state: &mut WriterState) -> Result<(), StoreError> {
+    loop {
+        let ids = state.unfolded.take(FOLD_CHUNK);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        fold_traces(conn, state, ids)?;
+    }
+}
+
+/// Folds the waiting traces when due (logged, not returned: they are kept to retry).
+fn fold_waiting(conn: &mut Connection, state: &mut WriterState) {
+    if let Err(e) = fold_all(conn, state) {
+        tracing::error!(error = %e, "folding waiting traces failed; retrying");
+    }
+}
+
+fn fold_traces(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    ids: Vec<String>,
+) -> Result<(), StoreError> {
+    let mut taken = Vec::new();
+    match write_transaction(conn, |tx| {
+        fold_unfolded(tx, &ids, &mut state.live, &mut taken)
+    }) {
+        Ok(()) => {
+            for (trace_id, trace) in taken {
+                state.live.put(trace_id, trace);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // The traces taken out are dropped: read back next time, and still waiting.
+            drop(taken);
+            for id in &ids {
+                state.live.suspect(id.clone());
+            }
+            state.unfolded.add(ids);
+            Err(e)
+        }
+    }
 }
 
 /// Writes one group-committed batch and answers each request with its own refusals.
@@ -225,12 +327,13 @@ fn answer(
     conn: &mut Connection,
     docs: &[IngestDocument],
     folds: &mut PreFolds,
-    live: &mut Live,
+    state: &mut WriterState,
     replies: Vec<BatchReply>,
 ) {
-    let mut taken = Vec::new();
+    let (mut taken, mut marked) = (Vec::new(), Vec::new());
+    let live = &mut state.live;
     let result = write_transaction(conn, |tx| {
-        write_documents(tx, docs, folds, live, &mut taken)
+        write_documents(tx, docs, folds, live, &mut taken, &mut marked)
     });
     let refused = match result {
         Ok(refused) => {
@@ -238,6 +341,7 @@ fn answer(
                 live.put(trace_id, trace);
             }
             live.note_over_cap(refused.len());
+            state.unfolded.add(marked);
             Ok(refused)
         }
         Err(e) => {
@@ -258,7 +362,10 @@ pub(super) fn write_transaction<T>(
     conn: &mut Connection,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let tx = conn.transaction()?;
+    // IMMEDIATE: the write lock is taken first (waiting for another process's writer, such
+    // as a store being closed on the same file while it folds), so what `f` reads is what
+    // it then writes over.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let out = f(&tx)?;
     tx.commit()?;
     Ok(out)
@@ -266,7 +373,7 @@ pub(super) fn write_transaction<T>(
 
 fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
     match cmd {
-        WriteCommand::Documents(..) => {}
+        WriteCommand::Documents(..) | WriteCommand::Fold(..) => {}
         WriteCommand::Apply(f) => f(conn),
         WriteCommand::Ready(reply) => {
             // BEGIN IMMEDIATE takes the database's write lock; the rollback writes nothing.
@@ -311,101 +418,9 @@ fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
     }
 }
 
-#[derive(Default)]
-struct RollupDelta(HashMap<(i64, String, String), Stats>);
-
-impl RollupDelta {
-    fn add(&mut self, rollup: &TraceRollup, sign: i64) {
-        for (k, n) in &rollup.0 {
-            self.0
-                .entry((k.minute, k.src.clone(), k.dst.clone()))
-                .or_default()
-                .add_counted(k.outcome, k.bucket, *n, sign);
-        }
-    }
-}
-
-/// Deletes a trace's annotation and service index rows by their exact keys, read from the
-/// summary that produced them.
-pub(super) struct IndexRows<'t> {
-    annotation: rusqlite::CachedStatement<'t>,
-    service: rusqlite::CachedStatement<'t>,
-}
-
-impl<'t> IndexRows<'t> {
-    pub(super) fn new(tx: &'t Transaction<'_>) -> Result<Self, StoreError> {
-        Ok(Self {
-            annotation: tx.prepare_cached(
-                "DELETE FROM trace_annotations WHERE key = ?1 AND value_text = ?2 AND trace_rowid = ?3",
-            )?,
-            service: tx
-                .prepare_cached("DELETE FROM trace_services WHERE name = ?1 AND trace_rowid = ?2")?,
-        })
-    }
-
-    pub(super) fn delete(&mut self, rowid: i64, summary: &TraceSummary) -> Result<(), StoreError> {
-        self.delete_keys(rowid, &IndexKeys::of(summary))
-    }
-
-    fn delete_keys(&mut self, rowid: i64, keys: &IndexKeys) -> Result<(), StoreError> {
-        for (key, text) in keys.annotations.keys() {
-            self.annotation.execute(params![key, text, rowid])?;
-        }
-        for name in &keys.services {
-            self.service.execute(params![name, rowid])?;
-        }
-        Ok(())
-    }
-}
-
-/// The index rows of one summary: annotations by `(key, value text)` with their number, and
-/// service names.
-#[derive(Default)]
-struct IndexKeys {
-    annotations: BTreeMap<(String, String), Option<f64>>,
-    services: std::collections::BTreeSet<String>,
-}
-
-impl IndexKeys {
-    fn of(summary: &TraceSummary) -> Self {
-        let annotations = summary
-            .annotations
-            .iter()
-            .map(|a| {
-                let number = match a.value {
-                    crate::assembly::AnnotationValue::Number(n) => Some(n),
-                    _ => None,
-                };
-                ((a.key.clone(), a.value.index_text()), number)
-            })
-            .collect();
-        let services = summary
-            .services
-            .iter()
-            .map(|s| s.key.name.clone())
-            .collect();
-        Self {
-            annotations,
-            services,
-        }
-    }
-
-    /// The keys of `self` that `other` lacks.
-    fn minus(&self, other: &IndexKeys) -> IndexKeys {
-        IndexKeys {
-            annotations: self
-                .annotations
-                .iter()
-                .filter(|(k, _)| !other.annotations.contains_key(*k))
-                .map(|(k, n)| (k.clone(), *n))
-                .collect(),
-            services: self.services.difference(&other.services).cloned().collect(),
-        }
-    }
-}
-
 /// A late piece's trace as stored: its documents' facts (re-extracted from their text), its
-/// summary and samples, and the summary's `rid`; `None` when nothing of it is stored.
+/// summary and samples, and the summary's `rid` (if it was folded yet); `None` when nothing
+/// of it is stored.
 fn read_back(
     tx: &Transaction<'_>,
     trace_id: &str,
@@ -414,9 +429,6 @@ fn read_back(
         .prepare_cached("SELECT rid, summary, samples FROM traces WHERE trace_id = ?1")?
         .query_row([trace_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((rid, summary, samples)) = old else {
-        return Ok(None);
-    };
     let mut stmt = tx.prepare_cached("SELECT id, document FROM segments WHERE trace_id = ?1")?;
     let rows = stmt.query_map([trace_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -426,27 +438,29 @@ fn read_back(
         let (id, document) = row?;
         docs.push((id, DocFacts::of_stored(&document)?, document.len()));
     }
-    let summary: TraceSummary = serde_json::from_str(&summary)?;
-    let written = LastWrite {
-        rid,
-        keys: IndexKeys::of(&summary),
-        rollup: serde_json::from_str(&samples)?,
+    // Documents whose fold waits have no summary yet.
+    let Some((rid, summary, samples)) = old else {
+        return Ok((!docs.is_empty()).then(|| Box::new(LiveTrace::from_stored(docs, None))));
     };
+    let summary: TraceSummary = serde_json::from_str(&summary)?;
+    let written = LastWrite::new(rid, &summary, serde_json::from_str(&samples)?);
     let mut trace = LiveTrace::from_stored(docs, Some(written));
     trace.start_time = Some(summary.start_time);
     Ok(Some(Box::new(trace)))
 }
 
-/// Writes a batch: each document the replacement rule and its trace's cap let in, then per
-/// touched trace its new fold (summary, index rows, rollup difference). The traces it
-/// touched go to `taken`, to be put back among the live ones once the transaction commits.
-/// Returns the indexes of the documents refused for their trace's cap.
+/// Writes a batch: each document the replacement rule and its trace's cap let in, marking
+/// each touched trace unfolded (its fold waits, see `unfolded.rs`), except a new trace whose
+/// every piece came in this call, folded by the caller and written now. The traces it touched
+/// go to `taken`, to be put back among the live ones once the transaction commits, and the
+/// ones marked to `marked`. Returns the indexes of the documents refused for their trace's cap.
 fn write_documents(
     tx: &Transaction<'_>,
     docs: &[IngestDocument],
     folds: &mut PreFolds,
     live: &mut Live,
     taken: &mut Vec<(String, Box<LiveTrace<LastWrite>>)>,
+    marked: &mut Vec<String>,
 ) -> Result<Vec<usize>, StoreError> {
     let mut by_trace: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, d) in docs.iter().enumerate() {
@@ -454,31 +468,9 @@ fn write_documents(
     }
     let limits = *live.limits();
     let mut refused = Vec::new();
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO segments (trace_id, id, parent_id, subsegment, start_time, in_progress, document)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (trace_id, id) DO UPDATE SET
-            parent_id = excluded.parent_id, subsegment = excluded.subsegment,
-            start_time = excluded.start_time, in_progress = excluded.in_progress,
-            document = excluded.document",
-    )?;
-    let mut delta = RollupDelta::default();
-    let mut put_trace = tx.prepare_cached(
-        "INSERT OR REPLACE INTO traces (trace_id, start_time, end_time, duration, response_time,
-            has_fault, has_error, has_throttle, is_partial, http_status, summary, samples)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )?;
-    let mut update_trace = tx.prepare_cached(
-        "UPDATE traces SET start_time = ?1, end_time = ?2, duration = ?3, response_time = ?4,
-            has_fault = ?5, has_error = ?6, has_throttle = ?7, is_partial = ?8, http_status = ?9,
-            summary = ?10, samples = ?11
-         WHERE rid = ?12",
-    )?;
-    let mut put_facets = tx.prepare_cached(super::facets::PUT)?;
-    let mut update_facets = tx.prepare_cached(super::facets::UPDATE)?;
-    let mut index = IndexRows::new(tx)?;
-    let mut annotation_rows: Vec<SqlValue> = Vec::new();
-    let mut service_rows: Vec<SqlValue> = Vec::new();
+    let mut upsert = tx.prepare_cached(PUT_SEGMENT)?;
+    let mut mark = tx.prepare_cached(unfolded::MARK)?;
+    let mut sink = FoldSink::new(tx)?;
     for (trace_id, idxs) in by_trace {
         let (mut trace, new) = match live.take(trace_id) {
             Found::Live(t) => (t, false),
@@ -493,168 +485,57 @@ fn write_documents(
             let d = &docs[*i];
             match trace.admit(&d.id, &d.facts, d.document.len(), &limits) {
                 Admit::Changed => {
-                    upsert.execute(params![
-                        d.trace_id,
-                        d.id,
-                        d.parent_id,
-                        d.subsegment,
-                        d.start_time,
-                        d.in_progress,
-                        d.document,
-                    ])?;
+                    put_segment(&mut upsert, d)?;
                     changed += 1;
                 }
                 Admit::Unchanged => {}
                 Admit::OverCap => refused.push(*i),
             }
         }
-        if changed == 0 {
-            if !trace.is_empty() {
-                taken.push((trace_id.to_owned(), trace));
+        if changed > 0 {
+            // A new trace whose every piece came in one call was folded by the caller.
+            match folds.remove(trace_id).flatten() {
+                Some(folded) if new && changed == idxs.len() => {
+                    sink.write(trace_id, &mut trace, folded)?;
+                }
+                _ => {
+                    mark.execute([trace_id])?;
+                    marked.push(trace_id.to_owned());
+                }
             }
-            continue;
         }
-        // A new trace whose every piece came in one call was folded by the caller.
-        let prefolded = folds.remove(trace_id).flatten();
-        let folded = match prefolded {
-            Some(f) if new && changed == idxs.len() => f,
-            _ => Folded::of(trace_id, &trace)?,
-        };
-        delta.add(&folded.fold.rollup, 1);
-        let s = &folded.fold.summary;
-        let columns = params![
-            s.start_time,
-            s.end_time,
-            s.duration,
-            s.response_time,
-            s.has_fault,
-            s.has_error,
-            s.has_throttle,
-            s.is_partial,
-            s.http.as_ref().and_then(|h| h.status),
-            folded.summary,
-            folded.rollup,
-        ];
-        let keys = IndexKeys::of(s);
-        let (rowid, added) = match &trace.written {
-            // A trace already stored: its row is updated in place, and only the index rows
-            // whose keys changed are deleted or added.
-            Some(old) => {
-                delta.add(&old.rollup, -1);
-                let rowid = old.rid;
-                let mut values: Vec<&dyn rusqlite::ToSql> = columns.to_vec();
-                values.push(&rowid);
-                update_trace.execute(values.as_slice())?;
-                index.delete_keys(rowid, &old.keys.minus(&keys))?;
-                (rowid, keys.minus(&old.keys))
-            }
-            None => {
-                let mut values: Vec<&dyn rusqlite::ToSql> = vec![&trace_id];
-                values.extend_from_slice(columns);
-                put_trace.execute(values.as_slice())?;
-                (tx.last_insert_rowid(), keys.minus(&IndexKeys::default()))
-            }
-        };
-        let facets_row = match trace.written {
-            Some(_) => &mut update_facets,
-            None => &mut put_facets,
-        };
-        super::facets::put(facets_row, rowid, s, &folded.facets)?;
-        for ((key, text), number) in added.annotations {
-            annotation_rows.extend([key.into(), text.into(), number.into(), rowid.into()]);
+        if !trace.is_empty() {
+            taken.push((trace_id.to_owned(), trace));
         }
-        for name in added.services {
-            service_rows.extend([name.into(), rowid.into()]);
-        }
-        trace.start_time = Some(s.start_time);
-        trace.written = Some(LastWrite {
-            rid: rowid,
-            keys,
-            rollup: folded.fold.rollup,
-        });
-        taken.push((trace_id.to_owned(), trace));
     }
-    insert_rows(
-        tx,
-        "INSERT OR IGNORE INTO trace_annotations (key, value_text, value_number, trace_rowid)",
-        4,
-        annotation_rows,
-    )?;
-    insert_rows(
-        tx,
-        "INSERT OR IGNORE INTO trace_services (name, trace_rowid)",
-        2,
-        service_rows,
-    )?;
-    apply_rollups(tx, delta)?;
+    sink.finish()?;
     Ok(refused)
 }
 
-/// Inserts rows of `columns` values each with multi-row statements (fewer statement
-/// executions than one `INSERT` per row).
-fn insert_rows(
+/// Folds the traces `ids` (their documents committed, their folds waiting) from what the
+/// writer holds, or from what is stored for those it no longer holds, writes each fold and
+/// clears its mark. The traces go to `taken` as in [`write_documents`].
+fn fold_unfolded(
     tx: &Transaction<'_>,
-    insert: &str,
-    columns: usize,
-    values: Vec<SqlValue>,
+    ids: &[String],
+    live: &mut Live,
+    taken: &mut Vec<(String, Box<LiveTrace<LastWrite>>)>,
 ) -> Result<(), StoreError> {
-    const ROWS_PER_STATEMENT: usize = 128;
-    let one = format!("({})", vec!["?"; columns].join(", "));
-    for chunk in values.chunks(columns * ROWS_PER_STATEMENT) {
-        let rows = chunk.len() / columns;
-        let sql = format!("{insert} VALUES {}", vec![one.as_str(); rows].join(", "));
-        let params = rusqlite::params_from_iter(chunk.iter());
-        // Only the full-size statement is worth caching; remainders vary from batch to batch.
-        if rows == ROWS_PER_STATEMENT {
-            tx.prepare_cached(&sql)?.execute(params)?;
-        } else {
-            tx.prepare(&sql)?.execute(params)?;
-        }
-    }
-    Ok(())
-}
-
-fn apply_rollups(tx: &Transaction<'_>, delta: RollupDelta) -> Result<(), StoreError> {
-    let mut get = tx.prepare_cached(
-        "SELECT ok, error_other, throttle, fault, total_response_time, histogram FROM rollups
-         WHERE minute = ?1 AND src = ?2 AND dst = ?3",
-    )?;
-    let mut put = tx.prepare_cached(
-        "INSERT OR REPLACE INTO rollups (minute, src, dst, ok, error_other, throttle, fault, total_response_time, histogram)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    let mut del =
-        tx.prepare_cached("DELETE FROM rollups WHERE minute = ?1 AND src = ?2 AND dst = ?3")?;
-    for ((minute, src, dst), d) in delta.0 {
-        if d.ok == 0
-            && d.error_other == 0
-            && d.throttle == 0
-            && d.fault == 0
-            && d.histogram.0.is_empty()
-        {
+    let mut clear = tx.prepare_cached(unfolded::CLEAR)?;
+    let mut sink = FoldSink::new(tx)?;
+    for trace_id in ids {
+        let trace = match live.take(trace_id) {
+            Found::Live(t) => Some(t),
+            Found::New | Found::Late => read_back(tx, trace_id)?,
+        };
+        clear.execute([trace_id])?;
+        // Nothing stored: deleted by retention since.
+        let Some(mut trace) = trace else {
             continue;
-        }
-        let mut stats = get
-            .query_row(params![minute, src, dst], row_stats)
-            .optional()?
-            .transpose()?
-            .unwrap_or_default();
-        stats.merge(&d);
-        if stats.total() == 0 && stats.histogram.0.is_empty() {
-            del.execute(params![minute, src, dst])?;
-            continue;
-        }
-        put.execute(params![
-            minute,
-            src,
-            dst,
-            stats.ok,
-            stats.error_other,
-            stats.throttle,
-            stats.fault,
-            stats.total_response_time,
-            serde_json::to_string(&stats.histogram)?
-        ])?;
+        };
+        let folded = Folded::of(trace_id, &trace)?;
+        sink.write(trace_id, &mut trace, folded)?;
+        taken.push((trace_id.clone(), trace));
     }
-    Ok(())
+    sink.finish()
 }
