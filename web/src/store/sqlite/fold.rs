@@ -35,6 +35,38 @@ impl Folded {
     }
 }
 
+/// Fewest traces worth a second thread (below, one thread folds them all).
+const PARALLEL_FOLDS: usize = 64;
+
+/// Folds `traces` (in order) on up to [`std::thread::available_parallelism`] threads: the
+/// CPU of a fold (assembly, JSON, facets) leaves the writer thread's critical path, which
+/// then only writes the rows.
+pub(super) fn fold_in_parallel<H: Sync>(
+    traces: &[(String, Box<LiveTrace<H>>)],
+) -> Result<Vec<Folded>, StoreError> {
+    let fold = |part: &[(String, Box<LiveTrace<H>>)]| -> Result<Vec<Folded>, StoreError> {
+        part.iter().map(|(id, t)| Folded::of(id, t)).collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || traces.len() < PARALLEL_FOLDS {
+        return fold(traces);
+    }
+    let size = traces.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut parts = traces.chunks(size);
+        let first = parts.next().unwrap_or_default();
+        let helpers: Vec<_> = parts.map(|p| s.spawn(move || fold(p))).collect();
+        let mut out = fold(first)?;
+        for h in helpers {
+            let part = h
+                .join()
+                .map_err(|_| StoreError::Write("a fold thread panicked".to_owned()))?;
+            out.extend(part?);
+        }
+        Ok(out)
+    })
+}
+
 /// Per trace id of a call: its fold from the call's pieces, or `None` when the writer folds
 /// it (one piece in the call, or pieces from several calls merged into one transaction).
 pub(super) type PreFolds = HashMap<String, Option<Folded>>;
@@ -78,6 +110,30 @@ mod tests {
     use crate::store::clickhouse::testing::{Backend, store};
     use crate::store::tests::settled;
     use crate::test_support::{prepared, shuffled};
+
+    /// Folds split over threads come back in order, each equal to the trace's fold on one.
+    #[test]
+    fn parallel_folds_keep_their_order_and_equal_one_threads() {
+        let traces: Vec<(String, Box<LiveTrace<()>>)> = (0..(PARALLEL_FOLDS as u64 * 3))
+            .map(|n| {
+                let docs = prepared(&crate::synth::fleet_trace(n, 1_800_000_000.0 + n as f64));
+                let id = docs[0].trace_id.clone();
+                let stored = docs
+                    .iter()
+                    .map(|d| (d.id.clone(), (*d.facts).clone(), d.document.len()))
+                    .collect();
+                (id, Box::new(LiveTrace::from_stored(stored, None)))
+            })
+            .collect();
+        let parallel = fold_in_parallel(&traces).unwrap();
+        assert_eq!(parallel.len(), traces.len());
+        for ((id, trace), got) in traces.iter().zip(parallel) {
+            let one = Folded::of(id, trace).unwrap();
+            assert_eq!(&got.fold.summary.id, id);
+            assert_eq!(got.rollup, one.rollup);
+            assert_eq!(got.facets, one.facets);
+        }
+    }
 
     /// Calls queued together are written by the SQLite writer in one transaction. A trace with
     /// pieces in three such calls, three in one (folded by the caller) and one in each of the

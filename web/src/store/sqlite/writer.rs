@@ -17,7 +17,7 @@ use super::super::{
 };
 use crate::assembly::{DocFacts, TraceSummary};
 
-use super::fold::{Folded, PreFolds};
+use super::fold::{PreFolds, fold_in_parallel};
 use super::fold_rows::{FoldSink, LastWrite};
 use super::unfolded::{self, FOLD_CHUNK, Unfolded};
 use super::{retention::delete_before, settings};
@@ -522,7 +522,6 @@ fn fold_unfolded(
     taken: &mut Vec<(String, Box<LiveTrace<LastWrite>>)>,
 ) -> Result<(), StoreError> {
     let mut clear = tx.prepare_cached(unfolded::CLEAR)?;
-    let mut sink = FoldSink::new(tx)?;
     for trace_id in ids {
         let trace = match live.take(trace_id) {
             Found::Live(t) => Some(t),
@@ -530,12 +529,14 @@ fn fold_unfolded(
         };
         clear.execute([trace_id])?;
         // Nothing stored: deleted by retention since.
-        let Some(mut trace) = trace else {
-            continue;
-        };
-        let folded = Folded::of(trace_id, &trace)?;
-        sink.write(trace_id, &mut trace, folded)?;
-        taken.push((trace_id.clone(), trace));
+        if let Some(trace) = trace {
+            taken.push((trace_id.clone(), trace));
+        }
+    }
+    let folds = fold_in_parallel(taken)?;
+    let mut sink = FoldSink::new(tx)?;
+    for ((trace_id, trace), folded) in taken.iter_mut().zip(folds) {
+        sink.write(trace_id, trace, folded)?;
     }
     sink.finish()
 }
