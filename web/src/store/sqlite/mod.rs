@@ -241,19 +241,21 @@ impl SqliteStore {
     }
 
     /// [`Self::read`] of trace data (summaries, documents, facets, rollups), once every
-    /// trace whose fold waited is folded: it sees every document acknowledged before it.
+    /// trace whose fold waited is folded: it sees every document acknowledged before it. If
+    /// folding fails (logged; the writer retries), the read answers from the folds written.
     fn read_traces<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         Box::pin(async move {
-            if self
+            let waiting = self
                 .live
                 .fold_pending
-                .load(std::sync::atomic::Ordering::Relaxed)
-                > 0
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if waiting > 0
+                && let Err(e) = self.write(WriteCommand::Fold).await
             {
-                self.write(WriteCommand::Fold).await?;
+                tracing::warn!(error = %e, "reading traces before their waiting folds are written");
             }
             self.readers.clone().read(f).await
         })
@@ -589,6 +591,61 @@ mod tests {
         let mut first = found.into_iter().next().unwrap().summary;
         (again.updated_at, first.updated_at) = (None, None);
         assert_eq!(again, first);
+    }
+
+    /// A trace whose stored document cannot be read (written behind the store's back) is
+    /// logged and left marked; the other traces waiting with it are folded and read.
+    #[tokio::test]
+    async fn a_trace_that_cannot_be_folded_holds_back_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SqliteStore::open(dir.path()).unwrap());
+        let good = prepared(&crate::synth::fleet_trace(5, 1_800_000_000.0));
+        let mut bad = prepared(&crate::synth::fleet_trace(6, 1_800_000_000.0));
+        bad[0].document = "{not json".to_owned();
+        let path = dir.path().join("roentgen.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        {
+            let mut put = conn.prepare(writer::PUT_SEGMENT).unwrap();
+            for d in good.iter().chain(&bad) {
+                writer::put_segment(&mut put, d).unwrap();
+            }
+        }
+        for id in [&good[0].trace_id, &bad[0].trace_id] {
+            conn.execute(unfolded::MARK, [id]).unwrap();
+        }
+        drop(conn);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let found = store
+            .get_traces(vec![good[0].trace_id.clone(), bad[0].trace_id.clone()])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].summary.id, good[0].trace_id);
+        assert_eq!(
+            store
+                .live
+                .fold_pending
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        let marked: Vec<String> = conn
+            .prepare("SELECT trace_id FROM unfolded")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            marked,
+            vec![bad[0].trace_id.clone()],
+            "kept for the next start"
+        );
     }
 
     #[test]

@@ -277,14 +277,40 @@ pub(super) fn writer_loop(
     tracing::debug!("store writer stopped");
 }
 
-/// Folds every waiting trace, [`FOLD_CHUNK`] per transaction.
+/// Folds every waiting trace, [`FOLD_CHUNK`] per transaction. A chunk that fails on a stored
+/// document that cannot be read is folded again a trace at a time, so that such a trace
+/// (logged; its mark stays, and it is tried again at the next start) holds back no other.
+/// Any other failure keeps the traces waiting, to retry.
 fn fold_all(conn: &mut Connection, state: &mut WriterState) -> Result<(), StoreError> {
     loop {
         let ids = state.unfolded.take(FOLD_CHUNK);
         if ids.is_empty() {
             return Ok(());
         }
-        fold_traces(conn, state, ids)?;
+        match fold_traces(conn, state, &ids) {
+            Ok(()) => {}
+            Err(StoreError::Corrupt(_)) => {
+                for (n, id) in ids.iter().enumerate() {
+                    match fold_traces(conn, state, std::slice::from_ref(id)) {
+                        Ok(()) => {}
+                        Err(e @ StoreError::Corrupt(_)) => tracing::error!(
+                            trace_id = %id,
+                            error = %e,
+                            "cannot fold a trace: a stored document cannot be read; its \
+                             documents are kept and it is tried again at the next start"
+                        ),
+                        Err(e) => {
+                            state.unfolded.add(ids[n..].iter().cloned());
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                state.unfolded.add(ids);
+                return Err(e);
+            }
+        }
     }
 }
 
@@ -295,14 +321,15 @@ fn fold_waiting(conn: &mut Connection, state: &mut WriterState) {
     }
 }
 
+/// Folds `ids` in one transaction; on failure they are left to be read back.
 fn fold_traces(
     conn: &mut Connection,
     state: &mut WriterState,
-    ids: Vec<String>,
+    ids: &[String],
 ) -> Result<(), StoreError> {
     let mut taken = Vec::new();
     match write_transaction(conn, |tx| {
-        fold_unfolded(tx, &ids, &mut state.live, &mut taken)
+        fold_unfolded(tx, ids, &mut state.live, &mut taken)
     }) {
         Ok(()) => {
             for (trace_id, trace) in taken {
@@ -311,12 +338,11 @@ fn fold_traces(
             Ok(())
         }
         Err(e) => {
-            // The traces taken out are dropped: read back next time, and still waiting.
+            // The traces taken out are dropped: read back next time.
             drop(taken);
-            for id in &ids {
+            for id in ids {
                 state.live.suspect(id.clone());
             }
-            state.unfolded.add(ids);
             Err(e)
         }
     }
