@@ -6,8 +6,8 @@
 //! (`traces`), annotation and service index rows, and per-minute node/edge statistics
 //! (`rollups`). A trace's documents are committed with a mark that its fold waits
 //! (`unfolded.rs`); the fold (summary, index rows, rollups) is written up to a second later,
-//! once for all the pieces that came meanwhile, and always before a read, so a read sees
-//! every acknowledged document. A new trace whose pieces all came in one call is folded at
+//! once for all the pieces that came meanwhile, and always before a read of traces, so such
+//! a read sees every acknowledged document. A new trace whose pieces all came in one call is folded at
 //! once.
 //!
 //! Ingest writes as little as it can per document: one `segments` row (the document as sent,
