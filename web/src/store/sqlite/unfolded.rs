@@ -27,6 +27,9 @@ pub(super) const CLEAR: &str = "DELETE FROM unfolded WHERE trace_id = ?1";
 /// The traces whose documents are committed and whose fold waits.
 pub(super) struct Unfolded {
     ids: BTreeSet<String>,
+    /// Taken to be folded and not yet [`Unfolded::finished`]: still counted as waiting, so
+    /// that a read does not pass a fold being written.
+    folding: usize,
     since: Option<Instant>,
     counters: Arc<LiveCounters>,
 }
@@ -35,6 +38,7 @@ impl Unfolded {
     pub(super) fn new(counters: Arc<LiveCounters>) -> Self {
         Self {
             ids: BTreeSet::new(),
+            folding: 0,
             since: None,
             counters,
         }
@@ -59,7 +63,8 @@ impl Unfolded {
         self.ids.len() >= MAX_UNFOLDED || self.deadline().is_some_and(|d| d <= now)
     }
 
-    /// Takes up to `n` waiting traces (the wait restarts for the rest).
+    /// Takes up to `n` waiting traces to fold (the wait restarts for the rest); they count as
+    /// waiting until [`Unfolded::finished`].
     pub(super) fn take(&mut self, n: usize) -> Vec<String> {
         let mut out = Vec::with_capacity(n.min(self.ids.len()));
         while out.len() < n {
@@ -71,14 +76,21 @@ impl Unfolded {
         if self.ids.is_empty() {
             self.since = None;
         }
+        self.folding += out.len();
         self.publish();
         out
+    }
+
+    /// `n` traces taken are folded, or given back with [`Unfolded::add`].
+    pub(super) fn finished(&mut self, n: usize) {
+        self.folding = self.folding.saturating_sub(n);
+        self.publish();
     }
 
     fn publish(&self) {
         self.counters
             .fold_pending
-            .store(self.ids.len() as u64, Ordering::Relaxed);
+            .store((self.ids.len() + self.folding) as u64, Ordering::Relaxed);
     }
 }
 
@@ -101,6 +113,9 @@ mod tests {
         assert!(u.deadline().is_some(), "one still waits");
         assert_eq!(u.take(10), vec!["b".to_owned()]);
         assert!(u.deadline().is_none());
+        // Taken, not yet folded: a read must still wait for them.
+        assert_eq!(counters.fold_pending.load(Ordering::Relaxed), 2);
+        u.finished(2);
         assert_eq!(counters.fold_pending.load(Ordering::Relaxed), 0);
         u.add((0..MAX_UNFOLDED).map(|n| n.to_string()));
         assert!(u.due(Instant::now()), "a full set is due at once");

@@ -287,29 +287,42 @@ fn fold_all(conn: &mut Connection, state: &mut WriterState) -> Result<(), StoreE
         if ids.is_empty() {
             return Ok(());
         }
-        match fold_traces(conn, state, &ids) {
-            Ok(()) => {}
-            Err(StoreError::Corrupt(_)) => {
-                for (n, id) in ids.iter().enumerate() {
-                    match fold_traces(conn, state, std::slice::from_ref(id)) {
-                        Ok(()) => {}
-                        Err(e @ StoreError::Corrupt(_)) => tracing::error!(
-                            trace_id = %id,
-                            error = %e,
-                            "cannot fold a trace: a stored document cannot be read; its \
-                             documents are kept and it is tried again at the next start"
-                        ),
-                        Err(e) => {
-                            state.unfolded.add(ids[n..].iter().cloned());
-                            return Err(e);
-                        }
+        let result = fold_chunk(conn, state, &ids);
+        state.unfolded.finished(ids.len());
+        result?;
+    }
+}
+
+/// Folds one chunk taken from the waiting traces (see [`fold_all`]); what must be retried
+/// is given back to them.
+fn fold_chunk(
+    conn: &mut Connection,
+    state: &mut WriterState,
+    ids: &[String],
+) -> Result<(), StoreError> {
+    match fold_traces(conn, state, ids) {
+        Ok(()) => Ok(()),
+        Err(StoreError::Corrupt(_)) => {
+            for (n, id) in ids.iter().enumerate() {
+                match fold_traces(conn, state, std::slice::from_ref(id)) {
+                    Ok(()) => {}
+                    Err(e @ StoreError::Corrupt(_)) => tracing::error!(
+                        trace_id = %id,
+                        error = %e,
+                        "cannot fold a trace: a stored document cannot be read; its \
+                         documents are kept and it is tried again at the next start"
+                    ),
+                    Err(e) => {
+                        state.unfolded.add(ids[n..].iter().cloned());
+                        return Err(e);
                     }
                 }
             }
-            Err(e) => {
-                state.unfolded.add(ids);
-                return Err(e);
-            }
+            Ok(())
+        }
+        Err(e) => {
+            state.unfolded.add(ids.iter().cloned());
+            Err(e)
         }
     }
 }
