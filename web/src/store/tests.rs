@@ -52,22 +52,11 @@ async fn every_filter_expression_selects_the_same_traces_through_the_store(backe
 
 mod clickhouse_only {
     use super::*;
-    #[tokio::test]
-    async fn clickhouse_pieces_through_two_collectors_sum_up_as_when_sent_whole() {
-        pieces_through_two_collectors_sum_up_as_when_sent_whole(Backend::Clickhouse).await;
-    }
-    #[tokio::test]
-    async fn clickhouse26_pieces_through_two_collectors_sum_up_as_when_sent_whole() {
-        pieces_through_two_collectors_sum_up_as_when_sent_whole(Backend::Clickhouse26).await;
-    }
-    #[tokio::test]
-    async fn clickhouse_settled_minutes_read_the_same_and_late_pieces_unsettle_them() {
-        settled_minutes_read_the_same_and_late_pieces_unsettle_them(Backend::Clickhouse).await;
-    }
-    #[tokio::test]
-    async fn clickhouse26_settled_minutes_read_the_same_and_late_pieces_unsettle_them() {
-        settled_minutes_read_the_same_and_late_pieces_unsettle_them(Backend::Clickhouse26).await;
-    }
+    use crate::store::clickhouse::testing::for_each_clickhouse;
+    for_each_clickhouse!(
+        pieces_through_two_collectors_sum_up_as_when_sent_whole,
+        settled_minutes_read_the_same_and_late_pieces_unsettle_them,
+    );
 }
 
 /// ClickHouse's graph rollups settled per minute (see `clickhouse/rollups.rs`): what a

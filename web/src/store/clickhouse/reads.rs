@@ -381,7 +381,7 @@ impl ClickhouseStore {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // test bodies
 mod tests {
-    use super::super::testing::{Backend, Place};
+    use super::super::testing::{Backend, Place, for_each_clickhouse};
     use super::{FoldRow, HashMap, Newest, choose};
     use crate::store::Store;
     use crate::test_support::prepared;
@@ -472,13 +472,5 @@ mod tests {
         assert_eq!(choose(&rows, &newest, &mut fresh, 1).len(), 1);
     }
 
-    #[tokio::test]
-    async fn clickhouse_a_chosen_fold_replaced_by_a_merge_answers_the_newest() {
-        a_chosen_fold_replaced_by_a_merge_answers_the_newest(Backend::Clickhouse).await;
-    }
-
-    #[tokio::test]
-    async fn clickhouse26_a_chosen_fold_replaced_by_a_merge_answers_the_newest() {
-        a_chosen_fold_replaced_by_a_merge_answers_the_newest(Backend::Clickhouse26).await;
-    }
+    for_each_clickhouse!(a_chosen_fold_replaced_by_a_merge_answers_the_newest);
 }

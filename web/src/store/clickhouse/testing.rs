@@ -1,6 +1,7 @@
 //! Test fixtures for running one test suite against every store: a [`Backend`] names the
 //! store, a [`Place`] holds one test's data (a directory for SQLite, a fresh database on a
-//! local ClickHouse server started once per test binary), and [`for_each_store!`] turns
+//! local ClickHouse server started once per test binary), and [`for_each_store!`] (or
+//! [`for_each_clickhouse!`]) turns
 //! `async fn name(backend: Backend)` tests into one `#[tokio::test]` per store.
 
 use super::server::{Engine, LocalServer};
@@ -111,6 +112,13 @@ macro_rules! for_each_store {
                 super::$name($crate::store::clickhouse::testing::Backend::Sqlite).await
             })*
         }
+        $crate::store::clickhouse::testing::for_each_clickhouse!($($name),*);
+    };
+}
+/// Runs each named test (an `async fn(Backend)` in the calling module) once per ClickHouse
+/// server, as `clickhouse_store::NAME` (18.16) and `clickhouse26_store::NAME`.
+macro_rules! for_each_clickhouse {
+    ($($name:ident),* $(,)?) => {
         mod clickhouse_store {
             $(#[tokio::test]
             async fn $name() {
@@ -125,6 +133,7 @@ macro_rules! for_each_store {
         }
     };
 }
+pub(crate) use for_each_clickhouse;
 pub(crate) use for_each_store;
 
 impl ClickhouseStore {
