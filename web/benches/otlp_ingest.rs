@@ -48,8 +48,14 @@ use roentgen_web::store::clickhouse::server::{Engine, LocalServer};
 use roentgen_web::store::clickhouse::{ClickhouseConfig, ClickhouseStore};
 use roentgen_web::store::sqlite::SqliteStore;
 
-/// Concurrent connections (SDKs or daemons sending).
-const CONNECTIONS: usize = 8;
+/// Concurrent connections (SDKs or daemons sending): 8, or `ROENTGEN_BENCH_CONNECTIONS`.
+fn connections() -> usize {
+    std::env::var("ROENTGEN_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(8)
+}
 /// Requests each connection sends per iteration.
 const REQUESTS_PER_CONNECTION: usize = 4;
 /// Traces per request (an SDK's batch).
@@ -65,13 +71,14 @@ struct Batch {
 
 /// Fresh requests (new trace ids), numbered on from `*seed`.
 fn batch(seed: &mut u64) -> Batch {
-    let requests = CONNECTIONS * REQUESTS_PER_CONNECTION;
+    let connections = connections();
+    let requests = connections * REQUESTS_PER_CONNECTION;
     let start = START_NANOS + *seed * (requests * TRACES_PER_REQUEST) as u64 * 1_000_000_000;
     let w = workload(*seed, requests, TRACES_PER_REQUEST, start);
     *seed += 1;
-    let mut bodies = vec![Vec::new(); CONNECTIONS];
+    let mut bodies = vec![Vec::new(); connections];
     for (i, body) in w.bodies.into_iter().enumerate() {
-        bodies[i % CONNECTIONS].push(body);
+        bodies[i % connections].push(body);
     }
     Batch {
         bodies,
@@ -244,7 +251,8 @@ fn main() {
     let mut seed = 0u64;
     let scrubber = Scrubber::new(&ScrubConfig::default()).expect("the built-in scrubber");
     println!(
-        "OTLP/HTTP ingest: {CONNECTIONS} connections x {REQUESTS_PER_CONNECTION} requests x {TRACES_PER_REQUEST} traces per iteration, {iterations} iterations per target"
+        "OTLP/HTTP ingest: {} connections x {REQUESTS_PER_CONNECTION} requests x {TRACES_PER_REQUEST} traces per iteration, {iterations} iterations per target",
+        connections()
     );
 
     if wanted("baseline_decode_only") {

@@ -89,32 +89,48 @@ impl Written {
 }
 
 /// A request's reply and where its documents end in a group-committed batch.
-pub(crate) type BatchReply = (
-    tokio::sync::oneshot::Sender<Result<Written, StoreError>>,
-    usize,
-);
+pub(crate) type BatchReply = (BatchSender, usize);
 
-/// Answers each request of a group-committed batch: its own documents' refusals (`refused`
-/// holds indexes into `docs`), or the batch's error.
+/// Where a request of a group-committed batch is answered.
+pub(crate) type BatchSender = tokio::sync::oneshot::Sender<Result<Written, StoreError>>;
+
+/// Answers each request of a group-committed batch (see [`batch_answers`]).
 pub(crate) fn answer_batch(
     docs: &[IngestDocument],
     result: &Result<Vec<usize>, StoreError>,
     replies: Vec<BatchReply>,
 ) {
+    for (reply, answer) in batch_answers(docs, result, replies) {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Each request's answer of a group-committed batch: its own documents' refusals (`refused`
+/// holds indexes into `docs`), or the batch's error.
+pub(crate) fn batch_answers(
+    docs: &[IngestDocument],
+    result: &Result<Vec<usize>, StoreError>,
+    replies: Vec<BatchReply>,
+) -> Vec<(BatchSender, Result<Written, StoreError>)> {
     let mut start = 0;
+    let mut out = Vec::with_capacity(replies.len());
     for (reply, end) in replies {
-        let _ = reply.send(match result {
-            Ok(refused) => Ok(Written {
-                over_trace_cap: refused
-                    .iter()
-                    .filter(|i| (start..end).contains(*i))
-                    .map(|i| (docs[*i].trace_id.clone(), docs[*i].id.clone()))
-                    .collect(),
-            }),
-            Err(e) => Err(StoreError::Write(e.to_string())),
-        });
+        out.push((
+            reply,
+            match result {
+                Ok(refused) => Ok(Written {
+                    over_trace_cap: refused
+                        .iter()
+                        .filter(|i| (start..end).contains(*i))
+                        .map(|i| (docs[*i].trace_id.clone(), docs[*i].id.clone()))
+                        .collect(),
+                }),
+                Err(e) => Err(StoreError::Write(e.to_string())),
+            },
+        ));
         start = end;
     }
+    out
 }
 
 /// A predicate a store can answer from an index; every one is a necessary condition of the

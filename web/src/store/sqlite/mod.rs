@@ -1,6 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode, written by one dedicated thread that groups
 //! whatever is queued into one transaction (group commit) and answers each request only after
-//! its transaction committed; read by a bounded pool of connections on the blocking thread pool (`read_pool`).
+//! its transaction committed and was fsynced (by a thread of its own, `durable.rs`, so the
+//! writer goes on with the next batch meanwhile); read by a bounded pool of connections on
+//! the blocking thread pool (`read_pool`).
 //!
 //! Per trace it keeps the documents (`segments`), a summary row with the indexed columns
 //! (`traces`), annotation and service index rows, and per-minute node/edge statistics
@@ -22,6 +24,7 @@
 //! one (below the live horizon) is read back.
 
 mod alarms;
+mod durable;
 mod facets;
 mod fold;
 mod fold_rows;
@@ -95,15 +98,22 @@ impl SqliteStore {
         let path = data_dir.join("roentgen.db");
         let conn = Connection::open(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: every commit is fsynced before the request that waits on it is answered.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let helpers = Helpers::start(&path);
+        // Every commit is fsynced before the request that waits on it is answered: by the
+        // sync thread, one `fdatasync` for the commits made while the last one ran (NORMAL:
+        // a commit does not sync; see `durable.rs`), or at the commit itself (FULL).
+        let synchronous = if helpers.sync.is_some() {
+            "NORMAL"
+        } else {
+            "FULL"
+        };
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // A 64 MiB page cache keeps the index pages random inserts touch in memory.
         conn.pragma_update(None, "cache_size", -65_536)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // Checkpoints run on their own thread after each commit (see `Helpers`); the writer
         // checkpoints itself only if the WAL still reaches 256 MiB (64 MiB without that thread).
-        let helpers = Helpers::start(&path);
         let autocheckpoint = if helpers.checkpoint.is_some() {
             65_536
         } else {
@@ -228,7 +238,7 @@ impl SqliteStore {
     ) -> BoxFuture<'_, Result<T, StoreError>> {
         self.write(move |reply| {
             WriteCommand::Apply(Box::new(move |conn| {
-                let _ = reply.send(writer::write_transaction(conn, f));
+                durable::reply_when_durable(reply, writer::write_transaction(conn, f))
             }))
         })
     }

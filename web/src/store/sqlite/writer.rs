@@ -2,7 +2,7 @@
 //! document batches (a new trace folded on the caller's thread when several of its pieces came
 //! together, the others here from the facts held in memory or, for a late trace, from what is
 //! stored), index rows and rollup differences in the same transaction, and the helper threads
-//! that checkpoint and free memory off the writer.
+//! that sync, checkpoint and free memory off the writer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::super::live::{Admit, Found, LiveTrace, LiveTraces};
 use super::super::{
     BatchReply, GroupCommit, IngestDocument, LINGER, StoreError, StoredGroup, StoredRule,
-    TelemetryRow, Written, answer_batch,
+    TelemetryRow, Written, batch_answers,
 };
 use crate::assembly::{DocFacts, TraceSummary};
 
+use super::durable::{OnDurable, Syncer, reply_when_durable};
 use super::fold::{PreFolds, fold_in_parallel};
 use super::fold_rows::{FoldSink, LastWrite};
 use super::unfolded::{self, FOLD_CHUNK, Unfolded};
@@ -90,9 +91,9 @@ pub(super) enum WriteCommand {
     Ready(Reply<()>),
     /// Folds every trace whose fold waits (before a read).
     Fold(Reply<()>),
-    /// Runs in a write transaction of its own and sends its own answer (settings that need
-    /// no more than that: alarm rules, alarm events, leases).
-    Apply(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Runs in a write transaction of its own and returns its answer, sent once durable
+    /// (settings that need no more than that: alarm rules, alarm events, leases).
+    Apply(Box<dyn FnOnce(&mut Connection) -> OnDurable + Send>),
 }
 
 /// A committed batch's memory and the live traces it evicted, freed off the writer thread.
@@ -102,18 +103,21 @@ type Garbage = (
     Vec<Box<LiveTrace<LastWrite>>>,
 );
 
-/// Work the writer hands off so that it can start on the next batch at once: freeing a
+/// Work the writer hands off so that it can start on the next batch at once: the `fsync`
+/// that makes its commits durable before they are answered (`durable.rs`), freeing a
 /// committed batch's memory, and copying the WAL back into the database file (a passive
 /// checkpoint, which never blocks the writer and does not touch durability: commits are
-/// durable once in the WAL). Either falls back to the writer's own thread if its thread
-/// could not start.
+/// durable once in the WAL). Each falls back to the writer's own thread if its thread
+/// could not start (without the sync thread, the writer commits with `synchronous = FULL`).
 pub(super) struct Helpers {
+    pub(super) sync: Option<Syncer>,
     garbage: Option<std::sync::mpsc::Sender<Garbage>>,
     pub(super) checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl Helpers {
     pub(super) fn start(path: &Path) -> Self {
+        let sync = Syncer::start(path);
         let (garbage_tx, garbage_rx) = std::sync::mpsc::channel::<Garbage>();
         let garbage = std::thread::Builder::new()
             .name("roentgen-store-free".to_owned())
@@ -147,8 +151,18 @@ impl Helpers {
             tracing::warn!("background checkpoints unavailable; the writer checkpoints itself");
         }
         Self {
+            sync,
             garbage,
             checkpoint,
+        }
+    }
+
+    /// Sends `answer` once the writer's commits so far are durable.
+    fn when_durable(&self, answer: OnDurable) {
+        match &self.sync {
+            Some(sync) => sync.after_commit(answer),
+            // Committed with `synchronous = FULL`: durable already.
+            None => answer(Ok(())),
         }
     }
 }
@@ -242,7 +256,7 @@ pub(super) fn writer_loop(
         }
         if !replies.is_empty() {
             group.took(replies.len());
-            answer(&mut conn, &docs, &mut folds, &mut state, replies);
+            answer(&mut conn, &docs, &mut folds, &mut state, replies, helpers);
             if state.unfolded.due(std::time::Instant::now()) {
                 fold_waiting(&mut conn, &mut state);
             }
@@ -265,9 +279,9 @@ pub(super) fn writer_loop(
                 cmd @ WriteCommand::DeleteBefore(..) => {
                     // Retention sees every committed document's trace folded.
                     let _ = fold_all(&mut conn, &mut state);
-                    run_other(&mut conn, cmd, &mut state.live);
+                    run_other(&mut conn, cmd, &mut state.live, helpers);
                 }
-                cmd => run_other(&mut conn, cmd, &mut state.live),
+                cmd => run_other(&mut conn, cmd, &mut state.live, helpers),
             }
         }
     }
@@ -361,13 +375,15 @@ fn fold_traces(
     }
 }
 
-/// Writes one group-committed batch and answers each request with its own refusals.
+/// Writes one group-committed batch and answers each request with its own refusals, once
+/// the batch is durable.
 fn answer(
     conn: &mut Connection,
     docs: &[IngestDocument],
     folds: &mut PreFolds,
     state: &mut WriterState,
     replies: Vec<BatchReply>,
+    helpers: &Helpers,
 ) {
     let (mut taken, mut marked) = (Vec::new(), Vec::new());
     let live = &mut state.live;
@@ -394,7 +410,15 @@ fn answer(
             Err(e)
         }
     };
-    answer_batch(docs, &refused, replies);
+    let answers = batch_answers(docs, &refused, replies);
+    helpers.when_durable(Box::new(move |synced| {
+        for (reply, answer) in answers {
+            let _ = reply.send(match &synced {
+                Ok(()) => answer,
+                Err(e) => Err(StoreError::Write(e.to_string())),
+            });
+        }
+    }));
 }
 
 pub(super) fn write_transaction<T>(
@@ -410,9 +434,18 @@ pub(super) fn write_transaction<T>(
     Ok(out)
 }
 
-fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
-    match cmd {
-        WriteCommand::Documents(..) | WriteCommand::Fold(..) => {}
+/// Runs `f` in a write transaction; its answer, for `reply` once durable.
+fn in_transaction<T: Send + 'static>(
+    conn: &mut Connection,
+    reply: Reply<T>,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> OnDurable {
+    reply_when_durable(reply, write_transaction(conn, f))
+}
+
+fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live, helpers: &Helpers) {
+    let answer = match cmd {
+        WriteCommand::Documents(..) | WriteCommand::Fold(..) => return,
         WriteCommand::Apply(f) => f(conn),
         WriteCommand::Ready(reply) => {
             // BEGIN IMMEDIATE takes the database's write lock; the rollback writes nothing.
@@ -421,40 +454,32 @@ fn run_other(conn: &mut Connection, cmd: WriteCommand, live: &mut Live) {
                     .map(drop)
                     .map_err(StoreError::from),
             );
+            return;
         }
         WriteCommand::PutRule(rule, create, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| {
-                settings::put_rule(tx, rule, create)
-            }));
+            in_transaction(conn, reply, |tx| settings::put_rule(tx, rule, create))
         }
         WriteCommand::DeleteRule(name, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| {
-                settings::delete_rule(tx, name)
-            }));
+            in_transaction(conn, reply, |tx| settings::delete_rule(tx, name))
         }
         WriteCommand::PutGroup(group, create, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| {
-                settings::put_group(tx, group, create)
-            }));
+            in_transaction(conn, reply, |tx| settings::put_group(tx, group, create))
         }
         WriteCommand::DeleteGroup(name, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| {
-                settings::delete_group(tx, name)
-            }));
+            in_transaction(conn, reply, |tx| settings::delete_group(tx, name))
         }
         WriteCommand::Telemetry(rows, reply) => {
-            let _ = reply.send(write_transaction(conn, |tx| {
-                settings::put_telemetry(tx, rows)
-            }));
+            in_transaction(conn, reply, |tx| settings::put_telemetry(tx, rows))
         }
         WriteCommand::DeleteBefore(cutoff, max, reply) => {
             let deleted = write_transaction(conn, |tx| delete_before(tx, cutoff, max));
             if matches!(deleted, Ok(n) if n > 0) {
                 live.forget_before(cutoff);
             }
-            let _ = reply.send(deleted);
+            reply_when_durable(reply, deleted)
         }
-    }
+    };
+    helpers.when_durable(answer);
 }
 
 /// A late piece's trace as stored: its documents' facts (re-extracted from their text), its
