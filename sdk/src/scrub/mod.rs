@@ -29,6 +29,7 @@ mod config;
 mod decode;
 mod detectors;
 mod keys;
+mod lend;
 mod log;
 mod needs;
 mod placeholder;
@@ -50,6 +51,7 @@ pub use config::{
     ScrubConfig,
 };
 pub use detectors::BUILT_IN_NAMES;
+pub use lend::Lent;
 pub use log::{install_panic_hook, log_safe};
 pub use report::ScrubReport;
 
@@ -71,6 +73,8 @@ pub const FIELD_DETECTOR: &str = "field";
 #[derive(Debug, Clone)]
 pub struct Scrubber {
     inner: Arc<Inner>,
+    /// The copies it and its clones lend (`lend.rs`).
+    copies: Arc<lend::Copies>,
 }
 
 impl Default for Scrubber {
@@ -87,6 +91,7 @@ impl Scrubber {
     pub fn new(config: &ScrubConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             inner: Arc::new(Inner::compile(config)?),
+            copies: Arc::default(),
         })
     }
 
@@ -119,6 +124,7 @@ impl Scrubber {
                 // `key_names` is off: no key gives a hint.
                 typed_hints: [None; walk::Field::ALL.len()],
             }),
+            copies: Arc::default(),
         }
     }
 
@@ -184,7 +190,8 @@ impl Scrubber {
     /// share one cache pool per regex, which only its first thread reaches without a lock; a
     /// thread that scrubs many documents (a daemon worker) runs faster on its own copy. The
     /// copy also remembers the short strings it found clean (`clean.rs`, a bounded table per
-    /// thread): meant for a thread of its own, not for a pool of many.
+    /// thread): meant for a thread of its own; a pool of many threads borrows copies with
+    /// [`Scrubber::lend`] instead.
     pub fn with_own_caches(&self) -> Self {
         // Cloning a `Regex` or `RegexSet` gives the clone a new, empty cache pool. The names
         // are copied too: every report holds them, and a shared count bounces between cores.
@@ -193,6 +200,7 @@ impl Scrubber {
         inner.remember_clean = true;
         Self {
             inner: Arc::new(inner),
+            copies: Arc::default(),
         }
     }
 

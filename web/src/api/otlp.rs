@@ -62,10 +62,11 @@ pub fn prepare(
         }
     }
     let mut docs = Vec::with_capacity(valid.len());
+    let scrubber = ingest.scrubber.as_ref().map(Scrubber::lend);
     // Typed all the way: scrubbed and written once (no text round trip); a piece taken back
     // out of a tree too large is scrubbed again, which changes nothing.
     let written = write_nested(valid, |segment| {
-        scrub(segment, ingest.scrubber.as_ref());
+        scrub(segment, scrubber.as_deref());
         finish(segment, None, true)
     });
     for result in written {

@@ -131,8 +131,9 @@ fn prepare_request(
     let req: PutTraceSegmentsRequest = parse_body(body)?;
     let mut docs = Vec::with_capacity(req.trace_segment_documents.len());
     let mut refused = Vec::new();
+    let scrubber = scrubber.as_ref().map(Scrubber::lend);
     for raw in &req.trace_segment_documents {
-        match prepare_document(raw, scrubber.as_ref()) {
+        match prepare_document(raw, scrubber.as_deref()) {
             Ok(d) => docs.push(d),
             Err(u) => refused.push(u),
         }
