@@ -544,6 +544,38 @@ mod tests {
         assert_eq!(split_by_trace(Vec::new(), 3).len(), 1);
     }
 
+    /// Once copied back, the WAL is written over from its start, so it stays about the size
+    /// of what is written between two checkpoints instead of growing while ingest goes on.
+    #[tokio::test]
+    async fn the_wal_is_written_over_while_ingest_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let padding = "x".repeat(60_000);
+        let (mut written, mut n) = (0, 0u64);
+        while written < 4 * writer::CHECKPOINT_AFTER_BYTES {
+            let batch: Vec<String> = (0..16)
+                .map(|_| {
+                    n += 1;
+                    format!(
+                        r#"{{"trace_id":"1-6b3f0000-{n:024x}","id":"{n:016x}","name":"padded",
+                        "start_time":1800000000.0,"end_time":1800000001.0,
+                        "metadata":{{"default":{{"padding":"{padding}"}}}}}}"#
+                    )
+                })
+                .collect();
+            let docs = prepared(&batch);
+            written += docs.iter().map(|d| d.document.len()).sum::<usize>();
+            store.put_documents(docs).await.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("roentgen.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 3 * writer::CHECKPOINT_AFTER_BYTES as u64,
+            "the WAL holds {wal} bytes after {written} bytes of documents"
+        );
+    }
+
     /// A trace whose pieces come in separate calls waits for its fold; the next read folds
     /// it first and sees every piece.
     #[tokio::test]

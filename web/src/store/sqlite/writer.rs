@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
@@ -113,6 +115,8 @@ pub(super) struct Helpers {
     pub(super) sync: Option<Syncer>,
     garbage: Option<std::sync::mpsc::Sender<Garbage>>,
     pub(super) checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Set by the checkpoint thread once it copied the WAL back (see [`copy_the_tail`]).
+    copied: Arc<AtomicBool>,
 }
 
 impl Helpers {
@@ -124,18 +128,21 @@ impl Helpers {
             .spawn(move || garbage_rx.into_iter().for_each(drop))
             .ok()
             .map(|_| garbage_tx);
+        let copied = Arc::new(AtomicBool::new(false));
         let checkpoint = match Connection::open(path) {
             Ok(conn) => {
                 // At most one request pending: commits during a checkpoint coalesce.
                 let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                let done = copied.clone();
                 std::thread::Builder::new()
                     .name("roentgen-store-checkpoint".to_owned())
                     .spawn(move || {
                         for () in rx {
-                            if let Err(e) =
-                                conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                            {
-                                tracing::warn!(error = %e, "background checkpoint failed");
+                            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                                Ok(()) => done.store(true, Ordering::Release),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "background checkpoint failed")
+                                }
                             }
                         }
                     })
@@ -154,6 +161,20 @@ impl Helpers {
             sync,
             garbage,
             checkpoint,
+            copied,
+        }
+    }
+
+    /// After the checkpoint thread copied the WAL back, copies back what was committed
+    /// meanwhile, on the writer's thread between two batches: the WAL is then wholly in the
+    /// database file, so the next commit writes it over from its start. Without this the
+    /// WAL only grows while ingest goes on (the thread never catches up with a writer that
+    /// keeps appending), and every commit writes to new blocks of the file.
+    fn copy_the_tail(&self, conn: &Connection) {
+        if self.copied.swap(false, Ordering::AcqRel)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %e, "copying the WAL's tail back failed; it grows until the next");
         }
     }
 
@@ -170,7 +191,7 @@ impl Helpers {
 /// Document bytes committed before the WAL is copied back: a page written by many commits in
 /// between (index, summary and rollup pages) is copied once, and the database file is fsynced
 /// once, instead of after every commit.
-const CHECKPOINT_AFTER_BYTES: usize = 16 << 20;
+pub(super) const CHECKPOINT_AFTER_BYTES: usize = 16 << 20;
 
 /// The writer's live traces.
 pub(super) type Live = LiveTraces<LastWrite>;
@@ -266,6 +287,7 @@ pub(super) fn writer_loop(
             if since_checkpoint >= CHECKPOINT_AFTER_BYTES && c.try_send(()).is_ok() {
                 since_checkpoint = 0;
             }
+            helpers.copy_the_tail(&conn);
         }
         if let Some(g) = &helpers.garbage {
             // A closed channel hands the batch back; it is then freed here.
