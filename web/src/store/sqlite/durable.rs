@@ -75,8 +75,8 @@ fn sync_loop(wal: &Path, rx: &mpsc::Receiver<OnDurable>) {
             tracing::error!(
                 error = %e,
                 wal = %wal.display(),
-                "fsync of the store's WAL failed: writes are refused until the collector is \
-                 restarted"
+                "fsync of the store's WAL failed: every write is answered with an error until \
+                 the collector is restarted"
             );
             failed = Some(format!(
                 "fsync of {} failed ({e}); restart the collector",
