@@ -1,7 +1,7 @@
 //! OTLP ingest end to end, in spans per second: OpenTelemetry SDKs' OTLP/HTTP requests
 //! (protobuf, `roentgen_sdk::otlp::workload`: shop traces across 3 to 6 services with
 //! databases, AWS calls, exceptions and personal data, random W3C ids) posted by 8 keep-alive
-//! connections in a closed loop, 4 requests of 8 traces (about 190 spans) each per iteration;
+//! connections (`ROENTGEN_BENCH_CONNECTIONS`) in a closed loop, 4 requests of 8 traces (about 190 spans) each per iteration;
 //! every answer must be a 200 with no span refused, and 503s ("retry later") are sent again as
 //! OTLP exporters do. Targets and same-run baselines:
 //! - `baseline_decode_only`: the same requests against a handler that decodes them and answers

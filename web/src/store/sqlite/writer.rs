@@ -432,15 +432,9 @@ fn answer(
             Err(e)
         }
     };
-    let answers = batch_answers(docs, &refused, replies);
-    helpers.when_durable(Box::new(move |synced| {
-        for (reply, answer) in answers {
-            let _ = reply.send(match &synced {
-                Ok(()) => answer,
-                Err(e) => Err(StoreError::Write(e.to_string())),
-            });
-        }
-    }));
+    for (reply, answer) in batch_answers(docs, &refused, replies) {
+        helpers.when_durable(reply_when_durable(reply, answer));
+    }
 }
 
 pub(super) fn write_transaction<T>(
