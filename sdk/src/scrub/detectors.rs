@@ -97,6 +97,7 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             // `eyJ…` then two dots.
             needs: Needs {
                 dots: 2,
+                json_base64: true,
                 ..Needs::default()
             },
         },
@@ -193,9 +194,10 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             ),
             prefilter: None,
             validate: Some(ssn),
-            // 3, 2 and 4 digits.
+            // 3, 2 and 4 digits, two dashes or two spaces between them.
             needs: Needs {
                 digits: 9,
+                dashes_or_spaces: 2,
                 ..Needs::default()
             },
         },
@@ -216,8 +218,10 @@ pub(crate) fn built_ins() -> Vec<BuiltIn> {
             prefilter: None,
             validate: Some(phone),
             // The shortest form, E.164: `+`, then 8 digits or more (the others take 9 or 10).
+            // Every form but E.164 (`+`) and the UK's (spaces) ends in four digits.
             needs: Needs {
                 digits: 8,
+                plus_blank_or_four_digits: true,
                 ..Needs::default()
             },
         },

@@ -21,6 +21,12 @@ pub(crate) struct Needs {
     pub upper_run: u8,
     /// A run of this many `[A-Za-z0-9/+]`.
     pub base64_run: u8,
+    /// This many `-` and spaces, together.
+    pub dashes_or_spaces: u8,
+    /// `eyJ`, the start of a base64url-encoded JSON object.
+    pub json_base64: bool,
+    /// A `+`, a space or a tab, or a run of four digits.
+    pub plus_blank_or_four_digits: bool,
 }
 
 impl Needs {
@@ -34,6 +40,12 @@ impl Needs {
             && (shape.blank || !self.blank)
             && shape.upper_run >= u32::from(self.upper_run)
             && shape.base64_run >= u32::from(self.base64_run)
+            && shape.dashes_or_spaces >= u32::from(self.dashes_or_spaces)
+            && (shape.json_base64 || !self.json_base64)
+            && (!self.plus_blank_or_four_digits
+                || shape.plus
+                || shape.blank
+                || shape.digit_run >= 4)
     }
 }
 
@@ -48,14 +60,35 @@ pub(crate) struct Shape {
     blank: bool,
     upper_run: u32,
     base64_run: u32,
+    digit_run: u32,
+    dashes_or_spaces: u32,
+    json_base64: bool,
+    plus: bool,
+    /// Every byte is ASCII.
+    pub ascii: bool,
 }
 
 impl Shape {
     /// Counts what `text` holds.
     pub fn of(text: &str) -> Self {
-        let mut shape = Self::default();
-        let (mut upper, mut base64) = (0u32, 0u32);
+        let mut shape = Self {
+            ascii: true,
+            ..Self::default()
+        };
+        let (mut upper, mut base64, mut digit) = (0u32, 0u32, 0u32);
+        // The two bytes before `b`, for `eyJ`.
+        let mut before = [0u8; 2];
         for &b in text.as_bytes() {
+            if b == b'J' && before == *b"ey" {
+                shape.json_base64 = true;
+            }
+            before = [before[1], b];
+            if b.is_ascii_digit() {
+                digit += 1;
+                shape.digit_run = shape.digit_run.max(digit);
+            } else {
+                digit = 0;
+            }
             match b {
                 b'0'..=b'9' => {
                     shape.digits += 1;
@@ -69,6 +102,7 @@ impl Shape {
                 b'a'..=b'z' | b'/' | b'+' => {
                     upper = 0;
                     base64 += 1;
+                    shape.plus |= b == b'+';
                 }
                 _ => {
                     upper = 0;
@@ -81,7 +115,13 @@ impl Shape {
                         }
                         b'=' => shape.assign = true,
                         b'@' => shape.at = true,
-                        b' ' | b'\t' => shape.blank = true,
+                        b' ' => {
+                            shape.blank = true;
+                            shape.dashes_or_spaces += 1;
+                        }
+                        b'\t' => shape.blank = true,
+                        b'-' => shape.dashes_or_spaces += 1,
+                        0x80.. => shape.ascii = false,
                         _ => {}
                     }
                 }
@@ -104,6 +144,11 @@ mod tests {
         "4111 1111 1111 1111",
         "5500-0000-0000-0004",
         "123-45-6789",
+        "123 45 6789",
+        "555.123.4567",
+        "01012345678",
+        "+44 20 7946 0958",
+        "203.0.113.45",
         "+1 555 123 4567",
         "(555) 123-4567",
         "010-1234-5678",
@@ -126,6 +171,8 @@ mod tests {
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
         "https://user:pass@host.example.com/x",
         "비밀번호: hunter2",
+        "contraseña=hunter2",
+        "토큰 abcdefgh",
         "v1.2.3.4",
     ];
 
@@ -169,6 +216,8 @@ mod tests {
         assert!(s.at && s.assign && s.blank);
         assert_eq!(s.upper_run, 20);
         assert_eq!(s.base64_run, 20);
+        assert_eq!((s.digit_run, s.dashes_or_spaces), (2, 4));
+        assert!(s.ascii && !s.plus && !s.json_base64);
         let needs = Needs {
             digits: 4,
             dots: 3,
@@ -177,5 +226,14 @@ mod tests {
         assert!(needs.met_by(&s));
         assert!(!needs.met_by(&Shape::of("v1.2.3")));
         assert!(Needs::default().met_by(&Shape::of("")));
+        let s = Shape::of("+1-5 eyJhbG 비밀");
+        assert!(!s.ascii && s.plus && s.json_base64);
+        assert_eq!((s.digit_run, s.dashes_or_spaces), (1, 3));
+        let phone = Needs {
+            plus_blank_or_four_digits: true,
+            ..Needs::default()
+        };
+        assert!(phone.met_by(&s) && phone.met_by(&Shape::of("555.123.4567")));
+        assert!(!phone.met_by(&Shape::of("203.0.113.45")));
     }
 }

@@ -77,7 +77,7 @@ impl Inner {
         // still, and rules out most of them.
         let shape = gated.then(|| Shape::of(text));
         for (i, d) in self.detectors.iter().enumerate() {
-            if shape.is_some_and(|shape| !d.needs.met_by(&shape)) {
+            if shape.is_some_and(|shape| !d.needs.met_by(&shape) || (d.non_ascii && shape.ascii)) {
                 continue;
             }
             let action = self.action(d.slot, d.action, scan.rule);
