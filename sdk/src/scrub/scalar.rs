@@ -18,6 +18,18 @@ pub(super) struct Scan<'a> {
     key: Option<&'a str>,
 }
 
+/// Whether `hits` (in order, not overlapping) cover all of a text of `len` bytes, end to end.
+fn tiles(hits: &[Hit], len: usize) -> bool {
+    let mut end = 0;
+    for h in hits {
+        if h.start != end {
+            return false;
+        }
+        end = h.end;
+    }
+    end == len
+}
+
 impl Inner {
     fn scan<'a>(key: Option<&'a str>, ctx: Ctx<'a>) -> Scan<'a> {
         Scan {
@@ -343,7 +355,16 @@ impl Inner {
                 last = end;
             }
             out.push_str(&current[last..]);
+            // Rewritten whole into placeholders, the text holds nothing a detector can match
+            // (no hit starts inside a placeholder) nor anything to decode: another round would
+            // find nothing.
+            let done = decoded.is_none()
+                && tiles(&hits, current.len())
+                && memchr::memchr3(b'%', b'\\', b'+', out.as_bytes()).is_none();
             owned = Some(out);
+            if done {
+                break;
+            }
         }
         match &owned {
             Some(new) if new.len() != text.len() => {
