@@ -125,13 +125,14 @@ impl Recycled {
     /// Empties `document` and keeps it, box, name buffer and subsegment list, for reuse; the
     /// name buffers and maps of its subsegments too.
     pub(crate) fn keep(&mut self, mut document: Box<Segment>) {
-        let mut contents = std::mem::take(&mut *document);
-        let mut name = std::mem::take(&mut contents.name);
+        // Emptied where it lies: a `Segment` is large, and moving it out costs a copy.
+        let mut name = std::mem::take(&mut document.name);
+        self.salvage_parts(&mut document);
+        *document = Segment::default();
         if name.capacity() <= MAX_NAME_CAPACITY {
             name.clear();
             document.name = name;
         }
-        self.salvage_parts(&mut contents);
         self.documents.push(document);
     }
 
@@ -145,14 +146,15 @@ impl Recycled {
             self.salvage_map(map, 0);
         }
         if let Some(mut list) = doc.subsegments.take() {
-            for mut child in list.drain(..) {
+            for child in &mut list {
                 let mut name = std::mem::take(&mut child.name);
                 if name.capacity() > 0 && name.capacity() <= MAX_NAME_CAPACITY {
                     name.clear();
                     self.names.push(name);
                 }
-                self.salvage_parts(&mut child);
+                self.salvage_parts(child);
             }
+            list.clear();
             if list.capacity() <= MAX_LIST_CAPACITY {
                 self.lists.push(list);
             }
