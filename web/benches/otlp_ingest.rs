@@ -18,8 +18,10 @@
 //! `stage_prepare_only`, the collector's work before the store (decode, map, scrub, validate,
 //! facts), nothing stored.
 //!
-//! Plain `main` (not criterion): each target runs `ROENTGEN_BENCH_ITERATIONS` iterations
-//! (default 8) and prints spans, spans/s and CPU per span (process CPU minus the client
+//! Plain `main` (not criterion): each target first runs `ROENTGEN_BENCH_WARMUP` iterations
+//! (default 4) that are not counted, as a collector that has been up for a while has its heap
+//! grown, its regex caches built and its store's files in place; then
+//! `ROENTGEN_BENCH_ITERATIONS` iterations (default 8), and prints spans, spans/s and CPU per span (process CPU minus the client
 //! threads'; for ClickHouse also the server's; for the daemon the minimal collector's CPU is
 //! inside the process figure). `ROENTGEN_BENCH_TARGETS` (comma-separated names) picks targets.
 #![allow(missing_docs)]
@@ -177,6 +179,8 @@ struct Tally {
     client_cpu: f64,
     server_cpu: Option<f64>,
     retries: u64,
+    /// Spans sent in the warm-up, before the counted ones.
+    warm_up_spans: u64,
 }
 
 impl Tally {
@@ -197,15 +201,47 @@ impl Tally {
     }
 }
 
-/// Runs `iterations` fresh batches against `address`; then `settle` waits until every span is
-/// delivered (the daemon: its batches leave when full or after its 1 s flush interval) and
-/// returns how long that took, counted in the time.
+/// Iterations run before measuring, not counted: 4, or `ROENTGEN_BENCH_WARMUP`.
+fn warm_up_iterations() -> u64 {
+    std::env::var("ROENTGEN_BENCH_WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+/// Runs the warm-up iterations (uncounted), then `iterations` fresh batches against
+/// `address`; then `settle` waits until every span is delivered (the daemon: its batches leave
+/// when full or after its 1 s flush interval) and returns how long that took, counted in the
+/// time. `settle` is also called after the warm-up, with the warm-up's spans.
 fn http_target(
     address: &str,
     iterations: u64,
     seed: &mut u64,
     server: Option<&LocalServer>,
     mut settle: impl FnMut(u64) -> Duration,
+) -> Tally {
+    let warm_up = run(address, warm_up_iterations(), seed, None, 0, &mut settle);
+    let mut tally = run(
+        address,
+        iterations,
+        seed,
+        server,
+        warm_up.spans,
+        &mut settle,
+    );
+    tally.warm_up_spans = warm_up.spans;
+    tally
+}
+
+/// Runs `iterations` fresh batches; `settle` is given the spans sent so far, `earlier` of them
+/// before this run.
+fn run(
+    address: &str,
+    iterations: u64,
+    seed: &mut u64,
+    server: Option<&LocalServer>,
+    earlier: u64,
+    settle: &mut impl FnMut(u64) -> Duration,
 ) -> Tally {
     let process_before = cpu_seconds("self");
     let server_before = server.and_then(|s| s.usage()).map(|u| u.0);
@@ -216,6 +252,7 @@ fn http_target(
         client_cpu: 0.0,
         server_cpu: None,
         retries: 0,
+        warm_up_spans: 0,
     };
     for _ in 0..iterations {
         // Making the bodies is the client's work too (untimed, but in the process).
@@ -228,7 +265,7 @@ fn http_target(
         tally.client_cpu += sent.client_cpu;
         tally.retries += sent.retries;
     }
-    tally.seconds += settle(tally.spans).as_secs_f64();
+    tally.seconds += settle(earlier + tally.spans).as_secs_f64();
     tally.process_cpu = cpu_seconds("self") - process_before;
     tally.server_cpu = match (server_before, server.and_then(|s| s.usage())) {
         (Some(before), Some((after, _))) => Some(after - before),
@@ -251,8 +288,9 @@ fn main() {
     let mut seed = 0u64;
     let scrubber = Scrubber::new(&ScrubConfig::default()).expect("the built-in scrubber");
     println!(
-        "OTLP/HTTP ingest: {} connections x {REQUESTS_PER_CONNECTION} requests x {TRACES_PER_REQUEST} traces per iteration, {iterations} iterations per target",
-        connections()
+        "OTLP/HTTP ingest: {} connections x {REQUESTS_PER_CONNECTION} requests x {TRACES_PER_REQUEST} traces per iteration, {iterations} iterations per target after {} uncounted",
+        connections(),
+        warm_up_iterations()
     );
 
     if wanted("baseline_decode_only") {
@@ -341,8 +379,8 @@ fn main() {
         println!(
             "daemon: {} spans accepted, {} delivered (lost: {})",
             tally.spans,
-            sink.document_count(),
-            tally.spans.saturating_sub(sink.document_count())
+            sink.document_count().saturating_sub(tally.warm_up_spans),
+            (tally.warm_up_spans + tally.spans).saturating_sub(sink.document_count())
         );
         let _ = stop.send(());
         let _ = rt.block_on(daemon);
