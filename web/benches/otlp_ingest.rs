@@ -21,9 +21,9 @@
 //! Plain `main` (not criterion): each target first runs `ROENTGEN_BENCH_WARMUP` iterations
 //! (default 4) that are not counted, as a collector that has been up for a while has its heap
 //! grown, its regex caches built and its store's files in place; then
-//! `ROENTGEN_BENCH_ITERATIONS` iterations (default 8), and prints spans, spans/s and CPU per span (process CPU minus the client
-//! threads'; for ClickHouse also the server's; for the daemon the minimal collector's CPU is
-//! inside the process figure). `ROENTGEN_BENCH_TARGETS` (comma-separated names) picks targets.
+//! `ROENTGEN_BENCH_ITERATIONS` iterations (default 8), and prints spans, spans/s and CPU per
+//! span (process CPU minus the client threads'; for ClickHouse also the server's; for the
+//! daemon the minimal collector's CPU is inside the process figure). `ROENTGEN_BENCH_TARGETS` (comma-separated names) picks targets.
 #![allow(missing_docs)]
 
 use std::io::Write;
