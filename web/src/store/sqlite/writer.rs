@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
@@ -115,10 +115,9 @@ pub(super) struct Helpers {
     pub(super) sync: Option<Syncer>,
     garbage: Option<std::sync::mpsc::Sender<Garbage>>,
     pub(super) checkpoint: Option<std::sync::mpsc::SyncSender<()>>,
-    /// Set by the checkpoint thread once it copied the WAL back (see [`copy_the_tail`]).
-    copied: Arc<AtomicBool>,
-    /// Bytes of frames the WAL held at the checkpoint thread's last copy.
-    wal_bytes: Arc<AtomicU64>,
+    /// Set by the checkpoint thread once it copied the WAL back, to the bytes of frames the
+    /// WAL then held (at least 1); taken (reset to 0) by [`copy_the_tail`].
+    copied: Arc<AtomicU64>,
 }
 
 impl Helpers {
@@ -130,14 +129,12 @@ impl Helpers {
             .spawn(move || garbage_rx.into_iter().for_each(drop))
             .ok()
             .map(|_| garbage_tx);
-        let copied = Arc::new(AtomicBool::new(false));
-        let wal_bytes = Arc::new(AtomicU64::new(0));
+        let copied = Arc::new(AtomicU64::new(0));
         let checkpoint = match Connection::open(path) {
             Ok(conn) => {
                 // At most one request pending: commits during a checkpoint coalesce.
                 let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
                 let done = copied.clone();
-                let held = wal_bytes.clone();
                 std::thread::Builder::new()
                     .name("roentgen-store-checkpoint".to_owned())
                     .spawn(move || {
@@ -151,8 +148,7 @@ impl Helpers {
                             }) {
                                 Ok(frames) => {
                                     let frames = u64::try_from(frames).unwrap_or(0);
-                                    held.store(frames * page, Ordering::Release);
-                                    done.store(true, Ordering::Release);
+                                    done.store((frames * page).max(1), Ordering::Release);
                                 }
                                 Err(e) => {
                                     tracing::warn!(error = %e, "background checkpoint failed")
@@ -176,7 +172,6 @@ impl Helpers {
             garbage,
             checkpoint,
             copied,
-            wal_bytes,
         }
     }
 
@@ -191,9 +186,7 @@ impl Helpers {
     /// writer. Done after every background checkpoint, it cost OTLP ingest about a tenth of
     /// its rate.
     fn copy_the_tail(&self, conn: &Connection) {
-        if !self.copied.swap(false, Ordering::AcqRel)
-            || self.wal_bytes.load(Ordering::Acquire) < TAIL_COPY_AT_BYTES
-        {
+        if self.copied.swap(0, Ordering::AcqRel) < TAIL_COPY_AT_BYTES {
             return;
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
